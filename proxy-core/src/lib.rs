@@ -1,0 +1,22 @@
+//! Veil's core library.
+//!
+//! Where things live:
+//! - [`rules`]: the rule-file model, its loader (YAML/JSON, Psoxy format) and compilation.
+//! - [`jsonpath`]: JSONPath selection, compiled so one traversal serves a whole rule set.
+//! - [`transform`]: what each transform (`redact`, `pseudonymize`, …) does to one value.
+//! - [`schema_filter`]: the `responseSchema` allowlist filter.
+//! - [`sanitize`]: the engine that applies an endpoint's rules to a JSON document.
+//! - [`pseudonym`]: pseudonym and reversible-token cryptography (`t~`, `p~`).
+//! - [`policy`]: which requests an endpoint allows (method, path, query, headers).
+//! - [`secret`]: secret values that never print.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod jsonpath;
+pub mod policy;
+pub mod pseudonym;
+pub mod rules;
+pub mod sanitize;
+pub mod schema_filter;
+pub mod secret;
+pub mod transform;

@@ -1,0 +1,558 @@
+//! Compiling a [`RuleFile`] into a [`RuleSet`]: every path, regex, template,
+//! schema and transform is checked and compiled once, at load.
+
+use std::path::Path;
+
+use regex::Regex;
+use sha2::{Digest, Sha256};
+
+use super::java_regex;
+use super::load;
+use super::model::{ConnectorMeta, EndpointSpec, ParameterSchema, RuleFile};
+use super::transform_spec::TransformSpec;
+use crate::error::RuleError;
+use crate::jsonpath::{self, CompiledPath, PathSet};
+use crate::policy::{ParamKind, ParamSchema, PathPattern};
+use crate::pseudonym::{Encoding, PseudonymizeOptions};
+use crate::sanitize::{EndpointSanitizer, RuleTransform};
+use crate::schema_filter::SchemaFilter;
+use crate::transform::{self, Transform};
+
+/// A loaded, compiled rule file.
+#[derive(Debug)]
+pub struct RuleSet {
+    /// Where the rules came from (file name or `builtin:NAME`).
+    pub source: String,
+    /// Hex SHA-256 of the rule file's bytes.
+    pub sha256: String,
+    pub connector: Option<ConnectorMeta>,
+    pub endpoints: Vec<CompiledEndpoint>,
+    /// Problems that do not stop loading (e.g. overlapping endpoints).
+    pub warnings: Vec<String>,
+}
+
+/// One compiled endpoint.
+#[derive(Debug)]
+pub struct CompiledEndpoint {
+    pub index: usize,
+    /// The template or regex as written; used in logs (never the raw path).
+    pub label: String,
+    pub path: PathPattern,
+    /// Upper-case methods.
+    pub methods: Vec<String>,
+    /// Lower-cased, percent-decoded names; `None` = any.
+    pub allowed_query: Option<Vec<String>>,
+    pub query_param_schemas: Vec<(String, ParamSchema)>,
+    pub path_param_schemas: Vec<(String, ParamSchema)>,
+    /// Lower-case header names forwarded upstream.
+    pub allowed_headers: Vec<String>,
+    pub sanitizer: EndpointSanitizer,
+}
+
+impl RuleSet {
+    /// Loads and compiles a rule file from disk.
+    pub fn from_file(path: &Path) -> Result<RuleSet, RuleError> {
+        let (text, model) = load::read_file(path)?;
+        compile(&path.display().to_string(), &text, model)
+    }
+
+    /// Loads and compiles rule-file text.
+    pub fn from_str(name: &str, text: &str) -> Result<RuleSet, RuleError> {
+        let model = load::parse(name, text)?;
+        compile(name, text, model)
+    }
+}
+
+/// Compiles a parsed rule file; `text` is hashed for the rules SHA.
+pub fn compile(name: &str, text: &str, model: RuleFile) -> Result<RuleSet, RuleError> {
+    let err = |ctx: String, msg: String| RuleError::new(name, ctx, msg);
+    if model.allow_all_endpoints == Some(true) {
+        return Err(err(
+            "allowAllEndpoints".into(),
+            "`allowAllEndpoints: true` is not supported: Veil forwards only the endpoints listed"
+                .into(),
+        ));
+    }
+    if model.endpoints.is_empty() {
+        return Err(err(
+            "endpoints".into(),
+            "the rule file lists no endpoints".into(),
+        ));
+    }
+    let mut endpoints = Vec::with_capacity(model.endpoints.len());
+    for (i, spec) in model.endpoints.iter().enumerate() {
+        endpoints.push(compile_endpoint(i, spec).map_err(|(ctx, msg)| {
+            let ctx = if ctx.is_empty() {
+                format!("endpoints[{i}]")
+            } else {
+                format!("endpoints[{i}].{ctx}")
+            };
+            err(ctx, msg)
+        })?);
+    }
+    let warnings = overlaps(&endpoints);
+    let sha256 = hex(&Sha256::digest(text.as_bytes()));
+    Ok(RuleSet {
+        source: name.to_string(),
+        sha256,
+        connector: model.connector,
+        endpoints,
+        warnings,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+type CompileErr = (String, String);
+
+fn at(ctx: &str) -> impl Fn(String) -> CompileErr + '_ {
+    move |msg| (ctx.to_string(), msg)
+}
+
+fn compile_endpoint(index: usize, spec: &EndpointSpec) -> Result<CompiledEndpoint, CompileErr> {
+    let (path, label) = match (&spec.path_template, &spec.path_regex) {
+        (Some(t), None) => (
+            PathPattern::template(t).map_err(at("pathTemplate"))?,
+            t.clone(),
+        ),
+        (None, Some(r)) => (
+            PathPattern::Regex(java_regex::compile(r, true, true).map_err(at("pathRegex"))?),
+            r.clone(),
+        ),
+        (Some(_), Some(_)) => {
+            return Err(at("")(
+                "give either `pathTemplate` or `pathRegex`, not both".into(),
+            ))
+        }
+        (None, None) => {
+            return Err(at("")(
+                "an endpoint needs `pathTemplate` or `pathRegex`".into(),
+            ))
+        }
+    };
+    let methods: Vec<String> = match &spec.allowed_methods {
+        None => vec!["GET".into(), "HEAD".into()],
+        Some(m) if m.is_empty() => return Err(at("allowedMethods")("the list is empty".into())),
+        Some(m) => {
+            let mut out = Vec::new();
+            for x in m {
+                let up = x.trim().to_ascii_uppercase();
+                if !["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+                    .contains(&up.as_str())
+                {
+                    return Err(at("allowedMethods")(format!("unknown HTTP method `{x}`")));
+                }
+                out.push(up);
+            }
+            out
+        }
+    };
+    let mut path_param_schemas = Vec::new();
+    if let Some(schemas) = &spec.path_parameter_schemas {
+        let params = path.params();
+        for (name, s) in schemas {
+            if !params.contains(&name.as_str()) {
+                return Err(at("pathParameterSchemas")(format!(
+                    "`{name}` is not a parameter of the path template (parameters: {})",
+                    params.join(", ")
+                )));
+            }
+            path_param_schemas.push((
+                name.clone(),
+                param_schema(s).map_err(at(&format!("pathParameterSchemas.{name}")))?,
+            ));
+        }
+    }
+    let mut query_param_schemas = Vec::new();
+    if let Some(schemas) = &spec.query_param_schemas {
+        for (name, s) in schemas {
+            query_param_schemas.push((
+                name.to_lowercase(),
+                param_schema(s).map_err(at(&format!("queryParamSchemas.{name}")))?,
+            ));
+        }
+    }
+    let allowed_query = spec
+        .allowed_query_params
+        .as_ref()
+        .map(|q| q.iter().map(|n| n.to_lowercase()).collect());
+    let allowed_headers = spec
+        .allowed_request_headers
+        .as_ref()
+        .map(|h| h.iter().map(|n| n.trim().to_ascii_lowercase()).collect())
+        .unwrap_or_default();
+    let schema = match &spec.response_schema {
+        Some(s) => Some(SchemaFilter::compile(s).map_err(at("responseSchema"))?),
+        None => None,
+    };
+    let mut transforms = Vec::with_capacity(spec.transforms.len());
+    let mut paths: Vec<CompiledPath> = Vec::new();
+    let mut owners = Vec::new();
+    for (ti, t) in spec.transforms.iter().enumerate() {
+        let ctx = format!("transforms[{ti}]");
+        let (rt, tpaths) = compile_transform(t).map_err(|(c, m)| {
+            (
+                if c.is_empty() {
+                    ctx.clone()
+                } else {
+                    format!("{ctx}.{c}")
+                },
+                format!("({}) {m}", t.method),
+            )
+        })?;
+        for p in tpaths {
+            paths.push(p);
+            owners.push(ti);
+        }
+        transforms.push(rt);
+    }
+    Ok(CompiledEndpoint {
+        index,
+        label,
+        path,
+        methods,
+        allowed_query,
+        query_param_schemas,
+        path_param_schemas,
+        allowed_headers,
+        sanitizer: EndpointSanitizer::new(schema, transforms, PathSet::new(paths), owners),
+    })
+}
+
+fn param_schema(s: &ParameterSchema) -> Result<ParamSchema, String> {
+    let kind = match s.kind.as_deref() {
+        None | Some("string") => ParamKind::String,
+        Some("integer") => ParamKind::Integer,
+        Some("number") => ParamKind::Number,
+        Some("boolean") => ParamKind::Boolean,
+        Some(o) => {
+            return Err(format!(
+                "unknown type `{o}` (string, integer, number, boolean)"
+            ))
+        }
+    };
+    let reversible = match s.format.as_deref() {
+        None => false,
+        Some("reversible-pseudonym") => true,
+        Some(o) => {
+            return Err(format!(
+                "unknown format `{o}` (known: reversible-pseudonym)"
+            ))
+        }
+    };
+    let pattern = match &s.pattern {
+        Some(p) => Some(java_regex::compile(p, false, false)?),
+        None => None,
+    };
+    Ok(ParamSchema {
+        kind,
+        pattern,
+        allowed: s.allowed.clone(),
+        reversible,
+    })
+}
+
+/// Options each method accepts (besides `jsonPaths` and `applyOnlyWhen`).
+fn allowed_options(method: &str) -> &'static [&'static str] {
+    match method {
+        "redactRegexMatches" => &["redactions"],
+        "redactExceptPhrases" => &["allowedPhrases"],
+        "redactExceptSubstringsMatchingRegexes" => &["exceptions"],
+        "filterTokenByRegex" => &["filters", "delimiter"],
+        "pseudonymize" => &[
+            "encoding",
+            "includeOriginal",
+            "includeReversible",
+            "onlyIfRegex",
+        ],
+        "pseudonymizeRegexMatches" | "tokenize" => &["regex"],
+        _ => &[],
+    }
+}
+
+fn compile_transform(t: &TransformSpec) -> Result<(RuleTransform, Vec<CompiledPath>), CompileErr> {
+    let o = &t.options;
+    let set: Vec<(&str, bool)> = vec![
+        ("redactions", o.redactions.is_some()),
+        ("allowedPhrases", o.allowed_phrases.is_some()),
+        ("exceptions", o.exceptions.is_some()),
+        ("filters", o.filters.is_some()),
+        ("delimiter", o.delimiter.is_some()),
+        ("encoding", o.encoding.is_some()),
+        ("includeOriginal", o.include_original.is_some()),
+        ("includeReversible", o.include_reversible.is_some()),
+        ("onlyIfRegex", o.only_if_regex.is_some()),
+        ("regex", o.regex.is_some()),
+    ];
+    let allowed = allowed_options(&t.method);
+    for (name, present) in set {
+        if present && !allowed.contains(&name) {
+            let valid = if allowed.is_empty() {
+                "none besides jsonPaths and applyOnlyWhen".to_string()
+            } else {
+                allowed.join(", ")
+            };
+            return Err((
+                name.into(),
+                format!(
+                    "`{name}` is not an option of `{}` (its options: {valid})",
+                    t.method
+                ),
+            ));
+        }
+    }
+    if o.json_paths.is_empty() {
+        return Err((
+            "jsonPaths".into(),
+            "`jsonPaths` is empty: the transform would do nothing".into(),
+        ));
+    }
+    let mut paths = Vec::new();
+    for (i, p) in o.json_paths.iter().enumerate() {
+        paths.push(jsonpath::compile(p).map_err(|m| (format!("jsonPaths[{i}]"), m))?);
+    }
+    let apply_only_when = match &o.apply_only_when {
+        Some(p) => Some(jsonpath::compile(p).map_err(|m| ("applyOnlyWhen".to_string(), m))?),
+        None => None,
+    };
+    let regexes = |list: &Option<Vec<String>>,
+                   field: &str,
+                   anchored: bool|
+     -> Result<Vec<Regex>, CompileErr> {
+        let list = list.as_deref().unwrap_or_default();
+        if list.is_empty() {
+            return Err((
+                field.to_string(),
+                format!("`{field}` must list at least one regex"),
+            ));
+        }
+        list.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                java_regex::compile(r, false, anchored).map_err(|m| (format!("{field}[{i}]"), m))
+            })
+            .collect()
+    };
+    let one_regex = |r: &str, field: &str| {
+        java_regex::compile(r, false, false).map_err(|m| (field.to_string(), m))
+    };
+    let transform = match t.method.as_str() {
+        "redact" => Transform::Redact,
+        "redactRegexMatches" => Transform::RedactRegexMatches(transform::redact::RegexMatches {
+            redactions: regexes(&o.redactions, "redactions", false)?,
+        }),
+        "redactExceptPhrases" => {
+            let phrases = o.allowed_phrases.clone().unwrap_or_default();
+            if phrases.is_empty() {
+                return Err(("allowedPhrases".into(), "`allowedPhrases` is empty".into()));
+            }
+            Transform::RedactExceptPhrases(
+                transform::redact::ExceptPhrases::new(&phrases)
+                    .map_err(|m| ("allowedPhrases".to_string(), m))?,
+            )
+        }
+        "redactExceptSubstringsMatchingRegexes" => {
+            Transform::RedactExceptSubstringsMatchingRegexes(transform::redact::ExceptSubstrings {
+                exceptions: regexes(&o.exceptions, "exceptions", false)?,
+            })
+        }
+        "filterTokenByRegex" => Transform::FilterTokenByRegex(transform::redact::FilterTokens {
+            filters: regexes(&o.filters, "filters", true)?,
+            delimiter: one_regex(o.delimiter.as_deref().unwrap_or(r"\s+"), "delimiter")?,
+        }),
+        "pseudonymize" => {
+            let encoding = match o.encoding.as_deref() {
+                None | Some("URL_SAFE_TOKEN") => Encoding::UrlSafeToken,
+                Some("URL_SAFE_HASH_ONLY") => Encoding::UrlSafeHashOnly,
+                Some("JSON") => Encoding::Json,
+                Some(x) => {
+                    return Err((
+                        "encoding".into(),
+                        format!(
+                            "unknown encoding `{x}` (URL_SAFE_TOKEN, URL_SAFE_HASH_ONLY, JSON)"
+                        ),
+                    ))
+                }
+            };
+            let include_original = o.include_original.unwrap_or(false);
+            if include_original && encoding != Encoding::Json {
+                return Err((
+                    "includeOriginal".into(),
+                    "`includeOriginal: true` needs `encoding: JSON` (a URL-safe token cannot carry the original)".into(),
+                ));
+            }
+            let include_reversible = o.include_reversible.unwrap_or(false);
+            if include_reversible && encoding == Encoding::UrlSafeHashOnly {
+                return Err((
+                    "includeReversible".into(),
+                    "`includeReversible: true` does not work with URL_SAFE_HASH_ONLY".into(),
+                ));
+            }
+            Transform::Pseudonymize(transform::pseudonymize::Pseudonymize {
+                options: PseudonymizeOptions {
+                    encoding,
+                    include_original,
+                    include_reversible,
+                },
+                only_if: o
+                    .only_if_regex
+                    .as_deref()
+                    .map(|r| one_regex(r, "onlyIfRegex"))
+                    .transpose()?,
+            })
+        }
+        "pseudonymizeRegexMatches" => {
+            Transform::PseudonymizeRegexMatches(transform::pseudonymize::RegexMatches {
+                regex: with_group(o.regex.as_deref(), "pseudonymizeRegexMatches")?,
+            })
+        }
+        "pseudonymizeEmailHeader" => Transform::PseudonymizeEmailHeader,
+        "tokenize" => Transform::Tokenize(transform::tokenize::Tokenize {
+            regex: match o.regex.as_deref() {
+                Some(r) => Some(with_group(Some(r), "tokenize")?),
+                None => None,
+            },
+        }),
+        other => return Err((String::new(), format!("unknown transform `{other}`"))),
+    };
+    Ok((
+        RuleTransform {
+            transform,
+            apply_only_when,
+            paths: o.json_paths.clone(),
+        },
+        paths,
+    ))
+}
+
+fn with_group(r: Option<&str>, method: &str) -> Result<Regex, CompileErr> {
+    let r = r.ok_or_else(|| ("regex".to_string(), format!("`{method}` needs `regex`")))?;
+    let re = java_regex::compile(r, false, false).map_err(|m| ("regex".to_string(), m))?;
+    if re.captures_len() < 2 {
+        return Err((
+            "regex".into(),
+            format!("regex `{r}` needs a capture group: group 1 is what gets replaced"),
+        ));
+    }
+    Ok(re)
+}
+
+/// Pairs of endpoints that can match the same request.
+fn overlaps(eps: &[CompiledEndpoint]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, a) in eps.iter().enumerate() {
+        for b in &eps[i + 1..] {
+            let overlap = match (&a.path, &b.path) {
+                (PathPattern::Template(x), PathPattern::Template(y)) => {
+                    x.len() == y.len()
+                        && x.iter().zip(y).all(|(s, t)| {
+                            use crate::policy::TemplateSegment::*;
+                            match (s, t) {
+                                (Literal(l), Literal(m)) => l.eq_ignore_ascii_case(m),
+                                _ => true,
+                            }
+                        })
+                }
+                (PathPattern::Template(_), PathPattern::Regex(re)) => {
+                    a.path.example().is_some_and(|e| re.is_match(&e))
+                }
+                (PathPattern::Regex(re), PathPattern::Template(_)) => {
+                    b.path.example().is_some_and(|e| re.is_match(&e))
+                }
+                (PathPattern::Regex(_), PathPattern::Regex(_)) => a.label == b.label,
+            };
+            if overlap {
+                out.push(format!(
+                    "endpoints[{}] `{}` and endpoints[{}] `{}` can match the same path; the first one wins",
+                    a.index, a.label, b.index, b.label
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(y: &str) -> Result<RuleSet, String> {
+        RuleSet::from_str("t.yaml", y).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn load_errors_name_place_and_problem() {
+        let cases = [
+            ("endpoints:\n  - pathTemplate: /x\n    transforms:\n      - !<redact>\n        jsonPaths: []\n", "endpoints[0].transforms[0].jsonPaths", "is empty"),
+            ("endpoints:\n  - pathTemplate: /x\n    transforms:\n      - !<redact>\n        jsonPaths: ['$..[']\n", "endpoints[0].transforms[0].jsonPaths[0]", "invalid JSONPath"),
+            ("endpoints:\n  - pathTemplate: /x\n    transforms:\n      - !<redactRegexMatches>\n        jsonPaths: ['$..a']\n        redactions: ['a(']\n", "endpoints[0].transforms[0].redactions[0]", "invalid regex"),
+            ("endpoints:\n  - pathTemplate: /x\n    transforms:\n      - !<pseudonymize>\n        jsonPaths: ['$..a']\n        includeOriginal: true\n", "endpoints[0].transforms[0].includeOriginal", "needs `encoding: JSON`"),
+            ("endpoints:\n  - pathTemplate: /x/{id\n", "endpoints[0].pathTemplate", "unbalanced brace"),
+            ("endpoints:\n  - pathTemplate: /x\n    transforms:\n      - !<redact>\n        jsonPaths: ['$..a']\n        regex: 'x(.)'\n", "endpoints[0].transforms[0].regex", "not an option of `redact`"),
+            ("endpoints:\n  - pathRegex: '^/x(?=y)$'\n", "endpoints[0].pathRegex", "look-ahead"),
+            ("allowAllEndpoints: true\nendpoints:\n  - pathTemplate: /x\n", "allowAllEndpoints", "not supported"),
+            ("endpoints:\n  - pathTemplate: /x/{id}\n    pathParameterSchemas:\n      userId: {format: reversible-pseudonym}\n", "pathParameterSchemas", "not a parameter"),
+            ("endpoints:\n  - pathTemplate: /x\n    transforms:\n      - !<tokenize>\n        jsonPaths: ['$..a']\n        regex: 'abc'\n", "transforms[0].regex", "capture group"),
+        ];
+        for (src, place, what) in cases {
+            let e = load(src).unwrap_err();
+            assert!(e.starts_with("t.yaml"), "{e}");
+            assert!(e.contains(place), "expected `{place}` in: {e}");
+            assert!(e.contains(what), "expected `{what}` in: {e}");
+        }
+    }
+
+    #[test]
+    fn default_methods_are_get_and_head() {
+        let rs = load("endpoints:\n  - pathTemplate: /v1.0/users\n").unwrap();
+        assert_eq!(rs.endpoints[0].methods, ["GET", "HEAD"]);
+        assert_eq!(rs.sha256.len(), 64);
+    }
+
+    #[test]
+    fn overlapping_endpoints_warn_with_both_patterns() {
+        let rs = load("endpoints:\n  - pathTemplate: /v1.0/users/{id}\n  - pathTemplate: /v1.0/users/delta\n  - pathRegex: '^/v1.0/groups/[^/]+$'\n  - pathTemplate: /v1.0/groups/{g}\n").unwrap();
+        assert_eq!(rs.warnings.len(), 2, "{:?}", rs.warnings);
+        assert!(
+            rs.warnings[0].contains("/v1.0/users/{id}")
+                && rs.warnings[0].contains("/v1.0/users/delta")
+        );
+    }
+
+    #[test]
+    fn psoxy_style_file_loads() {
+        let src = r#"
+allowAllEndpoints: false
+endpoints:
+  - pathRegex: "^\\Q/v1.0/users/\\E[^/]*\\Q/messages\\E(?)[?]?[^/]*$"
+    transforms:
+      - !<redact>
+        jsonPaths:
+          - "$..subject"
+          - "$..body"
+      - !<pseudonymize>
+        jsonPaths:
+          - "$..emailAddress.address"
+        encoding: "URL_SAFE_TOKEN"
+      - !<tokenize>
+        jsonPaths:
+          - "$.['@odata.nextLink', '@odata.prevLink']"
+        regex: "^https://graph.microsoft.com/(.*)$"
+"#;
+        let rs = load(src).unwrap();
+        assert_eq!(
+            rs.endpoints[0].sanitizer.transform_names(),
+            ["redact", "pseudonymize", "tokenize"]
+        );
+        assert!(rs.endpoints[0]
+            .path
+            .matches("/v1.0/users/abc/messages", Some("$top=1"))
+            .is_some());
+        assert!(rs.endpoints[0]
+            .path
+            .matches("/v1.0/users/abc/mailFolders/x/messages", None)
+            .is_none());
+    }
+}

@@ -1,0 +1,12 @@
+//! Rule files: the model ([`model`], [`transform_spec`]), reading them
+//! ([`load`]), Java-regex translation ([`java_regex`]) and compiling them
+//! into a [`RuleSet`] ([`compile`]).
+
+pub mod compile;
+pub mod java_regex;
+pub mod load;
+pub mod model;
+pub mod transform_spec;
+
+pub use compile::{CompiledEndpoint, RuleSet};
+pub use transform_spec::TransformSpec;

@@ -1,0 +1,300 @@
+//! The sanitizer: applies an endpoint's `responseSchema` and transforms to a
+//! JSON document.
+//!
+//! All JSONPaths of an endpoint are compiled into one [`PathSet`]; the
+//! document is walked **once**, top-down. At each node the transforms whose
+//! paths end there run in rule order; a removed node is not descended into.
+//! This gives the same result as applying the transforms one after another
+//! over the whole document, at the cost of one traversal.
+//!
+//! `applyOnlyWhen` conditions are evaluated once, on the document as it is
+//! after the `responseSchema` filter and before any transform.
+//!
+//! Fail closed: a transform that cannot handle a value fails the whole
+//! document with a [`SanitizeError`] naming endpoint, transform and path.
+
+use serde_json::Value;
+
+use crate::error::SanitizeError;
+use crate::jsonpath::{CompiledPath, Key, PathSet, State};
+use crate::pseudonym::Pseudonymizer;
+use crate::schema_filter::SchemaFilter;
+use crate::transform::{Outcome, Transform};
+
+/// A transform with its rule-level settings.
+#[derive(Debug)]
+pub struct RuleTransform {
+    pub transform: Transform,
+    pub apply_only_when: Option<CompiledPath>,
+    /// The JSONPaths as written (for reports).
+    pub paths: Vec<String>,
+}
+
+/// What a sanitization did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Values removed or nulled by `responseSchema`.
+    pub schema_changes: usize,
+    /// Per transform (rule order): values changed or removed.
+    pub changes: Vec<usize>,
+    /// Per transform: whether `applyOnlyWhen` let it run.
+    pub active: Vec<bool>,
+}
+
+/// An endpoint's compiled response rules.
+#[derive(Debug)]
+pub struct EndpointSanitizer {
+    schema: Option<SchemaFilter>,
+    transforms: Vec<RuleTransform>,
+    paths: PathSet,
+    /// Path number → transform number.
+    owners: Vec<usize>,
+}
+
+struct Fail {
+    transform: usize,
+    reason: String,
+    /// Path elements, innermost first.
+    at: Vec<String>,
+}
+
+struct Walk<'a> {
+    p: &'a Pseudonymizer,
+    active: &'a [bool],
+    changes: Vec<usize>,
+    /// Reusable buffers, one per depth.
+    bufs: Vec<(Vec<State>, Vec<u32>, Vec<usize>)>,
+}
+
+impl EndpointSanitizer {
+    pub fn new(
+        schema: Option<SchemaFilter>,
+        transforms: Vec<RuleTransform>,
+        paths: PathSet,
+        owners: Vec<usize>,
+    ) -> Self {
+        EndpointSanitizer {
+            schema,
+            transforms,
+            paths,
+            owners,
+        }
+    }
+
+    pub fn transforms(&self) -> &[RuleTransform] {
+        &self.transforms
+    }
+
+    pub fn transform_names(&self) -> Vec<&'static str> {
+        self.transforms.iter().map(|t| t.transform.name()).collect()
+    }
+
+    pub fn has_schema(&self) -> bool {
+        self.schema.is_some()
+    }
+
+    /// Sanitizes `doc` in place. `endpoint` names the endpoint in errors.
+    pub fn sanitize(
+        &self,
+        doc: &mut Value,
+        p: &Pseudonymizer,
+        endpoint: &str,
+    ) -> Result<Report, SanitizeError> {
+        let schema_changes = self.schema.as_ref().map(|s| s.apply(doc)).unwrap_or(0);
+        let active: Vec<bool> = self
+            .transforms
+            .iter()
+            .map(|t| {
+                t.apply_only_when
+                    .as_ref()
+                    .is_none_or(|c| c.matches_any(doc))
+            })
+            .collect();
+        let mut w = Walk {
+            p,
+            active: &active,
+            changes: vec![0; self.transforms.len()],
+            bufs: Vec::new(),
+        };
+        let (mut states, mut matched) = (Vec::new(), Vec::new());
+        self.paths.initial(&mut states, &mut matched);
+        let result = (|| {
+            let mut order = Vec::new();
+            if self.apply_matched(doc, &matched, &mut order, &mut w)? {
+                *doc = Value::Object(Default::default());
+                return Ok(());
+            }
+            if !states.is_empty() {
+                self.walk(doc, &states, 0, &mut w)?;
+            }
+            Ok(())
+        })();
+        result.map_err(|f: Fail| {
+            let mut json_path = String::from("$");
+            for el in f.at.iter().rev() {
+                json_path.push_str(el);
+            }
+            SanitizeError {
+                endpoint: endpoint.to_string(),
+                transform_index: f.transform,
+                transform: self.transforms[f.transform].transform.name(),
+                json_path,
+                reason: f.reason,
+            }
+        })?;
+        Ok(Report {
+            schema_changes,
+            changes: w.changes,
+            active,
+        })
+    }
+
+    /// Applies the transforms of the `matched` paths to `v` in rule order.
+    /// Returns true when `v` must be removed.
+    fn apply_matched(
+        &self,
+        v: &mut Value,
+        matched: &[u32],
+        order: &mut Vec<usize>,
+        w: &mut Walk<'_>,
+    ) -> Result<bool, Fail> {
+        if matched.is_empty() {
+            return Ok(false);
+        }
+        order.clear();
+        order.extend(
+            matched
+                .iter()
+                .map(|&m| self.owners[m as usize])
+                .filter(|&t| w.active[t]),
+        );
+        order.sort_unstable();
+        order.dedup();
+        for &t in order.iter() {
+            match self.transforms[t].transform.apply(v, w.p) {
+                Ok(Outcome::Unchanged) => {}
+                Ok(Outcome::Changed) => w.changes[t] += 1,
+                Ok(Outcome::Remove) => {
+                    w.changes[t] += 1;
+                    return Ok(true);
+                }
+                Err(e) => {
+                    return Err(Fail {
+                        transform: t,
+                        reason: e.0,
+                        at: Vec::new(),
+                    })
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    fn walk(
+        &self,
+        v: &mut Value,
+        states: &[State],
+        depth: usize,
+        w: &mut Walk<'_>,
+    ) -> Result<(), Fail> {
+        let hits = self.paths.filter_hits(states, v);
+        if w.bufs.len() <= depth {
+            w.bufs.resize_with(depth + 1, Default::default);
+        }
+        let (mut next, mut matched, mut order) = std::mem::take(&mut w.bufs[depth]);
+        let mut removed: Vec<usize> = Vec::new();
+        let result = (|| {
+            match v {
+                Value::Object(map) => {
+                    for (pos, (k, child)) in map.iter_mut().enumerate() {
+                        next.clear();
+                        matched.clear();
+                        self.paths.advance(
+                            states,
+                            Key::Name(k),
+                            pos,
+                            hits.as_ref(),
+                            &mut next,
+                            &mut matched,
+                        );
+                        let at = |mut f: Fail| {
+                            f.at.push(name_element(k));
+                            f
+                        };
+                        if self
+                            .apply_matched(child, &matched, &mut order, w)
+                            .map_err(at)?
+                        {
+                            removed.push(pos);
+                            continue;
+                        }
+                        if !next.is_empty() && (child.is_object() || child.is_array()) {
+                            let states = next.clone();
+                            self.walk(child, &states, depth + 1, w).map_err(at)?;
+                        }
+                    }
+                }
+                Value::Array(items) => {
+                    let len = items.len();
+                    for (pos, child) in items.iter_mut().enumerate() {
+                        next.clear();
+                        matched.clear();
+                        self.paths.advance(
+                            states,
+                            Key::Index(pos, len),
+                            pos,
+                            hits.as_ref(),
+                            &mut next,
+                            &mut matched,
+                        );
+                        let at = |mut f: Fail| {
+                            f.at.push(format!("[{pos}]"));
+                            f
+                        };
+                        if self
+                            .apply_matched(child, &matched, &mut order, w)
+                            .map_err(at)?
+                        {
+                            removed.push(pos);
+                            continue;
+                        }
+                        if !next.is_empty() && (child.is_object() || child.is_array()) {
+                            let states = next.clone();
+                            self.walk(child, &states, depth + 1, w).map_err(at)?;
+                        }
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        })();
+        w.bufs[depth] = (next, matched, order);
+        result?;
+        if !removed.is_empty() {
+            let mut pos = 0;
+            let mut r = removed.iter().peekable();
+            let mut keep = |_: &mut Value| {
+                let drop = r.peek().is_some_and(|&&x| x == pos);
+                if drop {
+                    r.next();
+                }
+                pos += 1;
+                !drop
+            };
+            match v {
+                Value::Object(map) => map.retain(|_, val| keep(val)),
+                Value::Array(items) => items.retain_mut(|val| keep(val)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn name_element(k: &str) -> String {
+    if !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        format!(".{k}")
+    } else {
+        format!("['{}']", k.replace('\'', "\\'"))
+    }
+}

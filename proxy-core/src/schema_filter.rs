@@ -1,0 +1,304 @@
+//! The `responseSchema` allowlist filter: a JSON-Schema-shaped description
+//! of what may leave Veil. Applied before the transforms.
+//!
+//! - object members not declared in `properties` are removed (an object
+//!   schema without `properties` keeps no member);
+//! - array elements are filtered by `items` (no `items`: no element is kept);
+//! - a value of the wrong type becomes null (null stays null);
+//! - `$ref: '#/definitions/Name'` refers to the root's `definitions`;
+//! - `anyOf`: the first alternative whose type fits the value applies;
+//! - a schema without `type`, `$ref` or `anyOf` accepts any value as is.
+
+use std::collections::HashMap;
+
+use indexmap::IndexMap;
+use serde_json::Value;
+
+use crate::rules::model::SchemaSpec;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Object,
+    Array,
+    String,
+    Integer,
+    Number,
+    Boolean,
+    Null,
+}
+
+#[derive(Debug, Default)]
+struct Node {
+    kind: Option<Kind>,
+    properties: Option<IndexMap<String, usize>>,
+    items: Option<usize>,
+    any_of: Vec<usize>,
+    reference: Option<usize>,
+}
+
+/// A compiled `responseSchema`.
+#[derive(Debug)]
+pub struct SchemaFilter {
+    nodes: Vec<Node>,
+    root: usize,
+}
+
+impl SchemaFilter {
+    /// Compiles a schema; errors name the place in the schema.
+    pub fn compile(spec: &SchemaSpec) -> Result<SchemaFilter, String> {
+        let mut c = Compiler {
+            nodes: Vec::new(),
+            defs: HashMap::new(),
+            pending: Vec::new(),
+        };
+        if let Some(defs) = &spec.definitions {
+            // Reserve ids first so definitions can refer to each other.
+            for name in defs.keys() {
+                let id = c.alloc();
+                c.defs.insert(name.clone(), id);
+            }
+            for (name, d) in defs {
+                let id = c.defs[name];
+                c.fill(id, d, &format!("definitions.{name}"))?;
+            }
+        }
+        let root = c.alloc();
+        c.fill(root, spec, "responseSchema")?;
+        for (node, name, at) in std::mem::take(&mut c.pending) {
+            let target = *c
+                .defs
+                .get(&name)
+                .ok_or_else(|| format!("{at}: `$ref` to undefined `#/definitions/{name}`"))?;
+            c.nodes[node].reference = Some(target);
+        }
+        Ok(SchemaFilter {
+            nodes: c.nodes,
+            root,
+        })
+    }
+
+    /// Filters `value` in place; returns how many values were removed or nulled.
+    pub fn apply(&self, value: &mut Value) -> usize {
+        self.filter(self.root, value, 0)
+    }
+
+    fn resolve(&self, mut id: usize) -> usize {
+        // `$ref` chains are followed; a cycle of pure refs stops after a bound.
+        for _ in 0..64 {
+            match self.nodes[id].reference {
+                Some(r) => id = r,
+                None => break,
+            }
+        }
+        id
+    }
+
+    fn filter(&self, id: usize, value: &mut Value, depth: usize) -> usize {
+        let id = self.resolve(id);
+        let node = &self.nodes[id];
+        if depth > 256 {
+            *value = Value::Null;
+            return 1;
+        }
+        if !node.any_of.is_empty() {
+            let fit = node.any_of.iter().copied().find(|&alt| {
+                let alt = self.resolve(alt);
+                self.nodes[alt].kind.is_none_or(|k| fits(k, value))
+            });
+            return match fit {
+                Some(alt) => self.filter(alt, value, depth + 1),
+                None => null_out(value),
+            };
+        }
+        let Some(kind) = node.kind else { return 0 };
+        if value.is_null() {
+            return 0;
+        }
+        if !fits(kind, value) {
+            return null_out(value);
+        }
+        match value {
+            Value::Object(map) => {
+                let mut changed = 0;
+                let props = node.properties.as_ref();
+                let before = map.len();
+                map.retain(|k, _| props.is_some_and(|p| p.contains_key(k)));
+                changed += before - map.len();
+                if let Some(props) = props {
+                    for (k, v) in map.iter_mut() {
+                        if let Some(&child) = props.get(k) {
+                            changed += self.filter(child, v, depth + 1);
+                        }
+                    }
+                }
+                changed
+            }
+            Value::Array(items) => match node.items {
+                Some(child) => items
+                    .iter_mut()
+                    .map(|v| self.filter(child, v, depth + 1))
+                    .sum(),
+                None => {
+                    let n = items.len();
+                    items.clear();
+                    n
+                }
+            },
+            _ => 0,
+        }
+    }
+}
+
+fn null_out(value: &mut Value) -> usize {
+    if value.is_null() {
+        0
+    } else {
+        *value = Value::Null;
+        1
+    }
+}
+
+fn fits(kind: Kind, v: &Value) -> bool {
+    match kind {
+        Kind::Object => v.is_object(),
+        Kind::Array => v.is_array(),
+        Kind::String => v.is_string(),
+        Kind::Integer => v.is_i64() || v.is_u64(),
+        Kind::Number => v.is_number(),
+        Kind::Boolean => v.is_boolean(),
+        Kind::Null => v.is_null(),
+    }
+}
+
+struct Compiler {
+    nodes: Vec<Node>,
+    defs: HashMap<String, usize>,
+    pending: Vec<(usize, String, String)>,
+}
+
+impl Compiler {
+    fn alloc(&mut self) -> usize {
+        self.nodes.push(Node::default());
+        self.nodes.len() - 1
+    }
+
+    fn fill(&mut self, id: usize, s: &SchemaSpec, at: &str) -> Result<(), String> {
+        if let Some(r) = &s.reference {
+            let name = r.strip_prefix("#/definitions/").ok_or_else(|| {
+                format!("{at}: `$ref` must look like `#/definitions/Name`, found `{r}`")
+            })?;
+            self.pending.push((id, name.to_string(), at.to_string()));
+        }
+        if s.definitions.is_some() && at != "responseSchema" {
+            return Err(format!(
+                "{at}: `definitions` are only allowed at the top of responseSchema"
+            ));
+        }
+        let kind = match s.kind.as_deref() {
+            None => None,
+            Some("object") => Some(Kind::Object),
+            Some("array") => Some(Kind::Array),
+            Some("string") => Some(Kind::String),
+            Some("integer") => Some(Kind::Integer),
+            Some("number") => Some(Kind::Number),
+            Some("boolean") => Some(Kind::Boolean),
+            Some("null") => Some(Kind::Null),
+            Some(other) => return Err(format!("{at}: unknown type `{other}`")),
+        };
+        if s.properties.is_some() && kind != Some(Kind::Object) {
+            return Err(format!("{at}: `properties` needs `type: object`"));
+        }
+        if s.items.is_some() && kind != Some(Kind::Array) {
+            return Err(format!("{at}: `items` needs `type: array`"));
+        }
+        let mut node = Node {
+            kind,
+            ..Node::default()
+        };
+        if let Some(props) = &s.properties {
+            let mut map = IndexMap::new();
+            for (k, child) in props {
+                let cid = self.alloc();
+                self.fill(cid, child, &format!("{at}.properties.{k}"))?;
+                map.insert(k.clone(), cid);
+            }
+            node.properties = Some(map);
+        }
+        if let Some(items) = &s.items {
+            let cid = self.alloc();
+            self.fill(cid, items, &format!("{at}.items"))?;
+            node.items = Some(cid);
+        }
+        if let Some(alts) = &s.any_of {
+            for (i, alt) in alts.iter().enumerate() {
+                let cid = self.alloc();
+                self.fill(cid, alt, &format!("{at}.anyOf[{i}]"))?;
+                node.any_of.push(cid);
+            }
+        }
+        let pending_ref = self.nodes[id].reference;
+        node.reference = pending_ref;
+        self.nodes[id] = node;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema(y: &str) -> SchemaFilter {
+        let spec: SchemaSpec = serde_yaml_ng::from_str(y).unwrap();
+        SchemaFilter::compile(&spec).unwrap()
+    }
+
+    #[test]
+    fn undeclared_removed_wrong_type_nulled() {
+        let f = schema(
+            "type: object\nproperties:\n  value:\n    type: array\n    items:\n      $ref: '#/definitions/User'\ndefinitions:\n  User:\n    type: object\n    properties:\n      id: {type: string}\n      accountEnabled: {type: boolean}\n      manager: {$ref: '#/definitions/User'}\n",
+        );
+        let mut doc = json!({"value":[{"id":"1","displayName":"Ann","accountEnabled":"yes","manager":{"id":"2","mail":"m@x"}}],"@odata.context":"c"});
+        let n = f.apply(&mut doc);
+        assert_eq!(
+            doc,
+            json!({"value":[{"id":"1","accountEnabled":null,"manager":{"id":"2"}}]})
+        );
+        assert_eq!(n, 4);
+    }
+
+    #[test]
+    fn any_of_picks_fitting_alternative() {
+        let f = schema("anyOf:\n  - type: string\n  - type: object\n    properties:\n      a: {type: integer}\n");
+        let mut v = json!({"a": 1, "b": 2});
+        f.apply(&mut v);
+        assert_eq!(v, json!({"a": 1}));
+        let mut s = json!("x");
+        f.apply(&mut s);
+        assert_eq!(s, json!("x"));
+        let mut n = json!(3);
+        f.apply(&mut n);
+        assert_eq!(n, json!(null));
+    }
+
+    #[test]
+    fn arrays_without_items_are_emptied() {
+        let f = schema("type: object\nproperties:\n  tags: {type: array}\n");
+        let mut v = json!({"tags": ["a", "b"]});
+        f.apply(&mut v);
+        assert_eq!(v, json!({"tags": []}));
+    }
+
+    #[test]
+    fn bad_schemas_are_errors() {
+        for y in [
+            "type: objekt",
+            "$ref: '#/definitions/Nope'",
+            "$ref: 'other.json'",
+            "type: string\nproperties: {a: {}}",
+        ] {
+            let spec: SchemaSpec = serde_yaml_ng::from_str(y).unwrap();
+            assert!(SchemaFilter::compile(&spec).is_err(), "{y}");
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! `tokenize`: values replaced by reversible, authenticated `p~` tokens
+//! (see [`crate::pseudonym`]), so the client can send them back in a later
+//! request and Veil can re-identify them.
+
+use regex::Regex;
+use serde_json::Value;
+
+use super::{scalar_text, set, Failure, Outcome};
+use crate::pseudonym::Pseudonymizer;
+
+/// `tokenize`.
+#[derive(Debug)]
+pub struct Tokenize {
+    /// When present, capture group 1 of each match is replaced by its token
+    /// (e.g. the user id inside `@odata.nextLink`); a value with no match
+    /// becomes null.
+    pub regex: Option<Regex>,
+}
+
+impl Tokenize {
+    pub fn apply(&self, value: &mut Value, p: &Pseudonymizer) -> Result<Outcome, Failure> {
+        let Some(text) = scalar_text(value, "tokenize")? else {
+            return Ok(Outcome::Unchanged);
+        };
+        if text.trim().is_empty() {
+            return Ok(set(value, Value::Null));
+        }
+        let err = |e: crate::pseudonym::CryptoError| Failure(e.to_string());
+        let new = match &self.regex {
+            None => p.encrypt(&text).map_err(err)?,
+            Some(re) => {
+                let mut out = String::with_capacity(text.len() + 64);
+                let mut last = 0;
+                let mut any = false;
+                for caps in re.captures_iter(&text) {
+                    let Some(g) = caps.get(1) else { continue };
+                    if g.as_str().is_empty() {
+                        continue;
+                    }
+                    any = true;
+                    out.push_str(&text[last..g.start()]);
+                    out.push_str(&p.encrypt(g.as_str()).map_err(err)?);
+                    last = g.end();
+                }
+                if !any {
+                    return Ok(set(value, Value::Null));
+                }
+                out.push_str(&text[last..]);
+                out
+            }
+        };
+        Ok(set(value, Value::String(new)))
+    }
+}
