@@ -11,6 +11,7 @@
 //! - [`secret`]: secret values that never print.
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod error;
 pub mod jsonpath;
 pub mod policy;

@@ -237,6 +237,36 @@ impl std::fmt::Display for Refusal {
     }
 }
 
+/// Splits a full URL (`https://graph.microsoft.com/v1.0/users?$top=5`) or
+/// a bare path (`/v1.0/users?$top=5`) into path and raw query. The fragment
+/// is dropped.
+pub fn split_url(url: &str) -> (String, Option<String>) {
+    let url = url.trim();
+    let url = url.split_once('#').map(|(a, _)| a).unwrap_or(url);
+    let after_authority = match url.find("://") {
+        Some(i) => {
+            let rest = &url[i + 3..];
+            match rest.find(['/', '?']) {
+                Some(j) => &rest[j..],
+                None => "/",
+            }
+        }
+        None => url,
+    };
+    let (path, query) = match after_authority.split_once('?') {
+        Some((p, q)) => (p, Some(q.to_string())),
+        None => (after_authority, None),
+    };
+    let path = if path.is_empty() {
+        "/".to_string()
+    } else if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    };
+    (path, query)
+}
+
 /// Splits and percent-decodes a raw query string.
 pub fn parse_query(raw: &str) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
@@ -443,6 +473,20 @@ mod tests {
         ] {
             assert!(PathPattern::template(t).is_err(), "{t}");
         }
+    }
+
+    #[test]
+    fn urls_split() {
+        assert_eq!(
+            split_url("https://graph.microsoft.com/v1.0/users?$top=5"),
+            ("/v1.0/users".into(), Some("$top=5".into()))
+        );
+        assert_eq!(split_url("/v1.0/users"), ("/v1.0/users".into(), None));
+        assert_eq!(split_url("v1.0/users#x"), ("/v1.0/users".into(), None));
+        assert_eq!(
+            split_url("https://graph.microsoft.com?x=1"),
+            ("/".into(), Some("x=1".into()))
+        );
     }
 
     #[test]

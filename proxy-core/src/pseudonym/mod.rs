@@ -109,7 +109,14 @@ pub enum CryptoError {
 
 /// A ready-to-use pseudonymizer; cheap to share (`Arc`) across threads.
 pub struct Pseudonymizer {
-    _private: (),
+    scheme: Scheme,
+    email: EmailPolicy,
+    keys: Keys,
+}
+
+enum Keys {
+    Hmac(hmac_scheme::HmacScheme),
+    Psoxy(psoxy_scheme::PsoxyScheme),
 }
 
 impl std::fmt::Debug for Pseudonymizer {
@@ -118,21 +125,122 @@ impl std::fmt::Debug for Pseudonymizer {
     }
 }
 
+/// How to make a secret that passes the `hmac` scheme's checks.
+const GENERATE_HINT: &str = "generate one with `openssl rand -base64 32` (the string is used as \
+     raw bytes, exactly as given)";
+
+/// Never empty; at least `min_len` bytes.
+fn check_secret(what: &str, secret: &Secret, min_len: usize) -> Result<(), CryptoError> {
+    if secret.is_empty() {
+        return Err(CryptoError::WeakSecret(format!(
+            "{what} is empty; {GENERATE_HINT}"
+        )));
+    }
+    if secret.len() < min_len {
+        return Err(CryptoError::WeakSecret(format!(
+            "{what} is too short for the hmac scheme: it needs at least {min_len} bytes; \
+             {GENERATE_HINT}"
+        )));
+    }
+    Ok(())
+}
+
 impl Pseudonymizer {
     /// Validates the secrets (never empty; `hmac` requires ≥ 32 bytes) and
     /// derives keys once.
-    pub fn new(_config: PseudonymConfig) -> Result<Self, CryptoError> {
-        unimplemented!()
+    ///
+    /// In the `hmac` scheme key ids must be 1–16 characters of
+    /// `[A-Za-z0-9_-]` and unique. A domain policy of
+    /// [`DomainPolicy::Encrypt`] needs an encryption key
+    /// ([`CryptoError::NoEncryptionKey`] otherwise). In the `psoxy` scheme
+    /// only the first key is used (its id is not checked), and deriving it
+    /// takes PBKDF2's 65 536 rounds.
+    pub fn new(config: PseudonymConfig) -> Result<Self, CryptoError> {
+        let PseudonymConfig {
+            scheme,
+            salt,
+            encryption_keys,
+            email,
+        } = config;
+        let min_len = match scheme {
+            Scheme::Hmac => hmac_scheme::MIN_SECRET_LEN,
+            Scheme::Psoxy => 1,
+        };
+        check_secret("the pseudonymization salt", &salt, min_len)?;
+        for (i, (id, key)) in encryption_keys.iter().enumerate() {
+            let valid_id = hmac_scheme::is_valid_key_id(id);
+            if scheme == Scheme::Hmac {
+                if !valid_id {
+                    return Err(CryptoError::WeakSecret(format!(
+                        "encryption key #{} has an invalid id: key ids are 1 to {} characters \
+                         of A-Z, a-z, 0-9, '_' and '-'",
+                        i + 1,
+                        hmac_scheme::MAX_KEY_ID_LEN
+                    )));
+                }
+                if encryption_keys[..i].iter().any(|(other, _)| other == id) {
+                    return Err(CryptoError::WeakSecret(format!(
+                        "encryption key id '{id}' is configured more than once"
+                    )));
+                }
+            }
+            let what = if valid_id {
+                format!("encryption key '{id}'")
+            } else {
+                format!("encryption key #{}", i + 1)
+            };
+            check_secret(&what, key, min_len)?;
+        }
+        if email.domain == DomainPolicy::Encrypt && encryption_keys.is_empty() {
+            return Err(CryptoError::NoEncryptionKey);
+        }
+        let keys = match scheme {
+            Scheme::Hmac => Keys::Hmac(hmac_scheme::HmacScheme::new(&salt, &encryption_keys)?),
+            Scheme::Psoxy => Keys::Psoxy(psoxy_scheme::PsoxyScheme::new(
+                &salt,
+                encryption_keys.first().map(|(_, k)| k),
+            )),
+        };
+        Ok(Pseudonymizer {
+            scheme,
+            email,
+            keys,
+        })
     }
 
     pub fn scheme(&self) -> Scheme {
-        unimplemented!()
+        self.scheme
+    }
+
+    /// The email policy in force.
+    pub fn email_policy(&self) -> EmailPolicy {
+        self.email
     }
 
     /// The 32-byte digest of a value after canonicalization (emails are
     /// canonicalized per the email policy; other values hashed as they are).
-    pub fn digest(&self, _value: &str) -> [u8; 32] {
-        unimplemented!()
+    pub fn digest(&self, value: &str) -> [u8; 32] {
+        match email::parse_address(value) {
+            Some(addr) => self.digest_email(&addr),
+            None => self.raw_digest(value.as_bytes()),
+        }
+    }
+
+    /// The scheme's digest of exactly these bytes (no canonicalization).
+    pub fn raw_digest(&self, data: &[u8]) -> [u8; 32] {
+        match &self.keys {
+            Keys::Hmac(k) => k.digest(data),
+            Keys::Psoxy(k) => k.digest(data),
+        }
+    }
+
+    /// The digest of an email domain, lowercased (the `h~` domain token).
+    pub fn hash_domain(&self, domain: &str) -> [u8; 32] {
+        self.raw_digest(domain.to_lowercase().as_bytes())
+    }
+
+    fn digest_email(&self, addr: &email::Address<'_>) -> [u8; 32] {
+        self.raw_digest(email::canonical(addr, self.email.ignore_dots).as_bytes())
     }
 
     /// Full pseudonym string for `value` per the options (`t~…@domain`,
@@ -140,21 +248,815 @@ impl Pseudonymizer {
     /// callers map blank strings to null before calling.
     pub fn pseudonymize(
         &self,
-        _value: &str,
-        _opts: PseudonymizeOptions,
+        value: &str,
+        opts: PseudonymizeOptions,
     ) -> Result<String, CryptoError> {
-        unimplemented!()
+        let addr = email::parse_address(value);
+        let digest = match &addr {
+            Some(a) => self.digest_email(a),
+            None => self.raw_digest(value.as_bytes()),
+        };
+        match opts.encoding {
+            Encoding::UrlSafeHashOnly => Ok(encoding::b64(&digest)),
+            Encoding::UrlSafeToken => {
+                let domain = match &addr {
+                    Some(a) => self.domain_part(a.domain)?,
+                    None => None,
+                };
+                let mut out = String::with_capacity(
+                    3 + encoding::DIGEST_B64_LEN + domain.as_ref().map_or(0, |d| d.len()),
+                );
+                if opts.include_reversible {
+                    out.push_str(encoding::REVERSIBLE_PREFIX);
+                    encoding::push_b64(&mut out, &self.reversible_body(value, &digest)?);
+                } else {
+                    out.push_str(encoding::HASH_PREFIX);
+                    encoding::push_b64(&mut out, &digest);
+                }
+                if let Some(d) = domain {
+                    out.push('@');
+                    out.push_str(&d);
+                }
+                Ok(out)
+            }
+            Encoding::Json => {
+                let domain = match &addr {
+                    Some(a) => self.domain_part(a.domain)?,
+                    None => None,
+                };
+                let hash = encoding::b64(&digest);
+                let reversible = if opts.include_reversible {
+                    let mut t = String::from(encoding::REVERSIBLE_PREFIX);
+                    encoding::push_b64(&mut t, &self.reversible_body(value, &digest)?);
+                    Some(t)
+                } else {
+                    None
+                };
+                Ok(encoding::json(&encoding::JsonFields {
+                    domain: domain.as_deref(),
+                    hash: &hash,
+                    original: opts.include_original.then_some(value),
+                    reversible: reversible.as_deref(),
+                }))
+            }
+        }
+    }
+
+    /// What follows `@` for an email's domain under the domain policy; `None`
+    /// when the domain is redacted.
+    fn domain_part<'a>(
+        &self,
+        domain: &'a str,
+    ) -> Result<Option<std::borrow::Cow<'a, str>>, CryptoError> {
+        use std::borrow::Cow;
+        Ok(match self.email.domain {
+            DomainPolicy::Preserve => Some(Cow::Borrowed(domain)),
+            DomainPolicy::Redact => None,
+            DomainPolicy::Tokenize => {
+                let mut s = String::from(encoding::DOMAIN_HASH_PREFIX);
+                encoding::push_b64(&mut s, &self.hash_domain(domain));
+                Some(Cow::Owned(s))
+            }
+            DomainPolicy::Encrypt => {
+                let mut s = String::from(encoding::DOMAIN_ENCRYPTED_PREFIX);
+                encoding::push_b64(&mut s, &self.encrypt_body(&domain.to_lowercase())?);
+                Some(Cow::Owned(s))
+            }
+        })
+    }
+
+    /// The reversible body used by `pseudonymize`: in the `psoxy` scheme its
+    /// hash is the pseudonym's digest (canonical for emails), as in Psoxy.
+    fn reversible_body(&self, value: &str, digest: &[u8; 32]) -> Result<Vec<u8>, CryptoError> {
+        match &self.keys {
+            Keys::Hmac(k) => k.encrypt(value.as_bytes()),
+            Keys::Psoxy(k) => k.encrypt_with_hash(value, digest),
+        }
+    }
+
+    fn encrypt_body(&self, value: &str) -> Result<Vec<u8>, CryptoError> {
+        match &self.keys {
+            Keys::Hmac(k) => k.encrypt(value.as_bytes()),
+            Keys::Psoxy(k) => k.encrypt(value),
+        }
     }
 
     /// Deterministic reversible token `p~…` of the exact value (no
     /// canonicalization, no domain handling).
-    pub fn encrypt(&self, _value: &str) -> Result<String, CryptoError> {
-        unimplemented!()
+    pub fn encrypt(&self, value: &str) -> Result<String, CryptoError> {
+        let body = self.encrypt_body(value)?;
+        let mut out = String::with_capacity(2 + (body.len() * 4).div_ceil(3));
+        out.push_str(encoding::REVERSIBLE_PREFIX);
+        encoding::push_b64(&mut out, &body);
+        Ok(out)
     }
 
     /// Inverse of [`Self::encrypt`]; also accepts tokens followed by
     /// `@domain` (the domain part is ignored). Rejects modified or forged tokens.
-    pub fn decrypt(&self, _token: &str) -> Result<String, CryptoError> {
-        unimplemented!()
+    pub fn decrypt(&self, token: &str) -> Result<String, CryptoError> {
+        let body = encoding::reversible_body(token)?;
+        match &self.keys {
+            Keys::Hmac(k) => k.decrypt(&body),
+            Keys::Psoxy(k) => k.decrypt(&body),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::LazyLock;
+
+    const SALT32: &str = "0123456789abcdef0123456789abcdef";
+    const KEY_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-key-a";
+    const KEY_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-key-b";
+
+    fn config(scheme: Scheme, salt: &str, keys: &[(&str, &str)]) -> PseudonymConfig {
+        PseudonymConfig {
+            scheme,
+            salt: Secret::from(salt),
+            encryption_keys: keys
+                .iter()
+                .map(|(id, k)| (id.to_string(), Secret::from(*k)))
+                .collect(),
+            email: EmailPolicy::default(),
+        }
+    }
+
+    fn hmac_with(email: EmailPolicy) -> Pseudonymizer {
+        let mut c = config(Scheme::Hmac, SALT32, &[("a", KEY_A)]);
+        c.email = email;
+        Pseudonymizer::new(c).unwrap()
+    }
+
+    fn domain_policy(domain: DomainPolicy) -> Pseudonymizer {
+        hmac_with(EmailPolicy {
+            ignore_dots: false,
+            domain,
+        })
+    }
+
+    static HMAC: LazyLock<Pseudonymizer> = LazyLock::new(|| hmac_with(EmailPolicy::default()));
+    /// Psoxy's check-vector configuration (PBKDF2 is slow: built once).
+    static PSOXY: LazyLock<Pseudonymizer> = LazyLock::new(|| {
+        Pseudonymizer::new(config(Scheme::Psoxy, "salt", &[("k", "secret")])).unwrap()
+    });
+    static PSOXY_OTHER_KEY: LazyLock<Pseudonymizer> = LazyLock::new(|| {
+        Pseudonymizer::new(config(Scheme::Psoxy, "salt", &[("k", "other")])).unwrap()
+    });
+    static PSOXY_OTHER_SALT: LazyLock<Pseudonymizer> = LazyLock::new(|| {
+        Pseudonymizer::new(config(Scheme::Psoxy, "pepper", &[("k", "secret")])).unwrap()
+    });
+
+    const OPTS: PseudonymizeOptions = PseudonymizeOptions {
+        encoding: Encoding::UrlSafeToken,
+        include_original: false,
+        include_reversible: false,
+    };
+
+    fn opts(
+        encoding: Encoding,
+        include_original: bool,
+        include_reversible: bool,
+    ) -> PseudonymizeOptions {
+        PseudonymizeOptions {
+            encoding,
+            include_original,
+            include_reversible,
+        }
+    }
+
+    const PSOXY_P_VECTOR: &str = "p~SIoJOpeSgYF7YUPQ28IWZexVuHyN9A80SJXrbfawKpDRcddGnKI4QDKyjQI9KtjJZDb8FZ27UE_toS68FyWz7Y22fnQYLP91SHJGVwQiN3E";
+
+    #[test]
+    fn psoxy_check_vectors() {
+        let p = &*PSOXY;
+        assert_eq!(p.scheme(), Scheme::Psoxy);
+        assert_eq!(
+            p.pseudonymize("Alice@worklytics.onmicrosoft.com", OPTS)
+                .unwrap(),
+            "t~80OuLKaSEacbENaFngf3v1Ul1rcs-6BmJRZsfb9scss@worklytics.onmicrosoft.com"
+        );
+        assert_eq!(
+            p.pseudonymize("87d349ed-44d7-43e1-9a83-5f2406dee5bd", OPTS)
+                .unwrap(),
+            "t~GIahqS6f7LWgiuhAm2FdsUTe3olu5_uafg6X_8R1Xds"
+        );
+        assert_eq!(
+            p.encrypt("48d31887-5fad-4d73-a9f5-3c356e68a038").unwrap(),
+            PSOXY_P_VECTOR
+        );
+        assert_eq!(
+            p.decrypt(PSOXY_P_VECTOR).unwrap(),
+            "48d31887-5fad-4d73-a9f5-3c356e68a038"
+        );
+        // pseudonymize with a reversible part: same token for a non-email.
+        assert_eq!(
+            p.pseudonymize(
+                "48d31887-5fad-4d73-a9f5-3c356e68a038",
+                opts(Encoding::UrlSafeToken, false, true)
+            )
+            .unwrap(),
+            PSOXY_P_VECTOR
+        );
+    }
+
+    #[test]
+    fn psoxy_reversible_email_uses_canonical_hash_and_decrypts() {
+        let p = &*PSOXY;
+        let value = "Alice@Worklytics.onmicrosoft.com";
+        let t = p
+            .pseudonymize(value, opts(Encoding::UrlSafeToken, false, true))
+            .unwrap();
+        let (token, domain) = t.split_once('@').unwrap();
+        assert_eq!(domain, "Worklytics.onmicrosoft.com");
+        let body = encoding::decode_b64(&token[2..]).unwrap();
+        assert_eq!(body[..32], p.digest(value));
+        assert_eq!(p.decrypt(&t).unwrap(), value);
+        // encrypt() hashes the exact value instead; both decrypt.
+        let e = p.encrypt(value).unwrap();
+        assert_ne!(e, token);
+        assert_eq!(p.decrypt(&e).unwrap(), value);
+    }
+
+    #[test]
+    fn psoxy_digest_is_sha256_value_then_salt() {
+        use sha2::{Digest, Sha256};
+        let expected: [u8; 32] = Sha256::digest(b"alice@x.comsalt").into();
+        assert_eq!(PSOXY.digest("Alice+news@X.com"), expected);
+        let raw: [u8; 32] = Sha256::digest(b" Bob salt").into();
+        assert_eq!(PSOXY.digest(" Bob "), raw);
+    }
+
+    #[test]
+    fn email_detection_and_canonicalization() {
+        let p = &*HMAC;
+        let d = |v: &str| p.digest(v);
+        let alice = d("alice@example.com");
+        assert_eq!(alice, p.raw_digest(b"alice@example.com"));
+        assert_eq!(d("ALICE@Example.COM"), alice);
+        assert_eq!(d("alice+newsletter@example.com"), alice);
+        assert_eq!(d("Alice Smith <Alice+x@example.com>"), alice);
+        assert_eq!(d("\"Smith, Alice\" <alice@example.com>"), alice);
+        assert_ne!(d("a.lice@example.com"), alice);
+        // Non-emails are hashed exactly as they are.
+        for v in [
+            "Alice",
+            " alice ",
+            "ALICE",
+            "alice@",
+            "87d349ed-44d7-43e1-9a83-5f2406dee5bd",
+        ] {
+            assert_eq!(d(v), p.raw_digest(v.as_bytes()), "{v:?}");
+        }
+        assert_ne!(d("Bob"), d("bob"));
+        // Domain in its original case in the output.
+        let out = p
+            .pseudonymize("Alice Smith <Alice+x@Example.COM>", OPTS)
+            .unwrap();
+        let plain = p.pseudonymize("alice@example.com", OPTS).unwrap();
+        assert_eq!(out.split_once('@').unwrap().1, "Example.COM");
+        assert_eq!(
+            out.split_once('@').unwrap().0,
+            plain.split_once('@').unwrap().0
+        );
+    }
+
+    #[test]
+    fn ignore_dots() {
+        let dots = hmac_with(EmailPolicy {
+            ignore_dots: true,
+            domain: DomainPolicy::Preserve,
+        });
+        assert_eq!(
+            dots.digest("a.l.ice@example.com"),
+            dots.digest("alice@example.com")
+        );
+        assert_eq!(
+            dots.digest("A.lice+x.y@example.com"),
+            dots.raw_digest(b"alice@example.com")
+        );
+        // Dots in non-emails and in the domain stay.
+        assert_ne!(dots.digest("a.b"), dots.digest("ab"));
+        assert_ne!(dots.digest("a@mail.x.com"), dots.digest("a@mailx.com"));
+        assert_ne!(
+            HMAC.digest("a.lice@example.com"),
+            HMAC.digest("alice@example.com")
+        );
+    }
+
+    #[test]
+    fn url_safe_token_and_hash_only() {
+        let p = &*HMAC;
+        let t = p.pseudonymize("bob", OPTS).unwrap();
+        assert!(t.starts_with("t~"));
+        assert_eq!(t.len(), 2 + 43);
+        assert_eq!(&t[2..], encoding::b64(&p.digest("bob")));
+        let e = p.pseudonymize("Bob@X.com", OPTS).unwrap();
+        assert_eq!(
+            e,
+            format!("t~{}@X.com", encoding::b64(&p.digest("bob@x.com")))
+        );
+
+        let h = opts(Encoding::UrlSafeHashOnly, false, false);
+        assert_eq!(p.pseudonymize("bob", h).unwrap(), &t[2..]);
+        assert_eq!(p.pseudonymize("Bob@X.com", h).unwrap(), &e[2..45]);
+        // Hash-only ignores the reversible flag.
+        let hr = opts(Encoding::UrlSafeHashOnly, true, true);
+        assert_eq!(p.pseudonymize("Bob@X.com", hr).unwrap().len(), 43);
+    }
+
+    #[test]
+    fn url_safe_token_reversible() {
+        let p = &*HMAC;
+        let r = opts(Encoding::UrlSafeToken, false, true);
+        let t = p.pseudonymize("bob", r).unwrap();
+        assert!(t.starts_with("p~"));
+        assert_eq!(t, p.encrypt("bob").unwrap());
+        assert_eq!(p.decrypt(&t).unwrap(), "bob");
+        let e = p.pseudonymize("Bob+x@Example.com", r).unwrap();
+        assert_eq!(
+            e,
+            format!("{}@Example.com", p.encrypt("Bob+x@Example.com").unwrap())
+        );
+        assert_eq!(p.decrypt(&e).unwrap(), "Bob+x@Example.com");
+        // include_original is ignored for this encoding.
+        assert_eq!(
+            p.pseudonymize("bob", opts(Encoding::UrlSafeToken, true, false))
+                .unwrap(),
+            p.pseudonymize("bob", OPTS).unwrap()
+        );
+    }
+
+    #[test]
+    fn json_encoding_fields_and_order() {
+        let p = &*HMAC;
+        let hash = encoding::b64(&p.digest("bob@x.com"));
+        let rev = p.encrypt("Bob@X.com").unwrap();
+        let j = |o, r| {
+            p.pseudonymize("Bob@X.com", opts(Encoding::Json, o, r))
+                .unwrap()
+        };
+        assert_eq!(
+            j(false, false),
+            format!(r#"{{"domain":"X.com","hash":"{hash}"}}"#)
+        );
+        assert_eq!(
+            j(true, false),
+            format!(r#"{{"domain":"X.com","hash":"{hash}","original":"Bob@X.com"}}"#)
+        );
+        assert_eq!(
+            j(false, true),
+            format!(r#"{{"domain":"X.com","hash":"{hash}","reversible":"{rev}"}}"#)
+        );
+        assert_eq!(
+            j(true, true),
+            format!(
+                r#"{{"domain":"X.com","hash":"{hash}","original":"Bob@X.com","reversible":"{rev}"}}"#
+            )
+        );
+        // Non-emails have no domain; the original is JSON-escaped.
+        let v = "say \"hi\"\n";
+        let h = encoding::b64(&p.digest(v));
+        let rv = p.encrypt(v).unwrap();
+        assert_eq!(
+            p.pseudonymize(v, opts(Encoding::Json, true, true)).unwrap(),
+            format!(r#"{{"hash":"{h}","original":"say \"hi\"\n","reversible":"{rv}"}}"#)
+        );
+        assert_eq!(
+            p.pseudonymize(v, opts(Encoding::Json, false, false))
+                .unwrap(),
+            format!(r#"{{"hash":"{h}"}}"#)
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&j(true, true)).unwrap();
+        assert_eq!(
+            p.decrypt(parsed["reversible"].as_str().unwrap()).unwrap(),
+            "Bob@X.com"
+        );
+    }
+
+    #[test]
+    fn domain_policies() {
+        let v = "Alice@Example.COM";
+        let local = encoding::b64(&HMAC.digest(v));
+
+        let keep = domain_policy(DomainPolicy::Preserve);
+        assert_eq!(
+            keep.pseudonymize(v, OPTS).unwrap(),
+            format!("t~{local}@Example.COM")
+        );
+
+        let redact = domain_policy(DomainPolicy::Redact);
+        assert_eq!(redact.pseudonymize(v, OPTS).unwrap(), format!("t~{local}"));
+        assert_eq!(
+            redact
+                .pseudonymize(v, opts(Encoding::Json, false, false))
+                .unwrap(),
+            format!(r#"{{"hash":"{local}"}}"#)
+        );
+        let rt = redact
+            .pseudonymize(v, opts(Encoding::UrlSafeToken, false, true))
+            .unwrap();
+        assert!(!rt.contains('@'));
+        assert_eq!(redact.decrypt(&rt).unwrap(), v);
+
+        let tok = domain_policy(DomainPolicy::Tokenize);
+        let dh = encoding::b64(&tok.hash_domain("example.com"));
+        assert_eq!(
+            tok.hash_domain("EXAMPLE.com"),
+            tok.raw_digest(b"example.com")
+        );
+        assert_eq!(
+            tok.pseudonymize(v, OPTS).unwrap(),
+            format!("t~{local}@h~{dh}")
+        );
+        assert_eq!(
+            tok.pseudonymize("bob@example.com", OPTS)
+                .unwrap()
+                .split_once('@')
+                .unwrap()
+                .1,
+            format!("h~{dh}")
+        );
+        assert_eq!(
+            tok.pseudonymize(v, opts(Encoding::Json, false, false))
+                .unwrap(),
+            format!(r#"{{"domain":"h~{dh}","hash":"{local}"}}"#)
+        );
+
+        let enc = domain_policy(DomainPolicy::Encrypt);
+        let out = enc.pseudonymize(v, OPTS).unwrap();
+        let (t, d) = out.split_once('@').unwrap();
+        assert_eq!(t, format!("t~{local}"));
+        let body = d.strip_prefix("e~").unwrap();
+        assert_eq!(format!("p~{body}"), enc.encrypt("example.com").unwrap());
+        assert_eq!(enc.decrypt(&format!("p~{body}")).unwrap(), "example.com");
+        // Non-emails are unaffected by the domain policy.
+        for p in [&keep, &redact, &tok, &enc] {
+            assert_eq!(
+                p.pseudonymize("bob", OPTS).unwrap(),
+                HMAC.pseudonymize("bob", OPTS).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn psoxy_domain_encrypt_uses_psoxy_tokens() {
+        let mut c = config(Scheme::Psoxy, "salt", &[("k", "secret")]);
+        c.email.domain = DomainPolicy::Encrypt;
+        let p = Pseudonymizer::new(c).unwrap();
+        let out = p.pseudonymize("a@X.com", OPTS).unwrap();
+        let body = out.split_once("@e~").unwrap().1;
+        assert_eq!(format!("p~{body}"), PSOXY.encrypt("x.com").unwrap());
+    }
+
+    #[test]
+    fn hmac_is_deterministic_and_differs_from_psoxy() {
+        let a = &*HMAC;
+        let b = hmac_with(EmailPolicy::default());
+        for v in [
+            "bob",
+            "Alice@example.com",
+            "87d349ed-44d7-43e1-9a83-5f2406dee5bd",
+        ] {
+            assert_eq!(
+                a.pseudonymize(v, OPTS).unwrap(),
+                b.pseudonymize(v, OPTS).unwrap()
+            );
+            assert_eq!(a.encrypt(v).unwrap(), b.encrypt(v).unwrap());
+        }
+        let c = Pseudonymizer::new(config(Scheme::Hmac, "salt", &[])).err();
+        assert!(matches!(c, Some(CryptoError::WeakSecret(_))));
+        let long = "salt-salt-salt-salt-salt-salt-salt";
+        let h = Pseudonymizer::new(config(Scheme::Hmac, long, &[])).unwrap();
+        let s = Pseudonymizer::new(config(Scheme::Psoxy, long, &[])).unwrap();
+        assert_eq!(h.scheme(), Scheme::Hmac);
+        assert_ne!(h.digest("bob"), s.digest("bob"));
+        assert_ne!(h.digest("bob"), a.digest("bob"));
+    }
+
+    #[test]
+    fn round_trips() {
+        for p in [&*HMAC, &*PSOXY] {
+            for v in [
+                "x",
+                "bob",
+                "Alice+x@Example.com",
+                "Ünïcødé ✓ 🚀",
+                &"long".repeat(100),
+                " ",
+            ] {
+                let t = p.encrypt(v).unwrap();
+                assert!(t.starts_with("p~"));
+                assert_eq!(p.decrypt(&t).unwrap(), v);
+                assert_eq!(p.decrypt(&format!("{t}@Example.com")).unwrap(), v);
+            }
+        }
+    }
+
+    fn bodies_with_each_bit_flipped(token: &str) -> Vec<String> {
+        let body = encoding::decode_b64(&token[2..]).unwrap();
+        let mut out = Vec::new();
+        for i in 0..body.len() * 8 {
+            let mut b = body.clone();
+            b[i / 8] ^= 1 << (i % 8);
+            out.push(format!("p~{}", encoding::b64(&b)));
+        }
+        out
+    }
+
+    #[test]
+    fn modified_tokens_are_rejected() {
+        for p in [&*HMAC, &*PSOXY] {
+            let t = p.encrypt("alice@example.com").unwrap();
+            for bad in bodies_with_each_bit_flipped(&t) {
+                assert!(p.decrypt(&bad).is_err(), "{bad}");
+            }
+            for n in 0..t.len() {
+                assert!(p.decrypt(&t[..n]).is_err(), "truncated to {n}");
+            }
+            // Extended body, padding, garbage, wrong prefixes.
+            for bad in [
+                format!("{t}AAAA"),
+                format!("{t}="),
+                format!("{t}!"),
+                "p~not base64!".to_owned(),
+                "p~////".to_owned(),
+                "p~".to_owned(),
+                String::new(),
+            ] {
+                assert!(p.decrypt(&bad).is_err(), "{bad}");
+            }
+            assert_eq!(p.decrypt(""), Err(CryptoError::NotAToken));
+            assert_eq!(
+                p.decrypt(&t.replacen("p~", "t~", 1)),
+                Err(CryptoError::NotAToken)
+            );
+            assert_eq!(p.decrypt(&t[2..]), Err(CryptoError::NotAToken));
+            assert_eq!(p.decrypt("p~%%%"), Err(CryptoError::InvalidToken));
+        }
+    }
+
+    #[test]
+    fn tokens_from_other_keys_or_salts_are_rejected() {
+        // hmac: another key under the same id, another id, another salt.
+        let other_key = Pseudonymizer::new(config(Scheme::Hmac, SALT32, &[("a", KEY_B)])).unwrap();
+        let t = other_key.encrypt("bob").unwrap();
+        assert_eq!(HMAC.decrypt(&t), Err(CryptoError::InvalidToken));
+        let other_salt =
+            Pseudonymizer::new(config(Scheme::Hmac, &SALT32.repeat(2), &[("a", KEY_A)])).unwrap();
+        // The salt does not enter the SIV key: tokens survive a salt change.
+        assert_eq!(
+            other_salt.decrypt(&HMAC.encrypt("bob").unwrap()).unwrap(),
+            "bob"
+        );
+
+        // psoxy: another key, another salt (the salt is the PBKDF2 salt).
+        for other in [&*PSOXY_OTHER_KEY, &*PSOXY_OTHER_SALT] {
+            let t = other
+                .encrypt("48d31887-5fad-4d73-a9f5-3c356e68a038")
+                .unwrap();
+            assert_eq!(PSOXY.decrypt(&t), Err(CryptoError::InvalidToken));
+            assert_eq!(
+                other.decrypt(PSOXY_P_VECTOR),
+                Err(CryptoError::InvalidToken)
+            );
+        }
+        // A psoxy token is no hmac token and vice versa.
+        assert!(HMAC.decrypt(PSOXY_P_VECTOR).is_err());
+        assert!(PSOXY.decrypt(&HMAC.encrypt("bob").unwrap()).is_err());
+    }
+
+    #[test]
+    fn key_rotation() {
+        let old = Pseudonymizer::new(config(Scheme::Hmac, SALT32, &[("old", KEY_A)])).unwrap();
+        let rotated = Pseudonymizer::new(config(
+            Scheme::Hmac,
+            SALT32,
+            &[("new", KEY_B), ("old", KEY_A)],
+        ))
+        .unwrap();
+        let t_old = old.encrypt("bob").unwrap();
+        let t_new = rotated.encrypt("bob").unwrap();
+        assert_ne!(t_old, t_new);
+        assert_eq!(rotated.decrypt(&t_old).unwrap(), "bob");
+        assert_eq!(rotated.decrypt(&t_new).unwrap(), "bob");
+        // The newest key (and its id) makes new tokens.
+        let body = encoding::decode_b64(&t_new[2..]).unwrap();
+        assert_eq!(&body[..5], b"\x01\x03new");
+        // Pseudonyms do not depend on encryption keys.
+        assert_eq!(old.digest("bob"), rotated.digest("bob"));
+        // The old instance does not know 'new'.
+        assert_eq!(
+            old.decrypt(&t_new),
+            Err(CryptoError::UnknownKeyId("new".into()))
+        );
+        assert!(CryptoError::UnknownKeyId("new".into())
+            .to_string()
+            .contains("'new'"));
+    }
+
+    #[test]
+    fn no_encryption_key() {
+        let p = Pseudonymizer::new(config(Scheme::Hmac, SALT32, &[])).unwrap();
+        assert_eq!(p.encrypt("bob"), Err(CryptoError::NoEncryptionKey));
+        assert_eq!(
+            p.pseudonymize("bob", opts(Encoding::Json, false, true)),
+            Err(CryptoError::NoEncryptionKey)
+        );
+        assert!(p.pseudonymize("bob", OPTS).is_ok());
+        let mut c = config(Scheme::Hmac, SALT32, &[]);
+        c.email.domain = DomainPolicy::Encrypt;
+        assert_eq!(
+            Pseudonymizer::new(c).err(),
+            Some(CryptoError::NoEncryptionKey)
+        );
+        let p = Pseudonymizer::new(config(Scheme::Psoxy, "salt", &[])).unwrap();
+        assert_eq!(p.encrypt("bob"), Err(CryptoError::NoEncryptionKey));
+        assert_eq!(p.decrypt(PSOXY_P_VECTOR), Err(CryptoError::NoEncryptionKey));
+    }
+
+    fn weak(c: PseudonymConfig) -> String {
+        match Pseudonymizer::new(c) {
+            Err(CryptoError::WeakSecret(m)) => m,
+            other => panic!("expected WeakSecret, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn weak_secrets() {
+        let m = weak(config(Scheme::Hmac, "", &[]));
+        assert!(
+            m.contains("the pseudonymization salt") && m.contains("empty"),
+            "{m}"
+        );
+        let m = weak(config(Scheme::Psoxy, "", &[]));
+        assert!(m.contains("the pseudonymization salt"), "{m}");
+        let short = "short-salt-secret";
+        let m = weak(config(Scheme::Hmac, short, &[]));
+        assert!(m.contains("the pseudonymization salt"), "{m}");
+        assert!(
+            m.contains("32 bytes") && m.contains("openssl rand -base64 32"),
+            "{m}"
+        );
+        assert!(!m.contains(short));
+        let m = weak(config(
+            Scheme::Hmac,
+            SALT32,
+            &[("k1", KEY_A), ("k2", "tiny-key")],
+        ));
+        assert!(
+            m.contains("encryption key 'k2'") && m.contains("openssl rand -base64 32"),
+            "{m}"
+        );
+        assert!(!m.contains("tiny-key"));
+        let m = weak(config(Scheme::Hmac, SALT32, &[("k1", "")]));
+        assert!(
+            m.contains("encryption key 'k1'") && m.contains("empty"),
+            "{m}"
+        );
+        // Exactly 32 bytes is enough.
+        assert!(Pseudonymizer::new(config(Scheme::Hmac, SALT32, &[("k", SALT32)])).is_ok());
+        // psoxy: short is fine, empty is not.
+        assert!(Pseudonymizer::new(config(Scheme::Psoxy, "s", &[])).is_ok());
+        let m = weak(config(Scheme::Psoxy, "salt", &[("k", "")]));
+        assert!(m.contains("encryption key 'k'"), "{m}");
+        let m = weak(config(Scheme::Psoxy, "salt", &[("not valid id!", "")]));
+        assert!(
+            m.contains("encryption key #1") && !m.contains("not valid"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn key_id_validation() {
+        for id in ["", "has space", "seventeen-chars-x", "clé", "a/b"] {
+            let m = weak(config(Scheme::Hmac, SALT32, &[(id, KEY_A)]));
+            assert!(m.contains("encryption key #1 has an invalid id"), "{m}");
+            if !id.is_empty() {
+                assert!(!m.contains(id), "{m}");
+            }
+        }
+        let m = weak(config(Scheme::Hmac, SALT32, &[("k", KEY_A), ("k", KEY_B)]));
+        assert!(m.contains("'k' is configured more than once"), "{m}");
+        assert!(
+            Pseudonymizer::new(config(Scheme::Hmac, SALT32, &[("Key_2024-01", KEY_A)])).is_ok()
+        );
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let c = config(Scheme::Hmac, SALT32, &[("kid1", KEY_A)]);
+        let shown = format!("{c:?}");
+        assert!(!shown.contains(SALT32) && !shown.contains(KEY_A), "{shown}");
+        assert!(
+            !shown.contains("0123456789") && !shown.contains("aaaa"),
+            "{shown}"
+        );
+        let p = Pseudonymizer::new(c).unwrap();
+        let shown = format!("{p:?}");
+        assert_eq!(shown, "Pseudonymizer(<keys redacted>)");
+        let shown = format!(
+            "{:?} {:?}",
+            *PSOXY,
+            config(Scheme::Psoxy, "salt", &[("k", "secret")])
+        );
+        assert!(
+            !shown.contains("secret\"") && !shown.contains("\"salt"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn errors_name_no_value() {
+        let v = "alice-secret-value";
+        let errs = [
+            HMAC.decrypt(&format!("p~{v}")).unwrap_err(),
+            HMAC.decrypt(v).unwrap_err(),
+            PSOXY.decrypt(&format!("p~{v}")).unwrap_err(),
+        ];
+        for e in errs {
+            assert!(!e.to_string().contains("alice") && !format!("{e:?}").contains("alice"));
+        }
+    }
+
+    #[test]
+    fn is_send_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Pseudonymizer>();
+        check::<std::sync::Arc<Pseudonymizer>>();
+    }
+
+    #[test]
+    fn scheme_from_str() {
+        assert_eq!("HMAC".parse::<Scheme>(), Ok(Scheme::Hmac));
+        assert_eq!("psoxy".parse::<Scheme>(), Ok(Scheme::Psoxy));
+        assert!("aes".parse::<Scheme>().is_err());
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn hmac_round_trip(v in any::<String>()) {
+                let t = HMAC.encrypt(&v).unwrap();
+                prop_assert_eq!(HMAC.decrypt(&t).unwrap(), v);
+            }
+
+            #[test]
+            fn psoxy_round_trip(v in any::<String>()) {
+                let t = PSOXY.encrypt(&v).unwrap();
+                prop_assert_eq!(PSOXY.decrypt(&t).unwrap(), v);
+            }
+
+            #[test]
+            fn hmac_pseudonymize_never_fails(v in any::<String>(), o in any::<bool>(), r in any::<bool>()) {
+                for e in [Encoding::UrlSafeToken, Encoding::UrlSafeHashOnly, Encoding::Json] {
+                    prop_assert!(HMAC.pseudonymize(&v, opts(e, o, r)).is_ok());
+                }
+            }
+
+            #[test]
+            fn arbitrary_input_never_panics(v in any::<String>(), body in any::<Vec<u8>>()) {
+                let token = format!("p~{}", encoding::b64(&body));
+                for p in [&*HMAC, &*PSOXY] {
+                    let _ = p.decrypt(&v);
+                    let _ = p.decrypt(&format!("p~{v}"));
+                    prop_assert!(p.decrypt(&token).is_err());
+                }
+                let _ = email::parse_address_list(&v);
+            }
+
+            #[test]
+            fn hmac_modified_body_byte_is_rejected(
+                v in any::<String>(),
+                idx in any::<prop::sample::Index>(),
+                delta in 1u8..=255,
+            ) {
+                let t = HMAC.encrypt(&v).unwrap();
+                let mut body = encoding::decode_b64(&t[2..]).unwrap();
+                let i = idx.index(body.len());
+                body[i] = body[i].wrapping_add(delta);
+                let bad = format!("p~{}", encoding::b64(&body));
+                prop_assert!(HMAC.decrypt(&bad).is_err());
+            }
+
+            #[test]
+            fn hmac_modified_token_char_is_rejected(
+                v in any::<String>(),
+                idx in any::<prop::sample::Index>(),
+                c in proptest::char::any(),
+            ) {
+                let t = HMAC.encrypt(&v).unwrap();
+                let i = 2 + idx.index(t.len() - 2);
+                prop_assume!(t.as_bytes()[i] as char != c && c != '@');
+                let mut bad = String::from(&t[..i]);
+                bad.push(c);
+                bad.push_str(&t[i + 1..]);
+                prop_assert!(HMAC.decrypt(&bad).is_err());
+            }
+        }
     }
 }

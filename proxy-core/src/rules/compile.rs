@@ -49,6 +49,17 @@ pub struct CompiledEndpoint {
     pub sanitizer: EndpointSanitizer,
 }
 
+impl CompiledEndpoint {
+    /// Sanitizes a response document of this endpoint in place.
+    pub fn sanitize(
+        &self,
+        doc: &mut serde_json::Value,
+        p: &crate::pseudonym::Pseudonymizer,
+    ) -> Result<crate::sanitize::Report, crate::error::SanitizeError> {
+        self.sanitizer.sanitize(doc, p, &self.label)
+    }
+}
+
 impl RuleSet {
     /// Loads and compiles a rule file from disk.
     pub fn from_file(path: &Path) -> Result<RuleSet, RuleError> {

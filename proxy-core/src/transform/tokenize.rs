@@ -12,8 +12,9 @@ use crate::pseudonym::Pseudonymizer;
 #[derive(Debug)]
 pub struct Tokenize {
     /// When present, capture group 1 of each match is replaced by its token
-    /// (e.g. the user id inside `@odata.nextLink`); a value with no match
-    /// becomes null.
+    /// (e.g. the user id inside `@odata.nextLink`). A value the regex does
+    /// not match at all becomes null (fail closed); a match in which group 1
+    /// took no part (an optional group) leaves that part as it is.
     pub regex: Option<Regex>,
 }
 
@@ -33,11 +34,11 @@ impl Tokenize {
                 let mut last = 0;
                 let mut any = false;
                 for caps in re.captures_iter(&text) {
+                    any = true;
                     let Some(g) = caps.get(1) else { continue };
                     if g.as_str().is_empty() {
                         continue;
                     }
-                    any = true;
                     out.push_str(&text[last..g.start()]);
                     out.push_str(&p.encrypt(g.as_str()).map_err(err)?);
                     last = g.end();

@@ -1,0 +1,35 @@
+//! Shared helpers of the proxy-core integration tests.
+#![allow(dead_code)]
+
+use proxy_core::pseudonym::{EmailPolicy, PseudonymConfig, Pseudonymizer, Scheme};
+use proxy_core::rules::RuleSet;
+use proxy_core::sanitize::Report;
+use proxy_core::secret::Secret;
+use serde_json::Value;
+
+pub const SALT: &str = "test-salt-0123456789-0123456789-0123456789";
+pub const KEY: &str = "test-key-0123456789-0123456789-0123456789";
+
+pub fn pseudonymizer(scheme: Scheme) -> Pseudonymizer {
+    Pseudonymizer::new(PseudonymConfig {
+        scheme,
+        salt: Secret::from(SALT),
+        encryption_keys: vec![("k1".into(), Secret::from(KEY))],
+        email: EmailPolicy::default(),
+    })
+    .expect("test pseudonymizer")
+}
+
+/// Rules with one endpoint `/x` and the given transforms (YAML list items).
+pub fn rules(transforms: &str) -> RuleSet {
+    let src = format!("endpoints:\n  - pathTemplate: /x\n    transforms:\n{transforms}");
+    RuleSet::from_str("test.yaml", &src).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn run(rules: &RuleSet, mut doc: Value) -> Result<(Value, Report), String> {
+    let p = pseudonymizer(Scheme::Hmac);
+    let report = rules.endpoints[0]
+        .sanitize(&mut doc, &p)
+        .map_err(|e| e.to_string())?;
+    Ok((doc, report))
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every check Veil has: formatting, lints, all tests, and the rule
+# tests of every shipped connector. This is the README's test command and
+# what CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test (unit, property and end-to-end tests)"
+cargo test --workspace --locked
+
+if [ -d rules ] && ls rules/*.yaml >/dev/null 2>&1 && [ -d example-api-responses ] && grep -q "Rules" src/cli/mod.rs; then
+  step "veil rules test (every connector sample against its golden output)"
+  cargo run --quiet --locked -- rules test
+fi
+
+step "all checks passed"

@@ -1,0 +1,27 @@
+//! Command-line interface: one module per subcommand.
+
+mod sanitize;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Veil: a privacy-preserving, pseudonymizing proxy for Microsoft Graph.
+#[derive(Debug, Parser)]
+#[command(name = "veil", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sanitize one Graph response with a rule file (the rule author's command).
+    Sanitize(sanitize::Args),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Sanitize(a) => sanitize::run(a),
+    }
+}
