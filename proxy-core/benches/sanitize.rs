@@ -1,8 +1,8 @@
 //! Sanitizer benchmark: a realistic Graph page of 1 000 sent messages
 //! (≥ 2 MB) sanitized with a rule set of about 20 JSONPaths, mostly `$..field`
-//! recursive descent, against the baseline of the same run: serde_json parse
-//! + serialize of the same page. Runs are interleaved so machine noise hits
-//! both alike; medians are reported with their ratio.
+//! recursive descent, against the baseline of the same run: serde_json
+//! parse and serialize of the same page. Runs are interleaved so machine
+//! noise hits both alike; medians are reported with their ratio.
 //!
 //! Run: `cargo bench -p proxy-core --bench sanitize`
 

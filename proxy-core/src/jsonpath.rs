@@ -8,6 +8,8 @@
 //! (`[?(@.type == 'x')]`) are evaluated by `jsonpath-rust` on the container
 //! whose children they select.
 
+use std::collections::HashMap;
+
 use jsonpath_rust::parser::model::{Filter, JpQuery, Segment, Selector};
 use serde_json::Value;
 
@@ -86,6 +88,38 @@ pub fn normalize(path: &str) -> String {
     out
 }
 
+/// A Jayway-only filter operator (`in`, `nin`, `size`, …) outside quotes.
+/// The RFC grammar would read `@.b in ['x']` as a member named `b in` and
+/// silently never match, so these are refused.
+fn jayway_only_operator(path: &str) -> Option<&'static str> {
+    const OPS: [&str; 9] = [
+        "in", "nin", "subsetof", "anyof", "noneof", "size", "empty", "=~", "contains",
+    ];
+    let mut outside = String::with_capacity(path.len());
+    let mut quote: Option<char> = None;
+    for c in path.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None => outside.push(c),
+        }
+    }
+    if !outside.contains("[?") {
+        return None;
+    }
+    OPS.into_iter().find(|op| {
+        if *op == "=~" {
+            outside.contains("=~")
+        } else {
+            outside
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .any(|w| w == *op)
+                && outside.contains(&format!(" {op} "))
+        }
+    })
+}
+
 /// Whether `$` occurs outside quotes after the leading root.
 fn refers_to_root_inside(path: &str) -> bool {
     let mut quote: Option<char> = None;
@@ -119,6 +153,11 @@ pub fn compile(path: &str) -> Result<CompiledPath, String> {
     let normalized = normalize(trimmed);
     let query = jsonpath_rust::parser::parse_json_path(&normalized)
         .map_err(|e| format!("invalid JSONPath `{path}`: {}", first_line(&e.to_string())))?;
+    if let Some(op) = jayway_only_operator(&normalized) {
+        return Err(format!(
+            "JSONPath `{path}`: the Jayway filter operator `{op}` is not supported; write the filter with ==, !=, <, >, &&, || or match()/search()"
+        ));
+    }
     if refers_to_root_inside(&normalized) {
         return Err(format!(
             "JSONPath `{path}`: filters that refer to the document root (`$` inside a filter) are not supported"
@@ -229,14 +268,56 @@ pub struct FilterHits {
 }
 
 /// All paths of a rule set, walked together.
+///
+/// Paths that start with recursive descent (`$..name`, most rule paths)
+/// are active at every node; they are kept out of the per-node state lists
+/// and looked up by key name instead, so a node costs one hash lookup for
+/// all of them.
 #[derive(Debug, Clone, Default)]
 pub struct PathSet {
     paths: Vec<CompiledPath>,
+    /// `$..name…` paths by the name their first step selects.
+    global_names: HashMap<String, Vec<u32>>,
+    /// Other paths whose first step is a descendant step (`$..*`, `$..[?…]`).
+    global_other: Vec<State>,
 }
 
 impl PathSet {
     pub fn new(paths: Vec<CompiledPath>) -> Self {
-        PathSet { paths }
+        let mut global_names: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut global_other = Vec::new();
+        for (i, p) in paths.iter().enumerate() {
+            match p.steps.first() {
+                Some(Step::Descendant(Sel::Names(names))) => {
+                    for n in names {
+                        global_names.entry(n.clone()).or_default().push(i as u32);
+                    }
+                }
+                Some(Step::Descendant(_)) => global_other.push(State {
+                    path: i as u32,
+                    step: 0,
+                }),
+                _ => {}
+            }
+        }
+        PathSet {
+            paths,
+            global_names,
+            global_other,
+        }
+    }
+
+    /// Whether some path can match below any node (so every container must be walked).
+    pub fn has_global(&self) -> bool {
+        !self.global_names.is_empty() || !self.global_other.is_empty()
+    }
+
+    fn is_global(&self, s: State) -> bool {
+        s.step == 0
+            && matches!(
+                self.paths[s.path as usize].steps.first(),
+                Some(Step::Descendant(_))
+            )
     }
 
     pub fn len(&self) -> usize {
@@ -256,7 +337,10 @@ impl PathSet {
         for (i, p) in self.paths.iter().enumerate() {
             if p.steps.is_empty() {
                 matched.push(i as u32);
-            } else {
+            } else if !self.is_global(State {
+                path: i as u32,
+                step: 0,
+            }) {
                 states.push(State {
                     path: i as u32,
                     step: 0,
@@ -268,7 +352,7 @@ impl PathSet {
     /// Evaluates the filters that `states` apply to the children of `container`.
     pub fn filter_hits(&self, states: &[State], container: &Value) -> Option<FilterHits> {
         let mut out: Option<FilterHits> = None;
-        for s in states {
+        for s in states.iter().chain(&self.global_other) {
             let step = &self.paths[s.path as usize].steps[s.step as usize];
             let (Step::Child(Sel::Filter(q)) | Step::Descendant(Sel::Filter(q))) = step else {
                 continue;
@@ -305,13 +389,20 @@ impl PathSet {
         next: &mut Vec<State>,
         matched: &mut Vec<u32>,
     ) {
-        for s in states {
+        if let Key::Name(k) = key {
+            if let Some(ids) = self.global_names.get(k) {
+                for &id in ids {
+                    self.step_hit(State { path: id, step: 0 }, next, matched);
+                }
+            }
+        }
+        for s in states.iter().chain(&self.global_other) {
             let path = &self.paths[s.path as usize];
             let (sel, descendant) = match &path.steps[s.step as usize] {
                 Step::Child(sel) => (sel, false),
                 Step::Descendant(sel) => (sel, true),
             };
-            if descendant {
+            if descendant && !self.is_global(*s) {
                 push_state(next, *s);
             }
             let hit = match sel {
@@ -331,21 +422,26 @@ impl PathSet {
                     .unwrap_or(false),
             };
             if hit {
-                let nstep = s.step + 1;
-                if nstep as usize == path.steps.len() {
-                    if !matched.contains(&s.path) {
-                        matched.push(s.path);
-                    }
-                } else {
-                    push_state(
-                        next,
-                        State {
-                            path: s.path,
-                            step: nstep,
-                        },
-                    );
-                }
+                self.step_hit(*s, next, matched);
             }
+        }
+    }
+
+    /// State `s` selected the child: the path ends there or moves on.
+    fn step_hit(&self, s: State, next: &mut Vec<State>, matched: &mut Vec<u32>) {
+        let nstep = s.step + 1;
+        if nstep as usize == self.paths[s.path as usize].steps.len() {
+            if !matched.contains(&s.path) {
+                matched.push(s.path);
+            }
+        } else {
+            push_state(
+                next,
+                State {
+                    path: s.path,
+                    step: nstep,
+                },
+            );
         }
     }
 }
@@ -398,7 +494,7 @@ mod tests {
                 for p in m {
                     out.push((p, at.clone()));
                 }
-                if !next.is_empty() {
+                if !next.is_empty() || set.has_global() {
                     rec(set, child, &next, at, out);
                 }
             };
@@ -419,7 +515,9 @@ mod tests {
         let (mut s, mut m) = (Vec::new(), Vec::new());
         set.initial(&mut s, &mut m);
         let mut out: Vec<(u32, String)> = m.into_iter().map(|p| (p, "$".to_string())).collect();
-        rec(set, doc, &s, "$".into(), &mut out);
+        if !s.is_empty() || set.has_global() {
+            rec(set, doc, &s, "$".into(), &mut out);
+        }
         out.sort();
         out
     }
@@ -507,7 +605,14 @@ mod tests {
 
     #[test]
     fn bad_paths_are_errors() {
-        for p in ["users", "$..", "$[", "$.a[?(@.b == $.c)]"] {
+        for p in [
+            "users",
+            "$..",
+            "$[",
+            "$.a[?(@.b == $.c)]",
+            "$.a[?(@.b in ['x'])]",
+            "$.a[?(@.b =~ /x/)]",
+        ] {
             assert!(compile(p).is_err(), "{p}");
         }
     }

@@ -16,6 +16,7 @@ pub mod error;
 pub mod jsonpath;
 pub mod policy;
 pub mod pseudonym;
+pub mod reidentify;
 pub mod rules;
 pub mod sanitize;
 pub mod schema_filter;

@@ -34,7 +34,9 @@ impl PathPattern {
         }
         let mut segs = Vec::new();
         let mut seen = Vec::new();
-        for raw in t[1..].split('/') {
+        let pieces: Vec<&str> = t[1..].split('/').collect();
+        let last = pieces.len() - 1;
+        for (n, raw) in pieces.into_iter().enumerate() {
             let opens = raw.matches('{').count();
             let closes = raw.matches('}').count();
             if opens != closes {
@@ -43,7 +45,7 @@ impl PathPattern {
                 ));
             }
             if opens == 0 {
-                if raw.is_empty() && !t.ends_with('/') {
+                if raw.is_empty() && n != last {
                     return Err(format!("path template `{t}` has an empty segment"));
                 }
                 segs.push(TemplateSegment::Literal(raw.to_string()));
@@ -288,23 +290,18 @@ pub fn parse_query(raw: &str) -> Result<Vec<(String, String)>, String> {
 impl RuleSet {
     /// Finds the endpoint that allows `req`, or says why none does.
     pub fn match_request(&self, req: Request<'_>, side: Side) -> Result<Allowed<'_>, Refusal> {
-        let mut first_failure: Option<Refusal> = None;
+        // The first endpoint whose path matches decides: a request it
+        // refuses is refused, never handed to a later, looser endpoint.
         for ep in &self.endpoints {
-            let Some(path_params) = ep.path.matches(req.path, req.query) else {
-                continue;
-            };
-            match check_endpoint(ep, req, side, path_params) {
-                Ok(a) => return Ok(a),
-                Err(r) => {
-                    first_failure.get_or_insert(r);
-                }
+            if let Some(path_params) = ep.path.matches(req.path, req.query) {
+                return check_endpoint(ep, req, side, path_params);
             }
         }
-        Err(first_failure.unwrap_or_else(|| Refusal {
+        Err(Refusal {
             check: Check::Path,
             closest: self.closest_endpoint(req.path),
             message: "no endpoint of the rules allows this path".into(),
-        }))
+        })
     }
 
     fn closest_endpoint(&self, path: &str) -> Option<String> {
@@ -407,7 +404,7 @@ fn check_endpoint<'r>(
         }
         seen.push(lower.clone());
         if let Some(allowed) = &ep.allowed_query {
-            if !allowed.iter().any(|a| *a == lower) {
+            if !allowed.contains(&lower) {
                 return Err(refuse(
                     Check::QueryParam(name.clone()),
                     format!(

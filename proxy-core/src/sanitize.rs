@@ -4,14 +4,21 @@
 //! All JSONPaths of an endpoint are compiled into one [`PathSet`]; the
 //! document is walked **once**, top-down. At each node the transforms whose
 //! paths end there run in rule order; a removed node is not descended into.
-//! This gives the same result as applying the transforms one after another
-//! over the whole document, at the cost of one traversal.
+//! For the rules people write this gives the same result as applying the
+//! transforms one after another over the whole document, at the cost of one
+//! traversal. Where the two could differ: filters (`[?…]`) see a container's
+//! children before transforms on those children run; a transform that
+//! removes or nulls a node first means transforms on its descendants never
+//! run (so they cannot fail either); and an index path such as `$.list[0]`
+//! selects by the position before removals.
 //!
 //! `applyOnlyWhen` conditions are evaluated once, on the document as it is
 //! after the `responseSchema` filter and before any transform.
 //!
 //! Fail closed: a transform that cannot handle a value fails the whole
 //! document with a [`SanitizeError`] naming endpoint, transform and path.
+
+use std::collections::HashMap;
 
 use serde_json::Value;
 
@@ -35,6 +42,8 @@ pub struct RuleTransform {
 pub struct Report {
     /// Values removed or nulled by `responseSchema`.
     pub schema_changes: usize,
+    /// Per transform (rule order): values its paths selected.
+    pub matches: Vec<usize>,
     /// Per transform (rule order): values changed or removed.
     pub changes: Vec<usize>,
     /// Per transform: whether `applyOnlyWhen` let it run.
@@ -61,7 +70,12 @@ struct Fail {
 struct Walk<'a> {
     p: &'a Pseudonymizer,
     active: &'a [bool],
+    matches: Vec<usize>,
     changes: Vec<usize>,
+    /// Per transform: outputs already computed for a string input. Pages
+    /// repeat the same addresses and ids many times; keyed hashing and
+    /// encryption run once per distinct value.
+    memo: Vec<HashMap<String, Value>>,
     /// Reusable buffers, one per depth.
     bufs: Vec<(Vec<State>, Vec<u32>, Vec<usize>)>,
 }
@@ -113,7 +127,9 @@ impl EndpointSanitizer {
         let mut w = Walk {
             p,
             active: &active,
+            matches: vec![0; self.transforms.len()],
             changes: vec![0; self.transforms.len()],
+            memo: vec![HashMap::new(); self.transforms.len()],
             bufs: Vec::new(),
         };
         let (mut states, mut matched) = (Vec::new(), Vec::new());
@@ -124,7 +140,7 @@ impl EndpointSanitizer {
                 *doc = Value::Object(Default::default());
                 return Ok(());
             }
-            if !states.is_empty() {
+            if !states.is_empty() || self.paths.has_global() {
                 self.walk(doc, &states, 0, &mut w)?;
             }
             Ok(())
@@ -144,6 +160,7 @@ impl EndpointSanitizer {
         })?;
         Ok(Report {
             schema_changes,
+            matches: w.matches,
             changes: w.changes,
             active,
         })
@@ -171,7 +188,26 @@ impl EndpointSanitizer {
         order.sort_unstable();
         order.dedup();
         for &t in order.iter() {
-            match self.transforms[t].transform.apply(v, w.p) {
+            w.matches[t] += 1;
+            let transform = &self.transforms[t].transform;
+            let memo_key = match v {
+                Value::String(s) if transform.is_deterministic_on_strings() => {
+                    if let Some(out) = w.memo[t].get(s.as_str()) {
+                        if out != v {
+                            *v = out.clone();
+                            w.changes[t] += 1;
+                        }
+                        continue;
+                    }
+                    Some(s.clone())
+                }
+                _ => None,
+            };
+            let result = transform.apply(v, w.p);
+            if let (Some(key), Ok(Outcome::Unchanged | Outcome::Changed)) = (memo_key, &result) {
+                w.memo[t].insert(key, v.clone());
+            }
+            match result {
                 Ok(Outcome::Unchanged) => {}
                 Ok(Outcome::Changed) => w.changes[t] += 1,
                 Ok(Outcome::Remove) => {
@@ -228,9 +264,10 @@ impl EndpointSanitizer {
                             removed.push(pos);
                             continue;
                         }
-                        if !next.is_empty() && (child.is_object() || child.is_array()) {
-                            let states = next.clone();
-                            self.walk(child, &states, depth + 1, w).map_err(at)?;
+                        if (child.is_object() || child.is_array())
+                            && (!next.is_empty() || self.paths.has_global())
+                        {
+                            self.walk(child, &next, depth + 1, w).map_err(at)?;
                         }
                     }
                 }
@@ -258,9 +295,10 @@ impl EndpointSanitizer {
                             removed.push(pos);
                             continue;
                         }
-                        if !next.is_empty() && (child.is_object() || child.is_array()) {
-                            let states = next.clone();
-                            self.walk(child, &states, depth + 1, w).map_err(at)?;
+                        if (child.is_object() || child.is_array())
+                            && (!next.is_empty() || self.paths.has_global())
+                        {
+                            self.walk(child, &next, depth + 1, w).map_err(at)?;
                         }
                     }
                 }

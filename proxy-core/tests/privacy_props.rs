@@ -13,7 +13,7 @@ fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        any::<i32>().prop_map(|n| Value::from(n)),
+        any::<i32>().prop_map(Value::from),
         "[a-z0-9 ]{0,8}".prop_map(Value::String),
     ];
     leaf.prop_recursive(4, 48, 6, |inner| {
@@ -27,14 +27,6 @@ fn arb_json() -> impl Strategy<Value = Value> {
 
 /// Plants `secret` under the key `key` at the `pick`-th container of `doc`.
 fn plant(doc: &mut Value, key: &str, secret: Value, pick: usize) {
-    fn containers(v: &mut Value, out: &mut Vec<*mut Value>) {
-        out.push(v as *mut Value);
-        match v {
-            Value::Array(a) => a.iter_mut().for_each(|c| containers(c, out)),
-            Value::Object(m) => m.values_mut().for_each(|c| containers(c, out)),
-            _ => {}
-        }
-    }
     // Walk to the target by index instead of keeping raw pointers.
     fn nth(v: &mut Value, n: &mut usize, key: &str, secret: &Value) -> bool {
         if *n == 0 {
@@ -59,7 +51,6 @@ fn plant(doc: &mut Value, key: &str, secret: Value, pick: usize) {
             _ => false,
         }
     }
-    let _ = containers;
     let mut n = pick;
     if !nth(doc, &mut n, key, &secret) {
         // No container reached: wrap the document.
@@ -112,7 +103,7 @@ proptest! {
         for scheme in [Scheme::Hmac, Scheme::Psoxy] {
             let p = pseudonymizer(scheme);
             let t = p.encrypt(&s).unwrap();
-            let mut body: Vec<u8> = t[2..].as_bytes().to_vec();
+            let mut body: Vec<u8> = t.as_bytes()[2..].to_vec();
             let i = pos.index(body.len());
             let idx = ALPHABET.iter().position(|&c| c == body[i]).unwrap();
             body[i] = ALPHABET[idx ^ (1 << bit)];

@@ -1,5 +1,6 @@
 //! Command-line interface: one module per subcommand.
 
+pub mod rules;
 mod sanitize;
 
 use std::process::ExitCode;
@@ -18,10 +19,13 @@ pub struct Cli {
 pub enum Command {
     /// Sanitize one Graph response with a rule file (the rule author's command).
     Sanitize(sanitize::Args),
+    /// Test, report on and lint rule files against sample responses.
+    Rules(rules::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Sanitize(a) => sanitize::run(a),
+        Command::Rules(a) => rules::run(a),
     }
 }

@@ -253,8 +253,14 @@ fn param_schema(s: &ParameterSchema) -> Result<ParamSchema, String> {
             ))
         }
     };
+    if reversible && (s.pattern.is_some() || s.allowed.is_some() || s.kind.is_some()) {
+        return Err(
+            "`format: reversible-pseudonym` cannot be combined with `type`, `pattern` or `enum`: the client sends a `p~` token"
+                .into(),
+        );
+    }
     let pattern = match &s.pattern {
-        Some(p) => Some(java_regex::compile(p, false, false)?),
+        Some(p) => Some(java_regex::compile(p, false, true)?),
         None => None,
     };
     Ok(ParamSchema {

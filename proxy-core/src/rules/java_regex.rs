@@ -150,7 +150,15 @@ fn is_quantifier_end(chars: &[char], j: usize) -> bool {
             // `(?+` is not a quantifier; `a?+` is.
             !(c == '?' && j > 0 && chars[j - 1] == '(')
         }
-        '}' => true,
+        // `{n,m}` is a quantifier; the `}` of `\p{L}` or `\x{41}` is not.
+        '}' => match chars[..j].iter().rposition(|&c| c == '{') {
+            Some(open) => {
+                !(open >= 2
+                    && matches!(chars[open - 1], 'p' | 'P' | 'x')
+                    && chars[open - 2] == '\\')
+            }
+            None => false,
+        },
         _ => false,
     }
 }
@@ -202,6 +210,8 @@ mod tests {
         assert_eq!(translate(r"[+(?]").unwrap(), r"[+(?]");
         assert_eq!(translate(r"[]a]").unwrap(), r"[\]a]");
         assert_eq!(translate(r"\++").unwrap(), r"\++");
+        assert_eq!(translate(r"\p{L}+").unwrap(), r"\p{L}+");
+        assert!(translate(r"a{2}+").is_err());
     }
 
     #[test]

@@ -108,7 +108,7 @@ pub fn with_suggestion(msg: &str) -> String {
         return msg.to_string();
     };
     let expected: Vec<&str> = c[2]
-        .split(|ch| ch == ',' || ch == ' ')
+        .split([',', ' '])
         .map(|s| s.trim_matches('`'))
         .filter(|s| !s.is_empty() && *s != "or")
         .collect();

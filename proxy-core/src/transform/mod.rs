@@ -60,6 +60,18 @@ impl Transform {
         }
     }
 
+    /// Whether the output for a string depends only on that string (so the
+    /// sanitizer may reuse it for repeated values within a document).
+    pub fn is_deterministic_on_strings(&self) -> bool {
+        matches!(
+            self,
+            Transform::Pseudonymize(_)
+                | Transform::PseudonymizeRegexMatches(_)
+                | Transform::PseudonymizeEmailHeader
+                | Transform::Tokenize(_)
+        )
+    }
+
     /// Applies the transform to `value` in place.
     pub fn apply(&self, value: &mut Value, p: &Pseudonymizer) -> Result<Outcome, Failure> {
         match self {

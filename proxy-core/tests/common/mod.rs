@@ -1,6 +1,8 @@
 //! Shared helpers of the proxy-core integration tests.
 #![allow(dead_code)]
 
+use std::sync::LazyLock;
+
 use proxy_core::pseudonym::{EmailPolicy, PseudonymConfig, Pseudonymizer, Scheme};
 use proxy_core::rules::RuleSet;
 use proxy_core::sanitize::Report;
@@ -10,7 +12,7 @@ use serde_json::Value;
 pub const SALT: &str = "test-salt-0123456789-0123456789-0123456789";
 pub const KEY: &str = "test-key-0123456789-0123456789-0123456789";
 
-pub fn pseudonymizer(scheme: Scheme) -> Pseudonymizer {
+fn build(scheme: Scheme) -> Pseudonymizer {
     Pseudonymizer::new(PseudonymConfig {
         scheme,
         salt: Secret::from(SALT),
@@ -18,6 +20,17 @@ pub fn pseudonymizer(scheme: Scheme) -> Pseudonymizer {
         email: EmailPolicy::default(),
     })
     .expect("test pseudonymizer")
+}
+
+static HMAC: LazyLock<Pseudonymizer> = LazyLock::new(|| build(Scheme::Hmac));
+// The psoxy scheme derives its key with PBKDF2 (65 536 rounds): build once.
+static PSOXY: LazyLock<Pseudonymizer> = LazyLock::new(|| build(Scheme::Psoxy));
+
+pub fn pseudonymizer(scheme: Scheme) -> &'static Pseudonymizer {
+    match scheme {
+        Scheme::Hmac => &HMAC,
+        Scheme::Psoxy => &PSOXY,
+    }
 }
 
 /// Rules with one endpoint `/x` and the given transforms (YAML list items).
@@ -29,7 +42,7 @@ pub fn rules(transforms: &str) -> RuleSet {
 pub fn run(rules: &RuleSet, mut doc: Value) -> Result<(Value, Report), String> {
     let p = pseudonymizer(Scheme::Hmac);
     let report = rules.endpoints[0]
-        .sanitize(&mut doc, &p)
+        .sanitize(&mut doc, p)
         .map_err(|e| e.to_string())?;
     Ok((doc, report))
 }

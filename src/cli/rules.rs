@@ -1,0 +1,679 @@
+//! `veil rules …`: the rule author's test loop.
+//!
+//! - `test [--update]`: sanitize every sample with its request URL, compare
+//!   with the golden output, check that paging links round-trip, and check
+//!   that no sensitive value of the fictional tenant survives;
+//! - `report`: what leaves the building, per sample, and each transform's
+//!   match counts (dead transforms flagged);
+//! - `lint`: static checks of the rule files;
+//! - `schema`: the JSON Schema of rule files, generated from the model.
+//!
+//! Layout it works on: `rules/<connector>.yaml` (default variant) and
+//! `rules/<connector>.clear-ids.yaml`; `example-api-responses/<connector>/`
+//! with `requests.yaml`, `original/*.json`, and goldens in `sanitized/`
+//! (default variant) and `sanitized/clear-ids/`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context};
+use proxy_core::policy::{split_url, Request, Side};
+use proxy_core::pseudonym::{EmailPolicy, PseudonymConfig, Pseudonymizer, Scheme};
+use proxy_core::reidentify::reidentify;
+use proxy_core::rules::RuleSet;
+use proxy_core::secret::Secret;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The fixed, public secrets the golden files are made with. Test only:
+/// `veil serve` refuses them.
+pub const GOLDEN_SALT: &str = "veil-example-salt-NOT-FOR-PRODUCTION-0001";
+pub const GOLDEN_KEY: &str = "veil-example-key-NOT-FOR-PRODUCTION-00001";
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: RulesCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum RulesCommand {
+    /// Sanitize every sample and compare with its golden output.
+    Test {
+        /// Rewrite the golden files instead of comparing.
+        #[arg(long)]
+        update: bool,
+        #[command(flatten)]
+        corpus: CorpusArgs,
+    },
+    /// Show every string value that leaves Veil unchanged, and transform match counts.
+    Report {
+        #[command(flatten)]
+        corpus: CorpusArgs,
+    },
+    /// Static checks: dead transforms, endpoints without a sample, overlaps, shadowed transforms.
+    Lint {
+        #[command(flatten)]
+        corpus: CorpusArgs,
+    },
+    /// Print the JSON Schema of rule files.
+    Schema,
+}
+
+#[derive(Debug, clap::Args)]
+struct CorpusArgs {
+    /// Only this connector (e.g. outlook-mail).
+    #[arg(long)]
+    connector: Option<String>,
+    /// Directory of the rule files.
+    #[arg(long, default_value = "rules")]
+    rules_dir: PathBuf,
+    /// Directory of the sample responses.
+    #[arg(long, default_value = "example-api-responses")]
+    samples_dir: PathBuf,
+}
+
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    match a.command {
+        RulesCommand::Test { update, corpus } => test(&corpus, update),
+        RulesCommand::Report { corpus } => report(&corpus),
+        RulesCommand::Lint { corpus } => lint(&corpus),
+        RulesCommand::Schema => {
+            println!("{}", schema_json());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The JSON Schema of rule files, as committed in `rules/veil-rules.schema.json`.
+pub fn schema_json() -> String {
+    let schema = schemars::schema_for!(proxy_core::rules::model::RuleFile);
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Requests {
+    samples: Vec<Sample>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Sample {
+    file: String,
+    url: String,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Sensitive {
+    #[serde(default)]
+    people: Vec<String>,
+    #[serde(default)]
+    text: Vec<String>,
+    #[serde(default)]
+    phones: Vec<String>,
+    #[serde(default)]
+    emails: Vec<String>,
+}
+
+/// One rule file of one connector, with its samples.
+struct Suite {
+    connector: String,
+    variant: &'static str,
+    rules_file: PathBuf,
+    rules: RuleSet,
+    dir: PathBuf,
+    golden_dir: PathBuf,
+    samples: Vec<Sample>,
+}
+
+fn suites(c: &CorpusArgs) -> anyhow::Result<Vec<Suite>> {
+    let mut out = Vec::new();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&c.samples_dir)
+        .with_context(|| format!("cannot read {}", c.samples_dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("requests.yaml").is_file())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let connector = dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        if c.connector.as_ref().is_some_and(|only| *only != connector) {
+            continue;
+        }
+        let req_path = dir.join("requests.yaml");
+        let text = std::fs::read_to_string(&req_path)?;
+        for (variant, file, golden) in [
+            (
+                "default",
+                format!("{connector}.yaml"),
+                dir.join("sanitized"),
+            ),
+            (
+                "clear-ids",
+                format!("{connector}.clear-ids.yaml"),
+                dir.join("sanitized").join("clear-ids"),
+            ),
+        ] {
+            let rules_file = c.rules_dir.join(&file);
+            if !rules_file.is_file() {
+                continue;
+            }
+            let rules = RuleSet::from_file(&rules_file).map_err(|e| anyhow!("{e}"))?;
+            let requests: Requests = serde_yaml_ng::from_str(&text)
+                .with_context(|| format!("{}", req_path.display()))?;
+            out.push(Suite {
+                connector: connector.clone(),
+                variant,
+                rules_file,
+                rules,
+                dir: dir.clone(),
+                golden_dir: golden,
+                samples: requests.samples,
+            });
+        }
+    }
+    if out.is_empty() {
+        bail!(
+            "no connector samples found under {} with rules in {}",
+            c.samples_dir.display(),
+            c.rules_dir.display()
+        );
+    }
+    Ok(out)
+}
+
+fn golden_pseudonymizer() -> anyhow::Result<Pseudonymizer> {
+    Pseudonymizer::new(PseudonymConfig {
+        scheme: Scheme::Hmac,
+        salt: Secret::from(GOLDEN_SALT),
+        encryption_keys: vec![("k1".into(), Secret::from(GOLDEN_KEY))],
+        email: EmailPolicy::default(),
+    })
+    .map_err(|e| anyhow!("{e}"))
+}
+
+/// The outcome of sanitizing one sample.
+struct Run {
+    original: Value,
+    sanitized: Value,
+    endpoint: usize,
+    report: proxy_core::sanitize::Report,
+}
+
+fn run_sample(s: &Suite, sample: &Sample, p: &Pseudonymizer) -> anyhow::Result<Run> {
+    let path = s.dir.join("original").join(&sample.file);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let original: Value = serde_json::from_str(&text).map_err(|e| {
+        anyhow!(
+            "{}:{}:{}: not valid JSON: {e}",
+            path.display(),
+            e.line(),
+            e.column()
+        )
+    })?;
+    let (upath, query) = split_url(&sample.url);
+    let allowed = s
+        .rules
+        .match_request(
+            Request {
+                method: "GET",
+                path: &upath,
+                query: query.as_deref(),
+            },
+            Side::Upstream,
+        )
+        .map_err(|r| anyhow!("the rules refuse the sample's URL {}: {r}", sample.url))?;
+    let mut sanitized = original.clone();
+    let report = allowed
+        .endpoint
+        .sanitize(&mut sanitized, p)
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok(Run {
+        original,
+        sanitized,
+        endpoint: allowed.endpoint.index,
+        report,
+    })
+}
+
+fn pretty(v: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+fn test(c: &CorpusArgs, update: bool) -> anyhow::Result<ExitCode> {
+    let p = golden_pseudonymizer()?;
+    let sensitive: Sensitive =
+        match std::fs::read_to_string(c.samples_dir.join("sensitive-values.yaml")) {
+            Ok(t) => serde_yaml_ng::from_str(&t).context("sensitive-values.yaml")?,
+            Err(_) => Sensitive::default(),
+        };
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for s in suites(c)? {
+        // Every endpoint must be proven against at least one sample.
+        for ep in &s.rules.endpoints {
+            let sampled = s.samples.iter().any(|x| {
+                let (pa, q) = split_url(&x.url);
+                s.rules
+                    .match_request(Request { method: "GET", path: &pa, query: q.as_deref() }, Side::Upstream)
+                    .is_ok_and(|a| a.endpoint.index == ep.index)
+            });
+            if !sampled {
+                failed += 1;
+                println!("FAILED  {} [{}] endpoint `{}` has no sample", s.connector, s.variant, ep.label);
+            }
+        }
+        for sample in &s.samples {
+            let name = format!("{} [{}] {}", s.connector, s.variant, sample.file);
+            match check_sample(&s, sample, &p, &sensitive, update) {
+                Ok(()) => {
+                    passed += 1;
+                    println!("ok      {name}");
+                }
+                Err(e) => {
+                    failed += 1;
+                    println!("FAILED  {name}\n{}", indent(&format!("{e:#}")));
+                }
+            }
+        }
+    }
+    println!("\n{passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("        {l}\n")).collect()
+}
+
+fn check_sample(
+    s: &Suite,
+    sample: &Sample,
+    p: &Pseudonymizer,
+    sensitive: &Sensitive,
+    update: bool,
+) -> anyhow::Result<()> {
+    let run = run_sample(s, sample, p)?;
+    let out = pretty(&run.sanitized);
+    let golden = s.golden_dir.join(&sample.file);
+    let mut problems = Vec::new();
+    if update {
+        std::fs::create_dir_all(&s.golden_dir)?;
+        std::fs::write(&golden, &out)?;
+    } else {
+        match std::fs::read_to_string(&golden) {
+            Ok(expected) if expected == out => {}
+            Ok(expected) => {
+                let diff = similar::TextDiff::from_lines(&expected, &out);
+                let mut text = format!("differs from {} (- golden, + now):\n", golden.display());
+                text.push_str(&diff.unified_diff().context_radius(2).to_string());
+                problems.push(text);
+            }
+            Err(_) => problems.push(format!(
+                "no golden file {} (run `veil rules test --update`)",
+                golden.display()
+            )),
+        }
+    }
+    problems.extend(paging_problems(s, &run, p));
+    problems.extend(leaks(&out, sensitive));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        bail!(problems.join("\n"))
+    }
+}
+
+/// Every paging link in a sanitized page must be a request the rules allow
+/// from the client, and must re-identify to the link Graph gave.
+fn paging_problems(s: &Suite, run: &Run, p: &Pseudonymizer) -> Vec<String> {
+    let mut out = Vec::new();
+    for key in ["@odata.nextLink", "@odata.deltaLink"] {
+        let (Some(orig), Some(link)) = (run.original.get(key), run.sanitized.get(key)) else {
+            if run.original.get(key).is_some() {
+                out.push(format!(
+                    "{key} was removed: a client could not read the next page"
+                ));
+            }
+            continue;
+        };
+        let (Some(orig), Some(link)) = (orig.as_str(), link.as_str()) else {
+            out.push(format!("{key} is not a string after sanitizing"));
+            continue;
+        };
+        let (path, query) = split_url(link);
+        if let Err(r) = s.rules.match_request(
+            Request {
+                method: "GET",
+                path: &path,
+                query: query.as_deref(),
+            },
+            Side::Client,
+        ) {
+            out.push(format!(
+                "the client's follow-up request ({key}) would be refused: {r}"
+            ));
+            continue;
+        }
+        match reidentify(&path, query.as_deref(), p) {
+            Ok(r) => {
+                let (opath, oquery) = split_url(orig);
+                let norm = |pth: &str, q: Option<&str>| {
+                    let full = match q {
+                        Some(q) => format!("{pth}?{q}"),
+                        None => pth.to_string(),
+                    };
+                    percent_encoding::percent_decode_str(&full)
+                        .decode_utf8_lossy()
+                        .into_owned()
+                };
+                if norm(&r.path, r.query.as_deref()) != norm(&opath, oquery.as_deref()) {
+                    out.push(format!(
+                        "{key} does not re-identify to Graph's link:\n  graph: {orig}\n  after: {}",
+                        norm(&r.path, r.query.as_deref())
+                    ));
+                }
+            }
+            Err(e) => out.push(format!("{key}: {e}")),
+        }
+    }
+    out
+}
+
+fn email_in_clear(text: &str) -> Vec<String> {
+    static EMAIL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"[A-Za-z0-9._%+~'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+            .expect("static regex")
+    });
+    EMAIL
+        .find_iter(text)
+        .map(|m| m.as_str())
+        .filter(|m| {
+            let (local, domain) = m.split_once('@').unwrap_or((m, ""));
+            // Pseudonyms keep their domain; Teams thread and chat ids and
+            // OData annotations (`value@odata.context`) look like addresses.
+            let pseudonym = ["t~", "p~", "h~"]
+                .iter()
+                .any(|p| local.starts_with(p) || local.contains(&format!(":{p}")));
+            let not_an_address = [
+                "thread.tacv2",
+                "thread.v2",
+                "thread.skype",
+                "unq.gbl.spaces",
+            ]
+            .contains(&domain)
+                || domain.starts_with("odata.");
+            !(pseudonym || not_an_address)
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+fn leaks(out: &str, sensitive: &Sensitive) -> Vec<String> {
+    let mut found = Vec::new();
+    let lower = out.to_lowercase();
+    for (kind, list) in [
+        ("name", &sensitive.people),
+        ("text", &sensitive.text),
+        ("phone", &sensitive.phones),
+        ("address", &sensitive.emails),
+    ] {
+        for v in list {
+            if !v.trim().is_empty() && lower.contains(&v.to_lowercase()) {
+                found.push(format!("leak: {kind} `{v}` is in the sanitized output"));
+            }
+        }
+    }
+    for e in email_in_clear(out) {
+        found.push(format!("leak: email address in clear `{e}`"));
+    }
+    found
+}
+
+/// `$.value[3].from` → `$.value[*].from`.
+fn general(path: &str) -> String {
+    static IDX: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\[\d+\]").expect("static regex"));
+    IDX.replace_all(path, "[*]").into_owned()
+}
+
+fn strings<'a>(v: &'a Value, at: String, out: &mut Vec<(String, &'a str)>) {
+    match v {
+        Value::String(s) => out.push((at, s)),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, c)| strings(c, format!("{at}[{i}]"), out)),
+        Value::Object(m) => m
+            .iter()
+            .for_each(|(k, c)| strings(c, format!("{at}.{k}"), out)),
+        _ => {}
+    }
+}
+
+fn pointer_of(path: &str) -> String {
+    // `$.a[1].b` → `/a/1/b` (keys here come from our own walk, no escaping needed beyond `~` and `/`).
+    let mut out = String::new();
+    let mut rest = path.trim_start_matches('$');
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            out.push('/');
+            out.push_str(&r[..end].replace('~', "~0").replace('/', "~1"));
+            rest = &r[end..];
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']').unwrap_or(r.len());
+            out.push('/');
+            out.push_str(&r[..end]);
+            rest = r.get(end + 1..).unwrap_or("");
+        } else {
+            break;
+        }
+    }
+    out
+}
+
+fn report(c: &CorpusArgs) -> anyhow::Result<ExitCode> {
+    let p = golden_pseudonymizer()?;
+    let mut dead_total = 0;
+    for s in suites(c)? {
+        println!(
+            "# {} [{}] — {}",
+            s.connector,
+            s.variant,
+            s.rules_file.display()
+        );
+        let mut matches: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+        for sample in &s.samples {
+            let run = run_sample(&s, sample, &p)?;
+            for (t, m) in run.report.matches.iter().enumerate() {
+                *matches.entry((run.endpoint, t)).or_default() += m;
+            }
+            let mut leaves = Vec::new();
+            strings(&run.sanitized, "$".into(), &mut leaves);
+            let mut unchanged: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+            for (at, v) in leaves {
+                if run
+                    .original
+                    .pointer(&pointer_of(&at))
+                    .and_then(Value::as_str)
+                    == Some(v)
+                {
+                    let list = unchanged.entry(general(&at)).or_default();
+                    if !list.contains(&v) {
+                        list.push(v);
+                    }
+                }
+            }
+            println!("\n## {} ({})", sample.file, sample.url);
+            if let Some(d) = &sample.description {
+                println!("   {d}");
+            }
+            if unchanged.is_empty() {
+                println!("   no string value leaves unchanged");
+            }
+            for (path, values) in unchanged {
+                let shown: Vec<String> = values
+                    .iter()
+                    .take(4)
+                    .map(|v| format!("{:?}", truncate(v, 60)))
+                    .collect();
+                let more = if values.len() > 4 {
+                    format!(" … (+{} more)", values.len() - 4)
+                } else {
+                    String::new()
+                };
+                println!("   {path}: {}{more}", shown.join(", "));
+            }
+        }
+        println!("\n## transform matches over all samples");
+        for ep in &s.rules.endpoints {
+            for (t, rt) in ep.sanitizer.transforms().iter().enumerate() {
+                let n = matches.get(&(ep.index, t)).copied().unwrap_or(0);
+                let exercised = s.samples.iter().any(|x| {
+                    let (pa, q) = split_url(&x.url);
+                    s.rules
+                        .match_request(
+                            Request {
+                                method: "GET",
+                                path: &pa,
+                                query: q.as_deref(),
+                            },
+                            Side::Upstream,
+                        )
+                        .is_ok_and(|a| a.endpoint.index == ep.index)
+                });
+                let flag = if n == 0 && exercised {
+                    dead_total += 1;
+                    "  <- DEAD: matches nothing in any sample"
+                } else {
+                    ""
+                };
+                println!("   {} #{t} {}: {n}{flag}", ep.label, rt.transform.name());
+            }
+        }
+        println!();
+    }
+    if dead_total > 0 {
+        println!("{dead_total} dead transform(s)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
+}
+
+fn lint(c: &CorpusArgs) -> anyhow::Result<ExitCode> {
+    let p = golden_pseudonymizer()?;
+    let mut findings = Vec::new();
+    for s in suites(c)? {
+        let file = s.rules_file.display().to_string();
+        for w in &s.rules.warnings {
+            findings.push(format!("{file}: overlap: {w}"));
+        }
+        let mut hits: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+        let mut sampled = vec![false; s.rules.endpoints.len()];
+        for sample in &s.samples {
+            let run = run_sample(&s, sample, &p)
+                .with_context(|| format!("{}: {}", s.connector, sample.file))?;
+            sampled[run.endpoint] = true;
+            for (t, m) in run.report.matches.iter().enumerate() {
+                *hits.entry((run.endpoint, t)).or_default() += m;
+            }
+        }
+        for ep in &s.rules.endpoints {
+            if !sampled[ep.index] {
+                findings.push(format!(
+                    "{file}: endpoints[{}] `{}` has no sample",
+                    ep.index, ep.label
+                ));
+                continue;
+            }
+            for (t, rt) in ep.sanitizer.transforms().iter().enumerate() {
+                if hits.get(&(ep.index, t)).copied().unwrap_or(0) == 0 {
+                    findings.push(format!(
+                        "{file}: endpoints[{}] `{}` transforms[{t}] ({}) matches nothing in any sample",
+                        ep.index,
+                        ep.label,
+                        rt.transform.name()
+                    ));
+                }
+            }
+            findings.extend(
+                shadowed(ep)
+                    .into_iter()
+                    .map(|f| format!("{file}: endpoints[{}] `{}`: {f}", ep.index, ep.label)),
+            );
+        }
+    }
+    for f in &findings {
+        println!("{f}");
+    }
+    println!("\n{} finding(s)", findings.len());
+    Ok(if findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Transforms on a path that an earlier `redact` already removed.
+fn shadowed(ep: &proxy_core::rules::CompiledEndpoint) -> Vec<String> {
+    let ts = ep.sanitizer.transforms();
+    let mut out = String::new();
+    for (i, earlier) in ts.iter().enumerate() {
+        if earlier.transform.name() != "redact" {
+            continue;
+        }
+        for later in &ts[i + 1..] {
+            for q in &later.paths {
+                for pth in &earlier.paths {
+                    let (pn, qn) = (
+                        proxy_core::jsonpath::normalize(pth),
+                        proxy_core::jsonpath::normalize(q),
+                    );
+                    let covered =
+                        qn == pn || (qn.starts_with(&pn) && qn[pn.len()..].starts_with(['.', '[']));
+                    if covered {
+                        let _ = writeln!(
+                            out,
+                            "`{q}` ({}) is already removed by redact `{pth}`",
+                            later.transform.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+    out.lines().map(str::to_string).collect()
+}
+
+/// Path of the golden file of a sample (used by tests).
+#[allow(dead_code)]
+pub fn golden_path(samples_dir: &Path, connector: &str, variant: &str, file: &str) -> PathBuf {
+    let base = samples_dir.join(connector).join("sanitized");
+    if variant == "default" {
+        base.join(file)
+    } else {
+        base.join(variant).join(file)
+    }
+}
