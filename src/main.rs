@@ -2,14 +2,24 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod lambda;
+mod logging;
+mod runtime;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
-    match cli::run(args) {
+    // Under the Lambda runtime the same binary hosts the proxy there.
+    let result = if proxy_core::config::var(runtime::ENV_LAMBDA_RUNTIME_API).is_some()
+        && std::env::args().len() <= 1
+    {
+        lambda::run()
+    } else {
+        cli::run(cli::Cli::parse())
+    };
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("veil: error: {e:#}");

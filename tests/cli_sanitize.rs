@@ -8,12 +8,25 @@ const KEY: &str = "cli-test-key-0123456789-0123456789-0123456";
 
 fn veil(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_veil"));
-    cmd.args(args).env_remove("VEIL_SALT").env_remove("VEIL_ENCRYPTION_KEY").env_remove("VEIL_SCHEME");
+    cmd.args(args)
+        .env_remove("VEIL_SALT")
+        .env_remove("VEIL_ENCRYPTION_KEY")
+        .env_remove("VEIL_SCHEME");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn veil");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn veil");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
     child.wait_with_output().expect("wait")
 }
 
@@ -24,28 +37,53 @@ const SAMPLE_URL: &str = "https://graph.microsoft.com/v1.0/users/5d1f8c3a-92b4-4
 #[test]
 fn sanitizes_a_bundled_sample_and_explains() {
     let out = veil(
-        &["sanitize", "--rules", "rules/outlook-mail.yaml", "--url", SAMPLE_URL, "--explain", SAMPLE],
+        &[
+            "sanitize",
+            "--rules",
+            "rules/outlook-mail.yaml",
+            "--url",
+            SAMPLE_URL,
+            "--explain",
+            SAMPLE,
+        ],
         "",
         &SECRETS,
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).expect("stdout is JSON");
     assert!(v["value"].as_array().is_some_and(|a| !a.is_empty()));
     assert!(!text.contains("Priya"), "a name left Veil");
     assert!(text.contains("t~"));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("#0 redact") && err.contains("values changed"), "{err}");
+    assert!(
+        err.contains("#0 redact") && err.contains("values changed"),
+        "{err}"
+    );
 }
 
 #[test]
 fn reads_stdin_and_a_bare_path() {
     let out = veil(
-        &["sanitize", "--rules", "rules/entra-id.yaml", "--url", "/v1.0/users?$top=1"],
+        &[
+            "sanitize",
+            "--rules",
+            "rules/entra-id.yaml",
+            "--url",
+            "/v1.0/users?$top=1",
+        ],
         r#"{"value":[{"id":"x","displayName":"Ann Example","mail":"ann@contoso.example"}]}"#,
         &SECRETS,
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(!text.contains("Ann") && !text.contains("ann@"), "{text}");
 }
@@ -53,21 +91,52 @@ fn reads_stdin_and_a_bare_path() {
 #[test]
 fn refused_url_names_the_closest_endpoint_and_the_check() {
     let out = veil(
-        &["sanitize", "--rules", "rules/outlook-mail.yaml", "--url", "/v1.0/users/abc/mailFolders/Inbox/messages"],
+        &[
+            "sanitize",
+            "--rules",
+            "rules/outlook-mail.yaml",
+            "--url",
+            "/v1.0/users/abc/mailFolders/Inbox/messages",
+        ],
         "{}",
         &SECRETS,
     );
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("no endpoint") && err.contains("closest endpoint: /v1.0/users/{userId}/mailFolders"), "{err}");
-
-    let out = veil(&["sanitize", "--rules", "rules/outlook-mail.yaml", "--url", "/v1.0/users?$search=x"], "{}", &SECRETS);
-    assert_eq!(out.status.code(), Some(3));
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("query parameter `$search` is not allowed"), "{err}");
+    assert!(
+        err.contains("no endpoint")
+            && err.contains("closest endpoint: /v1.0/users/{userId}/mailFolders"),
+        "{err}"
+    );
 
     let out = veil(
-        &["sanitize", "--rules", "rules/outlook-mail.yaml", "--url", "/v1.0/users", "--method", "DELETE"],
+        &[
+            "sanitize",
+            "--rules",
+            "rules/outlook-mail.yaml",
+            "--url",
+            "/v1.0/users?$search=x",
+        ],
+        "{}",
+        &SECRETS,
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("query parameter `$search` is not allowed"),
+        "{err}"
+    );
+
+    let out = veil(
+        &[
+            "sanitize",
+            "--rules",
+            "rules/outlook-mail.yaml",
+            "--url",
+            "/v1.0/users",
+            "--method",
+            "DELETE",
+        ],
         "{}",
         &SECRETS,
     );
@@ -77,23 +146,56 @@ fn refused_url_names_the_closest_endpoint_and_the_check() {
 
 #[test]
 fn invalid_json_input_gives_line_and_column_and_no_output() {
-    let out = veil(&["sanitize", "--rules", "rules/entra-id.yaml", "--url", "/v1.0/users"], "{\n  \"value\": [1,\n}", &SECRETS);
+    let out = veil(
+        &[
+            "sanitize",
+            "--rules",
+            "rules/entra-id.yaml",
+            "--url",
+            "/v1.0/users",
+        ],
+        "{\n  \"value\": [1,\n}",
+        &SECRETS,
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("<stdin>:3:1") && err.contains("not valid JSON"), "{err}");
+    assert!(
+        err.contains("<stdin>:3:1") && err.contains("not valid JSON"),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_salt_says_how_to_make_one() {
-    let out = veil(&["sanitize", "--rules", "rules/entra-id.yaml", "--url", "/v1.0/users"], "{}", &[]);
+    let out = veil(
+        &[
+            "sanitize",
+            "--rules",
+            "rules/entra-id.yaml",
+            "--url",
+            "/v1.0/users",
+        ],
+        "{}",
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("VEIL_SALT is not set"));
 }
 
 #[test]
 fn short_salt_is_refused_in_hmac_scheme() {
-    let out = veil(&["sanitize", "--rules", "rules/entra-id.yaml", "--url", "/v1.0/users"], "{}", &[("VEIL_SALT", "short")]);
+    let out = veil(
+        &[
+            "sanitize",
+            "--rules",
+            "rules/entra-id.yaml",
+            "--url",
+            "/v1.0/users",
+        ],
+        "{}",
+        &[("VEIL_SALT", "short")],
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(err.contains("32") && !err.contains("short\""), "{err}");
@@ -104,11 +206,24 @@ fn psoxy_scheme_reproduces_psoxy_pseudonyms() {
     let rules = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(rules.path(), "endpoints:\n  - pathTemplate: /x\n    transforms:\n      - !<pseudonymize>\n        jsonPaths: ['$..mail', '$..id']\n").unwrap();
     let out = veil(
-        &["sanitize", "--rules", rules.path().to_str().unwrap(), "--url", "/x", "--scheme", "psoxy", "--compact"],
+        &[
+            "sanitize",
+            "--rules",
+            rules.path().to_str().unwrap(),
+            "--url",
+            "/x",
+            "--scheme",
+            "psoxy",
+            "--compact",
+        ],
         r#"{"mail":"Alice@worklytics.onmicrosoft.com","id":"87d349ed-44d7-43e1-9a83-5f2406dee5bd"}"#,
         &[("VEIL_SALT", "salt")],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         String::from_utf8(out.stdout).unwrap().trim(),
         r#"{"mail":"t~80OuLKaSEacbENaFngf3v1Ul1rcs-6BmJRZsfb9scss@worklytics.onmicrosoft.com","id":"t~GIahqS6f7LWgiuhAm2FdsUTe3olu5_uafg6X_8R1Xds"}"#
@@ -120,7 +235,13 @@ fn a_rule_that_cannot_apply_fails_closed_with_nothing_on_stdout() {
     let rules = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(rules.path(), "endpoints:\n  - pathTemplate: /x\n    transforms:\n      - !<pseudonymize>\n        jsonPaths: ['$..from']\n").unwrap();
     let out = veil(
-        &["sanitize", "--rules", rules.path().to_str().unwrap(), "--url", "/x"],
+        &[
+            "sanitize",
+            "--rules",
+            rules.path().to_str().unwrap(),
+            "--url",
+            "/x",
+        ],
         r#"{"from":{"address":"ann@contoso.example"}}"#,
         &SECRETS,
     );
@@ -134,8 +255,23 @@ fn a_rule_that_cannot_apply_fails_closed_with_nothing_on_stdout() {
 fn rule_file_errors_name_file_line_and_place() {
     let rules = tempfile::NamedTempFile::with_suffix(".yaml").unwrap();
     std::fs::write(rules.path(), "endpoints:\n  - pathTemplate: /x\n    transforms:\n      - !<redact>\n        jsonPath: ['$..a']\n").unwrap();
-    let out = veil(&["sanitize", "--rules", rules.path().to_str().unwrap(), "--url", "/x"], "{}", &SECRETS);
+    let out = veil(
+        &[
+            "sanitize",
+            "--rules",
+            rules.path().to_str().unwrap(),
+            "--url",
+            "/x",
+        ],
+        "{}",
+        &SECRETS,
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains(":5:") && err.contains("endpoints[0].transforms[0]") && err.contains("did you mean `jsonPaths`"), "{err}");
+    assert!(
+        err.contains(":5:")
+            && err.contains("endpoints[0].transforms[0]")
+            && err.contains("did you mean `jsonPaths`"),
+        "{err}"
+    );
 }

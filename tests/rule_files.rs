@@ -6,7 +6,10 @@ use std::process::Command;
 use proxy_core::rules::RuleSet;
 
 fn veil(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_veil")).args(args).output().expect("run veil")
+    Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(args)
+        .output()
+        .expect("run veil")
 }
 
 #[test]
@@ -23,10 +26,19 @@ fn the_rules_test_catches_a_leak() {
     // rules: the test loop must fail, naming the leak.
     let dir = tempfile::tempdir().unwrap();
     let rules = std::fs::read_to_string("rules/outlook-mail.yaml").unwrap();
-    let weakened = rules.replacen("          - \"$..subject\"\n", "", 1).replacen("          - \"$..bodyPreview\"\n", "", 1);
+    let weakened = rules
+        .replacen("          - \"$..subject\"\n", "", 1)
+        .replacen("          - \"$..bodyPreview\"\n", "", 1);
     assert_ne!(rules, weakened);
     std::fs::write(dir.path().join("outlook-mail.yaml"), weakened).unwrap();
-    let out = veil(&["rules", "test", "--connector", "outlook-mail", "--rules-dir", dir.path().to_str().unwrap()]);
+    let out = veil(&[
+        "rules",
+        "test",
+        "--connector",
+        "outlook-mail",
+        "--rules-dir",
+        dir.path().to_str().unwrap(),
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("leak: text"), "{text}");
@@ -51,9 +63,13 @@ fn committed_schema_is_the_generated_one() {
 fn clear_ids_variants_differ_only_in_ids() {
     for connector in ["entra-id", "outlook-mail", "outlook-cal", "msft-teams"] {
         let d = RuleSet::from_file(Path::new(&format!("rules/{connector}.yaml"))).unwrap();
-        let c = RuleSet::from_file(Path::new(&format!("rules/{connector}.clear-ids.yaml"))).unwrap();
+        let c =
+            RuleSet::from_file(Path::new(&format!("rules/{connector}.clear-ids.yaml"))).unwrap();
         assert_eq!(d.endpoints.len(), c.endpoints.len(), "{connector}");
-        assert_eq!(d.connector.as_ref().unwrap().graph_permissions, c.connector.as_ref().unwrap().graph_permissions);
+        assert_eq!(
+            d.connector.as_ref().unwrap().graph_permissions,
+            c.connector.as_ref().unwrap().graph_permissions
+        );
         let mut tokenized = 0;
         for (a, b) in d.endpoints.iter().zip(&c.endpoints) {
             assert_eq!(a.label, b.label);
@@ -68,12 +84,31 @@ fn clear_ids_variants_differ_only_in_ids() {
                     .collect::<Vec<_>>()
             };
             assert_eq!(keep(a), keep(b), "{connector} {}", a.label);
-            tokenized += a.sanitizer.transform_names().iter().filter(|n| **n == "tokenize").count();
-            assert!(!b.sanitizer.transform_names().contains(&"tokenize"), "{connector} {}", b.label);
-            assert!(b.path_param_schemas.iter().all(|(_, s)| !s.reversible), "{connector} {}", b.label);
+            tokenized += a
+                .sanitizer
+                .transform_names()
+                .iter()
+                .filter(|n| **n == "tokenize")
+                .count();
+            assert!(
+                !b.sanitizer.transform_names().contains(&"tokenize"),
+                "{connector} {}",
+                b.label
+            );
+            assert!(
+                b.path_param_schemas.iter().all(|(_, s)| !s.reversible),
+                "{connector} {}",
+                b.label
+            );
         }
-        assert!(tokenized > 0, "{connector}: the default variant tokenizes ids");
-        assert_eq!(c.connector.as_ref().unwrap().variant.as_deref(), Some("clear-ids"));
+        assert!(
+            tokenized > 0,
+            "{connector}: the default variant tokenizes ids"
+        );
+        assert_eq!(
+            c.connector.as_ref().unwrap().variant.as_deref(),
+            Some("clear-ids")
+        );
     }
 }
 
@@ -84,9 +119,19 @@ fn only_get_and_head_anywhere() {
         if path.extension().is_some_and(|e| e == "yaml") {
             let rs = RuleSet::from_file(&path).unwrap();
             for ep in &rs.endpoints {
-                assert!(ep.methods.iter().all(|m| m == "GET" || m == "HEAD"), "{} {}", path.display(), ep.label);
+                assert!(
+                    ep.methods.iter().all(|m| m == "GET" || m == "HEAD"),
+                    "{} {}",
+                    path.display(),
+                    ep.label
+                );
             }
-            assert!(rs.warnings.is_empty(), "{}: {:?}", path.display(), rs.warnings);
+            assert!(
+                rs.warnings.is_empty(),
+                "{}: {:?}",
+                path.display(),
+                rs.warnings
+            );
         }
     }
 }
@@ -95,11 +140,29 @@ fn only_get_and_head_anywhere() {
 fn per_user_paths_refuse_raw_ids_in_the_default_variant() {
     use proxy_core::policy::{Request, Side};
     let rs = RuleSet::from_file(Path::new("rules/outlook-mail.yaml")).unwrap();
-    for raw in ["5d1f8c3a-92b4-4e6f-a7c1-3b8e0d4f2a61", "priya.raman@contoso.example", "Priya.Raman%40contoso.example"] {
+    for raw in [
+        "5d1f8c3a-92b4-4e6f-a7c1-3b8e0d4f2a61",
+        "priya.raman@contoso.example",
+        "Priya.Raman%40contoso.example",
+    ] {
         let path = format!("/v1.0/users/{raw}/mailFolders/SentItems/messages");
-        let r = rs.match_request(Request { method: "GET", path: &path, query: None }, Side::Client);
+        let r = rs.match_request(
+            Request {
+                method: "GET",
+                path: &path,
+                query: None,
+            },
+            Side::Client,
+        );
         assert!(r.is_err(), "{raw} accepted");
     }
-    let ok = rs.match_request(Request { method: "GET", path: "/v1.0/users/p~AAAAAAAAAAAAAAAAAAAA/mailFolders/SentItems/messages", query: None }, Side::Client);
+    let ok = rs.match_request(
+        Request {
+            method: "GET",
+            path: "/v1.0/users/p~AAAAAAAAAAAAAAAAAAAA/mailFolders/SentItems/messages",
+            query: None,
+        },
+        Side::Client,
+    );
     assert!(ok.is_ok());
 }

@@ -8,6 +8,10 @@
 //! - [`sanitize`]: the engine that applies an endpoint's rules to a JSON document.
 //! - [`pseudonym`]: pseudonym and reversible-token cryptography (`t~`, `p~`).
 //! - [`policy`]: which requests an endpoint allows (method, path, query, headers).
+//! - [`proxy`]: the request pipeline (normalize → health → authenticate →
+//!   match → re-identify → upstream → answer → log), host-agnostic.
+//! - [`token`]: Graph access tokens (the provider trait and its kinds).
+//! - [`reidentify`]: decrypting `p~` tokens in requests.
 //! - [`secret`]: secret values that never print.
 #![forbid(unsafe_code)]
 
@@ -15,10 +19,12 @@ pub mod config;
 pub mod error;
 pub mod jsonpath;
 pub mod policy;
+pub mod proxy;
 pub mod pseudonym;
 pub mod reidentify;
 pub mod rules;
 pub mod sanitize;
 pub mod schema_filter;
 pub mod secret;
+pub mod token;
 pub mod transform;

@@ -2,6 +2,7 @@
 
 pub mod rules;
 mod sanitize;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -19,6 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Sanitize one Graph response with a rule file (the rule author's command).
     Sanitize(sanitize::Args),
+    /// Run the proxy (HTTP/1.1 and HTTP/2, optional TLS).
+    Serve(serve::Args),
     /// Test, report on and lint rule files against sample responses.
     Rules(rules::Args),
 }
@@ -27,5 +30,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Sanitize(a) => sanitize::run(a),
         Command::Rules(a) => rules::run(a),
+        Command::Serve(a) => serve::run(a),
     }
 }

@@ -266,12 +266,22 @@ fn test(c: &CorpusArgs, update: bool) -> anyhow::Result<ExitCode> {
             let sampled = s.samples.iter().any(|x| {
                 let (pa, q) = split_url(&x.url);
                 s.rules
-                    .match_request(Request { method: "GET", path: &pa, query: q.as_deref() }, Side::Upstream)
+                    .match_request(
+                        Request {
+                            method: "GET",
+                            path: &pa,
+                            query: q.as_deref(),
+                        },
+                        Side::Upstream,
+                    )
                     .is_ok_and(|a| a.endpoint.index == ep.index)
             });
             if !sampled {
                 failed += 1;
-                println!("FAILED  {} [{}] endpoint `{}` has no sample", s.connector, s.variant, ep.label);
+                println!(
+                    "FAILED  {} [{}] endpoint `{}` has no sample",
+                    s.connector, s.variant, ep.label
+                );
             }
         }
         for sample in &s.samples {

@@ -76,9 +76,9 @@ impl ErrorKind {
             ErrorKind::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
             ErrorKind::Forbidden | ErrorKind::BlockedByRules => StatusCode::FORBIDDEN,
-            ErrorKind::TokenUnavailable | ErrorKind::UpstreamConnect | ErrorKind::UpstreamInvalid => {
-                StatusCode::BAD_GATEWAY
-            }
+            ErrorKind::TokenUnavailable
+            | ErrorKind::UpstreamConnect
+            | ErrorKind::UpstreamInvalid => StatusCode::BAD_GATEWAY,
             ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::SanitizeFailed | ErrorKind::Config => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -106,13 +106,16 @@ impl ErrorKind {
     /// Psoxy's code, for the `X-Psoxy-Error` header.
     pub fn psoxy_code(self) -> &'static str {
         match self {
-            ErrorKind::BadRequest | ErrorKind::UriTooLong | ErrorKind::HeadersTooLarge | ErrorKind::BadToken => {
-                "BLOCKED_BY_RULES"
-            }
+            ErrorKind::BadRequest
+            | ErrorKind::UriTooLong
+            | ErrorKind::HeadersTooLarge
+            | ErrorKind::BadToken => "BLOCKED_BY_RULES",
             ErrorKind::Unauthenticated | ErrorKind::Forbidden => "UNAUTHORIZED",
             ErrorKind::BlockedByRules => "BLOCKED_BY_RULES",
             ErrorKind::TokenUnavailable => "CONNECTION_SETUP",
-            ErrorKind::UpstreamConnect | ErrorKind::UpstreamTimeout | ErrorKind::UpstreamInvalid => "API_ERROR",
+            ErrorKind::UpstreamConnect
+            | ErrorKind::UpstreamTimeout
+            | ErrorKind::UpstreamInvalid => "API_ERROR",
             ErrorKind::SanitizeFailed => "SANITIZATION_ERROR",
             ErrorKind::Config => "CONFIGURATION_FAILURE",
         }
@@ -138,7 +141,11 @@ pub struct ProxyError {
 
 impl ProxyError {
     pub fn new(phase: Phase, kind: ErrorKind, message: impl Into<String>) -> Self {
-        ProxyError { phase, kind, message: message.into() }
+        ProxyError {
+            phase,
+            kind,
+            message: message.into(),
+        }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -153,7 +160,14 @@ impl ProxyError {
 
 impl fmt::Display for ProxyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}, in {}): {}", self.kind.code(), self.status().as_u16(), self.phase.as_str(), self.message)
+        write!(
+            f,
+            "{} ({}, in {}): {}",
+            self.kind.code(),
+            self.status().as_u16(),
+            self.phase.as_str(),
+            self.message
+        )
     }
 }
 

@@ -2,6 +2,7 @@
 //! ([`load`]), Java-regex translation ([`java_regex`]) and compiling them
 //! into a [`RuleSet`] ([`compile`]).
 
+pub mod builtin;
 pub mod compile;
 pub mod java_regex;
 pub mod load;

@@ -1,0 +1,471 @@
+//! The proxy: one host-agnostic request pipeline.
+//!
+//! [`Proxy::handle`] takes a buffered `http::Request` and returns a
+//! buffered `http::Response`; the hosts (the hyper server of `veil serve`
+//! and the AWS Lambda runtime) only adapt their requests to it. A request
+//! passes these phases, in order, each in its own function below:
+//!
+//! 1. **normalize** the request target and headers ([`normalize`]);
+//! 2. **health** check, answered here ([`health`]);
+//! 3. **authenticate** the caller ([`caller_auth`], IP allowlist, Lambda caller ARN);
+//! 4. **match** an endpoint of the rules ([`crate::policy`]);
+//! 5. **re-identify** `p~` tokens ([`crate::reidentify`]);
+//! 6. call **upstream** with a Graph token ([`upstream`], [`crate::token`]);
+//! 7. **answer**: sanitize, reduce errors, allowlist headers ([`respond`]);
+//! 8. **log** one structured line.
+//!
+//! Every failure is a [`ProxyError`] naming its phase; the caller gets its
+//! status and JSON body, never unsanitized data.
+
+pub mod caller_auth;
+pub mod error;
+pub mod health;
+pub mod normalize;
+pub mod respond;
+pub mod upstream;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use ipnet::IpNet;
+
+pub use error::{ErrorKind, Phase, ProxyError};
+use health::HealthInfo;
+use normalize::{Limits, Target};
+use upstream::Upstream;
+
+use crate::policy::{Request as PolicyRequest, Side};
+use crate::pseudonym::Pseudonymizer;
+use crate::reidentify::reidentify;
+use crate::rules::RuleSet;
+use crate::sanitize::Report;
+use crate::token::TokenProvider;
+
+/// What the host knows about a request, put in its extensions.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    /// The peer address (for the caller IP allowlist).
+    pub remote_ip: Option<IpAddr>,
+    /// On Lambda: the IAM caller ARN from the Function URL request context.
+    pub aws_caller_arn: Option<String>,
+    /// The host built the URI itself (HTTP/2 `:authority`, Lambda events):
+    /// only its path and query are the request target.
+    pub host_built_uri: bool,
+    /// A request id for logs (from the host, or generated).
+    pub request_id: Option<String>,
+}
+
+/// How callers are authenticated.
+pub enum CallerAuthMode {
+    /// `Authorization: Bearer <JWT>` verified against an OIDC issuer.
+    Oidc(caller_auth::CallerAuth),
+    /// AWS Lambda Function URL with `AWS_IAM` auth: AWS verified the
+    /// signature; Veil checks the caller ARN when a list is configured.
+    AwsIam { allowed_arns: Vec<String> },
+    /// No caller authentication (`--allow-unauthenticated`).
+    Unauthenticated,
+}
+
+impl CallerAuthMode {
+    pub fn describe(&self) -> String {
+        match self {
+            CallerAuthMode::Oidc(a) => a.describe(),
+            CallerAuthMode::AwsIam { allowed_arns } if allowed_arns.is_empty() => {
+                "aws-iam (Function URL; any principal the resource policy allows)".into()
+            }
+            CallerAuthMode::AwsIam { allowed_arns } => format!(
+                "aws-iam (Function URL; {} allowed caller ARNs)",
+                allowed_arns.len()
+            ),
+            CallerAuthMode::Unauthenticated => {
+                "NONE (unauthenticated: anyone who can reach Veil can call it)".into()
+            }
+        }
+    }
+}
+
+/// Everything the pipeline needs, built once per process.
+pub struct ProxyConfig {
+    pub connector: String,
+    pub caller_auth: CallerAuthMode,
+    pub ip_allowlist: Vec<IpNet>,
+    pub limits: Limits,
+    pub health: HealthInfo,
+}
+
+struct Inner {
+    rules: RuleSet,
+    pseudonymizer: Arc<Pseudonymizer>,
+    tokens: Arc<dyn TokenProvider>,
+    upstream: Upstream,
+    config: ProxyConfig,
+    rules_sha: HeaderValue,
+}
+
+/// The pipeline. Cheap to clone; share one per process.
+#[derive(Clone)]
+pub struct Proxy {
+    inner: Arc<Inner>,
+}
+
+/// What the log line says about a request.
+#[derive(Debug, Default)]
+struct Outcome {
+    endpoint: Option<String>,
+    upstream_status: Option<u16>,
+    report: Option<Report>,
+    bytes_in: usize,
+    error: Option<(Phase, &'static str)>,
+}
+
+impl Proxy {
+    pub fn new(
+        rules: RuleSet,
+        pseudonymizer: Arc<Pseudonymizer>,
+        tokens: Arc<dyn TokenProvider>,
+        upstream: Upstream,
+        mut config: ProxyConfig,
+    ) -> Self {
+        let rules_sha =
+            HeaderValue::from_str(&rules.sha256).unwrap_or(HeaderValue::from_static("unknown"));
+        config.health.caller_auth = config.caller_auth.describe();
+        config.health.token_provider = tokens.kind().to_string();
+        if tokens.development_only() {
+            config.health.warnings.push(format!(
+                "the Graph token comes from the development-only `{}` provider",
+                tokens.kind()
+            ));
+        }
+        if matches!(config.caller_auth, CallerAuthMode::Unauthenticated) {
+            config
+                .health
+                .warnings
+                .push("caller authentication is OFF (--allow-unauthenticated)".into());
+        }
+        Proxy {
+            inner: Arc::new(Inner {
+                rules,
+                pseudonymizer,
+                tokens,
+                upstream,
+                config,
+                rules_sha,
+            }),
+        }
+    }
+
+    pub fn health(&self) -> &HealthInfo {
+        &self.inner.config.health
+    }
+
+    pub fn rules(&self) -> &RuleSet {
+        &self.inner.rules
+    }
+
+    /// Runs one request through every phase.
+    pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
+        let started = Instant::now();
+        let ctx = req
+            .extensions()
+            .get::<RequestContext>()
+            .cloned()
+            .unwrap_or_default();
+        let method = req.method().clone();
+        let mut outcome = Outcome::default();
+        let veil_headers = self.veil_headers();
+        let response = match self.pipeline(&req, &ctx, &mut outcome).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                outcome.error = Some((e.phase, e.kind.code()));
+                respond::error_response(&e, veil_headers)
+            }
+        };
+        self.log(&ctx, &method, &response, &outcome, started);
+        response
+    }
+
+    fn veil_headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+        vec![
+            (
+                HeaderName::from_static(respond::HEADER_RULES_SHA),
+                self.inner.rules_sha.clone(),
+            ),
+            (
+                HeaderName::from_static(respond::HEADER_VERSION),
+                HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
+            ),
+        ]
+    }
+
+    async fn pipeline(
+        &self,
+        req: &Request<Bytes>,
+        ctx: &RequestContext,
+        out: &mut Outcome,
+    ) -> Result<Response<Bytes>, ProxyError> {
+        // 1. normalize
+        let target = self.normalize(req, ctx)?;
+        // 2. health
+        if let Some(resp) = self.health_check(req, &target) {
+            return Ok(resp);
+        }
+        // 3. authenticate
+        self.authenticate(req, ctx).await?;
+        // 4. match
+        let rules = &self.inner.rules;
+        let allowed = rules
+            .match_request(
+                PolicyRequest {
+                    method: req.method().as_str(),
+                    path: &target.path,
+                    query: target.query.as_deref(),
+                },
+                Side::Client,
+            )
+            .map_err(|r| ProxyError::new(Phase::Match, ErrorKind::BlockedByRules, r.to_string()))?;
+        let endpoint = allowed.endpoint;
+        out.endpoint = Some(endpoint.label.clone());
+        if !req.body().is_empty() {
+            return Err(ProxyError::new(
+                Phase::Match,
+                ErrorKind::BlockedByRules,
+                "request bodies are not forwarded",
+            ));
+        }
+        // 5. re-identify
+        let upstream_target = reidentify(
+            &target.path,
+            target.query.as_deref(),
+            &self.inner.pseudonymizer,
+        )
+        .map_err(|e| ProxyError::new(Phase::Reidentify, ErrorKind::BadToken, e.to_string()))?;
+        let path_and_query = match &upstream_target.query {
+            Some(q) => format!("{}?{q}", upstream_target.path),
+            None => upstream_target.path.clone(),
+        };
+        let forwarded: Vec<(HeaderName, HeaderValue)> = endpoint
+            .allowed_headers
+            .iter()
+            .filter(|h| !is_hop_by_hop(h))
+            .filter_map(|h| {
+                let name = HeaderName::from_bytes(h.as_bytes()).ok()?;
+                req.headers().get(&name).map(|v| (name, v.clone()))
+            })
+            .collect();
+        // 6. upstream (one retry with a fresh token after a 401)
+        let mut upstream = self
+            .call_upstream(req.method(), &path_and_query, &forwarded)
+            .await?;
+        if upstream.status == StatusCode::UNAUTHORIZED {
+            self.inner.tokens.invalidate();
+            upstream = self
+                .call_upstream(req.method(), &path_and_query, &forwarded)
+                .await?;
+        }
+        out.upstream_status = Some(upstream.status.as_u16());
+        out.bytes_in = upstream.body.len();
+        // 7. answer
+        let mut headers = self.veil_headers();
+        headers.extend(respond::passed_headers(&upstream.headers));
+        let gzip_ok = respond::accepts_gzip(req.headers());
+        if upstream.status.is_success() {
+            let (body, report) =
+                respond::sanitize_body(endpoint, &upstream.body, &self.inner.pseudonymizer)?;
+            out.report = Some(report);
+            let body = if req.method() == Method::HEAD {
+                Bytes::new()
+            } else {
+                body
+            };
+            Ok(respond::json_response(
+                upstream.status,
+                body,
+                headers,
+                gzip_ok,
+            ))
+        } else {
+            let reduced = respond::reduce_error_body(&upstream.body, &self.inner.pseudonymizer);
+            headers.push((
+                HeaderName::from_static(respond::HEADER_PSOXY_ERROR),
+                HeaderValue::from_static("API_ERROR"),
+            ));
+            let body = Bytes::from(serde_json::to_vec(&reduced).unwrap_or_default());
+            let status = if upstream.status.is_redirection() {
+                StatusCode::BAD_GATEWAY
+            } else {
+                upstream.status
+            };
+            Ok(respond::json_response(status, body, headers, false))
+        }
+    }
+
+    fn normalize(&self, req: &Request<Bytes>, ctx: &RequestContext) -> Result<Target, ProxyError> {
+        let limits = &self.inner.config.limits;
+        normalize::check_headers(req.headers(), limits)?;
+        if ctx.host_built_uri || req.version() == http::Version::HTTP_2 {
+            let pq = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
+            normalize::normalize_raw_target(pq.as_bytes(), limits)
+        } else {
+            normalize::normalize_target(req.uri(), limits)
+        }
+    }
+
+    fn health_check(&self, req: &Request<Bytes>, target: &Target) -> Option<Response<Bytes>> {
+        let asked = req.headers().contains_key(health::PSOXY_HEALTH_HEADER)
+            || (target.path == health::HEALTH_PATH
+                && matches!(*req.method(), Method::GET | Method::HEAD));
+        if !asked {
+            return None;
+        }
+        let h = &self.inner.config.health;
+        let status = if h.healthy() {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        let body = Bytes::from(serde_json::to_vec_pretty(&h.to_json()).unwrap_or_default());
+        Some(respond::json_response(
+            status,
+            body,
+            self.veil_headers(),
+            false,
+        ))
+    }
+
+    async fn authenticate(
+        &self,
+        req: &Request<Bytes>,
+        ctx: &RequestContext,
+    ) -> Result<(), ProxyError> {
+        let cfg = &self.inner.config;
+        if !cfg.ip_allowlist.is_empty() {
+            let ok = ctx
+                .remote_ip
+                .is_some_and(|ip| cfg.ip_allowlist.iter().any(|n| n.contains(&ip)));
+            if !ok {
+                return Err(ProxyError::new(
+                    Phase::Authenticate,
+                    ErrorKind::Forbidden,
+                    "the caller's address is not in the allowed ranges",
+                ));
+            }
+        }
+        match &cfg.caller_auth {
+            CallerAuthMode::Unauthenticated => Ok(()),
+            CallerAuthMode::AwsIam { allowed_arns } => {
+                if allowed_arns.is_empty() {
+                    return Ok(());
+                }
+                match &ctx.aws_caller_arn {
+                    Some(arn) if allowed_arns.iter().any(|a| a == arn) => Ok(()),
+                    Some(_) => Err(ProxyError::new(Phase::Authenticate, ErrorKind::Forbidden, "the calling AWS principal is not allowed")),
+                    None => Err(ProxyError::new(Phase::Authenticate, ErrorKind::Unauthenticated, "no AWS caller identity in the request (is the Function URL's auth type AWS_IAM?)")),
+                }
+            }
+            CallerAuthMode::Oidc(auth) => {
+                let header = req
+                    .headers()
+                    .get(http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok());
+                auth.verify(header).await.map(|_| ())
+            }
+        }
+    }
+
+    async fn call_upstream(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        headers: &[(HeaderName, HeaderValue)],
+    ) -> Result<upstream::UpstreamResponse, ProxyError> {
+        let token = self.inner.tokens.token().await.map_err(|e| {
+            ProxyError::new(
+                Phase::Token,
+                ErrorKind::TokenUnavailable,
+                format!("no Graph token: {e}"),
+            )
+        })?;
+        let bearer = String::from_utf8_lossy(token.expose()).into_owned();
+        self.inner
+            .upstream
+            .send(method, path_and_query, headers.to_vec(), &bearer)
+            .await
+    }
+
+    fn log(
+        &self,
+        ctx: &RequestContext,
+        method: &Method,
+        resp: &Response<Bytes>,
+        out: &Outcome,
+        started: Instant,
+    ) {
+        let changes: Vec<usize> = out
+            .report
+            .as_ref()
+            .map(|r| r.changes.clone())
+            .unwrap_or_default();
+        tracing::info!(
+            target: "veil::access",
+            request_id = ctx.request_id.as_deref().unwrap_or("-"),
+            connector = %self.inner.config.connector,
+            method = %method,
+            endpoint = out.endpoint.as_deref().unwrap_or("-"),
+            status = resp.status().as_u16(),
+            upstream_status = out.upstream_status.unwrap_or(0),
+            latency_ms = started.elapsed().as_secs_f64() * 1e3,
+            bytes_in = out.bytes_in,
+            bytes_out = resp.body().len(),
+            transform_changes = ?changes,
+            error_phase = out.error.map(|e| e.0.as_str()).unwrap_or("-"),
+            error_code = out.error.map(|e| e.1).unwrap_or("-"),
+        );
+    }
+}
+
+fn is_hop_by_hop(name: &str) -> bool {
+    matches!(
+        name,
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "authorization"
+            | "host"
+            | "cookie"
+    ) || name.starts_with("x-forwarded")
+}
+
+impl tower::Service<Request<Bytes>> for Proxy {
+    type Response = Response<Bytes>;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<Response<Bytes>, std::convert::Infallible>>
+                + Send,
+        >,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.handle(req).await) })
+    }
+}

@@ -1,0 +1,53 @@
+//! The shipped rule files, compiled into the binary so a deployment needs
+//! only the connector's name.
+
+use super::RuleSet;
+use crate::error::RuleError;
+
+/// The connectors Veil ships rules for.
+pub const CONNECTORS: &[&str] = &["entra-id", "outlook-mail", "outlook-cal", "msft-teams"];
+
+/// The rule variants: Graph ids as `p~` tokens (`default`) or in clear.
+pub const VARIANTS: &[&str] = &["default", "clear-ids"];
+
+/// The text of a shipped rule file.
+pub fn text(connector: &str, variant: &str) -> Option<&'static str> {
+    Some(match (connector, variant) {
+        ("entra-id", "default") => include_str!("../../../rules/entra-id.yaml"),
+        ("entra-id", "clear-ids") => include_str!("../../../rules/entra-id.clear-ids.yaml"),
+        ("outlook-mail", "default") => include_str!("../../../rules/outlook-mail.yaml"),
+        ("outlook-mail", "clear-ids") => include_str!("../../../rules/outlook-mail.clear-ids.yaml"),
+        ("outlook-cal", "default") => include_str!("../../../rules/outlook-cal.yaml"),
+        ("outlook-cal", "clear-ids") => include_str!("../../../rules/outlook-cal.clear-ids.yaml"),
+        ("msft-teams", "default") => include_str!("../../../rules/msft-teams.yaml"),
+        ("msft-teams", "clear-ids") => include_str!("../../../rules/msft-teams.clear-ids.yaml"),
+        _ => return None,
+    })
+}
+
+/// Loads a shipped rule file.
+pub fn load(connector: &str, variant: &str) -> Result<RuleSet, RuleError> {
+    let name = format!("builtin:{connector}/{variant}");
+    let text = text(connector, variant).ok_or_else(|| {
+        RuleError::new(
+            &name,
+            "",
+            format!("no shipped rules for connector `{connector}` variant `{variant}` (connectors: {}; variants: {})", CONNECTORS.join(", "), VARIANTS.join(", ")),
+        )
+    })?;
+    RuleSet::from_str(&name, text)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_builtin_loads() {
+        for c in super::CONNECTORS {
+            for v in super::VARIANTS {
+                let rs = super::load(c, v).unwrap();
+                assert_eq!(rs.connector.as_ref().unwrap().name, *c);
+            }
+        }
+        assert!(super::load("outlook-mail", "nope").is_err());
+    }
+}

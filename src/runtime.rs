@@ -1,0 +1,278 @@
+//! Building the proxy from configuration: flags, then environment
+//! variables (every one a named constant below), then defaults. Shared by
+//! `veil serve`, the Lambda host and `veil demo`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use ipnet::IpNet;
+use proxy_core::config::{self, var};
+use proxy_core::proxy::caller_auth::{CallerAuth, CallerAuthConfig};
+use proxy_core::proxy::health::HealthInfo;
+use proxy_core::proxy::normalize::Limits;
+use proxy_core::proxy::upstream::{Upstream, UpstreamConfig};
+use proxy_core::proxy::{CallerAuthMode, Proxy, ProxyConfig};
+use proxy_core::pseudonym::{PseudonymConfig, Pseudonymizer};
+use proxy_core::rules::{builtin, RuleSet};
+use proxy_core::secret::Secret;
+use proxy_core::token::{StaticToken, TokenProvider, ENV_UPSTREAM_TOKEN};
+
+/// The connector to serve (`entra-id`, `outlook-mail`, `outlook-cal`, `msft-teams`).
+pub const ENV_CONNECTOR: &str = "VEIL_CONNECTOR";
+/// A rule file to use instead of the shipped one.
+pub const ENV_RULES: &str = "VEIL_RULES";
+/// `default` (Graph ids as `p~` tokens) or `clear-ids`.
+pub const ENV_RULES_VARIANT: &str = "VEIL_RULES_VARIANT";
+/// Graph's base URL (default `https://graph.microsoft.com`).
+pub const ENV_UPSTREAM: &str = "VEIL_UPSTREAM";
+/// Seconds for the whole upstream call (default 25; keep below the host's timeout).
+pub const ENV_UPSTREAM_TIMEOUT: &str = "VEIL_UPSTREAM_TIMEOUT_SECS";
+/// Caller authentication: the OIDC issuer (e.g. `https://accounts.google.com`).
+pub const ENV_CALLER_ISSUER: &str = "VEIL_CALLER_ISSUER";
+/// Comma-separated accepted audiences.
+pub const ENV_CALLER_AUDIENCES: &str = "VEIL_CALLER_AUDIENCES";
+/// Comma-separated allowed `sub` values.
+pub const ENV_CALLER_SUBJECTS: &str = "VEIL_CALLER_SUBJECTS";
+/// Comma-separated allowed `email` values.
+pub const ENV_CALLER_EMAILS: &str = "VEIL_CALLER_EMAILS";
+/// The JWKS URL, when not discovered from the issuer.
+pub const ENV_CALLER_JWKS_URL: &str = "VEIL_CALLER_JWKS_URL";
+/// Comma-separated CIDR ranges callers must come from.
+pub const ENV_CALLER_IP_ALLOWLIST: &str = "VEIL_CALLER_IP_ALLOWLIST";
+/// On Lambda: comma-separated caller ARNs allowed (checked in the request context).
+pub const ENV_ALLOWED_CALLER_ARNS: &str = "VEIL_ALLOWED_CALLER_ARNS";
+/// `true` to serve without caller authentication (development only).
+pub const ENV_ALLOW_UNAUTHENTICATED: &str = "VEIL_ALLOW_UNAUTHENTICATED";
+/// Set by the Lambda runtime; its presence selects the Lambda host.
+pub const ENV_LAMBDA_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
+/// The port Cloud Run asks the container to listen on.
+pub const ENV_PORT: &str = "PORT";
+
+/// Secrets that are published (tests, examples) and so never acceptable
+/// outside tests.
+pub const WELL_KNOWN_SECRETS: &[&str] = &[
+    crate::cli::rules::GOLDEN_SALT,
+    crate::cli::rules::GOLDEN_KEY,
+    "salt",
+    "secret",
+    "changeme",
+];
+
+/// How the caller is authenticated on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host {
+    Server,
+    Lambda,
+    #[allow(dead_code)]
+    Demo,
+}
+
+/// What the command line says; anything unset falls back to the environment.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    pub connector: Option<String>,
+    pub rules: Option<PathBuf>,
+    pub variant: Option<String>,
+    pub upstream: Option<String>,
+    pub allow_unauthenticated: bool,
+}
+
+/// Splits a comma-separated list.
+pub fn list(value: Option<String>) -> Vec<String> {
+    value
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Loads the rules: a file when given, else the shipped rules of the connector.
+pub fn load_rules(opts: &Options) -> anyhow::Result<(String, RuleSet)> {
+    let variant = opts
+        .variant
+        .clone()
+        .or_else(|| var(ENV_RULES_VARIANT))
+        .unwrap_or_else(|| "default".into());
+    let connector = opts.connector.clone().or_else(|| var(ENV_CONNECTOR));
+    let rules_path = opts
+        .rules
+        .clone()
+        .or_else(|| var(ENV_RULES).map(PathBuf::from));
+    let rules = match (&rules_path, &connector) {
+        (Some(p), _) => RuleSet::from_file(p).map_err(|e| anyhow!("{e}"))?,
+        (None, Some(c)) => builtin::load(c, &variant).map_err(|e| anyhow!("{e}"))?,
+        (None, None) => bail!(
+            "no connector: give --connector NAME (or {ENV_CONNECTOR}); connectors: {}",
+            builtin::CONNECTORS.join(", ")
+        ),
+    };
+    let connector = connector
+        .or_else(|| rules.connector.as_ref().map(|c| c.name.clone()))
+        .unwrap_or_else(|| "custom".into());
+    Ok((connector, rules))
+}
+
+/// Checks secrets beyond what the pseudonymizer checks: published values
+/// are refused outside the demo.
+pub fn check_secrets(cfg: &PseudonymConfig) -> anyhow::Result<()> {
+    let known = |s: &Secret| {
+        WELL_KNOWN_SECRETS
+            .iter()
+            .any(|k| k.as_bytes() == s.expose())
+    };
+    if known(&cfg.salt) {
+        bail!("{}: the value is a published example, not a secret; generate one with `openssl rand -base64 32`", config::ENV_SALT);
+    }
+    for (kid, k) in &cfg.encryption_keys {
+        if known(k) {
+            bail!("encryption key `{kid}`: the value is a published example, not a secret; generate one with `openssl rand -base64 32`");
+        }
+    }
+    Ok(())
+}
+
+/// The caller-authentication mode for a host.
+pub fn caller_auth(
+    host: Host,
+    allow_unauthenticated: bool,
+    http: reqwest::Client,
+) -> anyhow::Result<CallerAuthMode> {
+    let allow_unauth = allow_unauthenticated
+        || var(ENV_ALLOW_UNAUTHENTICATED).is_some_and(|v| v == "true" || v == "1");
+    if let Some(issuer) = var(ENV_CALLER_ISSUER) {
+        let cfg = CallerAuthConfig {
+            issuer,
+            audiences: list(var(ENV_CALLER_AUDIENCES)),
+            jwks_url: var(ENV_CALLER_JWKS_URL),
+            allowed_subjects: list(var(ENV_CALLER_SUBJECTS)),
+            allowed_emails: list(var(ENV_CALLER_EMAILS)),
+            ..CallerAuthConfig::default()
+        };
+        let auth = CallerAuth::new(cfg, http).map_err(|e| anyhow!("caller authentication: {e}"))?;
+        return Ok(CallerAuthMode::Oidc(auth));
+    }
+    match host {
+        Host::Lambda => Ok(CallerAuthMode::AwsIam { allowed_arns: list(var(ENV_ALLOWED_CALLER_ARNS)) }),
+        Host::Demo => Ok(CallerAuthMode::Unauthenticated),
+        Host::Server if allow_unauth => Ok(CallerAuthMode::Unauthenticated),
+        Host::Server => bail!(
+            "no caller authentication is configured: set {ENV_CALLER_ISSUER}, {ENV_CALLER_AUDIENCES} and {ENV_CALLER_SUBJECTS} (or {ENV_CALLER_EMAILS}), or pass --allow-unauthenticated for development"
+        ),
+    }
+}
+
+/// The Graph token provider from the environment.
+pub fn token_provider() -> anyhow::Result<Arc<dyn TokenProvider>> {
+    match var(ENV_UPSTREAM_TOKEN) {
+        Some(t) => Ok(Arc::new(StaticToken::new(Secret::from(t.as_str())))),
+        None => bail!(
+            "no Graph token provider is configured: set {ENV_UPSTREAM_TOKEN} (development only)"
+        ),
+    }
+}
+
+/// Upstream settings from options and environment.
+pub fn upstream_config(opts: &Options) -> anyhow::Result<UpstreamConfig> {
+    let mut cfg = UpstreamConfig::default();
+    if let Some(u) = opts.upstream.clone().or_else(|| var(ENV_UPSTREAM)) {
+        cfg.base_url = u;
+    }
+    if let Some(t) = var(ENV_UPSTREAM_TIMEOUT) {
+        let secs: u64 = t
+            .parse()
+            .with_context(|| format!("{ENV_UPSTREAM_TIMEOUT} must be a number of seconds"))?;
+        cfg.total_timeout = Duration::from_secs(secs.max(1));
+        cfg.read_timeout = cfg.read_timeout.min(cfg.total_timeout);
+    }
+    Ok(cfg)
+}
+
+/// Everything a host needs to build the proxy.
+pub struct Parts {
+    pub connector: String,
+    pub rules: RuleSet,
+    pub pseudonym: PseudonymConfig,
+    pub tokens: Arc<dyn TokenProvider>,
+    pub upstream: UpstreamConfig,
+    pub caller_auth: CallerAuthMode,
+}
+
+/// Builds the proxy from its parts (the demo supplies its own).
+pub fn build(parts: Parts) -> anyhow::Result<Proxy> {
+    let key_ids = parts
+        .pseudonym
+        .encryption_keys
+        .iter()
+        .map(|(k, _)| k.clone())
+        .collect();
+    let scheme = format!("{:?}", parts.pseudonym.scheme).to_lowercase();
+    let salt_fingerprint = parts.pseudonym.salt.fingerprint();
+    let mut problems = Vec::new();
+    if parts.pseudonym.encryption_keys.is_empty() {
+        problems.push(format!(
+            "no encryption key: reversible `p~` tokens cannot be made or read (set {})",
+            config::ENV_ENCRYPTION_KEY
+        ));
+    }
+    let pseudonymizer = Pseudonymizer::new(parts.pseudonym).map_err(|e| anyhow!("{e}"))?;
+    let upstream = Upstream::new(parts.upstream).map_err(|e| anyhow!(e))?;
+    let ip_allowlist = list(var(ENV_CALLER_IP_ALLOWLIST))
+        .iter()
+        .map(|s| {
+            s.parse::<IpNet>()
+                .map_err(|_| anyhow!("{ENV_CALLER_IP_ALLOWLIST}: `{s}` is not a CIDR range"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let health = HealthInfo {
+        connector: parts.connector.clone(),
+        rules_source: parts.rules.source.clone(),
+        rules_sha256: parts.rules.sha256.clone(),
+        salt_fingerprint,
+        key_ids,
+        scheme,
+        problems,
+        warnings: parts.rules.warnings.clone(),
+        ..HealthInfo::default()
+    };
+    let config = ProxyConfig {
+        connector: parts.connector,
+        caller_auth: parts.caller_auth,
+        ip_allowlist,
+        limits: Limits::default(),
+        health,
+    };
+    Ok(Proxy::new(
+        parts.rules,
+        Arc::new(pseudonymizer),
+        parts.tokens,
+        upstream,
+        config,
+    ))
+}
+
+/// Builds the proxy for `serve` or Lambda from options and environment.
+pub fn from_env(host: Host, opts: &Options) -> anyhow::Result<Proxy> {
+    let (connector, rules) = load_rules(opts)?;
+    let pseudonym = config::pseudonym_config_from_env(None).map_err(|e| anyhow!(e))?;
+    check_secrets(&pseudonym)?;
+    let http = reqwest::Client::builder()
+        .use_rustls_tls()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .context("HTTP client")?;
+    let caller_auth = caller_auth(host, opts.allow_unauthenticated, http)?;
+    build(Parts {
+        connector,
+        rules,
+        pseudonym,
+        tokens: token_provider()?,
+        upstream: upstream_config(opts)?,
+        caller_auth,
+    })
+}
