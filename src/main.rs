@@ -5,6 +5,7 @@ mod cli;
 mod lambda;
 mod logging;
 mod runtime;
+mod sample_tenant;
 
 use std::process::ExitCode;
 

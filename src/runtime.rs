@@ -60,13 +60,11 @@ pub const WELL_KNOWN_SECRETS: &[&str] = &[
     "changeme",
 ];
 
-/// How the caller is authenticated on this host.
+/// Which host runs the proxy (decides the default caller authentication).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Host {
     Server,
     Lambda,
-    #[allow(dead_code)]
-    Demo,
 }
 
 /// What the command line says; anything unset falls back to the environment.
@@ -159,7 +157,6 @@ pub fn caller_auth(
     }
     match host {
         Host::Lambda => Ok(CallerAuthMode::AwsIam { allowed_arns: list(var(ENV_ALLOWED_CALLER_ARNS)) }),
-        Host::Demo => Ok(CallerAuthMode::Unauthenticated),
         Host::Server if allow_unauth => Ok(CallerAuthMode::Unauthenticated),
         Host::Server => bail!(
             "no caller authentication is configured: set {ENV_CALLER_ISSUER}, {ENV_CALLER_AUDIENCES} and {ENV_CALLER_SUBJECTS} (or {ENV_CALLER_EMAILS}), or pass --allow-unauthenticated for development"

@@ -1,5 +1,6 @@
 //! Command-line interface: one module per subcommand.
 
+mod demo;
 pub mod rules;
 mod sanitize;
 mod serve;
@@ -20,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Sanitize one Graph response with a rule file (the rule author's command).
     Sanitize(sanitize::Args),
+    /// Run Veil in front of a sample tenant and play an analytics client's calls.
+    Demo(demo::Args),
     /// Run the proxy (HTTP/1.1 and HTTP/2, optional TLS).
     Serve(serve::Args),
     /// Test, report on and lint rule files against sample responses.
@@ -31,5 +34,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sanitize(a) => sanitize::run(a),
         Command::Rules(a) => rules::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Demo(a) => demo::run(a),
     }
 }

@@ -1,0 +1,271 @@
+//! `veil demo`: Veil over real TCP in front of a sample tenant, playing the
+//! calls an analytics client makes for each connector, then serving on
+//! 127.0.0.1 so you can try `curl`. No cloud account, no secret to set:
+//! demo keys are generated at start and labelled as demo keys.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use proxy_core::proxy::upstream::UpstreamConfig;
+use proxy_core::proxy::CallerAuthMode;
+use proxy_core::pseudonym::{EmailPolicy, PseudonymConfig, Scheme};
+use proxy_core::rules::builtin;
+use proxy_core::secret::Secret;
+use proxy_core::token::StaticToken;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+use crate::runtime::{self, Parts};
+use crate::sample_tenant;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The sample responses the tenant serves.
+    #[arg(long, default_value = "example-api-responses")]
+    samples: PathBuf,
+    /// First port; the four connectors listen on this and the next three (0: any free ports).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Play the calls and exit instead of serving on.
+    #[arg(long)]
+    no_serve: bool,
+}
+
+const DEMO_TOKEN: &str = "demo-graph-token";
+
+fn random_secret() -> anyhow::Result<Secret> {
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| anyhow!("no randomness for the demo keys: {e}"))?;
+    Ok(Secret::new(format!(
+        "demo-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )))
+}
+
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(demo(a))
+}
+
+async fn bind(port: u16, offset: u16) -> anyhow::Result<TcpListener> {
+    if port != 0 {
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port + offset)).await {
+            return Ok(l);
+        }
+    }
+    Ok(TcpListener::bind("127.0.0.1:0").await?)
+}
+
+async fn demo(a: Args) -> anyhow::Result<ExitCode> {
+    let tenant = sample_tenant::start(&a.samples, DEMO_TOKEN).await?;
+    let salt = random_secret()?;
+    let key = random_secret()?;
+    println!(
+        "Veil demo — DEMO KEYS generated for this run only (salt fingerprint {}).",
+        salt.fingerprint()
+    );
+    println!(
+        "Sample tenant (fictional Contoso, serving {}) on http://{tenant}\n",
+        a.samples.display()
+    );
+
+    let mut bases = Vec::new();
+    for (i, connector) in builtin::CONNECTORS.iter().enumerate() {
+        let rules = builtin::load(connector, "default").map_err(|e| anyhow!("{e}"))?;
+        let proxy = runtime::build(Parts {
+            connector: connector.to_string(),
+            rules,
+            pseudonym: PseudonymConfig {
+                scheme: Scheme::Hmac,
+                salt: salt.clone(),
+                encryption_keys: vec![("demo".into(), key.clone())],
+                email: EmailPolicy::default(),
+            },
+            tokens: std::sync::Arc::new(StaticToken::new(Secret::from(DEMO_TOKEN))),
+            upstream: UpstreamConfig {
+                base_url: format!("http://{tenant}"),
+                ..UpstreamConfig::default()
+            },
+            caller_auth: CallerAuthMode::Unauthenticated,
+        })?;
+        let listener = bind(a.port, i as u16).await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move {
+            let _ = super::serve::serve(listener, proxy, None, std::future::pending()).await;
+        });
+        bases.push((connector.to_string(), format!("http://{addr}")));
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let base = |c: &str| {
+        bases
+            .iter()
+            .find(|(n, _)| n == c)
+            .map(|(_, b)| b.clone())
+            .unwrap_or_default()
+    };
+
+    // outlook-mail: list users → one user's sent mail by its p~ id → next page.
+    let mail = base("outlook-mail");
+    let users = call(
+        &client,
+        &mail,
+        "/v1.0/users?$select=id,displayName,mail&$top=8",
+        "list users (names removed, ids become p~ tokens)",
+    )
+    .await?;
+    let user = users["value"][0]["id"]
+        .as_str()
+        .context("no user id in the sample")?
+        .to_string();
+    let sent = call(
+        &client,
+        &mail,
+        &format!("/v1.0/users/{user}/mailFolders/SentItems/messages?$top=10"),
+        "that user's sent mail, asked for by its p~ token (Veil decrypts it for Graph)",
+    )
+    .await?;
+    if let Some(next) = sent["@odata.nextLink"].as_str() {
+        let path = next.trim_start_matches("https://graph.microsoft.com");
+        call(
+            &client,
+            &mail,
+            path,
+            "the next page, following @odata.nextLink as the client got it",
+        )
+        .await?;
+    }
+    refused(
+        &client,
+        &mail,
+        &format!("/v1.0/users/{user}/mailFolders/Inbox/messages"),
+        "the inbox is not allowed",
+    )
+    .await?;
+    refused(
+        &client,
+        &mail,
+        "/v1.0/users/5d1f8c3a-92b4-4e6f-a7c1-3b8e0d4f2a61/mailFolders/SentItems/messages",
+        "a raw Graph id instead of a p~ token",
+    )
+    .await?;
+
+    // outlook-cal: a week of the calendar.
+    let cal = base("outlook-cal");
+    call(
+        &client,
+        &cal,
+        &format!("/v1.0/users/{user}/calendar/calendarView?startDateTime=2026-11-02T00:00:00Z&endDateTime=2026-11-09T00:00:00Z&$top=6"),
+        "calendar view (subjects reduced to meeting types, bodies to meeting links without passwords)",
+    )
+    .await?;
+
+    // msft-teams: a user's chats.
+    let teams = base("msft-teams");
+    call(
+        &client,
+        &teams,
+        &format!("/v1.0/users/{user}/chats?$top=5"),
+        "Teams chats (topics removed, chat ids tokenized)",
+    )
+    .await?;
+
+    // entra-id: groups.
+    call(
+        &client,
+        &base("entra-id"),
+        "/v1.0/groups?$top=5",
+        "groups (names removed, addresses pseudonymized)",
+    )
+    .await?;
+
+    if a.no_serve {
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("\nVeil keeps serving (Ctrl-C to stop):");
+    for (c, b) in &bases {
+        println!("  {c:<13} {b}   e.g. curl -s '{b}/healthz'");
+    }
+    println!("  try:  curl -s '{mail}/v1.0/users?$top=3'");
+    println!("        curl -s '{mail}/v1.0/users/{user}/mailFolders/SentItems/messages?$top=2'");
+    let _ = tokio::signal::ctrl_c().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn call(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    what: &str,
+) -> anyhow::Result<Value> {
+    println!("── {what}\n   GET {}", shorten(path));
+    let resp = client.get(format!("{base}{path}")).send().await?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    println!("   {status}");
+    if !status.is_success() {
+        return Err(anyhow!("the demo call failed: {body}"));
+    }
+    println!("{}\n", excerpt(&body));
+    Ok(body)
+}
+
+async fn refused(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    what: &str,
+) -> anyhow::Result<()> {
+    println!("── refused: {what}\n   GET {}", shorten(path));
+    let resp = client.get(format!("{base}{path}")).send().await?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    println!(
+        "   {status} {}\n",
+        body["error"]["message"].as_str().unwrap_or("")
+    );
+    if status.is_success() {
+        return Err(anyhow!("the demo expected a refusal for {path}"));
+    }
+    Ok(())
+}
+
+fn shorten(s: &str) -> String {
+    if s.len() > 140 {
+        format!(
+            "{}…",
+            &s[..s
+                .char_indices()
+                .take_while(|(i, _)| *i < 140)
+                .last()
+                .map_or(0, |(i, c)| i + c.len_utf8())]
+        )
+    } else {
+        s.to_string()
+    }
+}
+
+/// The first item of a page (or the object), pretty, at most 30 lines.
+fn excerpt(body: &Value) -> String {
+    let first = body.get("value").and_then(|v| v.get(0)).unwrap_or(body);
+    let pretty = serde_json::to_string_pretty(first).unwrap_or_default();
+    let lines: Vec<&str> = pretty.lines().collect();
+    let mut out: Vec<String> = lines
+        .iter()
+        .take(30)
+        .map(|l| format!("   {}", shorten(l)))
+        .collect();
+    if lines.len() > 30 {
+        out.push(format!("   … ({} more lines)", lines.len() - 30));
+    }
+    if let Some(n) = body.get("value").and_then(Value::as_array).map(Vec::len) {
+        out.insert(0, format!("   {n} items; the first:"));
+    }
+    out.join("\n")
+}
