@@ -240,66 +240,43 @@ impl EndpointSanitizer {
         let (mut next, mut matched, mut order) = std::mem::take(&mut w.bufs[depth]);
         let mut removed: Vec<usize> = Vec::new();
         let result = (|| {
+            let mut bufs = (&mut next, &mut matched, &mut order, &mut removed);
             match v {
                 Value::Object(map) => {
                     for (pos, (k, child)) in map.iter_mut().enumerate() {
-                        next.clear();
-                        matched.clear();
-                        self.paths.advance(
-                            states,
+                        self.visit(
+                            child,
                             Key::Name(k),
                             pos,
+                            states,
                             hits.as_ref(),
-                            &mut next,
-                            &mut matched,
-                        );
-                        let at = |mut f: Fail| {
+                            depth,
+                            w,
+                            &mut bufs,
+                        )
+                        .map_err(|mut f| {
                             f.at.push(name_element(k));
                             f
-                        };
-                        if self
-                            .apply_matched(child, &matched, &mut order, w)
-                            .map_err(at)?
-                        {
-                            removed.push(pos);
-                            continue;
-                        }
-                        if (child.is_object() || child.is_array())
-                            && (!next.is_empty() || self.paths.has_global())
-                        {
-                            self.walk(child, &next, depth + 1, w).map_err(at)?;
-                        }
+                        })?;
                     }
                 }
                 Value::Array(items) => {
                     let len = items.len();
                     for (pos, child) in items.iter_mut().enumerate() {
-                        next.clear();
-                        matched.clear();
-                        self.paths.advance(
-                            states,
+                        self.visit(
+                            child,
                             Key::Index(pos, len),
                             pos,
+                            states,
                             hits.as_ref(),
-                            &mut next,
-                            &mut matched,
-                        );
-                        let at = |mut f: Fail| {
+                            depth,
+                            w,
+                            &mut bufs,
+                        )
+                        .map_err(|mut f| {
                             f.at.push(format!("[{pos}]"));
                             f
-                        };
-                        if self
-                            .apply_matched(child, &matched, &mut order, w)
-                            .map_err(at)?
-                        {
-                            removed.push(pos);
-                            continue;
-                        }
-                        if (child.is_object() || child.is_array())
-                            && (!next.is_empty() || self.paths.has_global())
-                        {
-                            self.walk(child, &next, depth + 1, w).map_err(at)?;
-                        }
+                        })?;
                     }
                 }
                 _ => {}
@@ -324,6 +301,44 @@ impl EndpointSanitizer {
                 Value::Array(items) => items.retain_mut(|val| keep(val)),
                 _ => {}
             }
+        }
+        Ok(())
+    }
+}
+
+type Bufs<'b> = (
+    &'b mut Vec<State>,
+    &'b mut Vec<u32>,
+    &'b mut Vec<usize>,
+    &'b mut Vec<usize>,
+);
+
+impl EndpointSanitizer {
+    /// One child of a container: apply the transforms whose paths end at
+    /// it, then walk into it if some path may continue below.
+    #[allow(clippy::too_many_arguments)]
+    fn visit(
+        &self,
+        child: &mut Value,
+        key: Key<'_>,
+        pos: usize,
+        states: &[State],
+        hits: Option<&crate::jsonpath::FilterHits>,
+        depth: usize,
+        w: &mut Walk<'_>,
+        bufs: &mut Bufs<'_>,
+    ) -> Result<(), Fail> {
+        let (next, matched, order, removed) = bufs;
+        next.clear();
+        matched.clear();
+        self.paths.advance(states, key, pos, hits, next, matched);
+        if self.apply_matched(child, matched, order, w)? {
+            removed.push(pos);
+            return Ok(());
+        }
+        if (child.is_object() || child.is_array()) && (!next.is_empty() || self.paths.has_global())
+        {
+            self.walk(child, next, depth + 1, w)?;
         }
         Ok(())
     }

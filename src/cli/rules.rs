@@ -191,6 +191,27 @@ fn suites(c: &CorpusArgs) -> anyhow::Result<Vec<Suite>> {
     Ok(out)
 }
 
+/// The endpoint (index) that serves a sample's URL, if any.
+fn endpoint_of(s: &Suite, sample: &Sample) -> Option<usize> {
+    let (path, query) = split_url(&sample.url);
+    s.rules
+        .match_request(
+            Request {
+                method: "GET",
+                path: &path,
+                query: query.as_deref(),
+            },
+            Side::Upstream,
+        )
+        .ok()
+        .map(|a| a.endpoint.index)
+}
+
+/// Whether some sample exercises endpoint `index`.
+fn has_sample(s: &Suite, index: usize) -> bool {
+    s.samples.iter().any(|x| endpoint_of(s, x) == Some(index))
+}
+
 fn golden_pseudonymizer() -> anyhow::Result<Pseudonymizer> {
     Pseudonymizer::new(PseudonymConfig {
         scheme: Scheme::Hmac,
@@ -263,20 +284,7 @@ fn test(c: &CorpusArgs, update: bool) -> anyhow::Result<ExitCode> {
     for s in suites(c)? {
         // Every endpoint must be proven against at least one sample.
         for ep in &s.rules.endpoints {
-            let sampled = s.samples.iter().any(|x| {
-                let (pa, q) = split_url(&x.url);
-                s.rules
-                    .match_request(
-                        Request {
-                            method: "GET",
-                            path: &pa,
-                            query: q.as_deref(),
-                        },
-                        Side::Upstream,
-                    )
-                    .is_ok_and(|a| a.endpoint.index == ep.index)
-            });
-            if !sampled {
+            if !has_sample(&s, ep.index) {
                 failed += 1;
                 println!(
                     "FAILED  {} [{}] endpoint `{}` has no sample",
@@ -554,20 +562,7 @@ fn report(c: &CorpusArgs) -> anyhow::Result<ExitCode> {
         for ep in &s.rules.endpoints {
             for (t, rt) in ep.sanitizer.transforms().iter().enumerate() {
                 let n = matches.get(&(ep.index, t)).copied().unwrap_or(0);
-                let exercised = s.samples.iter().any(|x| {
-                    let (pa, q) = split_url(&x.url);
-                    s.rules
-                        .match_request(
-                            Request {
-                                method: "GET",
-                                path: &pa,
-                                query: q.as_deref(),
-                            },
-                            Side::Upstream,
-                        )
-                        .is_ok_and(|a| a.endpoint.index == ep.index)
-                });
-                let flag = if n == 0 && exercised {
+                let flag = if n == 0 && has_sample(&s, ep.index) {
                     dead_total += 1;
                     "  <- DEAD: matches nothing in any sample"
                 } else {
