@@ -69,7 +69,7 @@ fn person(i: usize) -> Value {
         "Silva",
         "Kowalska",
     ][(i / 10) % 10];
-    let domain = if i % 7 == 0 {
+    let domain = if i.is_multiple_of(7) {
         "fabrikam.example"
     } else {
         "contoso.example"
@@ -92,7 +92,7 @@ fn page() -> Value {
                 "categories": ["Blue category"],
                 "receivedDateTime": "2026-11-02T09:15:00Z",
                 "sentDateTime": "2026-11-02T09:14:58Z",
-                "hasAttachments": i % 4 == 0,
+                "hasAttachments": i.is_multiple_of(4),
                 "internetMessageId": format!("<MW4PR{i:06}.namprd.prod.outlook.com@contoso.example>"),
                 "subject": format!("Re: Q{} planning for the Fabrikam rollout #{i}", i % 4 + 1),
                 "bodyPreview": "Hi all, following up on yesterday's discussion about the budget and the timeline for the rollout.",

@@ -156,7 +156,7 @@ pub struct ParamSchema {
 impl ParamSchema {
     /// Checks a (percent-decoded) value the client sent.
     pub fn check(&self, value: &str) -> Result<(), String> {
-        if self.reversible && !value.starts_with("p~") {
+        if self.reversible && !crate::reidentify::is_token(value) {
             return Err("must be a reversible pseudonym (`p~…`)".into());
         }
         match self.kind {
@@ -344,11 +344,8 @@ fn check_endpoint<'r>(
         closest: Some(ep.label.clone()),
         message,
     };
-    if !ep
-        .methods
-        .iter()
-        .any(|m| m.eq_ignore_ascii_case(req.method))
-    {
+    // Methods are case-sensitive (RFC 9110 §9.1): `get` is not `GET`.
+    if !ep.methods.iter().any(|m| m == req.method) {
         return Err(refuse(
             Check::Method,
             format!(
@@ -516,7 +513,9 @@ mod tests {
             allowed: None,
             reversible: true,
         };
-        assert!(r.check("p~abc").is_ok());
+        assert!(r.check("p~abcdefghijklmnop-_09").is_ok());
+        assert!(r.check("p~abc").is_err(), "too short to be a token");
+        assert!(r.check("p~abcdefghijklmnop/x").is_err());
         assert!(r.check("48d31887-5fad-4d73-a9f5-3c356e68a038").is_err());
     }
 }

@@ -88,7 +88,7 @@ impl PsoxyScheme {
     /// `ignore_dots` (Psoxy hashed the canonical email).
     pub fn decrypt(&self, body: &[u8]) -> Result<String, CryptoError> {
         let key = self.key.as_ref().ok_or(CryptoError::NoEncryptionKey)?;
-        if body.len() < HASH_LEN + BLOCK || (body.len() - HASH_LEN) % BLOCK != 0 {
+        if body.len() < HASH_LEN + BLOCK || !(body.len() - HASH_LEN).is_multiple_of(BLOCK) {
             return Err(CryptoError::InvalidToken);
         }
         let (hash, ciphertext) = body.split_at(HASH_LEN);
