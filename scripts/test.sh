@@ -13,6 +13,10 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "test tools (cargo-lambda for the Lambda end-to-end test, into .tools/)"
+bash scripts/install-test-tools.sh
+export PATH="$PWD/.tools/venv/bin:$PATH"
+
 step "cargo test (unit, property and end-to-end tests)"
 cargo test --workspace --locked
 

@@ -1,0 +1,528 @@
+//! Caller authentication end to end: `veil serve` with an OIDC issuer
+//! (a local JWKS server with test RSA keys), called with signed, expired,
+//! forged and otherwise wrong tokens. Every refusal must leave the
+//! recording Graph server untouched.
+
+mod support;
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use support::*;
+use tokio::net::TcpListener;
+
+// Test-only RSA keys, the same as proxy-core's caller_auth unit tests use
+// (PKCS#1 DER in PEM armour, as `EncodingKey::from_rsa_der` wants).
+const RSA1_PEM: &str = "\
+-----BEGIN RSA PRIVATE KEY-----\n\
+MIIEpAIBAAKCAQEAn3tV/KYmu1Rrwfj7GclJqM+Pju6PMVbO2i9vWoQEjm3Zz8yP\n\
+0fy/5xK5pmBoE9LQibiubO6McIq5sV4l8RAruaNsrET+js8hho3dGxVClMoicFHw\n\
+lNLlTwN6bvxt8thrXbfen3QYPB+GrWFpBCF4HGVUocKZbj4JnGho1UtHrGhLAyri\n\
+Tj8FcAZW782JWKaNGmKbAZwOy0m0gZV59nEfhUQCH7S9keriZlUs/B+zHAI8Gxjn\n\
+zkBVl9NwsvuKgHDXNXxhV+cWgdlfPnSl8HY9AaUXurNq4eOHhdW2vd0vJ2L/puq6\n\
+jPE1kC+eSzZFTrb8rjhAVfD+gv1RSfZQtrdhaQIDAQABAoIBAAuwmuOGoXoqIvse\n\
+ryrIG8BMjovkjDxxARjyUMNqv+BZlWI4IiahoMaYRpSdpnAli/TV9uGAztLraD19\n\
+cC+7IE/E9qp3i2bLMGLp5ryDrDpQL4JzwlW2Uh0FKgx7Yx4ucBhFHQPFGu2oeR+5\n\
+iMNG8yq2efCgqf+jSBZESClL3lISj68APjyM7W+ZrydWopSi6XcUMWouj7EQu3q1\n\
+sPbtHaw1ZkGREpvuTYSrfqe+xJCPp59IyZd46AwAMdJ9GeyvnippZId71DaHLdTD\n\
+vsAlLEanbqrkIpHse+qmgH2TuNxncpwEMVfeU/HGuWyBtrtV//cTRPfV4L2VbY13\n\
+QY6P6A0CgYEA19IOQFDcePEwykw6J4MNGpD9Runr0THQ1IFsy5JirstsqLK31uOR\n\
+vTM5oDtgE40YPAZwCJjDhSddNKsZuX4kOHatslkqA2JWUXo9YY79XXUZVCxnPylr\n\
+jgHdRtZ1gzMPzJJAyThpj4CdTO+KJgdjRO6MhQ1MH0WHyY3XZ7SkK+8CgYEAvSwx\n\
+EAaTAzMybXkdKlgE62mDklENY75vAihy1lOIKEk2PG/pe6wX51c6SA76i/jjRp6/\n\
+RX4mbv79/LSwI0JbuxAL7czJInkl5y0P6SmuLz/zPPfCtVYkw4OFllKYFwqjNcuP\n\
+FgtmZPG0GrjsrVF0u0iCjniSVrG4gooO/wmmUCcCgYEAplhIFbh9hlZYhcQlGqk+\n\
+41gXb54C3ZWo4PH0uh9VIma2lHxTiDSU8yBVbTP2hHs+z50iou2j3bCOfXbXeApK\n\
+vp5ymMFyyXL1Fw3B270Lego0gJVM6vjw5l53gA7yOjKUHdgoSS/K5Ql7tH34nAEb\n\
+uVioRDEQmBXOaEKEYXFxDE8CgYA8eOH+M3vPbBBUuoC+RoDcGFC89zgGiJvH3tJG\n\
+/VDrP+wcidHjfPHvPA0fd9pT4G4W5yxRtK/oj471t3UO8GmOdOS7UdmCMaQSMG+D\n\
+o5VQ+WpyNOmDOlRqQ6LymNiRlQ7zZW0KKP7Eihd+61qNVRqxu84waQ6utAU9hZCh\n\
+qp4FxQKBgQCUSvn6iYGqg36dHmWjeud+9njP0m8vnyr4+12/b+yZkaSAuAt42rg+\n\
+lTLYRFvRJLXhuXEyXakkTsC7xJ5faLhCup9PqutadGK1zRyDnSW1quRWXNjt4xrb\n\
+7PIzsQLvaH7CQB0Ra1pzMbWf6SmUzZsowxCNzJFl49fKluooPzaMFg==\n\
+-----END RSA PRIVATE KEY-----\n\
+";
+const RSA1_PUBLIC_PEM: &str = "\
+-----BEGIN PUBLIC KEY-----\n\
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAn3tV/KYmu1Rrwfj7GclJ\n\
+qM+Pju6PMVbO2i9vWoQEjm3Zz8yP0fy/5xK5pmBoE9LQibiubO6McIq5sV4l8RAr\n\
+uaNsrET+js8hho3dGxVClMoicFHwlNLlTwN6bvxt8thrXbfen3QYPB+GrWFpBCF4\n\
+HGVUocKZbj4JnGho1UtHrGhLAyriTj8FcAZW782JWKaNGmKbAZwOy0m0gZV59nEf\n\
+hUQCH7S9keriZlUs/B+zHAI8GxjnzkBVl9NwsvuKgHDXNXxhV+cWgdlfPnSl8HY9\n\
+AaUXurNq4eOHhdW2vd0vJ2L/puq6jPE1kC+eSzZFTrb8rjhAVfD+gv1RSfZQtrdh\n\
+aQIDAQAB\n\
+-----END PUBLIC KEY-----\n\
+";
+const RSA2_PEM: &str = "\
+-----BEGIN RSA PRIVATE KEY-----\n\
+MIIEowIBAAKCAQEAv4qofvPr7e0ZGZiTSrKv68nMVSaoe/FSa1HpCSOfW6BN8sYc\n\
+obsbcctUqdgSvZx5kozhKPmiCh8kTyjiJkXhXLlb9bvkhOOodfDPARDft/C+l3Aj\n\
+92bRU0VWm1iHM+zLHtr7xlZuw2cHXZ7XOFw7YBOUdrhWu8C0SxiWeYCbRski6stb\n\
+s2qX+lcfFRtp4Sk/9Vv5e33ZyMDMfHrphTMmfk/04WBG3oHWVnP79wKuaCtfIel9\n\
+P4E2Ev/wdkWEgrZgk6IcIHttCOh+k54kZWOEWSh4Uy8cU+VafMw9BgRBqicArXVr\n\
+BbN2MC6wm2iPg7K9YM07I9aDvKJHgndVkLPhOwIDAQABAoIBAAtZQNB8zU7EjIcq\n\
+thdn7Opwg23MI5FsY/C94qvK84cvQU8QE+Q1PNQKMxL5HWskmUNom3KdD8+/tpwG\n\
+FRglbcvbo6o0nr6M6o9KXEl44Xh5iCFa4Jao/eAMLKx5m1ElR4ele+NtfZSQRyxx\n\
+29iYBmCT6Gj8VQ88xLHqXAgI6apQ6BWsoFMXNxAWe0eafCpq7sszd1xu8bBws2zb\n\
+u2tjYvnjGbScl0EDEkFwRjVefmNK8qgTxd0FSuG95tIBgRTY79zA0nEFUsA32kAW\n\
+TTzt1gOEHMiv+QPt7RtkJRTea7v0L2CMTXFfYleAyVBCNMWZmjyw9QZcJ8jS2P/7\n\
+srbNMhkCgYEA+bNDfbJ5KsozVjcPde8Y21IBQlLhvFABn7qh9CZjLwmONZ0yVW4M\n\
+xEPoaBQKktdELMQJhavPgs1XxbZNaInOxyjsBFqjRgBcZ5ziekXvv4YhELX7/qJc\n\
+VeJChFDWWJPn1ZO2Di1g1ZirBUgPYZW2JYMoAM0zT6eiKcsA5onpGs0CgYEAxF/E\n\
+IDbnIa4X085OKQY7TG79dKS7nu4B+BwG9UvnWOFV+yX297qKFYh0yitP8LoFMpAV\n\
+gT/ByxHq2XdcUI9aItUCOjKkSCjg174QbVJYFSr4Fu5OwnR9R8OHYgLPVFPlJ336\n\
+1KiJPB/Yh/woIG1V79xhRkAk4AZSmqmBdrUL/CcCgYBx/ku+c57rUPoUzvgo7+ma\n\
+Hprii3HwhVnocMyE6I15KNSaV1RmOeJsK1BLS3L0TIAcK7bpJmGKpnH+mdZG9jrH\n\
+I0B0UGifiYSl7LJb/deQyQwJU/th6P9cWfnh7AGe2I8LKu7/E+pUOOlCdP5In49T\n\
+GshFbWiSYcYfbETR+n3HtQKBgC98mQjRPgM+/jQR54S0JRLOpCvYyiYcmA1Peb9H\n\
+o6Iym4AoJhix20JpxRQ+dQ5ZbXhUr16Z9FsO8iO0YXZ5s+pIaEl6hY+NkxGYvJAz\n\
+IWm9AlFJP3J2iPUZq1tgIpLZ1sg+BrH2L3mCmfIIYAu3ZNikCkHasRAbd04/Pzdd\n\
+gJBxAoGBANISsleQ60IjuoB46fYDYGWqGmnhu6MGcSZQyRymu+LD3ZG00S18zD2H\n\
+0ewYSH99+gOuHvMmC10bvLFIOugZS2FwO5zA2W6T0Fml1gfuGENB1GQ6yx/GHJ+N\n\
+YdR25q3HOEmrQuUFYLu6iRC2WsFxZZQH1TvXfFttfQUJlKKQqW7N\n\
+-----END RSA PRIVATE KEY-----\n\
+";
+
+const AUDIENCE: &str = "veil-test";
+const SUBJECT: &str = "vendor-sa";
+const KID: &str = "rsa-1";
+
+// ---- A JWKS server ----
+
+struct JwksServer {
+    base: String,
+    fetches: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for JwksServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl JwksServer {
+    async fn start(jwks: Value) -> JwksServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let body = Bytes::from(jwks.to_string());
+        let counter = fetches.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (body, counter) = (body.clone(), counter.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: hyper::Request<Incoming>| {
+                        let (body, counter) = (body.clone(), counter.clone());
+                        async move {
+                            let resp = if req.uri().path() == "/jwks" {
+                                counter.fetch_add(1, Ordering::SeqCst);
+                                hyper::Response::builder()
+                                    .header("content-type", "application/json")
+                                    .header("cache-control", "public, max-age=3600")
+                                    .body(Full::new(body))
+                            } else {
+                                hyper::Response::builder()
+                                    .status(404)
+                                    .body(Full::new(Bytes::from_static(b"{}")))
+                            };
+                            Ok::<_, Infallible>(resp.unwrap())
+                        }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        JwksServer {
+            base,
+            fetches,
+            task,
+        }
+    }
+}
+
+// ---- Keys and tokens ----
+
+fn der(pem: &str) -> Vec<u8> {
+    let body: String = pem
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .map(str::trim)
+        .collect();
+    STANDARD.decode(body).expect("PEM body")
+}
+
+fn rsa_key(pem: &str) -> EncodingKey {
+    EncodingKey::from_rsa_der(&der(pem))
+}
+
+fn jwk(pem: &str, kid: &str) -> Value {
+    let mut jwk = Jwk::from_encoding_key(&rsa_key(pem), Algorithm::RS256).expect("jwk");
+    jwk.common.key_id = Some(kid.to_string());
+    jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+    serde_json::to_value(&jwk).unwrap()
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn claims(issuer: &str) -> Value {
+    json!({
+        "iss": issuer,
+        "aud": AUDIENCE,
+        "sub": SUBJECT,
+        "iat": now(),
+        "exp": now() + 600,
+    })
+}
+
+fn with(mut claims: Value, name: &str, value: Value) -> Value {
+    claims[name] = value;
+    claims
+}
+
+fn sign(pem: &str, kid: Option<&str>, claims: &Value) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = kid.map(str::to_string);
+    encode(&header, claims, &rsa_key(pem)).expect("sign")
+}
+
+fn b64(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+// ---- Veil with caller authentication ----
+
+struct Setup {
+    jwks: JwksServer,
+    graph: GraphServer,
+    veil: Veil,
+}
+
+impl Setup {
+    fn issuer(&self) -> &str {
+        &self.jwks.base
+    }
+}
+
+async fn setup() -> Setup {
+    let jwks = JwksServer::start(json!({"keys": [jwk(RSA1_PEM, KID)]})).await;
+    let graph = GraphServer::start("outlook-mail").await;
+    let veil = VeilConfig::new("outlook-mail", &graph.url())
+        .authenticated()
+        .env("VEIL_CALLER_ISSUER", &jwks.base)
+        .env("VEIL_CALLER_AUDIENCES", AUDIENCE)
+        .env("VEIL_CALLER_SUBJECTS", SUBJECT)
+        .env("VEIL_CALLER_JWKS_URL", &format!("{}/jwks", jwks.base))
+        .start()
+        .await;
+    Setup { jwks, graph, veil }
+}
+
+const TARGET: &str = "/v1.0/users?$top=2";
+
+async fn call(veil: &Veil, authorization: Option<&str>) -> reqwest::Response {
+    let mut req = client().get(veil.url(TARGET));
+    if let Some(a) = authorization {
+        req = req.header("authorization", a);
+    }
+    req.send().await.expect("request")
+}
+
+#[tokio::test]
+async fn a_valid_token_is_accepted_and_never_forwarded() {
+    let s = setup().await;
+    let token = sign(RSA1_PEM, Some(KID), &claims(s.issuer()));
+    for scheme in ["Bearer", "bearer"] {
+        let before = s.graph.count();
+        let resp = call(&s.veil, Some(&format!("{scheme} {token}"))).await;
+        assert_eq!(resp.status(), 200, "{scheme}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(body["value"][0]["id"].as_str().unwrap().starts_with("p~"));
+        assert_eq!(s.graph.count(), before + 1);
+        let r = s.graph.last();
+        assert_eq!(r.target, TARGET);
+        assert_eq!(r.header("authorization"), Some("Bearer dev-token"));
+        for (name, value) in &r.headers {
+            assert!(
+                !value.contains(&token),
+                "the caller's token reached Graph in {name}"
+            );
+        }
+    }
+    assert_eq!(
+        s.jwks.fetches.load(Ordering::SeqCst),
+        1,
+        "the key set is cached"
+    );
+    let stderr = s.veil.stderr();
+    assert!(!stderr.contains(&token), "the token is in the log");
+}
+
+#[tokio::test]
+async fn the_health_check_needs_no_token() {
+    let s = setup().await;
+    let resp = call(&s.veil, None).await;
+    assert_eq!(resp.status(), 401);
+    let resp = client().get(s.veil.url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let h: Value = resp.json().await.unwrap();
+    let auth = h["callerAuth"].as_str().unwrap();
+    assert!(auth.starts_with("oidc"), "{auth}");
+    assert!(
+        auth.contains(s.issuer()) && auth.contains(AUDIENCE),
+        "{auth}"
+    );
+    assert!(
+        !h["warnings"].to_string().contains("unauthenticated"),
+        "{h}"
+    );
+    assert_eq!(s.graph.count(), 0);
+}
+
+#[tokio::test]
+async fn refused_callers_never_reach_graph() {
+    let s = setup().await;
+    let iss = s.issuer().to_string();
+    let valid = sign(RSA1_PEM, Some(KID), &claims(&iss));
+    let parts: Vec<&str> = valid.split('.').collect();
+
+    let hs256_with_public_key = {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(KID.into());
+        encode(
+            &header,
+            &claims(&iss),
+            &EncodingKey::from_secret(RSA1_PUBLIC_PEM.as_bytes()),
+        )
+        .unwrap()
+    };
+    let hs256_with_public_der = {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(KID.into());
+        encode(
+            &header,
+            &claims(&iss),
+            &EncodingKey::from_secret(&der(RSA1_PUBLIC_PEM)),
+        )
+        .unwrap()
+    };
+    let alg_none = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(&claims(&iss))
+    );
+    let alg_none_with_kid = format!(
+        "{}.{}.{}",
+        b64(&json!({"alg": "none", "kid": KID})),
+        b64(&claims(&iss)),
+        parts[2]
+    );
+    // A token of a caller that is not allowed, its claims swapped for an
+    // allowed subject's under the original signature.
+    let intruder = sign(
+        RSA1_PEM,
+        Some(KID),
+        &with(claims(&iss), "sub", json!("intruder-sa")),
+    );
+    let intruder_parts: Vec<&str> = intruder.split('.').collect();
+    let tampered = format!(
+        "{}.{}.{}",
+        intruder_parts[0],
+        b64(&claims(&iss)),
+        intruder_parts[2]
+    );
+    let bearer = |t: &str| format!("Bearer {t}");
+
+    let cases: Vec<(&str, Option<String>, u16, &str)> = vec![
+        ("missing header", None, 401, "unauthenticated"),
+        (
+            "empty bearer",
+            Some("Bearer ".into()),
+            401,
+            "unauthenticated",
+        ),
+        (
+            "Basic scheme",
+            Some("Basic dmVuZG9yLXNhOnNlY3JldA==".into()),
+            401,
+            "unauthenticated",
+        ),
+        (
+            "token without scheme",
+            Some(valid.clone()),
+            401,
+            "unauthenticated",
+        ),
+        (
+            "not a JWT",
+            Some(bearer("not-a-jwt")),
+            401,
+            "unauthenticated",
+        ),
+        (
+            "expired",
+            Some(bearer(&sign(
+                RSA1_PEM,
+                Some(KID),
+                &with(claims(&iss), "exp", json!(now() - 3600)),
+            ))),
+            401,
+            "unauthenticated",
+        ),
+        (
+            "not yet valid",
+            Some(bearer(&sign(
+                RSA1_PEM,
+                Some(KID),
+                &with(claims(&iss), "nbf", json!(now() + 3600)),
+            ))),
+            401,
+            "unauthenticated",
+        ),
+        (
+            "issued in the future",
+            Some(bearer(&sign(
+                RSA1_PEM,
+                Some(KID),
+                &with(
+                    with(claims(&iss), "iat", json!(now() + 3600)),
+                    "exp",
+                    json!(now() + 7200),
+                ),
+            ))),
+            401,
+            "unauthenticated",
+        ),
+        (
+            "wrong audience",
+            Some(bearer(&sign(
+                RSA1_PEM,
+                Some(KID),
+                &with(claims(&iss), "aud", json!("someone-else")),
+            ))),
+            401,
+            "unauthenticated",
+        ),
+        (
+            "wrong issuer",
+            Some(bearer(&sign(
+                RSA1_PEM,
+                Some(KID),
+                &with(claims(&iss), "iss", json!("https://accounts.evil.example")),
+            ))),
+            401,
+            "unauthenticated",
+        ),
+        (
+            "issuer with a trailing slash",
+            Some(bearer(&sign(
+                RSA1_PEM,
+                Some(KID),
+                &with(claims(&iss), "iss", json!(format!("{iss}/"))),
+            ))),
+            401,
+            "unauthenticated",
+        ),
+        ("alg none", Some(bearer(&alg_none)), 401, "unauthenticated"),
+        (
+            "alg none with a kid and a signature",
+            Some(bearer(&alg_none_with_kid)),
+            401,
+            "unauthenticated",
+        ),
+        (
+            "HS256 with the public key PEM as secret",
+            Some(bearer(&hs256_with_public_key)),
+            401,
+            "unauthenticated",
+        ),
+        (
+            "HS256 with the public key DER as secret",
+            Some(bearer(&hs256_with_public_der)),
+            401,
+            "unauthenticated",
+        ),
+        (
+            "unknown kid",
+            Some(bearer(&sign(RSA1_PEM, Some("rsa-unknown"), &claims(&iss)))),
+            401,
+            "unauthenticated",
+        ),
+        (
+            "another key under the known kid",
+            Some(bearer(&sign(RSA2_PEM, Some(KID), &claims(&iss)))),
+            401,
+            "unauthenticated",
+        ),
+        (
+            "tampered claims",
+            Some(bearer(&tampered)),
+            401,
+            "unauthenticated",
+        ),
+        (
+            "subject not allowed",
+            Some(bearer(&intruder)),
+            403,
+            "forbidden",
+        ),
+    ];
+    assert!(cases.len() >= 10);
+    let mut failures = Vec::new();
+    for (name, authorization, status, code) in &cases {
+        let before = s.graph.count();
+        let resp = call(&s.veil, authorization.as_deref()).await;
+        let got = resp.status().as_u16();
+        let psoxy = resp
+            .headers()
+            .get("x-psoxy-error")
+            .map(|v| v.to_str().unwrap().to_string());
+        let text = resp.text().await.unwrap();
+        if s.graph.count() != before {
+            failures.push(format!("{name}: Graph received {:?}", s.graph.last()));
+        }
+        if got != *status {
+            failures.push(format!("{name}: status {got} (expected {status}): {text}"));
+            continue;
+        }
+        assert_eq!(psoxy.as_deref(), Some("UNAUTHORIZED"), "{name}");
+        let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{name}: {text}"));
+        assert_error_shape(&body, code);
+        // The answer never echoes the token.
+        for part in authorization
+            .as_deref()
+            .unwrap_or("")
+            .split(['.', ' '])
+            .filter(|p| p.len() >= 8)
+        {
+            assert!(!text.contains(part), "{name}: the answer echoes the token");
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // A valid token still works afterwards.
+    let resp = call(&s.veil, Some(&bearer(&valid))).await;
+    assert_eq!(resp.status(), 200);
+}
