@@ -36,6 +36,17 @@ pub trait TokenProvider: Send + Sync {
     }
 }
 
+/// A JWT signed by the host cloud (AWS STS, Cognito, the GCP metadata
+/// server, a projected token file): the proof of who Veil runs as, which
+/// Entra ID exchanges for a Graph token (workload identity federation).
+pub trait HostIdentity: Send + Sync {
+    /// The provider name, as configured: `aws-sts`, `aws-cognito`, `gcp`, `file`.
+    fn kind(&self) -> &'static str;
+    /// A fresh host token (a compact JWT). Errors say what to fix on the
+    /// host side ("no AWS credentials", "not running on GCP?").
+    fn fetch(&self) -> BoxFuture<'_, Result<Secret, TokenError>>;
+}
+
 /// A fixed token from `VEIL_UPSTREAM_TOKEN`: development and tests only.
 #[derive(Debug)]
 pub struct StaticToken(Secret);

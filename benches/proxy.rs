@@ -1,0 +1,785 @@
+//! Proxy benchmark: what Veil costs in front of Graph.
+//!
+//! An in-process test Graph server (hyper 1, loopback) serves a realistic
+//! ~100 KB page of 40 sent messages for one user. The release `veil` binary
+//! (`target/release/veil`, built by `cargo bench` as the bench's binary
+//! target) runs as a child process in front of it with the shipped
+//! `outlook-mail` rules. Measured in one run:
+//!
+//! 1. start-up: process spawn → first `200` of `/healthz` → first `200` of
+//!    the sent-items page (5 fresh processes, median);
+//! 2. load at concurrency 16 (HTTP/1.1 keep-alive, pooled client; 1 s
+//!    warm-up, then 10 s): (a) straight to the test server, (b) through
+//!    Veil with a `p~` user id, (c) through Veil with `Accept-Encoding:
+//!    gzip`; requests/s, p50 and p99 latency;
+//! 3. Veil's resident memory during and after the load, and the size of the
+//!    binary.
+//!
+//! Targets are reported, never asserted. Everything listens on 127.0.0.1,
+//! every loop has a deadline, and the child processes are killed at the end.
+//!
+//! Run: `cargo bench --bench proxy`
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+/// The Graph object id of the mailbox owner.
+const USER_ID: &str = "5d1f8c3a-92b4-4e6f-a7c1-3b8e0d4f2a61";
+/// The development Graph token Veil sends and the test server requires.
+const UPSTREAM_TOKEN: &str = "dev-token";
+const MESSAGES: usize = 40;
+const CONCURRENCY: usize = 16;
+const WARMUP: Duration = Duration::from_secs(1);
+const MEASURE: Duration = Duration::from_secs(10);
+const STARTUP_RUNS: usize = 5;
+/// Longest wait for a child to answer before the bench gives up.
+const STARTUP_DEADLINE: Duration = Duration::from_secs(20);
+const POLL_SLEEP: Duration = Duration::from_millis(1);
+
+// Targets (reported, not asserted).
+const TARGET_ADDED_P99_MS: f64 = 2.0;
+const TARGET_THROUGHPUT_RATIO: f64 = 0.5;
+const TARGET_FIRST_ANSWER_MS: f64 = 50.0;
+const TARGET_RSS_MB: f64 = 50.0;
+
+fn main() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_veil"));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(run(bin));
+    rt.shutdown_timeout(Duration::from_secs(1));
+}
+
+async fn run(bin: &Path) {
+    let binary_bytes = std::fs::metadata(bin)
+        .unwrap_or_else(|e| panic!("{}: {e}", bin.display()))
+        .len();
+    let pages = Arc::new(Pages::new());
+    let graph = start_graph(pages.clone()).await;
+    let secrets = Secrets::generate();
+    let direct_url =
+        format!("http://{graph}/v1.0/users/{USER_ID}/mailFolders/SentItems/messages?$top=40");
+
+    println!("Veil proxy benchmark");
+    println!(
+        "  binary            {} ({binary_bytes} bytes)",
+        bin.display()
+    );
+    println!(
+        "  cores             {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "  test Graph        http://{graph} — sent-items page {} bytes ({MESSAGES} messages)",
+        pages.messages.len()
+    );
+
+    // The instance that takes the load; it also supplies the `p~` id.
+    let veil = Veil::spawn(bin, graph, &secrets);
+    let client = client(false);
+    wait_healthy(&client, &veil).await;
+    let pid = veil.pid();
+    let users: Value = serde_json::from_slice(
+        &get_ok(&client, &format!("{}/v1.0/users", veil.base()), None).await,
+    )
+    .expect("users page is JSON");
+    let p_id = users["value"][0]["id"]
+        .as_str()
+        .expect("a user id in Veil's answer")
+        .to_string();
+    assert!(p_id.starts_with("p~"), "user id is not a p~ token: {p_id}");
+    let veil_url = format!(
+        "{}/v1.0/users/{p_id}/mailFolders/SentItems/messages?$top=40",
+        veil.base()
+    );
+    let sanitized = get_ok(&client, &veil_url, None).await;
+    check_sanitized(&sanitized);
+    let gzipped_len = {
+        let gz = client
+            .get(&veil_url)
+            .header(ACCEPT_ENCODING, "gzip")
+            .send()
+            .await
+            .expect("gzip request");
+        assert_eq!(
+            gz.headers().get("content-encoding").map(|v| v.as_bytes()),
+            Some(&b"gzip"[..])
+        );
+        gz.bytes().await.expect("gzip body").len()
+    };
+    println!(
+        "  through Veil      {} bytes sanitized ({} bytes gzip), user id {}…",
+        sanitized.len(),
+        gzipped_len,
+        &p_id[..12.min(p_id.len())]
+    );
+    let idle = proc_status(pid);
+
+    // 1. Start-up.
+    println!("\n[1/3] start-up: {STARTUP_RUNS} fresh processes");
+    let mut healthz_ms = Vec::new();
+    let mut first_ms = Vec::new();
+    for i in 0..STARTUP_RUNS {
+        let (h, f) = startup_once(bin, graph, &secrets, &p_id).await;
+        println!(
+            "  run {}: /healthz 200 after {h:.1} ms, first sent-items page 200 after {f:.1} ms",
+            i + 1
+        );
+        healthz_ms.push(h);
+        first_ms.push(f);
+    }
+    let healthz_median = median(&mut healthz_ms);
+    let first_median = median(&mut first_ms);
+
+    // 2. Load.
+    println!(
+        "\n[2/3] load: concurrency {CONCURRENCY}, HTTP/1.1 keep-alive, {} s warm-up + {} s each",
+        WARMUP.as_secs(),
+        MEASURE.as_secs()
+    );
+    let auth = HeaderValue::from_str(&format!("Bearer {UPSTREAM_TOKEN}")).unwrap();
+    let direct = measure("(a) direct", &direct_url, Some(auth), false).await;
+    let sampler = RssSampler::start(pid);
+    let through = measure("(b) through Veil", &veil_url, None, false).await;
+    let through_gzip = measure("(c) through Veil, gzip", &veil_url, None, true).await;
+    let peak_sampled = sampler.stop();
+    let after = proc_status(pid);
+    drop(veil);
+
+    // 3. Summary.
+    let added_p99 = through.p99_ms - direct.p99_ms;
+    let ratio = through.rps / direct.rps;
+    let hwm_mb = after.hwm_kb as f64 / 1024.0;
+    println!("\n[3/3] summary");
+    println!(
+        "  {:<26} {:>10} {:>10} {:>10} {:>8} {:>12}",
+        "load (c=16)", "req/s", "p50 ms", "p99 ms", "errors", "MB/s body"
+    );
+    for s in [&direct, &through, &through_gzip] {
+        println!(
+            "  {:<26} {:>10.0} {:>10.2} {:>10.2} {:>8} {:>12.1}",
+            s.name,
+            s.rps,
+            s.p50_ms,
+            s.p99_ms,
+            s.errors,
+            s.body_bytes as f64 / s.elapsed.as_secs_f64() / 1e6
+        );
+    }
+    println!();
+    println!(
+        "  {:<42} {:>14} {:>14}  verdict",
+        "measure", "measured", "target"
+    );
+    let row = |name: &str, measured: String, target: String, ok: bool| {
+        println!(
+            "  {name:<42} {measured:>14} {target:>14}  {}",
+            if ok { "meets" } else { "misses" }
+        );
+    };
+    row(
+        "added p99 latency, (b) − (a)",
+        format!("{added_p99:.2} ms"),
+        format!("≤ {TARGET_ADDED_P99_MS} ms"),
+        added_p99 <= TARGET_ADDED_P99_MS,
+    );
+    row(
+        "throughput ratio, (b) / (a)",
+        format!("{:.0} %", ratio * 100.0),
+        format!("≥ {:.0} %", TARGET_THROUGHPUT_RATIO * 100.0),
+        ratio >= TARGET_THROUGHPUT_RATIO,
+    );
+    row(
+        "first answered request (median of 5)",
+        format!("{first_median:.1} ms"),
+        format!("≤ {TARGET_FIRST_ANSWER_MS} ms"),
+        first_median <= TARGET_FIRST_ANSWER_MS,
+    );
+    row(
+        "peak RSS (VmHWM) after the load",
+        format!("{hwm_mb:.1} MB"),
+        format!("≤ {TARGET_RSS_MB} MB"),
+        hwm_mb <= TARGET_RSS_MB,
+    );
+    println!();
+    println!("  /healthz first 200 (median)            {healthz_median:>8.1} ms");
+    println!(
+        "  RSS idle (after 3 requests)            {:>8.1} MB",
+        idle.rss_kb as f64 / 1024.0
+    );
+    println!(
+        "  RSS max sampled during (b)+(c)         {:>8.1} MB",
+        peak_sampled as f64 / 1024.0
+    );
+    println!(
+        "  RSS after the load                     {:>8.1} MB",
+        after.rss_kb as f64 / 1024.0
+    );
+    println!(
+        "  release binary                         {:>8.1} MB ({binary_bytes} bytes)",
+        binary_bytes as f64 / 1024.0 / 1024.0
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The test Graph server.
+
+struct Pages {
+    users: Bytes,
+    messages: Bytes,
+}
+
+impl Pages {
+    fn new() -> Self {
+        Pages {
+            users: Bytes::from(serde_json::to_vec(&users_page()).unwrap()),
+            messages: Bytes::from(serde_json::to_vec(&messages_page()).unwrap()),
+        }
+    }
+}
+
+async fn start_graph(pages: Arc<Pages>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let pages = pages.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let answer = graph(&pages, &req);
+                    async move { Ok::<_, Infallible>(answer) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+static GRAPH_REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+fn graph(pages: &Pages, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let n = GRAPH_REQUESTS.fetch_add(1, Ordering::Relaxed);
+    let bearer = format!("Bearer {UPSTREAM_TOKEN}");
+    let (status, body) = if req
+        .headers()
+        .get(AUTHORIZATION)
+        .is_none_or(|v| v.as_bytes() != bearer.as_bytes())
+    {
+        (
+            StatusCode::UNAUTHORIZED,
+            Bytes::from_static(br#"{"error":{"code":"InvalidAuthenticationToken","message":"Access token is empty."}}"#),
+        )
+    } else if req.method() != Method::GET {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            Bytes::from_static(
+                br#"{"error":{"code":"BadRequest","message":"Unsupported method."}}"#,
+            ),
+        )
+    } else if req.uri().path() == "/v1.0/users" {
+        (StatusCode::OK, pages.users.clone())
+    } else if req.uri().path() == format!("/v1.0/users/{USER_ID}/mailFolders/SentItems/messages") {
+        (StatusCode::OK, pages.messages.clone())
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            Bytes::from_static(
+                br#"{"error":{"code":"ResourceNotFound","message":"Resource not found."}}"#,
+            ),
+        )
+    };
+    Response::builder()
+        .status(status)
+        .header(
+            CONTENT_TYPE,
+            "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8",
+        )
+        .header("request-id", format!("6b1c0f2e-0000-4000-8000-{n:012x}"))
+        .body(Full::new(body))
+        .unwrap()
+}
+
+fn users_page() -> Value {
+    json!({
+        "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users",
+        "value": [{
+            "id": USER_ID,
+            "displayName": "Priya Raman",
+            "givenName": "Priya",
+            "surname": "Raman",
+            "mail": "priya.raman@contoso.example",
+            "userPrincipalName": "priya.raman@contoso.example",
+            "otherMails": [],
+            "proxyAddresses": ["SMTP:priya.raman@contoso.example", "smtp:priya.raman@contoso.onmicrosoft.example"],
+            "jobTitle": "Staff Software Engineer",
+            "department": "Platform Engineering",
+            "businessPhones": ["+1 425 555 0101"],
+            "officeLocation": "Building 4, 2nd floor"
+        }]
+    })
+}
+
+const FIRST: [&str; 12] = [
+    "Priya", "Alex", "Zoë", "José", "Wei", "Fatima", "Kenji", "Grace", "Mateus", "Ana", "Hannah",
+    "Olivia",
+];
+const LAST: [&str; 12] = [
+    "Raman",
+    "Moreau",
+    "Ångström",
+    "García",
+    "Zhang",
+    "Haddad",
+    "Watanabe",
+    "Okafor",
+    "Silva",
+    "Kowalska",
+    "Becker",
+    "Nguyen",
+];
+const DOMAINS: [&str; 3] = ["contoso.example", "fabrikam.example", "northwind.example"];
+
+fn mix(x: u64) -> u64 {
+    // splitmix64: deterministic variety without a random-number crate.
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn person(k: u64) -> Value {
+    let (f, l) = (FIRST[(k % 12) as usize], LAST[(k / 12 % 12) as usize]);
+    let domain = DOMAINS[(k / 144 % 3) as usize];
+    let local = format!("{}.{}", f.to_lowercase(), l.to_lowercase())
+        .replace(['ë', 'é'], "e")
+        .replace('Å', "a")
+        .replace('ö', "o");
+    json!({"emailAddress": {"name": format!("{f} {l}"), "address": format!("{local}@{domain}")}})
+}
+
+fn messages_page() -> Value {
+    let me =
+        json!({"emailAddress": {"name": "Priya Raman", "address": "priya.raman@contoso.example"}});
+    let messages: Vec<Value> = (0..MESSAGES as u64)
+        .map(|i| {
+            let r = mix(i);
+            let to: Vec<Value> = (0..1 + r % 4).map(|j| person(mix(r + j))).collect();
+            let cc: Vec<Value> = (0..r / 7 % 3).map(|j| person(mix(r ^ (j + 99)))).collect();
+            let id = format!(
+                "AAMkADBmM2E3YzllLTJkNGItNGU2MS05YTg1LWM3YjNlMWQwZjY0MgBGAAAAAAB5cm_fWNWYIPw6G9k_B7WcBwB4QnyBliVodCWAE4cn_pwY-prBXxt0AACv5yIU{:016x}AAA=",
+                r
+            );
+            let when = format!("2026-11-{:02}T{:02}:{:02}:{:02}Z", 1 + i % 28, 8 + r % 10, r / 10 % 60, r / 600 % 60);
+            let greeting = FIRST[(r % 12) as usize];
+            let paragraph = format!(
+                "Attached are the revised figures for project {i}; hosting dropped to ${},{:03}. Please confirm the PO before Friday (invoice INV-{:05}).",
+                r % 900 + 100,
+                r % 1000,
+                r % 100_000
+            );
+            let div = "<div class=\"elementToProof\" style=\"font-size: 12pt;\">";
+            let body = format!(
+                "<html><head>\r\n<meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\">\r\n</head>\r\n<body dir=\"ltr\">\r\n{div}\r\nHi {greeting},</div>\r\n{div}\r\n{paragraph}</div>\r\n{div}\r\n<br></div>\r\n{div}\r\nThanks,<br>Priya</div>\r\n</body>\r\n</html>\r\n"
+            );
+            json!({
+                "@odata.etag": format!("W/\"CQAAABYAAADmpjvzBjUiTTwqCmCvaPonNmcl{:08x}\"", r as u32),
+                "id": id,
+                "createdDateTime": when,
+                "lastModifiedDateTime": when,
+                "changeKey": format!("CQAAABYAAADmpjvzBjUiTTwqCmCvaPonNmcl{:08x}", r as u32),
+                "categories": if r.is_multiple_of(3) { json!(["Customers"]) } else { json!([]) },
+                "receivedDateTime": when,
+                "sentDateTime": when,
+                "hasAttachments": r.is_multiple_of(5),
+                "internetMessageId": format!("<SA1PR11MB{:04X}{:016X}@SA1PR11MB8470.namprd11.prod.outlook.com>", i, r),
+                "subject": format!("Q{} budget review – revised figures for project {i}", 1 + r % 4),
+                "bodyPreview": format!("Hi {greeting},\r\n\r\n{paragraph}"),
+                "importance": if r.is_multiple_of(11) { "high" } else { "normal" },
+                "parentFolderId": "AAMkADBmM2E3YzllLTJkNGItNGU2MS05YTg1LWM3YjNlMWQwZjY0MgAuAAAAAAB5cm_fWNWYIPw6G9k_B7WcAQCCzf370A64ucQzgBLZZkvAZAoncoixAAA=",
+                "conversationId": format!("AAQkADBmM2E3YzllLTJkNGItNGU2MS05YTg1LWM3YjNlMWQwZjY0MgAQAK95pN0vnv05{:016x}=", mix(r)),
+                "conversationIndex": format!("AQHbOB98wflgebGv{:016x}==", r),
+                "isDeliveryReceiptRequested": false,
+                "isReadReceiptRequested": false,
+                "isRead": true,
+                "isDraft": false,
+                "webLink": format!("https://outlook.office365.com/owa/?ItemID={}&exvsurl=1&viewmodel=ReadMessageItem", id.replace('=', "%3D")),
+                "inferenceClassification": "focused",
+                "body": {"contentType": "html", "content": body},
+                "sender": me,
+                "from": me,
+                "toRecipients": to,
+                "ccRecipients": cc,
+                "bccRecipients": [],
+                "replyTo": [],
+                "flag": {"flagStatus": "notFlagged"}
+            })
+        })
+        .collect();
+    json!({
+        "@odata.context": format!("https://graph.microsoft.com/v1.0/$metadata#users('{USER_ID}')/mailFolders('SentItems')/messages"),
+        "@odata.nextLink": format!("https://graph.microsoft.com/v1.0/users/{USER_ID}/mailFolders/SentItems/messages?$top=40&$skip=40"),
+        "value": messages
+    })
+}
+
+/// Fails the bench if the sanitized page still carries what the rules remove.
+fn check_sanitized(body: &[u8]) {
+    let text = std::str::from_utf8(body).expect("UTF-8");
+    for leak in ["priya.raman@", "budget review", "Priya Raman", USER_ID] {
+        assert!(
+            !text.contains(leak),
+            "sanitized page still contains `{leak}`"
+        );
+    }
+    let v: Value = serde_json::from_str(text).expect("sanitized page is JSON");
+    assert_eq!(v["value"].as_array().map(Vec::len), Some(MESSAGES));
+    fn addresses_pseudonymized(v: &Value) -> bool {
+        match v {
+            Value::Object(m) => m.iter().all(|(k, v)| {
+                if k == "address" {
+                    v.as_str().is_some_and(|a| a.starts_with("t~"))
+                } else {
+                    addresses_pseudonymized(v)
+                }
+            }),
+            Value::Array(a) => a.iter().all(addresses_pseudonymized),
+            _ => true,
+        }
+    }
+    assert!(
+        addresses_pseudonymized(&v),
+        "an email address left Veil unpseudonymized"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The Veil child process.
+
+struct Secrets {
+    salt: String,
+    key: String,
+}
+
+impl Secrets {
+    fn generate() -> Self {
+        let hex = || {
+            let mut b = [0u8; 32];
+            getrandom::getrandom(&mut b).expect("getrandom");
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        };
+        Secrets {
+            salt: hex(),
+            key: hex(),
+        }
+    }
+}
+
+struct Veil {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Veil {
+    fn spawn(bin: &Path, upstream: SocketAddr, secrets: &Secrets) -> Self {
+        // Reserve a free port, release it, and hand it to Veil.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port");
+        let child = Command::new(bin)
+            .env_clear()
+            .env("VEIL_SALT", &secrets.salt)
+            .env("VEIL_ENCRYPTION_KEY", &secrets.key)
+            .env("VEIL_UPSTREAM_TOKEN", UPSTREAM_TOKEN)
+            .args(["serve", "--listen", &addr.to_string()])
+            .args(["--connector", "outlook-mail"])
+            .args(["--upstream", &format!("http://{upstream}")])
+            .arg("--allow-unauthenticated")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        Veil { child, addr }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Veil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client(gzip: bool) -> reqwest::Client {
+    let b = reqwest::Client::builder()
+        .no_proxy()
+        .http1_only()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(CONCURRENCY)
+        .timeout(Duration::from_secs(10));
+    let b = if gzip { b } else { b.no_gzip() };
+    b.build().expect("HTTP client")
+}
+
+async fn wait_healthy(client: &reqwest::Client, veil: &Veil) {
+    let started = Instant::now();
+    let url = format!("{}/healthz", veil.base());
+    while !matches!(client.get(&url).send().await, Ok(r) if r.status() == StatusCode::OK) {
+        assert!(
+            started.elapsed() < STARTUP_DEADLINE,
+            "Veil did not become healthy"
+        );
+        tokio::time::sleep(POLL_SLEEP).await;
+    }
+}
+
+async fn get_ok(client: &reqwest::Client, url: &str, auth: Option<&HeaderValue>) -> Bytes {
+    let mut req = client.get(url);
+    if let Some(a) = auth {
+        req = req.header(AUTHORIZATION, a);
+    }
+    let resp = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = resp.status();
+    let body = resp.bytes().await.expect("body");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "GET {url}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    body
+}
+
+/// One fresh process: milliseconds from spawn to the first `200` of
+/// `/healthz`, and to the first complete `200` of the sent-items page.
+async fn startup_once(bin: &Path, graph: SocketAddr, secrets: &Secrets, p_id: &str) -> (f64, f64) {
+    let client = client(false);
+    let t0 = Instant::now();
+    let veil = Veil::spawn(bin, graph, secrets);
+    let health = format!("{}/healthz", veil.base());
+    let page = format!(
+        "{}/v1.0/users/{p_id}/mailFolders/SentItems/messages?$top=40",
+        veil.base()
+    );
+    while !matches!(client.get(&health).send().await, Ok(r) if r.status() == StatusCode::OK) {
+        assert!(
+            t0.elapsed() < STARTUP_DEADLINE,
+            "Veil did not become healthy"
+        );
+        tokio::time::sleep(POLL_SLEEP).await;
+    }
+    let healthy = t0.elapsed();
+    loop {
+        if let Ok(r) = client.get(&page).send().await {
+            if r.status() == StatusCode::OK && r.bytes().await.is_ok() {
+                break;
+            }
+        }
+        assert!(
+            t0.elapsed() < STARTUP_DEADLINE,
+            "Veil did not answer the page"
+        );
+        tokio::time::sleep(POLL_SLEEP).await;
+    }
+    let answered = t0.elapsed();
+    drop(veil);
+    (ms(healthy), ms(answered))
+}
+
+// ---------------------------------------------------------------------------
+// Load.
+
+struct Stats {
+    name: &'static str,
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+    body_bytes: u64,
+    elapsed: Duration,
+}
+
+/// Warm-up, then the measured run, with a fresh pooled client.
+async fn measure(name: &'static str, url: &str, auth: Option<HeaderValue>, gzip: bool) -> Stats {
+    let client = client(gzip);
+    let mut headers = hyper::HeaderMap::new();
+    if let Some(a) = auth {
+        headers.insert(AUTHORIZATION, a);
+    }
+    let _ = load(&client, url, &headers, WARMUP).await;
+    let started = Instant::now();
+    let (mut latencies, errors, body_bytes) = load(&client, url, &headers, MEASURE).await;
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    let s = Stats {
+        name,
+        rps: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
+        errors,
+        body_bytes,
+        elapsed,
+    };
+    println!(
+        "  {name:<26} {:>7} requests in {:.2} s: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+        latencies.len(),
+        elapsed.as_secs_f64(),
+        s.rps,
+        s.p50_ms,
+        s.p99_ms,
+        errors
+    );
+    s
+}
+
+/// `CONCURRENCY` tasks, each sending its next request as soon as the
+/// previous one is fully read, until `duration` is over. Returns the
+/// latencies (µs) of the `200`s, the number of failures and body bytes.
+async fn load(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &hyper::HeaderMap,
+    duration: Duration,
+) -> (Vec<u32>, u64, u64) {
+    let deadline = Instant::now() + duration;
+    let tasks: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let (client, url, headers) = (client.clone(), url.to_string(), headers.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(16_384);
+                let (mut errors, mut bytes) = (0u64, 0u64);
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let ok = match client.get(&url).headers(headers.clone()).send().await {
+                        Ok(r) if r.status() == StatusCode::OK => match r.bytes().await {
+                            Ok(b) => {
+                                bytes += b.len() as u64;
+                                true
+                            }
+                            Err(_) => false,
+                        },
+                        _ => false,
+                    };
+                    if ok {
+                        latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                    } else {
+                        errors += 1;
+                    }
+                }
+                (latencies, errors, bytes)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let (mut errors, mut bytes) = (0, 0);
+    for t in tasks {
+        let (l, e, b) = t.await.expect("load task");
+        all.extend(l);
+        errors += e;
+        bytes += b;
+    }
+    (all, errors, bytes)
+}
+
+fn percentile(sorted_us: &[u32], p: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return f64::NAN;
+    }
+    // Nearest rank.
+    let rank = ((p * sorted_us.len() as f64).ceil() as usize).clamp(1, sorted_us.len());
+    sorted_us[rank - 1] as f64 / 1000.0
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+// ---------------------------------------------------------------------------
+// Memory.
+
+#[derive(Default, Clone, Copy)]
+struct ProcStatus {
+    rss_kb: u64,
+    hwm_kb: u64,
+}
+
+fn proc_status(pid: u32) -> ProcStatus {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    ProcStatus {
+        rss_kb: field("VmRSS:"),
+        hwm_kb: field("VmHWM:"),
+    }
+}
+
+/// Samples VmRSS every 50 ms on its own thread.
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak = 0;
+            while !flag.load(Ordering::Relaxed) {
+                peak = peak.max(proc_status(pid).rss_kb);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            peak
+        });
+        RssSampler { stop, thread }
+    }
+
+    fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or(0)
+    }
+}
