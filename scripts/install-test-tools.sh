@@ -1,22 +1,22 @@
 #!/usr/bin/env bash
-# Installs the tools Veil's tests need beyond the Rust toolchain, into
-# .tools/ (gitignored), pinned:
+# Installs the tools Veil's tests and checks need beyond the Rust toolchain
+# into .tools/ (gitignored), pinned, each Python tool in its own venv so their
+# dependencies never clash. The commands land in .tools/bin, which
+# scripts/test.sh puts first on PATH.
 #
-#   cargo-lambda  the AWS Lambda emulator tests/lambda.rs runs Veil under
-#                 (PyPI's `cargo-lambda` wheel ships the binary), in the
-#                 Python venv .tools/venv.
+# The pinned list is scripts/test-tools.txt: one line per tool,
+#   <venv name> <pip requirement> <command> [<command>…]
 #
-# Idempotent: does nothing when the pinned versions are already there.
-# scripts/test.sh runs it and puts .tools/venv/bin on PATH; to run the
-# Lambda test by hand:
+# Idempotent: a tool whose venv already holds the pinned requirement is left
+# alone. To run a single test by hand:
 #
 #   bash scripts/install-test-tools.sh
-#   PATH="$PWD/.tools/venv/bin:$PATH" cargo test --test lambda -- --nocapture
+#   PATH="$PWD/.tools/bin:$PATH" cargo test --test lambda -- --nocapture
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CARGO_LAMBDA_VERSION=1.9.2
-VENV=.tools/venv
+TOOLS=.tools
+LIST=scripts/test-tools.txt
 
 say() { printf 'install-test-tools: %s\n' "$*"; }
 die() {
@@ -24,33 +24,31 @@ die() {
     exit 1
 }
 
-# The version a cargo-lambda binary reports (`cargo-lambda 1.9.2 (…)`), or nothing.
-cargo_lambda_version() {
-    "$1" lambda --version 2>/dev/null | awk '{print $2}' || true
-}
+command -v python3 >/dev/null 2>&1 ||
+    die "python3 is not on PATH; it is needed to install the test tools from PyPI (Debian: apt-get install python3 python3-venv)"
+mkdir -p "$TOOLS/bin"
 
-installed="$(if [ -x "$VENV/bin/cargo-lambda" ]; then cargo_lambda_version "$VENV/bin/cargo-lambda"; fi)"
-if [ "$installed" = "$CARGO_LAMBDA_VERSION" ]; then
-    say "cargo-lambda $CARGO_LAMBDA_VERSION already installed in $VENV"
-else
-    command -v python3 >/dev/null 2>&1 ||
-        die "python3 is not on PATH; it is needed to install cargo-lambda from PyPI (Debian: apt-get install python3 python3-venv)"
-    # A venv whose interpreter no longer runs (Python upgraded or moved) is rebuilt.
-    if ! "$VENV/bin/python" -c '' >/dev/null 2>&1; then
-        say "creating the Python venv $VENV"
-        python3 -m venv --clear "$VENV" ||
-            die "could not create the Python venv $VENV (Debian: apt-get install python3-venv)"
+while read -r name requirement commands; do
+    case "$name" in '' | '#'*) continue ;; esac
+    venv="$TOOLS/venvs/$name"
+    stamp="$venv/.veil-requirement"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$requirement" ] && "$venv/bin/python" -c '' >/dev/null 2>&1; then
+        say "$requirement already installed"
+    else
+        say "installing $requirement into $venv"
+        python3 -m venv --clear "$venv" ||
+            die "could not create the Python venv $venv (Debian: apt-get install python3-venv)"
+        "$venv/bin/python" -m pip install --disable-pip-version-check --no-input --quiet "$requirement" ||
+            die "pip could not install $requirement into $venv (is PyPI reachable?)"
+        printf '%s' "$requirement" >"$stamp"
     fi
-    say "installing cargo-lambda==$CARGO_LAMBDA_VERSION from PyPI into $VENV"
-    "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input --quiet \
-        "cargo-lambda==$CARGO_LAMBDA_VERSION" ||
-        die "pip could not install cargo-lambda==$CARGO_LAMBDA_VERSION into $VENV (is PyPI reachable?)"
-    installed="$(cargo_lambda_version "$VENV/bin/cargo-lambda")"
-    [ "$installed" = "$CARGO_LAMBDA_VERSION" ] ||
-        die "after installing, $VENV/bin/cargo-lambda reports version '${installed:-none}', not $CARGO_LAMBDA_VERSION"
-fi
+    for cmd in $commands; do
+        [ -x "$venv/bin/$cmd" ] || die "$requirement did not install the command $cmd"
+        ln -sf "../venvs/$name/bin/$cmd" "$TOOLS/bin/$cmd"
+    done
+done <"$LIST"
 
-# The check the tests rely on: `cargo lambda` resolves to the pinned binary.
-version_line="$(PATH="$PWD/$VENV/bin:$PATH" cargo lambda --version)" ||
-    die "\`cargo lambda --version\` fails with $VENV/bin on PATH"
-say "installed: $version_line at $VENV/bin/cargo-lambda (put $VENV/bin on PATH to use it)"
+# The checks the tests rely on: each command resolves to the pinned install.
+PATH="$PWD/$TOOLS/bin:$PATH" cargo lambda --version >/dev/null ||
+    die "\`cargo lambda --version\` fails with $TOOLS/bin on PATH"
+say "tools ready in $TOOLS/bin: $(ls "$TOOLS/bin" | tr '\n' ' ')"

@@ -13,9 +13,9 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "test tools (cargo-lambda for the Lambda end-to-end test, into .tools/)"
+step "test tools (pinned tools into .tools/: cargo-lambda, moto, linters)"
 bash scripts/install-test-tools.sh
-export PATH="$PWD/.tools/venv/bin:$PATH"
+export PATH="$PWD/.tools/bin:$PATH"
 
 step "cargo test (unit, property and end-to-end tests)"
 cargo test --workspace --locked

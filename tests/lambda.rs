@@ -8,11 +8,11 @@
 //! a recording stub on 127.0.0.1.
 //!
 //! Needs `cargo lambda` on PATH: `scripts/install-test-tools.sh` installs
-//! it into `.tools/venv` and `scripts/test.sh` puts that on PATH. By hand:
+//! it into `.tools/` (`.tools/bin`) and `scripts/test.sh` puts that on PATH. By hand:
 //!
 //! ```text
 //! bash scripts/install-test-tools.sh
-//! PATH="$PWD/.tools/venv/bin:$PATH" cargo test --test lambda -- --nocapture
+//! PATH="$PWD/.tools/bin:$PATH" cargo test --test lambda -- --nocapture
 //! ```
 
 use std::fs;
@@ -380,11 +380,11 @@ fn require_cargo_lambda() {
             eprintln!("[lambda] {}", String::from_utf8_lossy(&o.stdout).trim());
         }
         Ok(o) => panic!(
-            "`cargo lambda` is not on PATH ({}): run `bash scripts/install-test-tools.sh` and put .tools/venv/bin on PATH (scripts/test.sh does both)",
+            "`cargo lambda` is not on PATH ({}): run `bash scripts/install-test-tools.sh` and put .tools/bin on PATH (scripts/test.sh does both)",
             String::from_utf8_lossy(&o.stderr).trim()
         ),
         Err(e) => panic!(
-            "cannot run `cargo lambda --version` ({e}): run `bash scripts/install-test-tools.sh` and put .tools/venv/bin on PATH (scripts/test.sh does both)"
+            "cannot run `cargo lambda --version` ({e}): run `bash scripts/install-test-tools.sh` and put .tools/bin on PATH (scripts/test.sh does both)"
         ),
     }
 }
