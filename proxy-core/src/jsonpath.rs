@@ -8,7 +8,7 @@
 //! (`[?(@.type == 'x')]`) are evaluated by `jsonpath-rust` on the container
 //! whose children they select.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use jsonpath_rust::parser::model::{Filter, JpQuery, Segment, Selector};
 use serde_json::Value;

@@ -18,7 +18,7 @@
 //! Fail closed: a transform that cannot handle a value fails the whole
 //! document with a [`SanitizeError`] naming endpoint, transform and path.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use serde_json::Value;
 
