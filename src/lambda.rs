@@ -30,7 +30,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let proxy = match runtime::from_env(Host::Lambda, &Options::default()) {
+        let proxy = match runtime::from_env(Host::Lambda, &Options::default()).await {
             Ok(p) => p,
             Err(e) => {
                 // A configuration error: say exactly what, then fail the init

@@ -17,7 +17,11 @@ use proxy_core::proxy::{CallerAuthMode, Proxy, ProxyConfig};
 use proxy_core::pseudonym::{PseudonymConfig, Pseudonymizer};
 use proxy_core::rules::{builtin, RuleSet};
 use proxy_core::secret::Secret;
-use proxy_core::token::{StaticToken, TokenProvider, ENV_UPSTREAM_TOKEN};
+use proxy_core::secrets::{self, SecretsReport};
+use proxy_core::token::cache::FederatedTokens;
+use proxy_core::token::entra::{self, EntraExchange};
+use proxy_core::token::{aws_cognito, aws_sts, file, gcp};
+use proxy_core::token::{HostIdentity, StaticToken, TokenProvider, ENV_UPSTREAM_TOKEN};
 
 /// The connector to serve (`entra-id`, `outlook-mail`, `outlook-cal`, `msft-teams`).
 pub const ENV_CONNECTOR: &str = "VEIL_CONNECTOR";
@@ -116,23 +120,21 @@ pub fn load_rules(opts: &Options) -> anyhow::Result<(String, RuleSet)> {
     Ok((connector, rules))
 }
 
-/// Checks secrets beyond what the pseudonymizer checks: published values
-/// are refused outside the demo.
-pub fn check_secrets(cfg: &PseudonymConfig) -> anyhow::Result<()> {
-    let known = |s: &Secret| {
-        WELL_KNOWN_SECRETS
-            .iter()
-            .any(|k| k.as_bytes() == s.expose())
-    };
-    if known(&cfg.salt) {
-        bail!("{}: the value is a published example, not a secret; generate one with `openssl rand -base64 32`", config::ENV_SALT);
-    }
-    for (kid, k) in &cfg.encryption_keys {
-        if known(k) {
-            bail!("encryption key `{kid}`: the value is a published example, not a secret; generate one with `openssl rand -base64 32`");
-        }
-    }
-    Ok(())
+/// Loads the salt and the encryption keys from wherever the environment
+/// points (the value, a file, SSM Parameter Store, Secrets Manager: see
+/// `proxy_core::secrets`), checks them (present, long enough, not one of
+/// [`WELL_KNOWN_SECRETS`]) and says where each came from.
+pub async fn load_pseudonym(
+    http: &reqwest::Client,
+) -> anyhow::Result<(PseudonymConfig, SecretsReport)> {
+    secrets::load_pseudonym_config_with(http, &var, WELL_KNOWN_SECRETS)
+        .await
+        .map_err(|e| anyhow!(e))
+}
+
+/// For `veil doctor`: one line per secret, its source and fingerprint.
+pub async fn load_secrets(http: &reqwest::Client) -> anyhow::Result<Vec<String>> {
+    Ok(load_pseudonym(http).await?.1.lines())
 }
 
 /// The caller-authentication mode for a host.
@@ -164,13 +166,107 @@ pub fn caller_auth(
     }
 }
 
-/// The Graph token provider from the environment.
+/// Where the Graph token comes from: `static` (development only: the fixed
+/// token of `VEIL_UPSTREAM_TOKEN`) or, by workload identity federation,
+/// `aws-sts`, `aws-cognito`, `gcp`, `file`. Default: `static` when
+/// `VEIL_UPSTREAM_TOKEN` is set, else an error.
+pub const ENV_TOKEN_PROVIDER: &str = "VEIL_TOKEN_PROVIDER";
+
+/// The token provider names, as `VEIL_TOKEN_PROVIDER` takes them.
+pub const TOKEN_PROVIDERS: [&str; 5] = ["static", "aws-sts", "aws-cognito", "gcp", "file"];
+
+/// The workload identity federation Veil is configured for: the host
+/// identity and the Entra exchange (shared by `serve`, Lambda and `doctor`).
+pub struct Federation {
+    pub kind: &'static str,
+    pub host: Arc<dyn HostIdentity>,
+    pub exchange: EntraExchange,
+    pub tenant: String,
+    pub client_id: String,
+}
+
+fn provider_help() -> String {
+    format!(
+        "set {ENV_TOKEN_PROVIDER} to one of: \
+         `aws-sts` (AWS Lambda/ECS/EC2: outbound identity federation of IAM; optional {}), \
+         `aws-cognito` (AWS: a Cognito identity pool; {}, {} and {}), \
+         `gcp` (Cloud Run, GCE, GKE: the metadata server; optional {}, {}), \
+         `file` (Kubernetes projected token: {} or {}); \
+         each also needs {} and {} (optional {}, {}); \
+         or `static` with {ENV_UPSTREAM_TOKEN} for development only",
+        aws_sts::ENV_AUDIENCE,
+        aws_cognito::ENV_IDENTITY_POOL_ID,
+        aws_cognito::ENV_DEVELOPER_PROVIDER,
+        aws_cognito::ENV_LOGIN,
+        gcp::ENV_GCP_AUDIENCE,
+        gcp::ENV_METADATA_HOST,
+        file::ENV_FEDERATED_TOKEN_FILE,
+        file::ENV_AZURE_FEDERATED_TOKEN_FILE,
+        entra::ENV_TENANT_ID,
+        entra::ENV_CLIENT_ID,
+        entra::ENV_ENTRA_AUTHORITY,
+        entra::ENV_GRAPH_SCOPE,
+    )
+}
+
+/// The configured provider name (validated), or an error naming the choices.
+fn provider_kind() -> anyhow::Result<&'static str> {
+    match var(ENV_TOKEN_PROVIDER) {
+        Some(name) => TOKEN_PROVIDERS
+            .iter()
+            .copied()
+            .find(|p| p.eq_ignore_ascii_case(name.trim()))
+            .ok_or_else(|| {
+                anyhow!(
+                    "{ENV_TOKEN_PROVIDER}=`{}` is not a token provider: {}",
+                    name.chars().take(40).collect::<String>(),
+                    provider_help()
+                )
+            }),
+        None if var(ENV_UPSTREAM_TOKEN).is_some() => Ok("static"),
+        None => bail!("no Graph token provider is configured: {}", provider_help()),
+    }
+}
+
+/// The federation from the environment; `None` when the `static`
+/// development token is configured.
+pub fn federation(http: &reqwest::Client) -> anyhow::Result<Option<Federation>> {
+    let kind = provider_kind()?;
+    let host = match kind {
+        "static" => return Ok(None),
+        "aws-sts" => aws_sts::from_env(http.clone()),
+        "aws-cognito" => aws_cognito::from_env(http.clone()),
+        "gcp" => gcp::from_env(http.clone()),
+        _ => file::from_env(http.clone()),
+    }
+    .map_err(|e| anyhow!("{ENV_TOKEN_PROVIDER}={kind}: {e}"))?;
+    let exchange = EntraExchange::from_env(http.clone())
+        .map_err(|e| anyhow!("{ENV_TOKEN_PROVIDER}={kind}: {e}"))?;
+    Ok(Some(Federation {
+        kind,
+        host,
+        tenant: exchange.config().tenant_id.clone(),
+        client_id: exchange.config().client_id.clone(),
+        exchange,
+    }))
+}
+
+/// The Graph token provider from the environment: one per process (its
+/// cache is shared by every request).
 pub fn token_provider() -> anyhow::Result<Arc<dyn TokenProvider>> {
-    match var(ENV_UPSTREAM_TOKEN) {
-        Some(t) => Ok(Arc::new(StaticToken::new(Secret::from(t.as_str())))),
-        None => bail!(
-            "no Graph token provider is configured: set {ENV_UPSTREAM_TOKEN} (development only)"
-        ),
+    let http = reqwest::Client::builder()
+        .use_rustls_tls()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .context("HTTP client")?;
+    match federation(&http)? {
+        Some(f) => Ok(Arc::new(FederatedTokens::new(f.host, f.exchange))),
+        None => match var(ENV_UPSTREAM_TOKEN) {
+            Some(t) => Ok(Arc::new(StaticToken::new(Secret::from(t.as_str())))),
+            None => bail!(
+                "{ENV_TOKEN_PROVIDER}=static needs {ENV_UPSTREAM_TOKEN} (a Graph token; development only)"
+            ),
+        },
     }
 }
 
@@ -254,15 +350,16 @@ pub fn build(parts: Parts) -> anyhow::Result<Proxy> {
 }
 
 /// Builds the proxy for `serve` or Lambda from options and environment.
-pub fn from_env(host: Host, opts: &Options) -> anyhow::Result<Proxy> {
+pub async fn from_env(host: Host, opts: &Options) -> anyhow::Result<Proxy> {
     let (connector, rules) = load_rules(opts)?;
-    let pseudonym = config::pseudonym_config_from_env(None).map_err(|e| anyhow!(e))?;
-    check_secrets(&pseudonym)?;
     let http = reqwest::Client::builder()
         .use_rustls_tls()
         .timeout(Duration::from_secs(10))
         .build()
         .context("HTTP client")?;
+    let (pseudonym, report) = load_pseudonym(&http).await?;
+    let lines = report.lines();
+    tracing::info!(target: "veil::secrets", salt = %lines[0], encryption_keys = %lines[1], "secrets loaded");
     let caller_auth = caller_auth(host, opts.allow_unauthenticated, http)?;
     build(Parts {
         connector,

@@ -24,8 +24,14 @@ pub fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// Parses `kid:secret,kid:secret` (newest first).
+/// Parses `kid:secret,kid:secret` (newest first) from `VEIL_ENCRYPTION_KEYS`.
 pub fn parse_key_list(list: &str) -> Result<Vec<(String, Secret)>, String> {
+    parse_key_list_from(ENV_ENCRYPTION_KEYS, list)
+}
+
+/// Parses `kid:secret,kid:secret` (newest first); errors name `origin`
+/// (a variable or a [`crate::secrets::Source`]) and never the secret.
+pub fn parse_key_list_from(origin: &str, list: &str) -> Result<Vec<(String, Secret)>, String> {
     let mut out = Vec::new();
     for (i, item) in list
         .split(',')
@@ -33,12 +39,9 @@ pub fn parse_key_list(list: &str) -> Result<Vec<(String, Secret)>, String> {
         .filter(|s| !s.is_empty())
         .enumerate()
     {
-        let (kid, secret) = item.split_once(':').ok_or_else(|| {
-            format!(
-                "{ENV_ENCRYPTION_KEYS}: item {} is not `keyid:secret`",
-                i + 1
-            )
-        })?;
+        let (kid, secret) = item
+            .split_once(':')
+            .ok_or_else(|| format!("{origin}: item {} is not `keyid:secret`", i + 1))?;
         out.push((kid.trim().to_string(), Secret::from(secret.trim())));
     }
     Ok(out)
@@ -57,35 +60,33 @@ pub fn parse_domain_policy(s: &str) -> Result<DomainPolicy, String> {
     }
 }
 
-/// Builds the pseudonym configuration from the environment.
+/// The scheme and email policy from the environment (read through `env`);
 /// `scheme` overrides `VEIL_SCHEME` when given.
-pub fn pseudonym_config_from_env(scheme: Option<Scheme>) -> Result<PseudonymConfig, String> {
+pub fn pseudonym_settings(
+    scheme: Option<Scheme>,
+    env: crate::aws::Lookup<'_>,
+) -> Result<(Scheme, EmailPolicy), String> {
     let scheme = match scheme {
         Some(s) => s,
-        None => var(ENV_SCHEME)
+        None => env(ENV_SCHEME)
             .map(|s| s.parse())
             .transpose()?
             .unwrap_or_default(),
     };
-    let salt = var(ENV_SALT).ok_or_else(|| {
-        format!("{ENV_SALT} is not set: it holds the pseudonymization secret (generate one with `openssl rand -base64 32`)")
-    })?;
-    let encryption_keys = match (var(ENV_ENCRYPTION_KEYS), var(ENV_ENCRYPTION_KEY)) {
-        (Some(list), _) => parse_key_list(&list)?,
-        (None, Some(k)) => vec![(DEFAULT_KEY_ID.to_string(), Secret::from(k.as_str()))],
-        (None, None) => Vec::new(),
-    };
     let email = EmailPolicy {
-        ignore_dots: var(ENV_EMAIL_IGNORE_DOTS).is_some_and(|v| v == "true" || v == "1"),
-        domain: var(ENV_EMAIL_DOMAIN)
+        ignore_dots: env(ENV_EMAIL_IGNORE_DOTS).is_some_and(|v| v == "true" || v == "1"),
+        domain: env(ENV_EMAIL_DOMAIN)
             .map(|s| parse_domain_policy(&s))
             .transpose()?
             .unwrap_or_default(),
     };
-    Ok(PseudonymConfig {
-        scheme,
-        salt: Secret::from(salt.as_str()),
-        encryption_keys,
-        email,
-    })
+    Ok((scheme, email))
+}
+
+/// Builds the pseudonym configuration from the environment, with the
+/// secrets from the environment or files (see [`crate::secrets`]; the
+/// binary's servers use [`crate::secrets::load_pseudonym_config`], which
+/// also reads AWS sources). `scheme` overrides `VEIL_SCHEME` when given.
+pub fn pseudonym_config_from_env(scheme: Option<Scheme>) -> Result<PseudonymConfig, String> {
+    crate::secrets::load_local(scheme, &var).map(|(config, _)| config)
 }

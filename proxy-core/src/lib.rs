@@ -13,8 +13,11 @@
 //! - [`token`]: Graph access tokens (the provider trait and its kinds).
 //! - [`reidentify`]: decrypting `p~` tokens in requests.
 //! - [`secret`]: secret values that never print.
+//! - [`secrets`]: where the salt and encryption keys come from (env, file, SSM, Secrets Manager).
+//! - [`aws`]: a minimal SigV4 client for the AWS APIs Veil calls.
 #![forbid(unsafe_code)]
 
+pub mod aws;
 pub mod config;
 pub mod error;
 pub mod jsonpath;
@@ -26,5 +29,6 @@ pub mod rules;
 pub mod sanitize;
 pub mod schema_filter;
 pub mod secret;
+pub mod secrets;
 pub mod token;
 pub mod transform;

@@ -1,6 +1,7 @@
 //! Command-line interface: one module per subcommand.
 
 mod demo;
+mod doctor;
 pub mod rules;
 mod sanitize;
 mod serve;
@@ -27,6 +28,8 @@ pub enum Command {
     Serve(serve::Args),
     /// Test, report on and lint rule files against sample responses.
     Rules(rules::Args),
+    /// Check the deployed configuration end to end and say what to fix.
+    Doctor(doctor::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -35,5 +38,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rules(a) => rules::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Doctor(a) => doctor::run(a),
     }
 }

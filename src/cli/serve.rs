@@ -63,7 +63,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let proxy = runtime::from_env(Host::Server, &opts)?;
+        let proxy = runtime::from_env(Host::Server, &opts).await?;
         let listen = match a.listen {
             Some(l) => l,
             None => match runtime::list(proxy_core::config::var(ENV_PORT)).first() {

@@ -5,6 +5,10 @@
 //! Every server binds 127.0.0.1 only.
 #![allow(dead_code)]
 
+pub mod entra;
+pub mod moto;
+pub mod sts;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::Write as _;
@@ -39,7 +43,7 @@ pub const GRAPH: &str = "https://graph.microsoft.com";
 /// proxy-core/src/config.rs, proxy-core/src/token), plus proxies and the
 /// log filter: removed from the child's environment so that the test
 /// process's environment cannot change what is tested.
-const VEIL_ENV: &[&str] = &[
+pub const VEIL_ENV: &[&str] = &[
     "VEIL_SALT",
     "VEIL_ENCRYPTION_KEY",
     "VEIL_ENCRYPTION_KEYS",
@@ -60,6 +64,38 @@ const VEIL_ENV: &[&str] = &[
     "VEIL_CALLER_IP_ALLOWLIST",
     "VEIL_ALLOWED_CALLER_ARNS",
     "VEIL_ALLOW_UNAUTHENTICATED",
+    "VEIL_TOKEN_PROVIDER",
+    "VEIL_TENANT_ID",
+    "VEIL_CLIENT_ID",
+    "VEIL_ENTRA_AUTHORITY",
+    "VEIL_GRAPH_SCOPE",
+    "VEIL_GCP_AUDIENCE",
+    "GCE_METADATA_HOST",
+    "VEIL_FEDERATED_TOKEN_FILE",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "VEIL_SALT_FILE",
+    "VEIL_SALT_SSM_PARAMETER",
+    "VEIL_SALT_SECRET_ID",
+    "VEIL_ENCRYPTION_KEYS_FILE",
+    "VEIL_ENCRYPTION_KEYS_SSM_PARAMETER",
+    "VEIL_ENCRYPTION_KEYS_SECRET_ID",
+    "VEIL_AWS_STS_AUDIENCE",
+    "VEIL_AWS_STS_SIGNING_ALGORITHM",
+    "VEIL_AWS_STS_DURATION_SECS",
+    "VEIL_COGNITO_IDENTITY_POOL_ID",
+    "VEIL_COGNITO_DEVELOPER_PROVIDER",
+    "VEIL_COGNITO_LOGIN",
+    "VEIL_COGNITO_IDENTITY_ID",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_ENDPOINT_URL_SSM",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    "AWS_ENDPOINT_URL_COGNITO_IDENTITY",
     "AWS_LAMBDA_RUNTIME_API",
     "PORT",
     "RUST_LOG",
@@ -337,7 +373,12 @@ impl Reply {
     }
 }
 
+/// Decides Graph's answer to a request's `Authorization` header (`None`
+/// lets the request through); replaces the `dev-token` check.
+pub type Authorizer = Arc<dyn Fn(Option<&str>) -> Option<Reply> + Send + Sync>;
+
 struct GraphState {
+    authorizer: Mutex<Option<Authorizer>>,
     connector: String,
     /// (decoded path, reply): the first whose path equals the request's
     /// decoded path answers; `*` answers every path.
@@ -368,6 +409,7 @@ impl GraphServer {
             connector: connector.to_string(),
             scripts: Mutex::new(Vec::new()),
             recorded: Mutex::new(Vec::new()),
+            authorizer: Mutex::new(None),
         });
         let served = state.clone();
         let task = tokio::spawn(async move {
@@ -396,13 +438,18 @@ impl GraphServer {
     }
 
     /// Answers requests whose percent-decoded path is `path` (or every
-    /// request, for `*`) with `reply`.
+    /// request, for `*`) with `reply`; the latest script for a path wins.
     pub fn script(&self, path: &str, reply: Reply) {
         self.state
             .scripts
             .lock()
             .unwrap()
-            .push((decode(path), reply));
+            .insert(0, (decode(path), reply));
+    }
+
+    /// Checks `Authorization` with `check` instead of expecting `dev-token`.
+    pub fn authorize_with(&self, check: Authorizer) {
+        *self.state.authorizer.lock().unwrap() = Some(check);
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -483,8 +530,13 @@ async fn handle(state: &GraphState, req: hyper::Request<Incoming>) -> hyper::Res
 
 /// What Graph would answer: strict about the token and the method first.
 fn answer(state: &GraphState, req: &Recorded) -> Reply {
+    let authorizer = state.authorizer.lock().unwrap().clone();
     let expected = format!("Bearer {UPSTREAM_TOKEN}");
-    if req.header("authorization") != Some(expected.as_str()) {
+    if let Some(check) = authorizer {
+        if let Some(refused) = check(req.header("authorization")) {
+            return refused;
+        }
+    } else if req.header("authorization") != Some(expected.as_str()) {
         return graph_error(
             401,
             "InvalidAuthenticationToken",
@@ -654,6 +706,12 @@ impl VeilConfig {
     pub fn env(mut self, name: &str, value: &str) -> VeilConfig {
         self.env.retain(|(n, _)| n != name);
         self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Removes a variable set so far (e.g. `VEIL_UPSTREAM_TOKEN`).
+    pub fn unset(mut self, name: &str) -> VeilConfig {
+        self.env.retain(|(n, _)| n != name);
         self
     }
 

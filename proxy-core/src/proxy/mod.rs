@@ -135,8 +135,9 @@ impl Proxy {
         config.health.token_provider = tokens.kind().to_string();
         if tokens.development_only() {
             config.health.warnings.push(format!(
-                "the Graph token comes from the development-only `{}` provider",
-                tokens.kind()
+                "DEVELOPMENT ONLY: the Graph token comes from the `{}` provider (the fixed {}); production deployments get it by workload identity federation (VEIL_TOKEN_PROVIDER)",
+                tokens.kind(),
+                crate::token::ENV_UPSTREAM_TOKEN
             ));
         }
         if matches!(config.caller_auth, CallerAuthMode::Unauthenticated) {
@@ -265,6 +266,21 @@ impl Proxy {
                 .call_upstream(req.method(), &path_and_query, &forwarded)
                 .await?;
         }
+        // A 403 for missing consent: drop the cached token (no retry here).
+        let consent_error = (upstream.status == StatusCode::FORBIDDEN)
+            .then(|| respond::missing_consent_code(&upstream.body))
+            .flatten();
+        if let Some(code) = consent_error {
+            let evicted = self.inner.tokens.invalidate_after_forbidden();
+            tracing::warn!(
+                target: "veil::token",
+                graph_error = code,
+                token_provider = self.inner.tokens.kind(),
+                evicted_cached_token = evicted,
+                "{}",
+                respond::CONSENT_HINT
+            );
+        }
         out.upstream_status = Some(upstream.status.as_u16());
         out.bytes_in = upstream.body.len();
         // 7. answer
@@ -287,7 +303,10 @@ impl Proxy {
                 gzip_ok,
             ))
         } else {
-            let reduced = respond::reduce_error_body(&upstream.body, &self.inner.pseudonymizer);
+            let mut reduced = respond::reduce_error_body(&upstream.body, &self.inner.pseudonymizer);
+            if consent_error.is_some() {
+                respond::append_hint(&mut reduced, respond::CONSENT_HINT);
+            }
             headers.push((
                 HeaderName::from_static(respond::HEADER_PSOXY_ERROR),
                 HeaderValue::from_static("API_ERROR"),
@@ -330,7 +349,12 @@ impl Proxy {
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         };
-        let body = Bytes::from(serde_json::to_vec_pretty(&h.to_json()).unwrap_or_default());
+        let mut report = h.to_json();
+        let tokens = &self.inner.tokens;
+        report["graphToken"] = tokens
+            .status()
+            .to_json(tokens.kind(), tokens.development_only());
+        let body = Bytes::from(serde_json::to_vec_pretty(&report).unwrap_or_default());
         Some(respond::json_response(
             status,
             body,

@@ -102,6 +102,33 @@ pub fn reduce_error_body(body: &[u8], p: &Pseudonymizer) -> Value {
     serde_json::json!({"error": {"code": code, "message": message}})
 }
 
+/// Graph's 403 error codes that mean Veil's token carries no (or not the
+/// needed) application permissions.
+pub const CONSENT_ERROR_CODES: &[&str] = &[
+    "Authorization_RequestDenied",
+    "Authorization_IdentityNotFound",
+];
+
+/// What Veil says about those 403s (logs and the caller's error message).
+pub const CONSENT_HINT: &str = "Veil: the app registration may lack admin consent for the Graph application permissions this connector needs, or consent was granted after Veil's cached Graph token was issued; Veil dropped its cached token (at most once a minute), so retry shortly; if this persists, grant admin consent in Entra ID → App registrations → API permissions (`veil doctor` lists the permissions)";
+
+/// The consent-related error code of a Graph 403 body, if it is one.
+pub fn missing_consent_code(body: &[u8]) -> Option<&'static str> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let code = v.get("error")?.get("code")?.as_str()?;
+    CONSENT_ERROR_CODES.iter().copied().find(|c| *c == code)
+}
+
+/// Appends Veil's hint to a reduced error body's message.
+pub fn append_hint(reduced: &mut Value, hint: &str) {
+    if let Some(Value::String(m)) = reduced.get_mut("error").and_then(|e| e.get_mut("message")) {
+        if !m.is_empty() {
+            m.push(' ');
+        }
+        m.push_str(hint);
+    }
+}
+
 /// Copies the allowlisted upstream headers.
 pub fn passed_headers(upstream: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
     PASSED_HEADERS

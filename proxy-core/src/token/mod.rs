@@ -4,6 +4,15 @@
 //! upstream call and calls [`TokenProvider::invalidate`] when Graph answers
 //! 401, so the next call fetches a fresh one.
 
+pub mod aws_cognito;
+pub mod aws_sts;
+pub mod cache;
+pub mod entra;
+pub mod file;
+pub mod gcp;
+#[cfg(test)]
+pub(crate) mod test_http;
+
 use std::future::Future;
 use std::pin::Pin;
 
@@ -34,6 +43,90 @@ pub trait TokenProvider: Send + Sync {
     fn development_only(&self) -> bool {
         false
     }
+    /// Graph answered 403 `Authorization_RequestDenied` /
+    /// `Authorization_IdentityNotFound`: a token cached from before admin
+    /// consent carries no roles. Evicts the cached token, at most once per
+    /// interval so a missing consent cannot turn every request into an
+    /// exchange. Returns whether a token was evicted.
+    fn invalidate_after_forbidden(&self) -> bool {
+        false
+    }
+    /// What the health check shows about the cached token (never the token).
+    fn status(&self) -> TokenStatus {
+        TokenStatus::default()
+    }
+}
+
+/// The state of a provider's cache, for the health check.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenStatus {
+    /// Whether the provider caches tokens at all (`false` for `static`).
+    pub caches: bool,
+    /// Whether a usable token is cached now.
+    pub cached: bool,
+    /// When the cached token expires.
+    pub expires_at: Option<std::time::SystemTime>,
+    /// The last failure, while it is newer than the last success: the
+    /// actionable message (no token).
+    pub last_error: Option<String>,
+    /// When that failure happened.
+    pub last_error_at: Option<std::time::SystemTime>,
+}
+
+impl TokenStatus {
+    /// The health check's `graphToken` object.
+    pub fn to_json(&self, kind: &str, development_only: bool) -> serde_json::Value {
+        let mut o = serde_json::Map::new();
+        o.insert("provider".into(), kind.into());
+        o.insert("developmentOnly".into(), development_only.into());
+        if development_only {
+            o.insert(
+                "warning".into(),
+                format!("DEVELOPMENT ONLY: a fixed token from {ENV_UPSTREAM_TOKEN}; use workload identity federation (VEIL_TOKEN_PROVIDER) in production").into(),
+            );
+        }
+        if self.caches {
+            o.insert("cached".into(), self.cached.into());
+            let now = std::time::SystemTime::now();
+            if let Some(at) = self.expires_at {
+                o.insert("expiresAt".into(), rfc3339(at).into());
+                let left = at.duration_since(now).map(|d| d.as_secs()).unwrap_or(0);
+                o.insert("expiresInSeconds".into(), left.into());
+            }
+            if let Some(e) = &self.last_error {
+                o.insert("lastError".into(), e.clone().into());
+            }
+            if let Some(at) = self.last_error_at {
+                o.insert("lastErrorAt".into(), rfc3339(at).into());
+            }
+        }
+        serde_json::Value::Object(o)
+    }
+}
+
+/// `2026-11-06T10:00:00Z` (UTC, whole seconds).
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// A JWT signed by the host cloud (AWS STS, Cognito, the GCP metadata
@@ -72,5 +165,19 @@ impl TokenProvider for StaticToken {
 
     fn development_only(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_utc() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_793_959_200);
+        assert_eq!(rfc3339(t), "2026-11-06T10:00:00Z");
+        assert_eq!(rfc3339(std::time::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let leap = std::time::UNIX_EPOCH + std::time::Duration::from_secs(951_782_399);
+        assert_eq!(rfc3339(leap), "2000-02-28T23:59:59Z");
     }
 }

@@ -1,0 +1,765 @@
+//! Where the pseudonymization salt and the encryption keys come from.
+//!
+//! Each of the two secrets comes from exactly one source (two = a
+//! configuration error):
+//!
+//! | source | salt | encryption keys |
+//! |---|---|---|
+//! | the value itself | `VEIL_SALT` | `VEIL_ENCRYPTION_KEY` (kid `k1`) or `VEIL_ENCRYPTION_KEYS` (`kid:secret,…`) |
+//! | a file (Cloud Run mounts Secret Manager secrets as files) | `VEIL_SALT_FILE` | `VEIL_ENCRYPTION_KEYS_FILE` |
+//! | AWS SSM Parameter Store, a `SecureString` (name or ARN) | `VEIL_SALT_SSM_PARAMETER` | `VEIL_ENCRYPTION_KEYS_SSM_PARAMETER` |
+//! | AWS Secrets Manager, the `SecretString` (name or ARN) | `VEIL_SALT_SECRET_ID` | `VEIL_ENCRYPTION_KEYS_SECRET_ID` |
+//!
+//! From a file, SSM or Secrets Manager one trailing line break is removed,
+//! and the keys are either `kid:secret,kid:secret` (newest first) or one
+//! bare secret without `:` (kid `k1`).
+//!
+//! The secrets are checked (present, long enough for the scheme, not a
+//! published example) and the [`SecretsReport`] tells where each came from,
+//! with a fingerprint, never the value.
+
+use std::fmt;
+
+use serde_json::{json, Value};
+
+use crate::aws::{self, AwsClient, AwsConfig, AwsErrorKind, Call, Lookup, Service};
+use crate::config::{self, DEFAULT_KEY_ID, ENV_ENCRYPTION_KEY, ENV_ENCRYPTION_KEYS, ENV_SALT};
+use crate::pseudonym::{hmac_scheme, PseudonymConfig, Scheme};
+use crate::secret::Secret;
+
+/// A file holding the salt.
+pub const ENV_SALT_FILE: &str = "VEIL_SALT_FILE";
+/// An SSM Parameter Store `SecureString` parameter (name or ARN) holding the salt.
+pub const ENV_SALT_SSM_PARAMETER: &str = "VEIL_SALT_SSM_PARAMETER";
+/// A Secrets Manager secret (name or ARN) whose `SecretString` is the salt.
+pub const ENV_SALT_SECRET_ID: &str = "VEIL_SALT_SECRET_ID";
+/// A file holding the encryption keys.
+pub const ENV_ENCRYPTION_KEYS_FILE: &str = "VEIL_ENCRYPTION_KEYS_FILE";
+/// An SSM Parameter Store `SecureString` parameter (name or ARN) holding the encryption keys.
+pub const ENV_ENCRYPTION_KEYS_SSM_PARAMETER: &str = "VEIL_ENCRYPTION_KEYS_SSM_PARAMETER";
+/// A Secrets Manager secret (name or ARN) whose `SecretString` holds the encryption keys.
+pub const ENV_ENCRYPTION_KEYS_SECRET_ID: &str = "VEIL_ENCRYPTION_KEYS_SECRET_ID";
+
+/// Values that are never acceptable as secrets (the binary adds the
+/// published example values of its documentation and goldens).
+pub const WELL_KNOWN_SECRETS: &[&str] = &["salt", "secret", "changeme"];
+
+/// How to make a good secret.
+const GENERATE_HINT: &str = "generate one with `openssl rand -base64 32`";
+
+/// Where a secret came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The value of an environment variable.
+    Env(&'static str),
+    /// A file path.
+    File(String),
+    /// An SSM parameter name or ARN.
+    Ssm(String),
+    /// A Secrets Manager secret name or ARN.
+    SecretsManager(String),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Env(name) => write!(f, "env:{name}"),
+            Source::File(p) => write!(f, "file:{p}"),
+            Source::Ssm(p) => write!(f, "ssm:{p}"),
+            Source::SecretsManager(s) => write!(f, "secretsmanager:{s}"),
+        }
+    }
+}
+
+/// Which secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Which {
+    Salt,
+    EncryptionKeys,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Env,
+    File,
+    Ssm,
+    SecretsManager,
+}
+
+impl Which {
+    fn name(self) -> &'static str {
+        match self {
+            Which::Salt => "the pseudonymization salt",
+            Which::EncryptionKeys => "the encryption keys",
+        }
+    }
+
+    /// "is" or "are", to agree with [`Which::name`].
+    fn is(self) -> &'static str {
+        match self {
+            Which::Salt => "is",
+            Which::EncryptionKeys => "are",
+        }
+    }
+
+    fn variables(self) -> &'static [(&'static str, Kind)] {
+        match self {
+            Which::Salt => &[
+                (ENV_SALT, Kind::Env),
+                (ENV_SALT_FILE, Kind::File),
+                (ENV_SALT_SSM_PARAMETER, Kind::Ssm),
+                (ENV_SALT_SECRET_ID, Kind::SecretsManager),
+            ],
+            Which::EncryptionKeys => &[
+                (ENV_ENCRYPTION_KEYS, Kind::Env),
+                (ENV_ENCRYPTION_KEY, Kind::Env),
+                (ENV_ENCRYPTION_KEYS_FILE, Kind::File),
+                (ENV_ENCRYPTION_KEYS_SSM_PARAMETER, Kind::Ssm),
+                (ENV_ENCRYPTION_KEYS_SECRET_ID, Kind::SecretsManager),
+            ],
+        }
+    }
+}
+
+/// The one configured source of a secret; `None` when none is set; an
+/// error when several are.
+pub fn source(which: Which, env: Lookup<'_>) -> Result<Option<Source>, String> {
+    let set: Vec<(&'static str, Kind, String)> = which
+        .variables()
+        .iter()
+        .filter_map(|(name, kind)| env(name).map(|v| (*name, *kind, v)))
+        .collect();
+    match set.as_slice() {
+        [] => Ok(None),
+        [(name, kind, value)] => Ok(Some(match kind {
+            Kind::Env => Source::Env(name),
+            Kind::File => Source::File(value.trim().to_string()),
+            Kind::Ssm => Source::Ssm(value.trim().to_string()),
+            Kind::SecretsManager => Source::SecretsManager(value.trim().to_string()),
+        })),
+        several => {
+            let names: Vec<&str> = several.iter().map(|(n, _, _)| *n).collect();
+            Err(format!(
+                "{} {} configured more than once ({} are all set): set exactly one of {}",
+                which.name(),
+                which.is(),
+                names.join(", "),
+                which
+                    .variables()
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        }
+    }
+}
+
+/// Where one secret came from and its fingerprint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretOrigin {
+    pub source: Source,
+    /// [`Secret::fingerprint`] of the value.
+    pub fingerprint: String,
+}
+
+/// Where the secrets came from, for the startup log and `veil doctor`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretsReport {
+    pub salt: SecretOrigin,
+    /// The source and, per key id (newest first), the fingerprint; `None`
+    /// when no encryption key is configured.
+    pub encryption_keys: Option<(Source, Vec<(String, String)>)>,
+}
+
+impl SecretsReport {
+    /// One human-readable line per secret.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = vec![format!(
+            "salt: {} (fingerprint {})",
+            self.salt.source, self.salt.fingerprint
+        )];
+        out.push(match &self.encryption_keys {
+            Some((source, keys)) => format!(
+                "encryption keys: {source}: {}",
+                keys.iter()
+                    .map(|(kid, fp)| format!("{kid} (fingerprint {fp})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => "encryption keys: none (reversible p~ tokens are unavailable)".into(),
+        });
+        out
+    }
+}
+
+/// Removes one trailing line break (`\n` or `\r\n`).
+fn trim_line_break(mut s: String) -> String {
+    if s.ends_with('\n') {
+        s.pop();
+        if s.ends_with('\r') {
+            s.pop();
+        }
+    }
+    s
+}
+
+/// Reads a secret from the environment or a file; `None` for AWS sources.
+fn read_local(which: Which, source: &Source, env: Lookup<'_>) -> Option<Result<String, String>> {
+    match source {
+        Source::Env(name) => {
+            Some(env(name).ok_or_else(|| format!("{} ({source}) is not set", which.name())))
+        }
+        Source::File(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| format!("{} ({source}): cannot read the file: {e}", which.name()))
+                .and_then(|bytes| {
+                    String::from_utf8(bytes).map_err(|_| {
+                        format!("{} ({source}): the file is not UTF-8 text", which.name())
+                    })
+                })
+                .map(trim_line_break),
+        ),
+        Source::Ssm(_) | Source::SecretsManager(_) => None,
+    }
+}
+
+/// The region and the IAM resource of an SSM parameter name or ARN.
+fn ssm_target(name: &str, config: &AwsConfig) -> Result<(String, String), aws::AwsError> {
+    if let Some(region) = arn_region(name, "ssm") {
+        return Ok((region, name.to_string()));
+    }
+    let region = config.region()?.to_string();
+    let path = if name.starts_with('/') {
+        name.to_string()
+    } else {
+        format!("/{name}")
+    };
+    let arn = format!("arn:aws:ssm:{region}:*:parameter{path}");
+    Ok((region, arn))
+}
+
+/// The region and the IAM resource of a Secrets Manager name or ARN.
+fn secret_target(id: &str, config: &AwsConfig) -> Result<(String, String), aws::AwsError> {
+    if let Some(region) = arn_region(id, "secretsmanager") {
+        return Ok((region, id.to_string()));
+    }
+    let region = config.region()?.to_string();
+    let arn = format!("arn:aws:secretsmanager:{region}:*:secret:{id}-*");
+    Ok((region, arn))
+}
+
+/// The region of `arn:<partition>:<service>:<region>:…`.
+fn arn_region(s: &str, service: &str) -> Option<String> {
+    let mut parts = s.splitn(6, ':');
+    if parts.next()? != "arn" {
+        return None;
+    }
+    let _partition = parts.next()?;
+    if parts.next()? != service {
+        return None;
+    }
+    let region = parts.next()?;
+    aws::is_valid_region(region).then(|| region.to_string())
+}
+
+/// Fetches a secret from SSM or Secrets Manager.
+async fn read_aws(which: Which, source: &Source, client: &AwsClient) -> Result<String, String> {
+    let fail = |e: aws::AwsError| {
+        let mut m = format!("{} ({source}): {e}", which.name());
+        if e.kind == AwsErrorKind::AccessDenied && matches!(source, Source::Ssm(_)) {
+            m.push_str(
+                "; a SecureString with a customer-managed KMS key also needs `kms:Decrypt` on that key",
+            );
+        }
+        m
+    };
+    match source {
+        Source::Ssm(name) => {
+            let (region, arn) = ssm_target(name, client.config()).map_err(fail)?;
+            let what = format!("SSM parameter `{name}`");
+            let call = Call {
+                service: Service::Ssm,
+                region: &region,
+                action: "GetParameter",
+                resource: &arn,
+                what: &what,
+            };
+            let answer = client
+                .json_call(
+                    &call,
+                    "AmazonSSM.GetParameter",
+                    &json!({"Name": name, "WithDecryption": true}),
+                )
+                .await
+                .map_err(fail)?;
+            let parameter = &answer["Parameter"];
+            match parameter["Type"].as_str() {
+                Some("SecureString") => {}
+                Some(other) => {
+                    return Err(format!(
+                        "{} ({source}): the parameter is a {other}, not a SecureString: store \
+                         secrets encrypted (`aws ssm put-parameter --type SecureString --overwrite`)",
+                        which.name()
+                    ))
+                }
+                None => {
+                    return Err(format!(
+                        "{} ({source}): the GetParameter answer has no parameter type",
+                        which.name()
+                    ))
+                }
+            }
+            parameter["Value"]
+                .as_str()
+                .map(|v| trim_line_break(v.to_string()))
+                .ok_or_else(|| {
+                    format!(
+                        "{} ({source}): the GetParameter answer has no value",
+                        which.name()
+                    )
+                })
+        }
+        Source::SecretsManager(id) => {
+            let (region, arn) = secret_target(id, client.config()).map_err(fail)?;
+            let what = format!("Secrets Manager secret `{id}`");
+            let call = Call {
+                service: Service::SecretsManager,
+                region: &region,
+                action: "GetSecretValue",
+                resource: &arn,
+                what: &what,
+            };
+            let answer = client
+                .json_call(
+                    &call,
+                    "secretsmanager.GetSecretValue",
+                    &json!({"SecretId": id}),
+                )
+                .await
+                .map_err(fail)?;
+            let Some(value) = answer["SecretString"].as_str() else {
+                return Err(if answer.get("SecretBinary").is_some() {
+                    format!(
+                        "{} ({source}): the secret is binary: store it as a SecretString \
+                         (`aws secretsmanager put-secret-value --secret-string …`)",
+                        which.name()
+                    )
+                } else {
+                    format!(
+                        "{} ({source}): the secret has no SecretString",
+                        which.name()
+                    )
+                });
+            };
+            if matches!(serde_json::from_str::<Value>(value), Ok(Value::Object(_))) {
+                return Err(format!(
+                    "{} ({source}): the secret holds JSON key/value pairs; store the plain value \
+                     (the console's Plaintext tab, or `--secret-string` with the bare value)",
+                    which.name()
+                ));
+            }
+            Ok(trim_line_break(value.to_string()))
+        }
+        Source::Env(_) | Source::File(_) => {
+            Err(format!("{} ({source}): not an AWS source", which.name()))
+        }
+    }
+}
+
+/// Parses key content: `kid:secret,…` or one bare secret (kid `k1`).
+fn parse_keys(source: &Source, content: &str) -> Result<Vec<(String, Secret)>, String> {
+    let list = match source {
+        Source::Env(name) if *name == ENV_ENCRYPTION_KEY => false,
+        Source::Env(_) => true,
+        _ => content.contains(':'),
+    };
+    if list {
+        config::parse_key_list_from(&source.to_string(), content)
+    } else {
+        Ok(vec![(DEFAULT_KEY_ID.to_string(), Secret::from(content))])
+    }
+}
+
+/// Checks one secret: present, long enough, not published.
+fn check(
+    what: &str,
+    source: &Source,
+    secret: &Secret,
+    scheme: Scheme,
+    well_known: &[&str],
+) -> Result<(), String> {
+    if secret.is_empty() {
+        return Err(format!("{what} ({source}) is empty; {GENERATE_HINT}"));
+    }
+    if scheme == Scheme::Hmac && secret.len() < hmac_scheme::MIN_SECRET_LEN {
+        return Err(format!(
+            "{what} ({source}) is too short for the hmac scheme: it needs at least {} bytes; \
+             {GENERATE_HINT}",
+            hmac_scheme::MIN_SECRET_LEN
+        ));
+    }
+    if well_known.iter().any(|k| k.as_bytes() == secret.expose()) {
+        return Err(format!(
+            "{what} ({source}): the value is a published example, not a secret; {GENERATE_HINT}"
+        ));
+    }
+    Ok(())
+}
+
+fn missing_salt() -> String {
+    format!(
+        "{ENV_SALT} is not set: it holds the pseudonymization secret ({GENERATE_HINT}); or set \
+         {ENV_SALT_FILE}, {ENV_SALT_SSM_PARAMETER} or {ENV_SALT_SECRET_ID} to where it is stored"
+    )
+}
+
+/// Builds the configuration from the raw secrets: the one place that
+/// turns sources into a [`PseudonymConfig`].
+fn assemble(
+    scheme: Option<Scheme>,
+    env: Lookup<'_>,
+    salt: (Source, String),
+    keys: Option<(Source, String)>,
+    well_known: &[&str],
+) -> Result<(PseudonymConfig, SecretsReport), String> {
+    let (scheme, email) = config::pseudonym_settings(scheme, env)?;
+    let (salt_source, salt_value) = salt;
+    let salt = Secret::from(salt_value.as_str());
+    check(Which::Salt.name(), &salt_source, &salt, scheme, well_known)?;
+    let (encryption_keys, keys_report) = match keys {
+        None => (Vec::new(), None),
+        Some((source, content)) => {
+            let keys = parse_keys(&source, &content)?;
+            if keys.is_empty() {
+                return Err(format!(
+                    "{} ({source}): no key is given: give `kid:secret,…` or one secret",
+                    Which::EncryptionKeys.name()
+                ));
+            }
+            for (kid, key) in &keys {
+                check(
+                    &format!("encryption key `{kid}`"),
+                    &source,
+                    key,
+                    scheme,
+                    well_known,
+                )?;
+            }
+            let fingerprints = keys
+                .iter()
+                .map(|(kid, k)| (kid.clone(), k.fingerprint()))
+                .collect();
+            (keys, Some((source, fingerprints)))
+        }
+    };
+    let report = SecretsReport {
+        salt: SecretOrigin {
+            fingerprint: salt.fingerprint(),
+            source: salt_source,
+        },
+        encryption_keys: keys_report,
+    };
+    Ok((
+        PseudonymConfig {
+            scheme,
+            salt,
+            encryption_keys,
+            email,
+        },
+        report,
+    ))
+}
+
+/// Loads the secrets from the environment and files only (for commands
+/// that run without AWS, such as `veil sanitize`); an AWS source is an
+/// error that says so. Published example values are not refused here.
+pub fn load_local(
+    scheme: Option<Scheme>,
+    env: Lookup<'_>,
+) -> Result<(PseudonymConfig, SecretsReport), String> {
+    let local = |which: Which, source: Source| -> Result<(Source, String), String> {
+        match read_local(which, &source, env) {
+            Some(r) => r.map(|v| (source, v)),
+            None => Err(format!(
+                "{} {} in {source}, but this command reads secrets only from the environment or \
+                 a file: set {} for it",
+                which.name(),
+                which.is(),
+                match which {
+                    Which::Salt => ENV_SALT,
+                    Which::EncryptionKeys => ENV_ENCRYPTION_KEYS,
+                }
+            )),
+        }
+    };
+    let salt = source(Which::Salt, env)?.ok_or_else(missing_salt)?;
+    let keys = source(Which::EncryptionKeys, env)?;
+    let salt = local(Which::Salt, salt)?;
+    let keys = keys.map(|s| local(Which::EncryptionKeys, s)).transpose()?;
+    assemble(scheme, env, salt, keys, &[])
+}
+
+/// Loads the secrets from wherever the process environment points, checks
+/// them (refusing [`WELL_KNOWN_SECRETS`]) and says where each came from.
+pub async fn load_pseudonym_config(
+    http: &reqwest::Client,
+) -> Result<(PseudonymConfig, SecretsReport), String> {
+    load_pseudonym_config_with(http, &config::var, WELL_KNOWN_SECRETS).await
+}
+
+/// Reads one secret from wherever its source is.
+async fn fetch(
+    which: Which,
+    source: Source,
+    env: Lookup<'_>,
+    client: Option<&AwsClient>,
+) -> Result<(Source, String), String> {
+    if let Some(r) = read_local(which, &source, env) {
+        return r.map(|v| (source, v));
+    }
+    let client = client.ok_or_else(|| format!("{} ({source}): no AWS client", which.name()))?;
+    read_aws(which, &source, client).await.map(|v| (source, v))
+}
+
+/// [`load_pseudonym_config`] with the variables read through `env` and a
+/// list of values to refuse.
+pub async fn load_pseudonym_config_with(
+    http: &reqwest::Client,
+    env: Lookup<'_>,
+    well_known: &[&str],
+) -> Result<(PseudonymConfig, SecretsReport), String> {
+    let salt_source = source(Which::Salt, env)?.ok_or_else(missing_salt)?;
+    let keys_source = source(Which::EncryptionKeys, env)?;
+    let is_aws = |s: &Source| matches!(s, Source::Ssm(_) | Source::SecretsManager(_));
+    let first_aws = [
+        (Which::Salt, Some(&salt_source)),
+        (Which::EncryptionKeys, keys_source.as_ref()),
+    ]
+    .into_iter()
+    .find_map(|(which, s)| s.filter(|s| is_aws(s)).map(|s| (which, s)));
+    let client = match first_aws {
+        Some((which, source)) => Some(AwsClient::new(
+            http.clone(),
+            AwsConfig::from_lookup(env).map_err(|e| format!("{} ({source}): {e}", which.name()))?,
+        )),
+        None => None,
+    };
+    let salt = fetch(Which::Salt, salt_source, env, client.as_ref()).await?;
+    let keys = match keys_source {
+        Some(s) => Some(fetch(Which::EncryptionKeys, s, env, client.as_ref()).await?),
+        None => None,
+    };
+    let mut well: Vec<&str> = WELL_KNOWN_SECRETS.to_vec();
+    well.extend_from_slice(well_known);
+    assemble(None, env, salt, keys, &well)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Sync {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name: &str| map.get(name).cloned().filter(|v| !v.is_empty())
+    }
+
+    const SALT: &str = "unit-salt-7Qm2vX9kLp4RtZ8nWc3HyB6dFj1sGa5e";
+    const KEY: &str = "unit-key-Hs4Nq8Lw2Xe6Tz9Rb3Vm7Kp1Yc5Dg0Uf";
+
+    #[test]
+    fn two_sources_are_refused() {
+        let e = source(
+            Which::Salt,
+            &lookup(&[(ENV_SALT, SALT), (ENV_SALT_SSM_PARAMETER, "/veil/salt")]),
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("the pseudonymization salt is configured more than once (VEIL_SALT, VEIL_SALT_SSM_PARAMETER are all set)"),
+            "{e}"
+        );
+        let e = source(
+            Which::EncryptionKeys,
+            &lookup(&[(ENV_ENCRYPTION_KEY, KEY), (ENV_ENCRYPTION_KEYS, "k1:x")]),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("VEIL_ENCRYPTION_KEYS, VEIL_ENCRYPTION_KEY"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sources_are_named() {
+        let s = source(Which::Salt, &lookup(&[(ENV_SALT_SECRET_ID, " veil/salt ")])).unwrap();
+        assert_eq!(s, Some(Source::SecretsManager("veil/salt".into())));
+        assert_eq!(s.unwrap().to_string(), "secretsmanager:veil/salt");
+        assert_eq!(
+            Source::Ssm("/veil/salt".into()).to_string(),
+            "ssm:/veil/salt"
+        );
+        assert_eq!(source(Which::EncryptionKeys, &lookup(&[])).unwrap(), None);
+    }
+
+    #[test]
+    fn env_values_load_as_before() {
+        let (c, report) = load_local(
+            None,
+            &lookup(&[(ENV_SALT, SALT), (ENV_ENCRYPTION_KEY, KEY)]),
+        )
+        .unwrap();
+        assert_eq!(c.salt.expose(), SALT.as_bytes());
+        assert_eq!(c.encryption_keys.len(), 1);
+        assert_eq!(c.encryption_keys[0].0, "k1");
+        assert_eq!(report.salt.source, Source::Env(ENV_SALT));
+        assert_eq!(report.salt.fingerprint, Secret::from(SALT).fingerprint());
+        let lines = report.lines().join("\n");
+        assert!(!lines.contains(SALT) && !lines.contains(KEY), "{lines}");
+        assert!(
+            lines.contains("salt: env:VEIL_SALT (fingerprint "),
+            "{lines}"
+        );
+        let list = format!("k2:{KEY}x,k1:{KEY}");
+        let (c, _) = load_local(
+            None,
+            &lookup(&[(ENV_SALT, SALT), (ENV_ENCRYPTION_KEYS, &list)]),
+        )
+        .unwrap();
+        let kids: Vec<_> = c.encryption_keys.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(kids, ["k2", "k1"]);
+    }
+
+    #[test]
+    fn files_are_read_and_one_line_break_trimmed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let salt = dir.join("salt");
+        std::fs::write(&salt, format!("{SALT}\r\n")).unwrap();
+        let keys = dir.join("keys");
+        std::fs::write(&keys, format!("{KEY}\n")).unwrap();
+        let (c, report) = load_local(
+            None,
+            &lookup(&[
+                (ENV_SALT_FILE, salt.to_str().unwrap()),
+                (ENV_ENCRYPTION_KEYS_FILE, keys.to_str().unwrap()),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.salt.expose(), SALT.as_bytes());
+        assert_eq!(c.encryption_keys[0].0, "k1");
+        assert_eq!(c.encryption_keys[0].1.expose(), KEY.as_bytes());
+        assert_eq!(
+            report.salt.source.to_string(),
+            format!("file:{}", salt.display())
+        );
+        let missing = dir.join("nope");
+        let e =
+            load_local(None, &lookup(&[(ENV_SALT_FILE, missing.to_str().unwrap())])).unwrap_err();
+        assert!(
+            e.starts_with(&format!(
+                "the pseudonymization salt (file:{}): cannot read the file",
+                missing.display()
+            )),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn key_content_forms() {
+        let f = Source::File("/k".into());
+        let keys = parse_keys(&f, &format!("new:{KEY}, old:{KEY}y")).unwrap();
+        assert_eq!(
+            keys.iter().map(|k| k.0.as_str()).collect::<Vec<_>>(),
+            ["new", "old"]
+        );
+        let keys = parse_keys(&f, KEY).unwrap();
+        assert_eq!(keys[0].0, "k1");
+        let e = parse_keys(&f, &format!("a:{KEY},broken")).unwrap_err();
+        assert!(
+            e.starts_with("file:/k: item 2 is not `keyid:secret`"),
+            "{e}"
+        );
+        // VEIL_ENCRYPTION_KEY is always one bare key, as before.
+        let keys = parse_keys(&Source::Env(ENV_ENCRYPTION_KEY), "a:b").unwrap();
+        assert_eq!(keys[0].0, "k1");
+    }
+
+    #[test]
+    fn weak_secrets_name_the_secret_and_source() {
+        let e = load_local(None, &lookup(&[])).unwrap_err();
+        assert!(e.starts_with("VEIL_SALT is not set"), "{e}");
+        assert!(e.contains("VEIL_SALT_SSM_PARAMETER"), "{e}");
+        let e = load_local(None, &lookup(&[(ENV_SALT, "short")])).unwrap_err();
+        assert_eq!(
+            e,
+            "the pseudonymization salt (env:VEIL_SALT) is too short for the hmac scheme: it needs \
+             at least 32 bytes; generate one with `openssl rand -base64 32`"
+        );
+        let e = load_local(
+            None,
+            &lookup(&[(ENV_SALT, SALT), (ENV_ENCRYPTION_KEYS, "k9:tiny")]),
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("encryption key `k9` (env:VEIL_ENCRYPTION_KEYS) is too short"),
+            "{e}"
+        );
+        // The psoxy scheme accepts short salts (Psoxy compatibility).
+        load_local(Some(Scheme::Psoxy), &lookup(&[(ENV_SALT, "salt")])).unwrap();
+        let long_known = "x".repeat(40);
+        let (c, _) = load_local(None, &lookup(&[(ENV_SALT, &long_known)])).unwrap();
+        let e = check(
+            "the pseudonymization salt",
+            &Source::Env(ENV_SALT),
+            &c.salt,
+            Scheme::Hmac,
+            &[&long_known],
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("(env:VEIL_SALT): the value is a published example"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn aws_sources_are_refused_by_local_loading() {
+        let e = load_local(None, &lookup(&[(ENV_SALT_SSM_PARAMETER, "/veil/salt")])).unwrap_err();
+        assert!(
+            e.starts_with("the pseudonymization salt is in ssm:/veil/salt, but this command reads secrets only from the environment or a file"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn arns_carry_their_region() {
+        assert_eq!(
+            arn_region(
+                "arn:aws:ssm:eu-central-1:123456789012:parameter/veil/salt",
+                "ssm"
+            ),
+            Some("eu-central-1".into())
+        );
+        assert_eq!(
+            arn_region(
+                "arn:aws:secretsmanager:us-east-2:1:secret:veil-AbCdEf",
+                "secretsmanager"
+            ),
+            Some("us-east-2".into())
+        );
+        assert_eq!(arn_region("/veil/salt", "ssm"), None);
+        assert_eq!(arn_region("arn:aws:s3:::bucket", "ssm"), None);
+    }
+
+    #[test]
+    fn line_breaks() {
+        assert_eq!(trim_line_break("a\n".into()), "a");
+        assert_eq!(trim_line_break("a\r\n".into()), "a");
+        assert_eq!(trim_line_break("a\n\n".into()), "a\n");
+        assert_eq!(trim_line_break("a".into()), "a");
+    }
+}

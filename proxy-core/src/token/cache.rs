@@ -1,0 +1,640 @@
+//! [`FederatedTokens`]: Graph tokens by workload identity federation, with
+//! one cache per process shared by every request.
+//!
+//! - **Refresh ahead**: a token is renewed some minutes before it expires
+//!   (with jitter, so a fleet does not renew in step); while the renewal
+//!   runs, other requests keep using the still-valid token, and if the
+//!   renewal fails they keep using it until it is about to expire.
+//! - **Single flight**: however many requests find the cache cold, one
+//!   host-token fetch and one Entra exchange run; the others wait for it.
+//! - **Brief failure memory**: a failed exchange is remembered for a few
+//!   seconds, so a storm of requests does not hammer Entra ID or the host's
+//!   identity endpoint.
+//! - **Invalidation**: Graph's 401 evicts the token (the proxy then retries
+//!   once); Graph's 403 for missing consent evicts it at most once a minute.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::entra::EntraExchange;
+use super::{BoxFuture, HostIdentity, TokenError, TokenProvider, TokenStatus};
+use crate::secret::Secret;
+
+/// A source of time, so tests can move it.
+pub trait Clock: Send + Sync {
+    /// Monotonic time, for expiry.
+    fn now(&self) -> Instant;
+    /// Wall-clock time, for the health check.
+    fn wall(&self) -> SystemTime;
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+    fn wall(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A clock that moves only when told to (tests).
+#[derive(Debug)]
+pub struct ManualClock {
+    start: Instant,
+    wall_start: SystemTime,
+    offset: Mutex<Duration>,
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        ManualClock {
+            start: Instant::now(),
+            wall_start: SystemTime::now(),
+            offset: Mutex::new(Duration::ZERO),
+        }
+    }
+}
+
+impl ManualClock {
+    pub fn advance(&self, by: Duration) {
+        *self.offset.lock().unwrap_or_else(|e| e.into_inner()) += by;
+    }
+    fn offset(&self) -> Duration {
+        *self.offset.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        self.start + self.offset()
+    }
+    fn wall(&self) -> SystemTime {
+        self.wall_start + self.offset()
+    }
+}
+
+/// When to renew, how long to remember failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CachePolicy {
+    /// Renew this long before expiry…
+    pub refresh_before: Duration,
+    /// …plus a random part of this much (spreads renewals of a fleet).
+    pub jitter: Duration,
+    /// Never hand out a token with less than this left (requests take time,
+    /// clocks drift).
+    pub min_remaining: Duration,
+    /// How long a failed fetch or exchange is remembered.
+    pub failure_ttl: Duration,
+    /// The least time between two evictions after a Graph 403.
+    pub forbidden_evict_interval: Duration,
+}
+
+impl Default for CachePolicy {
+    fn default() -> Self {
+        CachePolicy {
+            refresh_before: Duration::from_secs(5 * 60),
+            jitter: Duration::from_secs(60),
+            min_remaining: Duration::from_secs(60),
+            failure_ttl: Duration::from_secs(5),
+            forbidden_evict_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Cached {
+    token: Secret,
+    /// Renew from here on.
+    refresh_at: Instant,
+    /// Hand out until here.
+    usable_until: Instant,
+    expires_at: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    token: Option<Cached>,
+    /// The last failure and until when it stands in for new attempts.
+    failure: Option<(TokenError, Instant)>,
+    /// The full message of the last failure and when (for the health check);
+    /// cleared by a success.
+    last_error: Option<(String, SystemTime)>,
+    last_forbidden_evict: Option<Instant>,
+}
+
+enum Peek {
+    /// Use it; nothing to do.
+    Fresh(Secret),
+    /// Usable, but due for renewal.
+    Due(Secret),
+    /// Nothing usable, and a failure is remembered.
+    Failed(TokenError),
+    /// Nothing usable: fetch.
+    Missing,
+}
+
+/// Graph tokens from a host identity exchanged at Entra ID, cached.
+pub struct FederatedTokens {
+    host: Arc<dyn HostIdentity>,
+    entra: EntraExchange,
+    clock: Arc<dyn Clock>,
+    policy: CachePolicy,
+    state: Mutex<State>,
+    /// Held by the one refresh in flight.
+    refresh: tokio::sync::Mutex<()>,
+}
+
+impl FederatedTokens {
+    /// With the real clock and the default policy.
+    pub fn new(host: Arc<dyn HostIdentity>, entra: EntraExchange) -> Self {
+        FederatedTokens::with_clock(host, entra, Arc::new(SystemClock), CachePolicy::default())
+    }
+
+    pub fn with_clock(
+        host: Arc<dyn HostIdentity>,
+        entra: EntraExchange,
+        clock: Arc<dyn Clock>,
+        policy: CachePolicy,
+    ) -> Self {
+        FederatedTokens {
+            host,
+            entra,
+            clock,
+            policy,
+            state: Mutex::new(State::default()),
+            refresh: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn host(&self) -> &Arc<dyn HostIdentity> {
+        &self.host
+    }
+
+    pub fn entra(&self) -> &EntraExchange {
+        &self.entra
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn peek(&self, now: Instant) -> Peek {
+        let st = self.lock();
+        let failing = st
+            .failure
+            .as_ref()
+            .filter(|(_, until)| now < *until)
+            .map(|(e, _)| e.clone());
+        match (&st.token, failing) {
+            (Some(c), _) if now < c.refresh_at => Peek::Fresh(c.token.clone()),
+            // A renewal failed a moment ago: keep serving the old token.
+            (Some(c), Some(_)) if now < c.usable_until => Peek::Fresh(c.token.clone()),
+            (Some(c), None) if now < c.usable_until => Peek::Due(c.token.clone()),
+            (_, Some(e)) => Peek::Failed(e),
+            _ => Peek::Missing,
+        }
+    }
+
+    async fn get(&self) -> Result<Secret, TokenError> {
+        match self.peek(self.clock.now()) {
+            Peek::Fresh(t) => return Ok(t),
+            Peek::Failed(e) => return Err(e),
+            Peek::Due(t) => {
+                // Renew ahead; whoever finds a renewal running keeps the old token.
+                return match self.refresh.try_lock() {
+                    Ok(_guard) => match self.peek(self.clock.now()) {
+                        Peek::Due(old) => Ok(self.refresh_now().await.unwrap_or(old)),
+                        Peek::Fresh(t) => Ok(t),
+                        _ => Ok(t),
+                    },
+                    Err(_) => Ok(t),
+                };
+            }
+            Peek::Missing => {}
+        }
+        let _guard = self.refresh.lock().await;
+        // Someone else may have refreshed (or failed) while we waited.
+        match self.peek(self.clock.now()) {
+            Peek::Fresh(t) => Ok(t),
+            Peek::Failed(e) => Err(e),
+            Peek::Due(old) => Ok(self.refresh_now().await.unwrap_or(old)),
+            Peek::Missing => self.refresh_now().await,
+        }
+    }
+
+    /// One host-token fetch and one exchange; the caller holds `refresh`.
+    async fn refresh_now(&self) -> Result<Secret, TokenError> {
+        let result = match self.host.fetch().await {
+            Err(e) => Err((
+                TokenError {
+                    message: format!(
+                        "the `{}` host identity could not provide a token: {}",
+                        self.host.kind(),
+                        e.message
+                    ),
+                    retryable: e.retryable,
+                },
+                None,
+            )),
+            Ok(host_token) => self.entra.request_token(&host_token).await.map_err(|e| {
+                let caller = TokenError {
+                    message: e.summary().to_string(),
+                    retryable: e.retryable,
+                };
+                (caller, Some(e.message))
+            }),
+        };
+        let now = self.clock.now();
+        match result {
+            Ok(t) => {
+                let lifetime = t.expires_in;
+                let ahead =
+                    (self.policy.refresh_before + jitter(self.policy.jitter)).min(lifetime / 2);
+                let keep = self.policy.min_remaining.min(lifetime / 4);
+                let expires_at = now + lifetime;
+                let mut st = self.lock();
+                st.token = Some(Cached {
+                    token: t.access_token.clone(),
+                    refresh_at: expires_at - ahead,
+                    usable_until: expires_at - keep,
+                    expires_at,
+                });
+                st.failure = None;
+                st.last_error = None;
+                drop(st);
+                tracing::info!(
+                    target: "veil::token",
+                    provider = self.host.kind(),
+                    expires_in_secs = lifetime.as_secs(),
+                    "obtained a Graph token from Entra ID"
+                );
+                Ok(t.access_token)
+            }
+            Err((caller, detail)) => {
+                let detail = detail.unwrap_or_else(|| caller.message.clone());
+                tracing::error!(
+                    target: "veil::token",
+                    provider = self.host.kind(),
+                    retryable = caller.retryable,
+                    error = %detail,
+                    "no Graph token"
+                );
+                let mut st = self.lock();
+                st.failure = Some((caller.clone(), now + self.policy.failure_ttl));
+                st.last_error = Some((detail, self.clock.wall()));
+                Err(caller)
+            }
+        }
+    }
+}
+
+/// A random duration below `max` (zero when `max` is zero).
+fn jitter(max: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let nanos = max.as_nanos() as u64;
+    if nanos == 0 {
+        return Duration::ZERO;
+    }
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    Duration::from_nanos(h.finish() % nanos)
+}
+
+impl TokenProvider for FederatedTokens {
+    fn kind(&self) -> &'static str {
+        self.host.kind()
+    }
+
+    fn token(&self) -> BoxFuture<'_, Result<Secret, TokenError>> {
+        Box::pin(self.get())
+    }
+
+    fn invalidate(&self) {
+        self.lock().token = None;
+    }
+
+    fn invalidate_after_forbidden(&self) -> bool {
+        let now = self.clock.now();
+        let mut st = self.lock();
+        let recently = st
+            .last_forbidden_evict
+            .is_some_and(|t| now.duration_since(t) < self.policy.forbidden_evict_interval);
+        if st.token.is_none() || recently {
+            return false;
+        }
+        st.token = None;
+        st.last_forbidden_evict = Some(now);
+        true
+    }
+
+    fn status(&self) -> TokenStatus {
+        let now = self.clock.now();
+        let wall = self.clock.wall();
+        let st = self.lock();
+        let cached = st.token.as_ref().filter(|c| now < c.usable_until);
+        TokenStatus {
+            caches: true,
+            cached: cached.is_some(),
+            expires_at: cached.map(|c| wall + c.expires_at.saturating_duration_since(now)),
+            last_error: st.last_error.as_ref().map(|(m, _)| m.clone()),
+            last_error_at: st.last_error.as_ref().map(|(_, t)| *t),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use serde_json::json;
+
+    use super::*;
+    use crate::token::entra::EntraConfig;
+    use crate::token::test_http::{Canned, Recorded, TestServer};
+
+    /// A host identity that counts its fetches and can be made to fail.
+    struct CountingHost {
+        fetches: AtomicUsize,
+        fail: AtomicBool,
+    }
+
+    impl HostIdentity for CountingHost {
+        fn kind(&self) -> &'static str {
+            "file"
+        }
+        fn fetch(&self) -> BoxFuture<'_, Result<Secret, TokenError>> {
+            Box::pin(async move {
+                let n = self.fetches.fetch_add(1, Ordering::SeqCst) + 1;
+                if self.fail.load(Ordering::SeqCst) {
+                    return Err(TokenError {
+                        message: "the token file is missing".into(),
+                        retryable: false,
+                    });
+                }
+                let claims = json!({"iss": "https://issuer.test", "sub": format!("workload-{n}"), "aud": "api://AzureADTokenExchange"});
+                Ok(Secret::from(
+                    format!(
+                        "eyJhbGciOiJSUzI1NiJ9.{}.c2ln",
+                        URL_SAFE_NO_PAD.encode(claims.to_string())
+                    )
+                    .as_str(),
+                ))
+            })
+        }
+    }
+
+    struct Setup {
+        entra: TestServer,
+        host: Arc<CountingHost>,
+        clock: Arc<ManualClock>,
+        tokens: Arc<FederatedTokens>,
+    }
+
+    /// An Entra endpoint answering `access-<n>` tokens valid for an hour,
+    /// or `answer(n)` when given.
+    async fn setup(
+        policy: CachePolicy,
+        answer: impl Fn(usize, &Recorded) -> Canned + Send + Sync + 'static,
+    ) -> Setup {
+        let entra = TestServer::respond_with(answer).await;
+        let config = EntraConfig::new(
+            &entra.base(),
+            "7c4b1a2e-0d3f-4e5a-9b6c-8d7e6f5a4b3c",
+            "2f9e8d7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f",
+            crate::token::entra::DEFAULT_SCOPE,
+        )
+        .unwrap();
+        let host = Arc::new(CountingHost {
+            fetches: AtomicUsize::new(0),
+            fail: AtomicBool::new(false),
+        });
+        let clock = Arc::new(ManualClock::default());
+        let tokens = Arc::new(FederatedTokens::with_clock(
+            host.clone(),
+            EntraExchange::new(
+                config,
+                reqwest::Client::builder().no_proxy().build().unwrap(),
+            ),
+            clock.clone(),
+            policy,
+        ));
+        Setup {
+            entra,
+            host,
+            clock,
+            tokens,
+        }
+    }
+
+    fn ok(n: usize) -> Canned {
+        Canned::json(
+            200,
+            json!({"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token": format!("access-{n}")}),
+        )
+    }
+
+    fn no_jitter() -> CachePolicy {
+        CachePolicy {
+            jitter: Duration::ZERO,
+            ..CachePolicy::default()
+        }
+    }
+
+    async fn token(s: &Setup) -> Result<String, TokenError> {
+        s.tokens
+            .token()
+            .await
+            .map(|t| String::from_utf8(t.expose().to_vec()).unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hundred_concurrent_callers_on_a_cold_cache_cause_one_exchange() {
+        let s = setup(no_jitter(), |n, _| ok(n).delay(Duration::from_millis(200))).await;
+        let calls: Vec<_> = (0..100)
+            .map(|_| {
+                let t = s.tokens.clone();
+                tokio::spawn(async move { t.token().await })
+            })
+            .collect();
+        for c in calls {
+            let t = c.await.unwrap().unwrap();
+            assert_eq!(t.expose(), b"access-0");
+        }
+        assert_eq!(s.entra.count(), 1);
+        assert_eq!(s.host.fetches.load(Ordering::SeqCst), 1);
+        let st = s.tokens.status();
+        assert!(st.cached && st.caches && st.last_error.is_none(), "{st:?}");
+        assert_eq!(s.tokens.kind(), "file");
+    }
+
+    #[tokio::test]
+    async fn tokens_are_renewed_ahead_of_expiry_and_never_served_expired() {
+        let s = setup(no_jitter(), |n, _| ok(n)).await;
+        assert_eq!(token(&s).await.unwrap(), "access-0");
+        // 54 minutes later: still fresh (renewal 5 minutes before 59:59).
+        s.clock.advance(Duration::from_secs(54 * 60));
+        assert_eq!(token(&s).await.unwrap(), "access-0");
+        assert_eq!(s.entra.count(), 1);
+        // 55 minutes: due, renewed once.
+        s.clock.advance(Duration::from_secs(60));
+        assert_eq!(token(&s).await.unwrap(), "access-1");
+        assert_eq!(token(&s).await.unwrap(), "access-1");
+        assert_eq!(s.entra.count(), 2);
+        // Two hours on, the cached token is long expired: a new one.
+        s.clock.advance(Duration::from_secs(2 * 3600));
+        assert_eq!(token(&s).await.unwrap(), "access-2");
+        assert_eq!(s.entra.count(), 3);
+        let st = s.tokens.status();
+        let left = st
+            .expires_at
+            .unwrap()
+            .duration_since(s.clock.wall())
+            .unwrap();
+        assert_eq!(left, Duration::from_secs(3599));
+    }
+
+    #[tokio::test]
+    async fn jitter_renews_between_five_and_six_minutes_ahead() {
+        let s = setup(CachePolicy::default(), |n, _| ok(n)).await;
+        token(&s).await.unwrap();
+        s.clock.advance(Duration::from_secs(3599 - 6 * 60));
+        token(&s).await.unwrap();
+        assert_eq!(s.entra.count(), 1, "renewed more than 6 minutes ahead");
+        s.clock.advance(Duration::from_secs(60));
+        token(&s).await.unwrap();
+        assert_eq!(s.entra.count(), 2, "not renewed 5 minutes ahead");
+    }
+
+    #[tokio::test]
+    async fn a_failure_is_remembered_briefly_then_retried() {
+        let s = setup(no_jitter(), |n, _| {
+            if n < 2 {
+                Canned::json(400, json!({
+                    "error": "invalid_request",
+                    "error_description": "AADSTS700213: No matching federated identity record found for presented assertion subject 'workload-1'.\r\nTrace ID: t",
+                    "error_codes": [700213], "trace_id": "t", "correlation_id": "c"
+                }))
+            } else {
+                ok(n)
+            }
+        })
+        .await;
+        let e = token(&s).await.unwrap_err();
+        assert!(e.message.contains("AADSTS700213"), "{}", e.message);
+        assert!(
+            !e.message.contains("workload-1"),
+            "callers get the summary: {}",
+            e.message
+        );
+        let st = s.tokens.status();
+        assert!(!st.cached);
+        let detail = st.last_error.expect("health shows the failure");
+        assert!(detail.contains("subject `workload-1`"), "{detail}");
+        // A storm within the window: no new attempt.
+        for _ in 0..20 {
+            assert_eq!(token(&s).await.unwrap_err(), e);
+        }
+        assert_eq!(s.entra.count(), 1);
+        assert_eq!(s.host.fetches.load(Ordering::SeqCst), 1);
+        // After the window: one new attempt (fails again), then success.
+        s.clock.advance(Duration::from_secs(5));
+        assert!(token(&s).await.is_err());
+        assert_eq!(s.entra.count(), 2);
+        s.clock.advance(Duration::from_secs(5));
+        assert_eq!(token(&s).await.unwrap(), "access-2");
+        assert!(s.tokens.status().last_error.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_failed_renewal_keeps_serving_the_valid_token() {
+        let s = setup(no_jitter(), |n, _| {
+            if n == 0 {
+                ok(0)
+            } else {
+                Canned::json(503, json!({"error":"temporarily_unavailable","error_description":"AADSTS50196: busy"}))
+            }
+        })
+        .await;
+        assert_eq!(token(&s).await.unwrap(), "access-0");
+        s.clock.advance(Duration::from_secs(56 * 60));
+        // Renewal fails: the old token is still served, and the failure is
+        // remembered (no renewal attempt per request).
+        for _ in 0..10 {
+            assert_eq!(token(&s).await.unwrap(), "access-0");
+        }
+        assert_eq!(s.entra.count(), 2);
+        assert!(s.tokens.status().last_error.is_some());
+        s.clock.advance(Duration::from_secs(6));
+        assert_eq!(token(&s).await.unwrap(), "access-0");
+        assert_eq!(s.entra.count(), 3);
+        // Within a minute of expiry, the old token is no longer handed out.
+        s.clock.advance(Duration::from_secs(3 * 60));
+        assert!(token(&s).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn host_identity_failures_are_remembered_and_reported() {
+        let s = setup(no_jitter(), |n, _| ok(n)).await;
+        s.host.fail.store(true, Ordering::SeqCst);
+        let e = token(&s).await.unwrap_err();
+        assert!(e.message.contains("`file` host identity"), "{}", e.message);
+        assert!(
+            e.message.contains("the token file is missing"),
+            "{}",
+            e.message
+        );
+        assert!(token(&s).await.is_err());
+        assert_eq!(s.host.fetches.load(Ordering::SeqCst), 1);
+        assert_eq!(s.entra.count(), 0);
+        s.host.fail.store(false, Ordering::SeqCst);
+        s.clock.advance(Duration::from_secs(5));
+        assert_eq!(token(&s).await.unwrap(), "access-0");
+    }
+
+    #[tokio::test]
+    async fn invalidate_after_a_401_costs_exactly_one_new_exchange() {
+        let s = setup(no_jitter(), |n, _| ok(n)).await;
+        assert_eq!(token(&s).await.unwrap(), "access-0");
+        s.tokens.invalidate();
+        assert!(!s.tokens.status().cached);
+        let calls: Vec<_> = (0..20)
+            .map(|_| {
+                let t = s.tokens.clone();
+                tokio::spawn(async move { t.token().await.map(|t| t.expose().to_vec()) })
+            })
+            .collect();
+        for c in calls {
+            assert_eq!(c.await.unwrap().unwrap(), b"access-1");
+        }
+        assert_eq!(s.entra.count(), 2);
+        assert_eq!(s.host.fetches.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_403_evicts_at_most_once_a_minute() {
+        let s = setup(no_jitter(), |n, _| ok(n)).await;
+        assert!(!s.tokens.invalidate_after_forbidden(), "nothing cached");
+        token(&s).await.unwrap();
+        assert!(s.tokens.invalidate_after_forbidden());
+        assert_eq!(token(&s).await.unwrap(), "access-1");
+        assert!(
+            !s.tokens.invalidate_after_forbidden(),
+            "again within a minute"
+        );
+        assert_eq!(token(&s).await.unwrap(), "access-1");
+        s.clock.advance(Duration::from_secs(61));
+        assert!(s.tokens.invalidate_after_forbidden());
+        assert_eq!(token(&s).await.unwrap(), "access-2");
+    }
+}
