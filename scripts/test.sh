@@ -20,6 +20,9 @@ export PATH="$PWD/.tools/bin:$PATH"
 step "cargo test (unit, property and end-to-end tests)"
 cargo test --workspace --locked
 
+step "deployment checks (cfn-lint, checkov, terraform fmt, Dockerfile, Lambda artifact)"
+bash scripts/check-deploy.sh
+
 step "veil rules test (every connector sample against its golden output)"
 cargo run --quiet --locked -- rules test
 

@@ -5,6 +5,7 @@ mod doctor;
 pub mod rules;
 mod sanitize;
 mod serve;
+mod setup;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,8 @@ pub enum Command {
     Rules(rules::Args),
     /// Check the deployed configuration end to end and say what to fix.
     Doctor(doctor::Args),
+    /// Print the Microsoft 365 administrator's runbook: consent, permissions, mailbox scoping, federated credential.
+    Setup(setup::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -39,5 +42,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => serve::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Doctor(a) => doctor::run(a),
+        Command::Setup(a) => setup::run(a),
     }
 }

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Checks the deployment artifacts under deploy/ (see deploy/README.md):
+#
+#   1. cfn-lint on the CloudFormation template;
+#   2. checkov on the template, the Terraform and the Dockerfile: no failed
+#      check (each suppression is inline, with its justification);
+#   3. terraform fmt (no init: it would need the registry);
+#   4. the shell scripts parse;
+#   5. every file the Dockerfile COPYs exists (and is not excluded by its
+#      .dockerignore);
+#   6. the Lambda artifact builds (cargo lambda build --release, for the
+#      host architecture) and target/lambda/veil/bootstrap is an executable
+#      ELF file. Invoking it is tests/lambda.rs's job (cargo lambda watch +
+#      invoke on the same binary).
+#
+# Run by scripts/test.sh after the cargo tests, with .tools/bin on PATH
+# (cfn-lint, checkov and cargo-lambda, pinned in scripts/test-tools.txt).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'check-deploy: %s\n' "$*"; }
+die() {
+    printf 'check-deploy: ERROR: %s\n' "$*" >&2
+    exit 1
+}
+need() {
+    command -v "$1" >/dev/null 2>&1 || die "$1 is not on PATH: $2"
+}
+
+need cfn-lint "run scripts/install-test-tools.sh and put .tools/bin on PATH"
+need checkov "run scripts/install-test-tools.sh and put .tools/bin on PATH"
+need cargo-lambda "run scripts/install-test-tools.sh and put .tools/bin on PATH"
+need terraform "install Terraform >= 1.5 (https://developer.hashicorp.com/terraform/install); it is needed for terraform fmt"
+
+say "cfn-lint deploy/aws/template.yaml"
+cfn-lint deploy/aws/template.yaml
+
+say "checkov (cloudformation, terraform, dockerfile)"
+# --skip-download: offline, no platform call; the checks ship with checkov.
+checkov -d deploy --framework cloudformation,terraform,dockerfile --compact --quiet --skip-download
+
+say "terraform fmt -check -recursive deploy"
+terraform fmt -check -recursive deploy ||
+    die "Terraform files are not formatted: run terraform fmt -recursive deploy"
+
+say "shell scripts parse"
+for f in deploy/aws/*.sh scripts/check-deploy.sh; do
+    bash -n "$f" || die "$f does not parse"
+    [ -x "$f" ] || die "$f is not executable"
+done
+
+say "every file the Dockerfile copies exists"
+dockerfile=deploy/gcp/Dockerfile
+ignore="$dockerfile.dockerignore"
+[ -f "$ignore" ] || die "$ignore is missing (without it the whole repository, target/ included, is sent to the builder)"
+copies=0
+while read -r instr rest; do
+    [ "$instr" = COPY ] || continue
+    # COPY [--flags] SRC... DEST; --from copies from another stage.
+    case "$rest" in --from=*) continue ;; esac
+    read -r -a words <<<"$rest"
+    n=${#words[@]}
+    for ((i = 0; i < n - 1; i++)); do
+        src="${words[$i]}"
+        case "$src" in --*) continue ;; esac
+        [ -e "$src" ] || die "$dockerfile copies $src, which does not exist"
+        # The .dockerignore excludes everything, then re-includes with !PATH.
+        grep -qxF "!${src%/}" "$ignore" || grep -qxF "!${src%/}/" "$ignore" ||
+            die "$dockerfile copies $src, but $ignore does not re-include it (!${src%/})"
+        copies=$((copies + 1))
+    done
+done <"$dockerfile"
+[ "$copies" -gt 0 ] || die "found no COPY in $dockerfile"
+say "$copies sources present"
+
+say "cargo lambda build --release --bin veil (host architecture)"
+# --compiler cargo: the host's own toolchain; zig (cargo lambda's default)
+# is only needed to cross-compile, e.g. --arm64 (deploy/README.md).
+cargo lambda build --release --bin veil --compiler cargo
+bootstrap=target/lambda/veil/bootstrap
+[ -x "$bootstrap" ] || die "$bootstrap was not produced or is not executable"
+[ "$(head -c 4 "$bootstrap" | od -An -c | tr -d ' ')" = '177ELF' ] ||
+    die "$bootstrap is not an ELF executable"
+say "$bootstrap: $(wc -c <"$bootstrap") bytes"
+
+say "deployment checks passed"

@@ -1,0 +1,453 @@
+//! The deployment artifacts agree with Veil itself:
+//!
+//! - each connector's Graph permissions are identical in its rule files
+//!   (`connector.graphPermissions`), in `deploy/entra/permissions.auto.tfvars.json`
+//!   and in what `veil setup --format markdown` tells the administrator;
+//! - every `VEIL_*` variable the deployment files name is one Veil defines
+//!   (a `const … = "VEIL_…"` in the sources, read at test time so variables
+//!   added later need no change here), and the hosts set the ones Veil needs;
+//! - the AWS execution role holds exactly the actions Veil uses, the Function
+//!   URL only admits IAM-authenticated callers, and Cloud Run is never public.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use regex::Regex;
+use serde_yaml_ng::Value;
+
+const CONNECTORS: [&str; 4] = ["entra-id", "outlook-mail", "outlook-cal", "msft-teams"];
+const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const CLIENT: &str = "1b3c5d7e-9f01-4a23-b456-789abcdef012";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(rel: &str) -> String {
+    let p = root().join(rel);
+    fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n == ".terraform") {
+                    continue;
+                }
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn rule_permissions(file: &str) -> Vec<String> {
+    let v: Value = serde_yaml_ng::from_str(&read(file)).unwrap();
+    v["connector"]["graphPermissions"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("{file}: no connector.graphPermissions"))
+        .iter()
+        .map(|p| p["permission"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn setup_markdown(connector: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args([
+            "setup",
+            "--connector",
+            connector,
+            "--tenant",
+            TENANT,
+            "--client-id",
+            CLIENT,
+            "--format",
+            "markdown",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "veil setup failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The permission rows of the "Microsoft Graph application permissions" section.
+fn setup_permissions(md: &str) -> Vec<String> {
+    let row = Regex::new(r"^\| `([A-Za-z.]+)` \| ").unwrap();
+    let mut in_section = false;
+    let mut out = Vec::new();
+    for line in md.lines() {
+        if line.starts_with("## ") {
+            in_section = line.contains("Microsoft Graph application permissions");
+        } else if in_section {
+            if let Some(c) = row.captures(line) {
+                out.push(c[1].to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn permissions_agree_across_rules_entra_terraform_and_veil_setup() {
+    let tfvars: serde_json::Value =
+        serde_json::from_str(&read("deploy/entra/permissions.auto.tfvars.json")).unwrap();
+    let tf = tfvars["graph_permissions"].as_object().unwrap();
+    let tf_connectors: BTreeSet<&str> = tf.keys().map(String::as_str).collect();
+    assert_eq!(
+        tf_connectors,
+        CONNECTORS.into_iter().collect(),
+        "connectors in permissions.auto.tfvars.json"
+    );
+    for c in CONNECTORS {
+        let rules = rule_permissions(&format!("rules/{c}.yaml"));
+        let clear = rule_permissions(&format!("rules/{c}.clear-ids.yaml"));
+        assert_eq!(rules, clear, "{c}: the two rule variants differ");
+        let entra: Vec<String> = tf[c]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            entra, rules,
+            "{c}: deploy/entra/permissions.auto.tfvars.json differs from rules/{c}.yaml"
+        );
+        let md = setup_markdown(c);
+        assert_eq!(
+            setup_permissions(&md),
+            rules,
+            "{c}: veil setup differs from rules/{c}.yaml"
+        );
+        for p in &rules {
+            assert!(
+                p.contains(".Read") && !p.to_ascii_lowercase().contains("write"),
+                "{c}: {p} is not read-only"
+            );
+        }
+        assert!(
+            md.contains(&format!(
+                "https://login.microsoftonline.com/{TENANT}/adminconsent?client_id={CLIENT}"
+            )),
+            "{c}: consent URL"
+        );
+    }
+}
+
+/// `VEIL_*` names defined as string constants anywhere in Veil's sources.
+fn defined_variables() -> BTreeSet<String> {
+    let def = Regex::new(r#"const\s+[A-Z0-9_]+\s*:\s*&str\s*=\s*"(VEIL_[A-Z0-9_]+)""#).unwrap();
+    let mut out = BTreeSet::new();
+    for dir in ["src", "proxy-core/src"] {
+        for f in files(&root().join(dir)) {
+            if f.extension().is_some_and(|e| e == "rs") {
+                let text = fs::read_to_string(&f).unwrap();
+                out.extend(def.captures_iter(&text).map(|c| c[1].to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// `VEIL_*` names in the deployment files, with the files naming them.
+fn deploy_variables() -> BTreeMap<String, BTreeSet<String>> {
+    let name = Regex::new(r"\bVEIL_[A-Z0-9_]*[A-Z0-9]\b").unwrap();
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for f in files(&root().join("deploy")) {
+        let Ok(text) = fs::read_to_string(&f) else {
+            continue;
+        };
+        let rel = f.strip_prefix(root()).unwrap().display().to_string();
+        for m in name.find_iter(&text) {
+            out.entry(m.as_str().to_string())
+                .or_default()
+                .insert(rel.clone());
+        }
+    }
+    out
+}
+
+#[test]
+fn every_variable_named_in_deploy_is_defined_by_veil() {
+    let defined = defined_variables();
+    assert!(
+        defined.contains("VEIL_CONNECTOR") && defined.contains("VEIL_SALT"),
+        "the source scan found too little: {defined:?}"
+    );
+    let used = deploy_variables();
+    assert!(
+        used.len() >= 10,
+        "the deploy scan found too little: {used:?}"
+    );
+    let unknown: Vec<String> = used
+        .iter()
+        .filter(|(v, _)| !defined.contains(*v))
+        .map(|(v, files)| {
+            format!(
+                "{v} (in {})",
+                files.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "variables the deployment sets or documents that Veil does not define:\n  {}",
+        unknown.join("\n  ")
+    );
+}
+
+/// The keys of the Lambda function's environment in the template.
+fn template() -> Value {
+    serde_yaml_ng::from_str(&read("deploy/aws/template.yaml")).unwrap()
+}
+
+/// A YAML value with CloudFormation's short-form tags removed.
+fn untag(v: &Value) -> &Value {
+    match v {
+        Value::Tagged(t) => untag(&t.value),
+        v => v,
+    }
+}
+
+#[test]
+fn hosts_set_the_variables_veil_needs() {
+    let t = template();
+    let env = t["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
+        .as_mapping()
+        .unwrap();
+    let keys: BTreeSet<&str> = env.keys().map(|k| k.as_str().unwrap()).collect();
+    for v in [
+        "VEIL_CONNECTOR",
+        "VEIL_RULES_VARIANT",
+        "VEIL_SALT_SSM_PARAMETER",
+        "VEIL_ENCRYPTION_KEYS_SSM_PARAMETER",
+        "VEIL_TOKEN_PROVIDER",
+        "VEIL_TENANT_ID",
+        "VEIL_CLIENT_ID",
+        "VEIL_AWS_STS_AUDIENCE",
+        "VEIL_AWS_STS_SIGNING_ALGORITHM",
+        "VEIL_AWS_STS_DURATION_SECS",
+        "VEIL_COGNITO_IDENTITY_POOL_ID",
+        "VEIL_COGNITO_DEVELOPER_PROVIDER",
+        "VEIL_COGNITO_LOGIN",
+        "VEIL_ALLOWED_CALLER_ARNS",
+        "VEIL_LAMBDA_INVOKE_MODE",
+        "VEIL_UPSTREAM_TIMEOUT_SECS",
+    ] {
+        assert!(keys.contains(v), "the Lambda function does not set {v}");
+    }
+    for secret in [
+        "VEIL_SALT",
+        "VEIL_ENCRYPTION_KEYS",
+        "VEIL_ENCRYPTION_KEY",
+        "VEIL_UPSTREAM_TOKEN",
+        "VEIL_ALLOW_UNAUTHENTICATED",
+    ] {
+        assert!(
+            !keys.contains(secret),
+            "the Lambda function must not set {secret}"
+        );
+    }
+    let gcp = read("deploy/gcp/main.tf");
+    let env_name = Regex::new(r#"name\s*=\s*"(VEIL_[A-Z0-9_]+)""#).unwrap();
+    let gcp_keys: BTreeSet<String> = env_name
+        .captures_iter(&gcp)
+        .map(|c| c[1].to_string())
+        .collect();
+    for v in [
+        "VEIL_CONNECTOR",
+        "VEIL_RULES_VARIANT",
+        "VEIL_SALT_FILE",
+        "VEIL_ENCRYPTION_KEYS_FILE",
+        "VEIL_TOKEN_PROVIDER",
+        "VEIL_GCP_AUDIENCE",
+        "VEIL_TENANT_ID",
+        "VEIL_CLIENT_ID",
+        "VEIL_CALLER_ISSUER",
+        "VEIL_CALLER_AUDIENCES",
+        "VEIL_CALLER_EMAILS",
+    ] {
+        assert!(
+            gcp_keys.contains(v),
+            "the Cloud Run service does not set {v}"
+        );
+    }
+    for secret in [
+        "VEIL_SALT",
+        "VEIL_ENCRYPTION_KEYS",
+        "VEIL_UPSTREAM_TOKEN",
+        "VEIL_ALLOW_UNAUTHENTICATED",
+    ] {
+        assert!(
+            !gcp_keys.contains(secret),
+            "the Cloud Run service must not set {secret}"
+        );
+    }
+    assert!(gcp.contains(r#"value = "https://accounts.google.com""#));
+    assert!(gcp.contains(r#"value = "gcp""#));
+}
+
+#[test]
+fn aws_role_and_function_url_are_least_privilege() {
+    let t = template();
+    let statements = t["Resources"]["Role"]["Properties"]["Policies"][0]["PolicyDocument"]
+        ["Statement"]
+        .as_sequence()
+        .unwrap();
+    let mut actions = BTreeSet::new();
+    for s in statements {
+        // Conditional statements are `!If [cond, statement, !Ref AWS::NoValue]`.
+        let s = match untag(s) {
+            Value::Sequence(seq) => untag(&seq[1]),
+            s => s,
+        };
+        assert_eq!(s["Effect"].as_str(), Some("Allow"));
+        let a = untag(&s["Action"]);
+        let list: Vec<&str> = match a {
+            Value::String(x) => vec![x.as_str()],
+            Value::Sequence(xs) => xs.iter().map(|x| x.as_str().unwrap()).collect(),
+            other => panic!("unexpected Action {other:?}"),
+        };
+        for a in list {
+            assert!(!a.contains('*'), "wildcard action {a}");
+            actions.insert(a.to_string());
+        }
+        let sid = s["Sid"].as_str().unwrap();
+        let resource = untag(&s["Resource"]);
+        if resource.as_str() == Some("*") {
+            // Only GetWebIdentityToken has no resource type; it is pinned by conditions.
+            assert_eq!(sid, "HostTokenForEntra", "statement {sid} has Resource *");
+            let cond = serde_yaml_ng::to_string(&s["Condition"]).unwrap();
+            for key in [
+                "sts:IdentityTokenAudience",
+                "sts:DurationSeconds",
+                "sts:SigningAlgorithm",
+            ] {
+                assert!(
+                    cond.contains(key),
+                    "GetWebIdentityToken is not conditioned on {key}"
+                );
+            }
+        }
+        if sid == "DecryptSecretsThroughSsm" {
+            let cond = serde_yaml_ng::to_string(&s["Condition"]).unwrap();
+            assert!(
+                cond.contains("kms:ViaService"),
+                "kms:Decrypt without kms:ViaService"
+            );
+        }
+    }
+    let expected: BTreeSet<String> = [
+        "ssm:GetParameter",
+        "kms:Decrypt",
+        "sts:GetWebIdentityToken",
+        "cognito-identity:GetOpenIdTokenForDeveloperIdentity",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(actions, expected, "the execution role's actions");
+
+    let resources = t["Resources"].as_mapping().unwrap();
+    let mut url_permissions = 0;
+    for (name, r) in resources {
+        let ty = r["Type"].as_str().unwrap();
+        let props = &r["Properties"];
+        match ty {
+            "AWS::Lambda::Url" => {
+                assert_eq!(props["AuthType"].as_str(), Some("AWS_IAM"), "{name:?}")
+            }
+            "AWS::Lambda::Permission" => {
+                url_permissions += 1;
+                let principal = serde_yaml_ng::to_string(&props["Principal"]).unwrap();
+                assert!(
+                    principal.contains("CallerPrincipalArn"),
+                    "{name:?}: principal {principal} is not the caller parameter"
+                );
+                match props["Action"].as_str() {
+                    Some("lambda:InvokeFunctionUrl") => {
+                        assert_eq!(
+                            props["FunctionUrlAuthType"].as_str(),
+                            Some("AWS_IAM"),
+                            "{name:?}"
+                        )
+                    }
+                    Some("lambda:InvokeFunction") => {
+                        assert_eq!(
+                            props["InvokedViaFunctionUrl"].as_bool(),
+                            Some(true),
+                            "{name:?}"
+                        )
+                    }
+                    other => panic!("{name:?}: unexpected action {other:?}"),
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(url_permissions, 4, "two permissions per caller principal");
+    let function = &t["Resources"]["Function"]["Properties"];
+    assert_eq!(function["Runtime"].as_str(), Some("provided.al2023"));
+    assert_eq!(function["Handler"].as_str(), Some("bootstrap"));
+    let key = &t["Resources"]["SecretsKey"]["Properties"];
+    assert_eq!(key["EnableKeyRotation"].as_bool(), Some(true));
+}
+
+#[test]
+fn cloud_run_is_invoked_only_by_the_vendor_and_runs_as_non_root() {
+    for f in files(&root().join("deploy/gcp")) {
+        let text = fs::read_to_string(&f).unwrap();
+        // Code only: comments may say that there is no public access.
+        let code = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#') && !l.trim_start().starts_with("//"));
+        for line in code {
+            for public in ["allUsers", "allAuthenticatedUsers"] {
+                assert!(
+                    !line.contains(public),
+                    "{} grants {public}: {line}",
+                    f.display()
+                );
+            }
+        }
+    }
+    let main = read("deploy/gcp/main.tf");
+    let invokers =
+        Regex::new(r#"role\s*=\s*"roles/run\.invoker"\s*\n\s*member\s*=\s*"([^"]+)""#).unwrap();
+    let members: Vec<String> = invokers
+        .captures_iter(&main)
+        .map(|c| c[1].to_string())
+        .collect();
+    assert_eq!(
+        members,
+        vec!["serviceAccount:${var.vendor_service_account}".to_string()]
+    );
+    assert!(main.contains("min_instance_count = 0"));
+    let docker = read("deploy/gcp/Dockerfile");
+    let last_from = docker.lines().rfind(|l| l.starts_with("FROM ")).unwrap();
+    assert!(
+        last_from.contains("distroless"),
+        "runtime image: {last_from}"
+    );
+    let last_user = docker.lines().rfind(|l| l.starts_with("USER ")).unwrap();
+    assert!(
+        !last_user.contains("root:") || last_user.contains("nonroot"),
+        "{last_user}"
+    );
+    assert!(docker.lines().any(|l| l == "EXPOSE 8080"));
+}
