@@ -226,7 +226,7 @@ async fn missing_and_excess_permissions_are_red() {
         "User.Read.All",
         "Mail.Read",
         "Mail.ReadWrite",
-        "GroupMember.Read.All",
+        "MailboxSettings.Read",
     ]);
     let run = s.doctor(&[]);
     assert!(!run.ok);
@@ -236,7 +236,7 @@ async fn missing_and_excess_permissions_are_red() {
         .unwrap()
         .to_string();
     assert!(
-        summary.contains("missing (requests will fail): MailboxSettings.Read"),
+        summary.contains("missing (requests will fail): GroupMember.Read.All"),
         "{summary}"
     );
     assert!(
@@ -300,4 +300,24 @@ async fn the_static_token_is_red() {
     assert!(!run.ok);
     assert_eq!(run.status("host identity"), ["fail"], "{}", run.text);
     assert!(run.text.contains("development token"), "{}", run.text);
+}
+
+/// With RBAC for Applications the Exchange permissions are granted in
+/// Exchange, not consented in Entra: absent from the token's roles, which
+/// is expected; the mailbox probe decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_rbac_permissions_are_left_to_the_mailbox_probe() {
+    let s = setup().await;
+    s.entra
+        .set_roles(&["User.Read.All", "GroupMember.Read.All"]);
+    let run = s.doctor(&[]);
+    assert!(run.ok, "{}", run.text);
+    assert_eq!(run.status("permissions"), ["pass"], "{}", run.text);
+    assert!(
+        run.text
+            .contains("not in the token: Mail.ReadBasic.All, MailboxSettings.Read"),
+        "{}",
+        run.text
+    );
+    assert_eq!(run.status("graph"), ["pass", "pass"], "{}", run.text);
 }

@@ -33,10 +33,12 @@ const SALT: &str = "lambda-e2e-salt-Rk3Wq9Zp2Lx7Vn4Tb8Hc1Jm6Fd5Gs0Ya";
 const KEY: &str = "lambda-e2e-key-Pf8Xe2Qw6Nr1Kz9Ut4Cv7Bm3Hy5Lj0Dg";
 /// The Graph token Veil must send upstream (`VEIL_UPSTREAM_TOKEN`).
 const UPSTREAM_TOKEN: &str = "dev-token";
-/// The only caller allowed (`VEIL_ALLOWED_CALLER_ARNS`).
+/// The only caller allowed (`VEIL_ALLOWED_CALLER_ARNS`): a role.
 const ALLOWED_ARN: &str = "arn:aws:iam::123456789012:role/vendor";
+/// How Lambda reports a caller of that role: one of its sessions.
+const CALLER_ARN: &str = "arn:aws:sts::123456789012:assumed-role/vendor/vendor-session";
 /// A principal AWS authenticated that Veil must refuse.
-const OTHER_ARN: &str = "arn:aws:iam::123456789012:role/someone-else";
+const OTHER_ARN: &str = "arn:aws:sts::123456789012:assumed-role/someone-else/vendor-session";
 
 /// Lambda's limit on a buffered (synchronous) response payload: the JSON
 /// document the function hands the runtime API, base64 body included.
@@ -74,7 +76,7 @@ fn lambda_function_url_end_to_end() {
 
     // Readiness: the first invocation, retried until the emulator listens
     // and the function has been built and started.
-    let health = lambda.invoke_until_ready(&event("GET", "/healthz", "", &[], Some(ALLOWED_ARN)));
+    let health = lambda.invoke_until_ready(&event("GET", "/healthz", "", &[], Some(CALLER_ARN)));
     lambda.check(health.status() == 200, "GET /healthz is 200", &health);
     let doc = health.json();
     lambda.check(
@@ -106,7 +108,7 @@ fn lambda_function_url_end_to_end() {
         "/v1.0/users",
         "$top=2",
         &[],
-        Some(ALLOWED_ARN),
+        Some(CALLER_ARN),
     ));
     lambda.check(resp.status() == 200, "GET /v1.0/users?$top=2 is 200", &resp);
     let seen = stub.take();
@@ -182,7 +184,7 @@ fn lambda_function_url_end_to_end() {
         &format!("/v1.0/users/{token}"),
         "",
         &[],
-        Some(ALLOWED_ARN),
+        Some(CALLER_ARN),
     ));
     let seen = stub.take();
     lambda.check(
@@ -230,7 +232,7 @@ fn lambda_function_url_end_to_end() {
         "/v1.0/users/x/mailFolders/Inbox/messages",
         "",
         &[],
-        Some(ALLOWED_ARN),
+        Some(CALLER_ARN),
     ));
     lambda.check(
         resp.status() == 403,
@@ -252,7 +254,7 @@ fn lambda_function_url_end_to_end() {
         "/v1.0/groups",
         "$top=999",
         &[("accept-encoding", "gzip, deflate, br")],
-        Some(ALLOWED_ARN),
+        Some(CALLER_ARN),
     ));
     let seen = stub.take();
     lambda.check(
@@ -320,7 +322,7 @@ fn lambda_function_url_end_to_end() {
         "/v1.0/groups",
         "$top=999",
         &[],
-        Some(ALLOWED_ARN),
+        Some(CALLER_ARN),
     ));
     lambda.check(
         stub.take().len() == 1,

@@ -29,7 +29,7 @@ pub const COGNITO_ISSUER: &str = "https://cognito-identity.amazonaws.com";
 
 /// Exchange Online permissions that RBAC for Applications can scope, and
 /// the Exchange management role granting each.
-const EXCHANGE_ROLES: &[(&str, &str)] = &[
+pub(crate) const EXCHANGE_ROLES: &[(&str, &str)] = &[
     ("Mail.ReadBasic.All", "Application Mail.ReadBasic"),
     ("Mail.Read", "Application Mail.Read"),
     ("MailboxSettings.Read", "Application MailboxSettings.Read"),

@@ -388,7 +388,7 @@ impl Proxy {
                     return Ok(());
                 }
                 match &ctx.aws_caller_arn {
-                    Some(arn) if allowed_arns.iter().any(|a| a == arn) => Ok(()),
+                    Some(arn) if allowed_arns.iter().any(|a| caller_arn_matches(a, arn)) => Ok(()),
                     Some(_) => Err(ProxyError::new(Phase::Authenticate, ErrorKind::Forbidden, "the calling AWS principal is not allowed")),
                     None => Err(ProxyError::new(Phase::Authenticate, ErrorKind::Unauthenticated, "no AWS caller identity in the request (is the Function URL's auth type AWS_IAM?)")),
                 }
@@ -491,5 +491,65 @@ impl tower::Service<Request<Bytes>> for Proxy {
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
         let this = self.clone();
         Box::pin(async move { Ok(this.handle(req).await) })
+    }
+}
+
+/// Whether the caller ARN Lambda reports matches an allowed ARN. An IAM
+/// role (`arn:aws:iam::A:role/[path/]R`) matches every session of it
+/// (`arn:aws:sts::A:assumed-role/R/<session>`), since a role's callers
+/// always arrive as sessions; anything else must match exactly.
+pub fn caller_arn_matches(allowed: &str, caller: &str) -> bool {
+    if allowed == caller {
+        return true;
+    }
+    let Some((partition_account, role_path)) = allowed
+        .strip_prefix("arn:")
+        .and_then(|rest| rest.split_once(":iam::"))
+    else {
+        return false;
+    };
+    let Some((account, role)) = role_path.split_once(":role/") else {
+        return false;
+    };
+    // The session ARN carries the role's name without its path.
+    let name = role.rsplit('/').next().unwrap_or(role);
+    let prefix = format!("arn:{partition_account}:sts::{account}:assumed-role/{name}/");
+    caller
+        .strip_prefix(&prefix)
+        .is_some_and(|session| !session.is_empty() && !session.contains('/'))
+}
+
+#[cfg(test)]
+mod arn_tests {
+    use super::caller_arn_matches;
+
+    #[test]
+    fn role_arns_match_their_sessions_only() {
+        let role = "arn:aws:iam::123456789012:role/vendor-reader";
+        assert!(caller_arn_matches(role, role));
+        assert!(caller_arn_matches(
+            role,
+            "arn:aws:sts::123456789012:assumed-role/vendor-reader/session-1"
+        ));
+        assert!(caller_arn_matches(
+            "arn:aws:iam::123456789012:role/team/x/vendor-reader",
+            "arn:aws:sts::123456789012:assumed-role/vendor-reader/s"
+        ));
+        for other in [
+            "arn:aws:sts::123456789012:assumed-role/vendor-reader2/s",
+            "arn:aws:sts::210987654321:assumed-role/vendor-reader/s",
+            "arn:aws:sts::123456789012:assumed-role/vendor-reader/",
+            "arn:aws:sts::123456789012:assumed-role/vendor-reader/s/x",
+            "arn:aws-cn:sts::123456789012:assumed-role/vendor-reader/s",
+            "arn:aws:iam::123456789012:user/vendor-reader",
+        ] {
+            assert!(!caller_arn_matches(role, other), "{other}");
+        }
+        let user = "arn:aws:iam::123456789012:user/alice";
+        assert!(caller_arn_matches(user, user));
+        assert!(!caller_arn_matches(
+            user,
+            "arn:aws:sts::123456789012:assumed-role/alice/s"
+        ));
     }
 }

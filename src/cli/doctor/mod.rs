@@ -305,7 +305,15 @@ async fn checks(args: &Args) -> Checklist {
                 .collect()
         })
         .unwrap_or_default();
-    let roles = permissions::compare(&required, &granted);
+    let mut roles = permissions::compare(&required, &granted);
+    // Exchange Online permissions granted by RBAC for Applications are not
+    // in the token (Exchange authorizes them itself): the mailbox probes
+    // below tell whether they are granted.
+    let (via_exchange, missing): (Vec<String>, Vec<String>) = roles
+        .missing
+        .drain(..)
+        .partition(|m| super::setup::EXCHANGE_ROLES.iter().any(|(p, _)| p == m));
+    roles.missing = missing;
     let mut details = vec![format!("required: {}", required.join(", "))];
     details.push(format!(
         "granted:  {}",
@@ -315,6 +323,12 @@ async fn checks(args: &Args) -> Checklist {
             granted.join(", ")
         }
     ));
+    if !via_exchange.is_empty() {
+        details.push(format!(
+            "not in the token: {} — expected when granted through Exchange RBAC for Applications; the mailbox probes check them",
+            via_exchange.join(", ")
+        ));
+    }
     for (broad, narrow) in &roles.broader {
         details.push(format!("{broad} is granted where {narrow} suffices"));
     }
