@@ -19,6 +19,17 @@ pub const ENV_EMAIL_IGNORE_DOTS: &str = "VEIL_EMAIL_IGNORE_DOTS";
 /// The key id used for `VEIL_ENCRYPTION_KEY`.
 pub const DEFAULT_KEY_ID: &str = "k1";
 
+/// An environment lookup over fixed pairs, for tests of code that takes a
+/// lookup function instead of reading the process environment.
+#[cfg(test)]
+pub(crate) fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Sync {
+    let map: std::collections::HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |name: &str| map.get(name).cloned().filter(|v| !v.is_empty())
+}
+
 /// Reads a variable; empty counts as unset.
 pub fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())

@@ -558,15 +558,7 @@ pub async fn load_pseudonym_config_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Sync {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name: &str| map.get(name).cloned().filter(|v| !v.is_empty())
-    }
+    use crate::config::lookup;
 
     const SALT: &str = "unit-salt-7Qm2vX9kLp4RtZ8nWc3HyB6dFj1sGa5e";
     const KEY: &str = "unit-key-Hs4Nq8Lw2Xe6Tz9Rb3Vm7Kp1Yc5Dg0Uf";

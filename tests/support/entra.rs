@@ -2,7 +2,7 @@
 //! server, all on one real HTTP/1.1 server on 127.0.0.1:
 //!
 //! - `GET /issuer/.well-known/openid-configuration`, `GET /issuer/jwks`:
-//!   the issuer of host tokens (RSA test key `tests/fixtures/identity/issuer-rsa.pem`);
+//!   the issuer of host tokens (RSA test key `tests/fixtures/keys/rsa1.pem`);
 //! - `GET /computeMetadata/v1/instance/service-accounts/default/identity`:
 //!   the GCP metadata server; refuses requests without
 //!   `Metadata-Flavor: Google` (403, like the real one) and answers an ID
@@ -21,7 +21,6 @@
 //! `Authorization_RequestDenied` for a token without roles.
 
 use std::collections::HashSet;
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -31,9 +30,6 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use jsonwebtoken::{decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header};
 use serde_json::{json, Value};
@@ -70,11 +66,11 @@ fn der(pem: &str) -> Vec<u8> {
 }
 
 fn issuer_key() -> EncodingKey {
-    EncodingKey::from_rsa_der(&der(include_str!("../fixtures/identity/issuer-rsa.pem")))
+    EncodingKey::from_rsa_der(&der(include_str!("../fixtures/keys/rsa1.pem")))
 }
 
 fn entra_key() -> EncodingKey {
-    EncodingKey::from_rsa_der(&der(include_str!("../fixtures/identity/entra-rsa.pem")))
+    EncodingKey::from_rsa_der(&der(include_str!("../fixtures/keys/rsa2.pem")))
 }
 
 fn jwk(key: &EncodingKey, kid: &str) -> Jwk {
@@ -166,23 +162,8 @@ impl TestEntra {
                 .build()
                 .expect("client"),
         });
-        let served = state.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = served.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: hyper::Request<Incoming>| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(handle(&state, req).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        let task = super::serve_http(listener, state.clone(), |state, req| async move {
+            handle(&state, req).await
         });
         TestEntra { addr, state, task }
     }

@@ -388,6 +388,41 @@ struct GraphState {
 
 /// A real HTTP/1.1 server standing in for Microsoft Graph: it records every
 /// request and answers from scripts, else from the connector's samples.
+/// Serves HTTP/1.1 on `listener` until the returned task is aborted: each
+/// request goes to `handle` with a clone of `state`. Every test server
+/// (Graph, Entra, STS) runs on this.
+pub fn serve_http<S, H, F, B>(
+    listener: TcpListener,
+    state: Arc<S>,
+    handle: H,
+) -> tokio::task::JoinHandle<()>
+where
+    S: Send + Sync + 'static,
+    H: Fn(Arc<S>, hyper::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = hyper::Response<B>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (state, handle) = (state.clone(), handle.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |req: hyper::Request<Incoming>| {
+                    let fut = handle(state.clone(), req);
+                    async move { Ok::<_, Infallible>(fut.await) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
+}
+
 pub struct GraphServer {
     pub addr: SocketAddr,
     state: Arc<GraphState>,
@@ -411,23 +446,8 @@ impl GraphServer {
             recorded: Mutex::new(Vec::new()),
             authorizer: Mutex::new(None),
         });
-        let served = state.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = served.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: hyper::Request<Incoming>| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(handle(&state, req).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        let task = serve_http(listener, state.clone(), |state, req| async move {
+            handle(&state, req).await
         });
         GraphServer { addr, state, task }
     }

@@ -12,12 +12,11 @@
 //!   {WebIdentityToken, Expiration}`, errors as `<ErrorResponse><Error>`.
 //!
 //! The token is an RS256 JWT from the test key
-//! `tests/fixtures/identity/issuer-rsa.pem`: `iss` =
+//! `tests/fixtures/keys/rsa1.pem`: `iss` =
 //! `https://<uuid>.tokens.sts.global.api.aws`, `sub` = the role ARN, `aud`
 //! = the requested audience. ES384 is answered with an error (the test
 //! server has no P-384 key), which no test asks for.
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,9 +27,6 @@ use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde_json::json;
@@ -41,7 +37,7 @@ pub const ISSUER: &str = "https://4c0e2b9a-7d61-4f3e-a8b5-2c9d1e0f7a63.tokens.st
 /// The role the tokens are for.
 pub const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/veil-outlook-mail";
 
-const ISSUER_KEY_PEM: &str = include_str!("../fixtures/identity/issuer-rsa.pem");
+const ISSUER_KEY_PEM: &str = include_str!("../fixtures/keys/rsa1.pem");
 
 fn der(pem: &str) -> Vec<u8> {
     let body: String = pem
@@ -113,23 +109,8 @@ impl StsServer {
             requests: Mutex::new(Vec::new()),
             fail: Mutex::new(None),
         });
-        let served = state.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = served.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(handle(&state, port, req).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
+        let task = super::serve_http(listener, state.clone(), move |state, req| async move {
+            handle(&state, port, req).await
         });
         StsServer { port, state, task }
     }

@@ -983,75 +983,9 @@ mod tests {
     // Test-only keys, generated once with `openssl genpkey` (RSA converted
     // to PKCS#1 with `openssl rsa -traditional`, as `EncodingKey::from_rsa_der`
     // wants), so the tests need no PEM support from jsonwebtoken.
-    const RSA1_PEM: &str = "\
-    -----BEGIN RSA PRIVATE KEY-----\n\
-    MIIEpAIBAAKCAQEAn3tV/KYmu1Rrwfj7GclJqM+Pju6PMVbO2i9vWoQEjm3Zz8yP\n\
-    0fy/5xK5pmBoE9LQibiubO6McIq5sV4l8RAruaNsrET+js8hho3dGxVClMoicFHw\n\
-    lNLlTwN6bvxt8thrXbfen3QYPB+GrWFpBCF4HGVUocKZbj4JnGho1UtHrGhLAyri\n\
-    Tj8FcAZW782JWKaNGmKbAZwOy0m0gZV59nEfhUQCH7S9keriZlUs/B+zHAI8Gxjn\n\
-    zkBVl9NwsvuKgHDXNXxhV+cWgdlfPnSl8HY9AaUXurNq4eOHhdW2vd0vJ2L/puq6\n\
-    jPE1kC+eSzZFTrb8rjhAVfD+gv1RSfZQtrdhaQIDAQABAoIBAAuwmuOGoXoqIvse\n\
-    ryrIG8BMjovkjDxxARjyUMNqv+BZlWI4IiahoMaYRpSdpnAli/TV9uGAztLraD19\n\
-    cC+7IE/E9qp3i2bLMGLp5ryDrDpQL4JzwlW2Uh0FKgx7Yx4ucBhFHQPFGu2oeR+5\n\
-    iMNG8yq2efCgqf+jSBZESClL3lISj68APjyM7W+ZrydWopSi6XcUMWouj7EQu3q1\n\
-    sPbtHaw1ZkGREpvuTYSrfqe+xJCPp59IyZd46AwAMdJ9GeyvnippZId71DaHLdTD\n\
-    vsAlLEanbqrkIpHse+qmgH2TuNxncpwEMVfeU/HGuWyBtrtV//cTRPfV4L2VbY13\n\
-    QY6P6A0CgYEA19IOQFDcePEwykw6J4MNGpD9Runr0THQ1IFsy5JirstsqLK31uOR\n\
-    vTM5oDtgE40YPAZwCJjDhSddNKsZuX4kOHatslkqA2JWUXo9YY79XXUZVCxnPylr\n\
-    jgHdRtZ1gzMPzJJAyThpj4CdTO+KJgdjRO6MhQ1MH0WHyY3XZ7SkK+8CgYEAvSwx\n\
-    EAaTAzMybXkdKlgE62mDklENY75vAihy1lOIKEk2PG/pe6wX51c6SA76i/jjRp6/\n\
-    RX4mbv79/LSwI0JbuxAL7czJInkl5y0P6SmuLz/zPPfCtVYkw4OFllKYFwqjNcuP\n\
-    FgtmZPG0GrjsrVF0u0iCjniSVrG4gooO/wmmUCcCgYEAplhIFbh9hlZYhcQlGqk+\n\
-    41gXb54C3ZWo4PH0uh9VIma2lHxTiDSU8yBVbTP2hHs+z50iou2j3bCOfXbXeApK\n\
-    vp5ymMFyyXL1Fw3B270Lego0gJVM6vjw5l53gA7yOjKUHdgoSS/K5Ql7tH34nAEb\n\
-    uVioRDEQmBXOaEKEYXFxDE8CgYA8eOH+M3vPbBBUuoC+RoDcGFC89zgGiJvH3tJG\n\
-    /VDrP+wcidHjfPHvPA0fd9pT4G4W5yxRtK/oj471t3UO8GmOdOS7UdmCMaQSMG+D\n\
-    o5VQ+WpyNOmDOlRqQ6LymNiRlQ7zZW0KKP7Eihd+61qNVRqxu84waQ6utAU9hZCh\n\
-    qp4FxQKBgQCUSvn6iYGqg36dHmWjeud+9njP0m8vnyr4+12/b+yZkaSAuAt42rg+\n\
-    lTLYRFvRJLXhuXEyXakkTsC7xJ5faLhCup9PqutadGK1zRyDnSW1quRWXNjt4xrb\n\
-    7PIzsQLvaH7CQB0Ra1pzMbWf6SmUzZsowxCNzJFl49fKluooPzaMFg==\n\
-    -----END RSA PRIVATE KEY-----\n\
-    ";
-    const RSA1_PUBLIC_PEM: &str = "\
-    -----BEGIN PUBLIC KEY-----\n\
-    MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAn3tV/KYmu1Rrwfj7GclJ\n\
-    qM+Pju6PMVbO2i9vWoQEjm3Zz8yP0fy/5xK5pmBoE9LQibiubO6McIq5sV4l8RAr\n\
-    uaNsrET+js8hho3dGxVClMoicFHwlNLlTwN6bvxt8thrXbfen3QYPB+GrWFpBCF4\n\
-    HGVUocKZbj4JnGho1UtHrGhLAyriTj8FcAZW782JWKaNGmKbAZwOy0m0gZV59nEf\n\
-    hUQCH7S9keriZlUs/B+zHAI8GxjnzkBVl9NwsvuKgHDXNXxhV+cWgdlfPnSl8HY9\n\
-    AaUXurNq4eOHhdW2vd0vJ2L/puq6jPE1kC+eSzZFTrb8rjhAVfD+gv1RSfZQtrdh\n\
-    aQIDAQAB\n\
-    -----END PUBLIC KEY-----\n\
-    ";
-    const RSA2_PEM: &str = "\
-    -----BEGIN RSA PRIVATE KEY-----\n\
-    MIIEowIBAAKCAQEAv4qofvPr7e0ZGZiTSrKv68nMVSaoe/FSa1HpCSOfW6BN8sYc\n\
-    obsbcctUqdgSvZx5kozhKPmiCh8kTyjiJkXhXLlb9bvkhOOodfDPARDft/C+l3Aj\n\
-    92bRU0VWm1iHM+zLHtr7xlZuw2cHXZ7XOFw7YBOUdrhWu8C0SxiWeYCbRski6stb\n\
-    s2qX+lcfFRtp4Sk/9Vv5e33ZyMDMfHrphTMmfk/04WBG3oHWVnP79wKuaCtfIel9\n\
-    P4E2Ev/wdkWEgrZgk6IcIHttCOh+k54kZWOEWSh4Uy8cU+VafMw9BgRBqicArXVr\n\
-    BbN2MC6wm2iPg7K9YM07I9aDvKJHgndVkLPhOwIDAQABAoIBAAtZQNB8zU7EjIcq\n\
-    thdn7Opwg23MI5FsY/C94qvK84cvQU8QE+Q1PNQKMxL5HWskmUNom3KdD8+/tpwG\n\
-    FRglbcvbo6o0nr6M6o9KXEl44Xh5iCFa4Jao/eAMLKx5m1ElR4ele+NtfZSQRyxx\n\
-    29iYBmCT6Gj8VQ88xLHqXAgI6apQ6BWsoFMXNxAWe0eafCpq7sszd1xu8bBws2zb\n\
-    u2tjYvnjGbScl0EDEkFwRjVefmNK8qgTxd0FSuG95tIBgRTY79zA0nEFUsA32kAW\n\
-    TTzt1gOEHMiv+QPt7RtkJRTea7v0L2CMTXFfYleAyVBCNMWZmjyw9QZcJ8jS2P/7\n\
-    srbNMhkCgYEA+bNDfbJ5KsozVjcPde8Y21IBQlLhvFABn7qh9CZjLwmONZ0yVW4M\n\
-    xEPoaBQKktdELMQJhavPgs1XxbZNaInOxyjsBFqjRgBcZ5ziekXvv4YhELX7/qJc\n\
-    VeJChFDWWJPn1ZO2Di1g1ZirBUgPYZW2JYMoAM0zT6eiKcsA5onpGs0CgYEAxF/E\n\
-    IDbnIa4X085OKQY7TG79dKS7nu4B+BwG9UvnWOFV+yX297qKFYh0yitP8LoFMpAV\n\
-    gT/ByxHq2XdcUI9aItUCOjKkSCjg174QbVJYFSr4Fu5OwnR9R8OHYgLPVFPlJ336\n\
-    1KiJPB/Yh/woIG1V79xhRkAk4AZSmqmBdrUL/CcCgYBx/ku+c57rUPoUzvgo7+ma\n\
-    Hprii3HwhVnocMyE6I15KNSaV1RmOeJsK1BLS3L0TIAcK7bpJmGKpnH+mdZG9jrH\n\
-    I0B0UGifiYSl7LJb/deQyQwJU/th6P9cWfnh7AGe2I8LKu7/E+pUOOlCdP5In49T\n\
-    GshFbWiSYcYfbETR+n3HtQKBgC98mQjRPgM+/jQR54S0JRLOpCvYyiYcmA1Peb9H\n\
-    o6Iym4AoJhix20JpxRQ+dQ5ZbXhUr16Z9FsO8iO0YXZ5s+pIaEl6hY+NkxGYvJAz\n\
-    IWm9AlFJP3J2iPUZq1tgIpLZ1sg+BrH2L3mCmfIIYAu3ZNikCkHasRAbd04/Pzdd\n\
-    gJBxAoGBANISsleQ60IjuoB46fYDYGWqGmnhu6MGcSZQyRymu+LD3ZG00S18zD2H\n\
-    0ewYSH99+gOuHvMmC10bvLFIOugZS2FwO5zA2W6T0Fml1gfuGENB1GQ6yx/GHJ+N\n\
-    YdR25q3HOEmrQuUFYLu6iRC2WsFxZZQH1TvXfFttfQUJlKKQqW7N\n\
-    -----END RSA PRIVATE KEY-----\n\
-    ";
+    const RSA1_PEM: &str = include_str!("../../../tests/fixtures/keys/rsa1.pem");
+    const RSA1_PUBLIC_PEM: &str = include_str!("../../../tests/fixtures/keys/rsa1.pub.pem");
+    const RSA2_PEM: &str = include_str!("../../../tests/fixtures/keys/rsa2.pem");
     const EC1_PEM: &str = "\
     -----BEGIN PRIVATE KEY-----\n\
     MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgiTbeYUD1ptIC4fMI\n\

@@ -227,15 +227,7 @@ impl HostIdentity for AwsCognito {
 mod tests {
     use super::*;
     use crate::aws;
-    use std::collections::HashMap;
-
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Sync {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name: &str| map.get(name).cloned().filter(|v| !v.is_empty())
-    }
+    use crate::config::lookup;
 
     const POOL: &str = "eu-west-1:0f7d4c9a-5b1e-4a7f-9c3d-2e8b6a1f4d0c";
 

@@ -242,15 +242,7 @@ impl HostIdentity for AwsSts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Sync {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name: &str| map.get(name).cloned().filter(|v| !v.is_empty())
-    }
+    use crate::config::lookup;
 
     #[test]
     fn defaults_and_wire_parameters() {
