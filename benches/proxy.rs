@@ -11,7 +11,8 @@
 //! 2. load at concurrency 16 (HTTP/1.1 keep-alive, pooled client; 1 s
 //!    warm-up, then 10 s): (a) straight to the test server, (b) through
 //!    Veil with a `p~` user id, (c) through Veil with `Accept-Encoding:
-//!    gzip`; requests/s, p50 and p99 latency;
+//!    gzip`; requests/s, p50 and p99 latency; then (d) direct and (e)
+//!    through Veil one request at a time (what Veil adds without queueing);
 //! 3. Veil's resident memory during and after the load, and the size of the
 //!    binary.
 //!
@@ -154,11 +155,21 @@ async fn run(bin: &Path) {
         MEASURE.as_secs()
     );
     let auth = HeaderValue::from_str(&format!("Bearer {UPSTREAM_TOKEN}")).unwrap();
-    let direct = measure("(a) direct", &direct_url, Some(auth), false).await;
+    let direct = measure(
+        "(a) direct",
+        &direct_url,
+        Some(auth.clone()),
+        false,
+        CONCURRENCY,
+    )
+    .await;
     let sampler = RssSampler::start(pid);
-    let through = measure("(b) through Veil", &veil_url, None, false).await;
-    let through_gzip = measure("(c) through Veil, gzip", &veil_url, None, true).await;
+    let through = measure("(b) through Veil", &veil_url, None, false, CONCURRENCY).await;
+    let through_gzip = measure("(c) through Veil, gzip", &veil_url, None, true, CONCURRENCY).await;
     let peak_sampled = sampler.stop();
+    // One request at a time: what Veil adds to a request, without queueing.
+    let direct_1 = measure("(d) direct, c=1", &direct_url, Some(auth), false, 1).await;
+    let through_1 = measure("(e) through Veil, c=1", &veil_url, None, false, 1).await;
     let after = proc_status(pid);
     drop(veil);
 
@@ -171,7 +182,7 @@ async fn run(bin: &Path) {
         "  {:<26} {:>10} {:>10} {:>10} {:>8} {:>12}",
         "load (c=16)", "req/s", "p50 ms", "p99 ms", "errors", "MB/s body"
     );
-    for s in [&direct, &through, &through_gzip] {
+    for s in [&direct, &through, &through_gzip, &direct_1, &through_1] {
         println!(
             "  {:<26} {:>10.0} {:>10.2} {:>10.2} {:>8} {:>12.1}",
             s.name,
@@ -198,6 +209,15 @@ async fn run(bin: &Path) {
         format!("{added_p99:.2} ms"),
         format!("≤ {TARGET_ADDED_P99_MS} ms"),
         added_p99 <= TARGET_ADDED_P99_MS,
+    );
+    println!(
+        "  {:<42} {:>14}",
+        "added p50 / p99 latency at c=1, (e) − (d)",
+        format!(
+            "{:.2} / {:.2} ms",
+            through_1.p50_ms - direct_1.p50_ms,
+            through_1.p99_ms - direct_1.p99_ms
+        )
     );
     row(
         "throughput ratio, (b) / (a)",
@@ -634,15 +654,22 @@ struct Stats {
 }
 
 /// Warm-up, then the measured run, with a fresh pooled client.
-async fn measure(name: &'static str, url: &str, auth: Option<HeaderValue>, gzip: bool) -> Stats {
+async fn measure(
+    name: &'static str,
+    url: &str,
+    auth: Option<HeaderValue>,
+    gzip: bool,
+    concurrency: usize,
+) -> Stats {
     let client = client(gzip);
     let mut headers = hyper::HeaderMap::new();
     if let Some(a) = auth {
         headers.insert(AUTHORIZATION, a);
     }
-    let _ = load(&client, url, &headers, WARMUP).await;
+    let _ = load(&client, url, &headers, WARMUP, concurrency).await;
     let started = Instant::now();
-    let (mut latencies, errors, body_bytes) = load(&client, url, &headers, MEASURE).await;
+    let (mut latencies, errors, body_bytes) =
+        load(&client, url, &headers, MEASURE, concurrency).await;
     let elapsed = started.elapsed();
     latencies.sort_unstable();
     let s = Stats {
@@ -674,9 +701,10 @@ async fn load(
     url: &str,
     headers: &hyper::HeaderMap,
     duration: Duration,
+    concurrency: usize,
 ) -> (Vec<u32>, u64, u64) {
     let deadline = Instant::now() + duration;
-    let tasks: Vec<_> = (0..CONCURRENCY)
+    let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
             let (client, url, headers) = (client.clone(), url.to_string(), headers.clone());
             tokio::spawn(async move {
