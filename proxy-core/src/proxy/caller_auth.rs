@@ -1198,6 +1198,11 @@ mod tests {
     }
 
     /// Asserts a rejection, and that its message does not echo the token.
+    /// [`rejects`] for a `Bearer` token.
+    async fn rejects_token(auth: &CallerAuth, token: &str, kind: ErrorKind, fragment: &str) {
+        rejects(auth, Some(&bearer(token)), kind, fragment).await;
+    }
+
     async fn rejects(
         auth: &CallerAuth,
         authorization: Option<&str>,
@@ -1291,9 +1296,9 @@ mod tests {
         let server = TestServer::start(two_rsa).await;
         let auth = caller_auth(config(&server));
         let token = sign(RSA1_PEM, Algorithm::RS256, None, &claims(&server.base));
-        rejects(
+        rejects_token(
             &auth,
-            Some(&bearer(&token)),
+            &token,
             ErrorKind::Unauthenticated,
             "several signing keys match",
         )
@@ -1313,22 +1318,16 @@ mod tests {
     async fn expired_token() {
         let (server, auth) = setup().await;
         let token = rs256(&with(claims(&server.base), "exp", json!(now() - 120)));
-        rejects(
-            &auth,
-            Some(&bearer(&token)),
-            ErrorKind::Unauthenticated,
-            "token expired",
-        )
-        .await;
+        rejects_token(&auth, &token, ErrorKind::Unauthenticated, "token expired").await;
     }
 
     #[tokio::test]
     async fn token_without_exp() {
         let (server, auth) = setup().await;
         let token = rs256(&without(claims(&server.base), "exp"));
-        rejects(
+        rejects_token(
             &auth,
-            Some(&bearer(&token)),
+            &token,
             ErrorKind::Unauthenticated,
             "required claim `exp`",
         )
@@ -1339,9 +1338,9 @@ mod tests {
     async fn not_yet_valid_token() {
         let (server, auth) = setup().await;
         let token = rs256(&with(claims(&server.base), "nbf", json!(now() + 3600)));
-        rejects(
+        rejects_token(
             &auth,
-            Some(&bearer(&token)),
+            &token,
             ErrorKind::Unauthenticated,
             "token not yet valid",
         )
@@ -1353,9 +1352,9 @@ mod tests {
         let (server, auth) = setup().await;
         let future = with(claims(&server.base), "iat", json!(now() + 3600));
         let token = rs256(&with(future, "exp", json!(now() + 7200)));
-        rejects(
+        rejects_token(
             &auth,
-            Some(&bearer(&token)),
+            &token,
             ErrorKind::Unauthenticated,
             "issued in the future",
         )
@@ -1370,17 +1369,17 @@ mod tests {
             "aud",
             json!("https://someone-else.example"),
         ));
-        rejects(
+        rejects_token(
             &auth,
-            Some(&bearer(&token)),
+            &token,
             ErrorKind::Unauthenticated,
             "audience not accepted",
         )
         .await;
         let token = rs256(&without(claims(&server.base), "aud"));
-        rejects(
+        rejects_token(
             &auth,
-            Some(&bearer(&token)),
+            &token,
             ErrorKind::Unauthenticated,
             "required claim `aud`",
         )
@@ -1395,9 +1394,9 @@ mod tests {
             "iss",
             json!("https://accounts.evil.example"),
         ));
-        rejects(
+        rejects_token(
             &auth,
-            Some(&bearer(&token)),
+            &token,
             ErrorKind::Unauthenticated,
             "issuer not accepted",
         )
@@ -1408,9 +1407,9 @@ mod tests {
             "iss",
             json!([server.base, "x"]),
         ));
-        rejects(
+        rejects_token(
             &auth,
-            Some(&bearer(&token)),
+            &token,
             ErrorKind::Unauthenticated,
             "issuer not accepted",
         )
@@ -1424,9 +1423,9 @@ mod tests {
         let parts: Vec<&str> = token.split('.').collect();
         let forged = b64(&with(claims(&server.base), "sub", json!("someone-else")));
         let token = format!("{}.{}.{}", parts[0], forged, parts[2]);
-        rejects(
+        rejects_token(
             &auth,
-            Some(&bearer(&token)),
+            &token,
             ErrorKind::Unauthenticated,
             "invalid token signature",
         )
@@ -1441,13 +1440,7 @@ mod tests {
         for alg in ["none", "None", "NONE"] {
             let header = b64(&json!({"alg": alg, "typ": "JWT"}));
             let token = format!("{header}.{}.", b64(&claims(&server.base)));
-            rejects(
-                &auth,
-                Some(&bearer(&token)),
-                ErrorKind::Unauthenticated,
-                "alg none",
-            )
-            .await;
+            rejects_token(&auth, &token, ErrorKind::Unauthenticated, "alg none").await;
         }
         assert_eq!(server.jwks_fetches(), 0);
     }
@@ -1459,13 +1452,7 @@ mod tests {
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some("rsa-1".into());
         let token = encode(&header, &claims(&server.base), &secret).unwrap();
-        rejects(
-            &auth,
-            Some(&bearer(&token)),
-            ErrorKind::Unauthenticated,
-            "HS*",
-        )
-        .await;
+        rejects_token(&auth, &token, ErrorKind::Unauthenticated, "HS*").await;
         // The same with the public key's DER (another secret attackers try).
         let der = RSA1_PUBLIC_PEM
             .lines()
@@ -1477,13 +1464,7 @@ mod tests {
             &EncodingKey::from_secret(der.as_bytes()),
         )
         .unwrap();
-        rejects(
-            &auth,
-            Some(&bearer(&token)),
-            ErrorKind::Unauthenticated,
-            "HS*",
-        )
-        .await;
+        rejects_token(&auth, &token, ErrorKind::Unauthenticated, "HS*").await;
         // Configuring an HS algorithm is refused too.
         let err = CallerAuth::new(
             CallerAuthConfig {
@@ -1510,9 +1491,9 @@ mod tests {
             Some("ec-1"),
             &claims(&server.base),
         );
-        rejects(
+        rejects_token(
             &auth,
-            Some(&bearer(&token)),
+            &token,
             ErrorKind::Unauthenticated,
             "signing algorithm not accepted",
         )
@@ -1523,18 +1504,18 @@ mod tests {
             Some("rsa-1"),
             &claims(&server.base),
         );
-        rejects(
+        rejects_token(
             &auth,
-            Some(&bearer(&token)),
+            &token,
             ErrorKind::Unauthenticated,
             "signing algorithm not accepted",
         )
         .await;
         let header = b64(&json!({"alg": "RS1", "kid": "rsa-1"}));
         let token = format!("{header}.{}.c2ln", b64(&claims(&server.base)));
-        rejects(
+        rejects_token(
             &auth,
-            Some(&bearer(&token)),
+            &token,
             ErrorKind::Unauthenticated,
             "signing algorithm not accepted",
         )
@@ -1558,9 +1539,9 @@ mod tests {
             Some("rsa-1"),
             &claims(&server.base),
         );
-        rejects(
+        rejects_token(
             &auth,
-            Some(&bearer(&token)),
+            &token,
             ErrorKind::Unauthenticated,
             "does not match the token's algorithm",
         )
@@ -1572,9 +1553,9 @@ mod tests {
             Some("rsa-pinned-to-ps256"),
             &claims(&server.base),
         );
-        rejects(
+        rejects_token(
             &auth,
-            Some(&bearer(&token)),
+            &token,
             ErrorKind::Unauthenticated,
             "does not match the token's algorithm",
         )
@@ -1625,18 +1606,18 @@ mod tests {
             Some("no-such-key"),
             &claims(&server.base),
         );
-        rejects(
+        rejects_token(
             &auth,
-            Some(&bearer(&token)),
+            &token,
             ErrorKind::Unauthenticated,
             "unknown signing key id",
         )
         .await;
         assert_eq!(server.jwks_fetches(), 2, "exactly one refetch");
         // Within 30 s, another unknown kid does not refetch.
-        rejects(
+        rejects_token(
             &auth,
-            Some(&bearer(&token)),
+            &token,
             ErrorKind::Unauthenticated,
             "unknown signing key id",
         )
@@ -1659,9 +1640,9 @@ mod tests {
             Some("no-such-key"),
             &claims(&server.base),
         );
-        rejects(
+        rejects_token(
             &auth,
-            Some(&bearer(&token)),
+            &token,
             ErrorKind::Unauthenticated,
             "unknown signing key id",
         )
@@ -1698,9 +1679,9 @@ mod tests {
         assert!(auth.verify(Some(&bearer(&new))).await.is_ok());
         assert_eq!(server.jwks_fetches(), 2);
         // The retired key is gone.
-        rejects(
+        rejects_token(
             &auth,
-            Some(&bearer(&old)),
+            &old,
             ErrorKind::Unauthenticated,
             "unknown signing key id",
         )
@@ -1754,16 +1735,16 @@ mod tests {
         let (server, auth) = setup().await;
         server.state.jwks_status.store(500, Ordering::SeqCst);
         let token = rs256(&claims(&server.base));
-        rejects(
+        rejects_token(
             &auth,
-            Some(&bearer(&token)),
+            &token,
             ErrorKind::Unauthenticated,
             "signing keys are unavailable",
         )
         .await;
-        rejects(
+        rejects_token(
             &auth,
-            Some(&bearer(&token)),
+            &token,
             ErrorKind::Unauthenticated,
             "signing keys are unavailable",
         )
@@ -1814,13 +1795,7 @@ mod tests {
             ..config(&server)
         });
         let token = rs256(&claims(&server.base));
-        rejects(
-            &auth,
-            Some(&bearer(&token)),
-            ErrorKind::Forbidden,
-            "caller is not allowed",
-        )
-        .await;
+        rejects_token(&auth, &token, ErrorKind::Forbidden, "caller is not allowed").await;
     }
 
     #[tokio::test]
@@ -1845,26 +1820,14 @@ mod tests {
         // ... false (or "false") does not.
         for unverified in [json!(false), json!("false")] {
             let token = rs256(&with(claims(&server.base), "email_verified", unverified));
-            rejects(
-                &auth,
-                Some(&bearer(&token)),
-                ErrorKind::Forbidden,
-                "caller is not allowed",
-            )
-            .await;
+            rejects_token(&auth, &token, ErrorKind::Forbidden, "caller is not allowed").await;
         }
         let token = rs256(&with(
             claims(&server.base),
             "email",
             json!("intruder@example.com"),
         ));
-        rejects(
-            &auth,
-            Some(&bearer(&token)),
-            ErrorKind::Forbidden,
-            "caller is not allowed",
-        )
-        .await;
+        rejects_token(&auth, &token, ErrorKind::Forbidden, "caller is not allowed").await;
     }
 
     // ---- The header ----
