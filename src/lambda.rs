@@ -13,8 +13,8 @@ use std::process::ExitCode;
 use bytes::Bytes;
 use lambda_http::request::RequestContext as LambdaContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use proxy_core::config::var;
-use proxy_core::proxy::{ErrorKind, Phase, Proxy, ProxyError, RequestContext};
+use veil_proxy::config::var;
+use veil_proxy::proxy::{ErrorKind, Phase, Proxy, ProxyError, RequestContext};
 
 use crate::runtime::{self, Host, Options};
 
@@ -99,7 +99,7 @@ async fn handle(proxy: &Proxy, req: Request, limit: usize) -> http::Response<Byt
             ErrorKind::UpstreamInvalid,
             "the sanitized response exceeds Lambda's 6 MB buffered limit: send `Accept-Encoding: gzip`, ask for a smaller page ($top), or deploy with invoke mode RESPONSE_STREAM",
         );
-        return proxy_core::proxy::respond::error_response(&e, Vec::new());
+        return veil_proxy::proxy::respond::error_response(&e, Vec::new());
     }
     resp
 }

@@ -13,7 +13,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     // Under the Lambda runtime the same binary hosts the proxy there.
-    let result = if proxy_core::config::var(runtime::ENV_LAMBDA_RUNTIME_API).is_some()
+    let result = if veil_proxy::config::var(runtime::ENV_LAMBDA_RUNTIME_API).is_some()
         && std::env::args().len() <= 1
     {
         lambda::run()

@@ -8,20 +8,20 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use ipnet::IpNet;
-use proxy_core::config::{self, var};
-use proxy_core::proxy::caller_auth::{CallerAuth, CallerAuthConfig};
-use proxy_core::proxy::health::HealthInfo;
-use proxy_core::proxy::normalize::Limits;
-use proxy_core::proxy::upstream::{Upstream, UpstreamConfig};
-use proxy_core::proxy::{CallerAuthMode, Proxy, ProxyConfig};
-use proxy_core::pseudonym::{PseudonymConfig, Pseudonymizer};
-use proxy_core::rules::{builtin, RuleSet};
-use proxy_core::secret::Secret;
-use proxy_core::secrets::{self, SecretsReport};
-use proxy_core::token::cache::FederatedTokens;
-use proxy_core::token::entra::{self, EntraExchange};
-use proxy_core::token::{aws_cognito, aws_sts, file, gcp};
-use proxy_core::token::{HostIdentity, StaticToken, TokenProvider, ENV_UPSTREAM_TOKEN};
+use veil_proxy::config::{self, var};
+use veil_proxy::proxy::caller_auth::{CallerAuth, CallerAuthConfig};
+use veil_proxy::proxy::health::HealthInfo;
+use veil_proxy::proxy::normalize::Limits;
+use veil_proxy::proxy::upstream::{Upstream, UpstreamConfig};
+use veil_proxy::proxy::{CallerAuthMode, Proxy, ProxyConfig};
+use veil_engine::pseudonym::{PseudonymConfig, Pseudonymizer};
+use veil_engine::rules::{builtin, RuleSet};
+use veil_engine::secret::Secret;
+use veil_proxy::secrets::{self, SecretsReport};
+use veil_proxy::token::cache::FederatedTokens;
+use veil_proxy::token::entra::{self, EntraExchange};
+use veil_proxy::token::{aws_cognito, aws_sts, file, gcp};
+use veil_proxy::token::{HostIdentity, StaticToken, TokenProvider, ENV_UPSTREAM_TOKEN};
 
 /// The connector to serve (`entra-id`, `outlook-mail`, `outlook-cal`, `msft-teams`).
 pub const ENV_CONNECTOR: &str = "VEIL_CONNECTOR";
@@ -122,7 +122,7 @@ pub fn load_rules(opts: &Options) -> anyhow::Result<(String, RuleSet)> {
 
 /// Loads the salt and the encryption keys from wherever the environment
 /// points (the value, a file, SSM Parameter Store, Secrets Manager: see
-/// `proxy_core::secrets`), checks them (present, long enough, not one of
+/// `veil_proxy::secrets`), checks them (present, long enough, not one of
 /// [`WELL_KNOWN_SECRETS`]) and says where each came from.
 pub async fn load_pseudonym(
     http: &reqwest::Client,

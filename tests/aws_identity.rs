@@ -9,9 +9,9 @@
 mod support;
 
 use jsonwebtoken::{Algorithm, Validation};
-use proxy_core::token::aws_cognito::AwsCognito;
-use proxy_core::token::aws_sts::AwsSts;
-use proxy_core::token::HostIdentity;
+use veil_proxy::token::aws_cognito::AwsCognito;
+use veil_proxy::token::aws_sts::AwsSts;
+use veil_proxy::token::HostIdentity;
 use support::moto::{self, Moto};
 use support::sts::{self, StsServer};
 use support::*;

@@ -8,7 +8,7 @@ mod support;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use proxy_core::secret::Secret;
+use veil_engine::secret::Secret;
 use serde_json::Value;
 use support::moto::{Moto, REGION};
 use support::*;

@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use support::*;
 use tokio::net::TcpListener;
 
-// Test-only RSA keys, shared with proxy-core's caller_auth unit tests
+// Test-only RSA keys, shared with veil-proxy's caller_auth unit tests
 // (PKCS#1 in PEM armour, as `EncodingKey::from_rsa_der` wants).
 const RSA1_PEM: &str = include_str!("fixtures/keys/rsa1.pem");
 const RSA1_PUBLIC_PEM: &str = include_str!("fixtures/keys/rsa1.pub.pem");

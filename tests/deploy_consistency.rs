@@ -151,7 +151,7 @@ fn permissions_agree_across_rules_entra_terraform_and_veil_setup() {
 fn defined_variables() -> BTreeSet<String> {
     let def = Regex::new(r#"const\s+[A-Z0-9_]+\s*:\s*&str\s*=\s*"(VEIL_[A-Z0-9_]+)""#).unwrap();
     let mut out = BTreeSet::new();
-    for dir in ["src", "proxy-core/src"] {
+    for dir in ["src", "veil-engine/src", "veil-proxy/src"] {
         for f in files(&root().join(dir)) {
             if f.extension().is_some_and(|e| e == "rs") {
                 let text = fs::read_to_string(&f).unwrap();

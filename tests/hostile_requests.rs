@@ -5,8 +5,8 @@
 
 mod support;
 
-use proxy_core::pseudonym::{EmailPolicy, PseudonymConfig, Pseudonymizer, Scheme};
-use proxy_core::secret::Secret;
+use veil_engine::pseudonym::{EmailPolicy, PseudonymConfig, Pseudonymizer, Scheme};
+use veil_engine::secret::Secret;
 use support::*;
 
 const PRIYA: &str = "5d1f8c3a-92b4-4e6f-a7c1-3b8e0d4f2a61";

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use proxy_core::rules::RuleSet;
+use veil_engine::rules::RuleSet;
 
 fn veil(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_veil"))
@@ -75,7 +75,7 @@ fn clear_ids_variants_differ_only_in_ids() {
             assert_eq!(a.label, b.label);
             assert_eq!(a.methods, b.methods);
             assert_eq!(a.allowed_query, b.allowed_query);
-            let keep = |e: &proxy_core::rules::CompiledEndpoint| {
+            let keep = |e: &veil_engine::rules::CompiledEndpoint| {
                 e.sanitizer
                     .transforms()
                     .iter()
@@ -138,7 +138,7 @@ fn only_get_and_head_anywhere() {
 
 #[test]
 fn per_user_paths_refuse_raw_ids_in_the_default_variant() {
-    use proxy_core::policy::{Request, Side};
+    use veil_engine::policy::{Request, Side};
     let rs = RuleSet::from_file(Path::new("rules/outlook-mail.yaml")).unwrap();
     for raw in [
         "5d1f8c3a-92b4-4e6f-a7c1-3b8e0d4f2a61",

@@ -8,12 +8,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
-use proxy_core::proxy::upstream::UpstreamConfig;
-use proxy_core::proxy::CallerAuthMode;
-use proxy_core::pseudonym::{EmailPolicy, PseudonymConfig, Scheme};
-use proxy_core::rules::builtin;
-use proxy_core::secret::Secret;
-use proxy_core::token::StaticToken;
+use veil_proxy::proxy::upstream::UpstreamConfig;
+use veil_proxy::proxy::CallerAuthMode;
+use veil_engine::pseudonym::{EmailPolicy, PseudonymConfig, Scheme};
+use veil_engine::rules::builtin;
+use veil_engine::secret::Secret;
+use veil_proxy::token::StaticToken;
 use serde_json::Value;
 use tokio::net::TcpListener;
 

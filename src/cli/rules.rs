@@ -19,11 +19,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context};
-use proxy_core::policy::{split_url, Request, Side};
-use proxy_core::pseudonym::{EmailPolicy, PseudonymConfig, Pseudonymizer, Scheme};
-use proxy_core::reidentify::reidentify;
-use proxy_core::rules::RuleSet;
-use proxy_core::secret::Secret;
+use veil_engine::policy::{split_url, Request, Side};
+use veil_engine::pseudonym::{EmailPolicy, PseudonymConfig, Pseudonymizer, Scheme};
+use veil_engine::reidentify::reidentify;
+use veil_engine::rules::RuleSet;
+use veil_engine::secret::Secret;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -89,7 +89,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
 
 /// The JSON Schema of rule files, as committed in `rules/veil-rules.schema.json`.
 pub fn schema_json() -> String {
-    let schema = schemars::schema_for!(proxy_core::rules::model::RuleFile);
+    let schema = schemars::schema_for!(veil_engine::rules::model::RuleFile);
     serde_json::to_string_pretty(&schema).unwrap_or_default()
 }
 
@@ -227,7 +227,7 @@ struct Run {
     original: Value,
     sanitized: Value,
     endpoint: usize,
-    report: proxy_core::sanitize::Report,
+    report: veil_engine::sanitize::Report,
 }
 
 fn run_sample(s: &Suite, sample: &Sample, p: &Pseudonymizer) -> anyhow::Result<Run> {
@@ -642,7 +642,7 @@ fn lint(c: &CorpusArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Transforms on a path that an earlier `redact` already removed.
-fn shadowed(ep: &proxy_core::rules::CompiledEndpoint) -> Vec<String> {
+fn shadowed(ep: &veil_engine::rules::CompiledEndpoint) -> Vec<String> {
     let ts = ep.sanitizer.transforms();
     let mut out = String::new();
     for (i, earlier) in ts.iter().enumerate() {
@@ -653,8 +653,8 @@ fn shadowed(ep: &proxy_core::rules::CompiledEndpoint) -> Vec<String> {
             for q in &later.paths {
                 for pth in &earlier.paths {
                     let (pn, qn) = (
-                        proxy_core::jsonpath::normalize(pth),
-                        proxy_core::jsonpath::normalize(q),
+                        veil_engine::jsonpath::normalize(pth),
+                        veil_engine::jsonpath::normalize(q),
                     );
                     let covered =
                         qn == pn || (qn.starts_with(&pn) && qn[pn.len()..].starts_with(['.', '[']));

@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
-use proxy_core::policy::{split_url, Request, Side};
-use proxy_core::pseudonym::{Pseudonymizer, Scheme};
-use proxy_core::rules::RuleSet;
+use veil_engine::policy::{split_url, Request, Side};
+use veil_engine::pseudonym::{Pseudonymizer, Scheme};
+use veil_engine::rules::RuleSet;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -66,7 +66,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             e.column()
         )
     })?;
-    let config = proxy_core::config::pseudonym_config_from_env(a.scheme).map_err(|e| anyhow!(e))?;
+    let config = veil_proxy::config::pseudonym_config_from_env(a.scheme).map_err(|e| anyhow!(e))?;
     let p = Pseudonymizer::new(config).map_err(|e| anyhow!("{e}"))?;
     let endpoint = allowed.endpoint;
     let report = endpoint

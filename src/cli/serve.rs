@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use proxy_core::proxy::{Proxy, RequestContext};
+use veil_proxy::proxy::{Proxy, RequestContext};
 use tokio::net::TcpListener;
 
 use crate::runtime::{self, Host, Options, ENV_PORT};
@@ -66,7 +66,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         let proxy = runtime::from_env(Host::Server, &opts).await?;
         let listen = match a.listen {
             Some(l) => l,
-            None => match runtime::list(proxy_core::config::var(ENV_PORT)).first() {
+            None => match runtime::list(veil_proxy::config::var(ENV_PORT)).first() {
                 Some(p) => format!("0.0.0.0:{p}").parse().context("PORT")?,
                 None => "127.0.0.1:8080".parse()?,
             },
@@ -212,12 +212,12 @@ async fn handle(
     let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
-            let e = proxy_core::proxy::ProxyError::new(
-                proxy_core::proxy::Phase::Normalize,
-                proxy_core::proxy::ErrorKind::BadRequest,
+            let e = veil_proxy::proxy::ProxyError::new(
+                veil_proxy::proxy::Phase::Normalize,
+                veil_proxy::proxy::ErrorKind::BadRequest,
                 "the request body is too large or could not be read",
             );
-            return proxy_core::proxy::respond::error_response(&e, Vec::new()).map(Full::new);
+            return veil_proxy::proxy::respond::error_response(&e, Vec::new()).map(Full::new);
         }
     };
     let mut req = hyper::Request::from_parts(parts, body);

@@ -16,8 +16,8 @@ use std::process::ExitCode;
 use std::sync::LazyLock;
 
 use anyhow::{anyhow, bail};
-use proxy_core::rules::builtin;
-use proxy_core::rules::model::GraphPermission;
+use veil_engine::rules::builtin;
+use veil_engine::rules::model::GraphPermission;
 use regex::Regex;
 
 /// The audience Entra ID expects in federated host tokens (AWS STS and GCP).

@@ -40,7 +40,7 @@ pub const CONNECTORS: [&str; 4] = ["entra-id", "outlook-mail", "outlook-cal", "m
 pub const GRAPH: &str = "https://graph.microsoft.com";
 
 /// Every environment variable Veil reads (src/runtime.rs,
-/// proxy-core/src/config.rs, proxy-core/src/token), plus proxies and the
+/// veil-proxy/src/config.rs, veil-proxy/src/token), plus proxies and the
 /// log filter: removed from the child's environment so that the test
 /// process's environment cannot change what is tested.
 pub const VEIL_ENV: &[&str] = &[

@@ -1,14 +1,14 @@
 //! A real `moto_server` (the AWS API emulator, installed pinned by
 //! `scripts/install-test-tools.sh`) on 127.0.0.1 and a free port, killed on
 //! drop; plus the AWS calls the tests use to set it up, made with Veil's
-//! own SigV4 client (`proxy_core::aws`).
+//! own SigV4 client (`veil_proxy::aws`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use proxy_core::aws::{AwsClient, AwsConfig, Call, Service};
+use veil_proxy::aws::{AwsClient, AwsConfig, Call, Service};
 use serde_json::{json, Value};
 
 /// The credentials and region the tests give Veil (moto accepts any).

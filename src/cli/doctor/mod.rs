@@ -18,8 +18,8 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use proxy_core::secret::Secret;
-use proxy_core::token::entra::unverified_claims as jwt_claims;
+use veil_engine::secret::Secret;
+use veil_proxy::token::entra::unverified_claims as jwt_claims;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -378,7 +378,7 @@ async fn checks(args: &Args) -> Checklist {
     let base = opts
         .upstream
         .clone()
-        .or_else(|| proxy_core::config::var(runtime::ENV_UPSTREAM))
+        .or_else(|| veil_proxy::config::var(runtime::ENV_UPSTREAM))
         .unwrap_or_else(|| "https://graph.microsoft.com".into());
     let base = base.trim_end_matches('/').to_string();
     let mut user: Option<String> = None;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::entra::EntraExchange;
 use super::{BoxFuture, HostIdentity, TokenError, TokenProvider, TokenStatus};
-use crate::secret::Secret;
+use veil_engine::secret::Secret;
 
 /// A source of time, so tests can move it.
 pub trait Clock: Send + Sync {

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use crate::aws::{self, AwsClient, AwsConfig, AwsErrorKind, Call, Lookup, Service};
-use crate::secret::Secret;
+use veil_engine::secret::Secret;
 use crate::token::{BoxFuture, HostIdentity, TokenError};
 
 /// The `aud` of the token (default `api://AzureADTokenExchange`, what Entra

@@ -8,8 +8,8 @@
 //! 1. **normalize** the request target and headers ([`normalize`]);
 //! 2. **health** check, answered here ([`health`]);
 //! 3. **authenticate** the caller ([`caller_auth`], IP allowlist, Lambda caller ARN);
-//! 4. **match** an endpoint of the rules ([`crate::policy`]);
-//! 5. **re-identify** `p~` tokens ([`crate::reidentify`]);
+//! 4. **match** an endpoint of the rules ([`veil_engine::policy`]);
+//! 5. **re-identify** `p~` tokens ([`veil_engine::reidentify`]);
 //! 6. call **upstream** with a Graph token ([`upstream`], [`crate::token`]);
 //! 7. **answer**: sanitize, reduce errors, allowlist headers ([`respond`]);
 //! 8. **log** one structured line.
@@ -37,11 +37,11 @@ use health::HealthInfo;
 use normalize::{Limits, Target};
 use upstream::Upstream;
 
-use crate::policy::{Request as PolicyRequest, Side};
-use crate::pseudonym::Pseudonymizer;
-use crate::reidentify::reidentify;
-use crate::rules::RuleSet;
-use crate::sanitize::Report;
+use veil_engine::policy::{Request as PolicyRequest, Side};
+use veil_engine::pseudonym::Pseudonymizer;
+use veil_engine::reidentify::reidentify;
+use veil_engine::rules::RuleSet;
+use veil_engine::sanitize::Report;
 use crate::token::TokenProvider;
 
 /// What the host knows about a request, put in its extensions.

@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use super::TokenError;
 use crate::config::var;
-use crate::secret::Secret;
+use veil_engine::secret::Secret;
 
 /// The Directory (tenant) ID of the Microsoft 365 tenant (a GUID, or its
 /// `*.onmicrosoft.com` domain).

@@ -16,7 +16,7 @@ pub(crate) mod test_http;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::secret::Secret;
+use veil_engine::secret::Secret;
 
 /// A boxed, sendable future (the trait must be object-safe).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -20,7 +20,7 @@ use std::time::SystemTime;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 
-use crate::secret::Secret;
+use veil_engine::secret::Secret;
 use crate::token::TokenError;
 
 /// The access key id of the AWS credentials (set by Lambda from the execution role).

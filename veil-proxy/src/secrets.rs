@@ -24,8 +24,8 @@ use serde_json::{json, Value};
 
 use crate::aws::{self, AwsClient, AwsConfig, AwsErrorKind, Call, Lookup, Service};
 use crate::config::{self, DEFAULT_KEY_ID, ENV_ENCRYPTION_KEY, ENV_ENCRYPTION_KEYS, ENV_SALT};
-use crate::pseudonym::{hmac_scheme, PseudonymConfig, Scheme};
-use crate::secret::Secret;
+use veil_engine::pseudonym::{hmac_scheme, PseudonymConfig, Scheme};
+use veil_engine::secret::Secret;
 
 /// A file holding the salt.
 pub const ENV_SALT_FILE: &str = "VEIL_SALT_FILE";

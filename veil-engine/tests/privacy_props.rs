@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
-use proxy_core::pseudonym::Scheme;
+use veil_engine::pseudonym::Scheme;
 use serde_json::{Map, Value};
 
 fn arb_json() -> impl Strategy<Value = Value> {

@@ -10,9 +10,9 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::error::{ErrorKind, Phase, ProxyError};
-use crate::pseudonym::{PseudonymizeOptions, Pseudonymizer};
-use crate::rules::CompiledEndpoint;
-use crate::sanitize::Report;
+use veil_engine::pseudonym::{PseudonymizeOptions, Pseudonymizer};
+use veil_engine::rules::CompiledEndpoint;
+use veil_engine::sanitize::Report;
 
 /// Response headers of Graph's that pass to the caller.
 pub const PASSED_HEADERS: &[&str] = &[

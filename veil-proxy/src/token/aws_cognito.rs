@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use crate::aws::{AwsClient, AwsConfig, AwsError, Call, Lookup, Service};
-use crate::secret::Secret;
+use veil_engine::secret::Secret;
 use crate::token::{BoxFuture, HostIdentity, TokenError};
 
 /// The identity pool id, `<region>:<uuid>`.

@@ -1,12 +1,12 @@
-//! Shared helpers of the proxy-core integration tests.
+//! Shared helpers of the veil-engine integration tests.
 #![allow(dead_code)]
 
 use std::sync::LazyLock;
 
-use proxy_core::pseudonym::{EmailPolicy, PseudonymConfig, Pseudonymizer, Scheme};
-use proxy_core::rules::RuleSet;
-use proxy_core::sanitize::Report;
-use proxy_core::secret::Secret;
+use veil_engine::pseudonym::{EmailPolicy, PseudonymConfig, Pseudonymizer, Scheme};
+use veil_engine::rules::RuleSet;
+use veil_engine::sanitize::Report;
+use veil_engine::secret::Secret;
 use serde_json::Value;
 
 pub const SALT: &str = "test-salt-0123456789-0123456789-0123456789";

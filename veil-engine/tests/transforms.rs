@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use proxy_core::pseudonym::{PseudonymizeOptions, Scheme};
+use veil_engine::pseudonym::{PseudonymizeOptions, Scheme};
 use serde_json::json;
 
 #[test]
@@ -209,7 +209,7 @@ fn transforms_apply_in_rule_order_at_one_node() {
 #[test]
 fn response_schema_filters_before_transforms() {
     let src = "endpoints:\n  - pathTemplate: /x\n    responseSchema:\n      type: object\n      properties:\n        value:\n          type: array\n          items:\n            type: object\n            properties:\n              id: {type: string}\n              mail: {type: string}\n    transforms:\n      - !<pseudonymize>\n        jsonPaths: ['$..mail']\n";
-    let r = proxy_core::rules::RuleSet::from_str("s.yaml", src).unwrap();
+    let r = veil_engine::rules::RuleSet::from_str("s.yaml", src).unwrap();
     let (out, rep) = run(
         &r,
         json!({"value":[{"id":"1","mail":"a@b.example","displayName":"Ann"}],"@odata.context":"x"}),

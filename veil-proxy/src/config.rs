@@ -1,8 +1,8 @@
 //! Configuration read from the environment. Every variable Veil reads is a
 //! named constant here, so an operator can find them all in one place.
 
-use crate::pseudonym::{DomainPolicy, EmailPolicy, PseudonymConfig, Scheme};
-use crate::secret::Secret;
+use veil_engine::pseudonym::{DomainPolicy, EmailPolicy, PseudonymConfig, Scheme};
+use veil_engine::secret::Secret;
 
 /// The pseudonymization secret ("salt").
 pub const ENV_SALT: &str = "VEIL_SALT";

@@ -4,14 +4,14 @@
 //! parse and serialize of the same page. Runs are interleaved so machine
 //! noise hits both alike; medians are reported with their ratio.
 //!
-//! Run: `cargo bench -p proxy-core --bench sanitize`
+//! Run: `cargo bench -p veil-engine --bench sanitize`
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use proxy_core::pseudonym::{EmailPolicy, PseudonymConfig, Pseudonymizer, Scheme};
-use proxy_core::rules::RuleSet;
-use proxy_core::secret::Secret;
+use veil_engine::pseudonym::{EmailPolicy, PseudonymConfig, Pseudonymizer, Scheme};
+use veil_engine::rules::RuleSet;
+use veil_engine::secret::Secret;
 use serde_json::{json, Value};
 
 const RULES: &str = r#"

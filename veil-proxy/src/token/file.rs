@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::entra::looks_like_jwt;
 use super::{BoxFuture, HostIdentity, TokenError};
 use crate::config::var;
-use crate::secret::Secret;
+use veil_engine::secret::Secret;
 
 /// The path of the token file.
 pub const ENV_FEDERATED_TOKEN_FILE: &str = "VEIL_FEDERATED_TOKEN_FILE";
