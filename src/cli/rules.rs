@@ -595,7 +595,15 @@ fn lint(c: &CorpusArgs) -> anyhow::Result<ExitCode> {
         for w in &s.rules.warnings {
             findings.push(format!("{file}: overlap: {w}"));
         }
+        if !s.rules.default_deny {
+            findings.push(format!(
+                "{file}: `defaultDeny: true` is not set: an endpoint without a `responseSchema` passes every property Graph returns, including ones Microsoft adds later"
+            ));
+        }
         let mut hits: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+        // (endpoint, transform, path) → whether the path selected anything
+        // in the schema-filtered sample (before any transform).
+        let mut path_hits: BTreeMap<(usize, usize, usize), bool> = BTreeMap::new();
         let mut sampled = vec![false; s.rules.endpoints.len()];
         for sample in &s.samples {
             let run = run_sample(&s, sample, &p)
@@ -603,6 +611,19 @@ fn lint(c: &CorpusArgs) -> anyhow::Result<ExitCode> {
             sampled[run.endpoint] = true;
             for (t, m) in run.report.matches.iter().enumerate() {
                 *hits.entry((run.endpoint, t)).or_default() += m;
+            }
+            let ep = &s.rules.endpoints[run.endpoint];
+            let mut filtered = run.original.clone();
+            if let Some(schema) = ep.sanitizer.schema() {
+                schema.apply(&mut filtered);
+            }
+            for (t, rt) in ep.sanitizer.transforms().iter().enumerate() {
+                for (i, path) in rt.paths.iter().enumerate() {
+                    let hit = veil_engine::jsonpath::compile(path)
+                        .map(|c| c.matches_any(&filtered))
+                        .unwrap_or(false);
+                    *path_hits.entry((run.endpoint, t, i)).or_default() |= hit;
+                }
             }
         }
         for ep in &s.rules.endpoints {
@@ -621,6 +642,17 @@ fn lint(c: &CorpusArgs) -> anyhow::Result<ExitCode> {
                         ep.label,
                         rt.transform.name()
                     ));
+                    continue;
+                }
+                for (i, path) in rt.paths.iter().enumerate() {
+                    if !path_hits.get(&(ep.index, t, i)).copied().unwrap_or(false) {
+                        findings.push(format!(
+                            "{file}: endpoints[{}] `{}` transforms[{t}] ({}) jsonPaths[{i}] `{path}` matches nothing in any sample",
+                            ep.index,
+                            ep.label,
+                            rt.transform.name()
+                        ));
+                    }
                 }
             }
             findings.extend(
