@@ -45,7 +45,7 @@ fn redact_except_phrases() {
     let (out, _) = run(&r, json!({"a":[{"subject":"Weekly sync - Platform"},{"subject":"Q3 budget"},{"subject":null}]})).unwrap();
     assert_eq!(
         out,
-        json!({"a":[{"subject":"weekly,sync"},{"subject":""},{"subject":null}]})
+        json!({"a":[{"subject":"Weekly,sync"},{"subject":""},{"subject":null}]})
     );
 }
 
