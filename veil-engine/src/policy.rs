@@ -21,20 +21,61 @@ pub enum PathPattern {
     Regex(Regex),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum TemplateSegment {
     Literal(String),
-    Param(String),
+    /// `{name}`: the whole segment. `optional` (`{name?}`, last segment
+    /// only): the segment may also be absent.
+    Param {
+        name: String,
+        optional: bool,
+    },
+    /// Parameters inside a segment, as Psoxy's templates write them:
+    /// `getPstnCalls(fromDateTime={startDate},toDateTime={endDate})`.
+    /// Matched as a whole, case-insensitively; each `{name}` takes one or
+    /// more characters other than `/` (`{name?}`: zero or more).
+    Mixed {
+        regex: Regex,
+        names: Vec<String>,
+    },
+}
+
+impl PartialEq for TemplateSegment {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (TemplateSegment::Literal(a), TemplateSegment::Literal(b)) => a == b,
+            (
+                TemplateSegment::Param {
+                    name: a,
+                    optional: x,
+                },
+                TemplateSegment::Param {
+                    name: b,
+                    optional: y,
+                },
+            ) => a == b && x == y,
+            (TemplateSegment::Mixed { regex: a, .. }, TemplateSegment::Mixed { regex: b, .. }) => {
+                a.as_str() == b.as_str()
+            }
+            _ => false,
+        }
+    }
+}
+
+fn is_param_name(n: &str) -> bool {
+    !n.is_empty() && n.chars().all(|c| c.is_alphanumeric() || c == '_')
 }
 
 impl PathPattern {
-    /// Parses `/v1.0/users/{userId}/messages`.
+    /// Parses `/v1.0/users/{userId}/messages`, and Psoxy's forms:
+    /// parameters inside a segment (`calls(from={start},to={end})`) and an
+    /// optional last segment (`/events/{eventId?}`).
     pub fn template(t: &str) -> Result<PathPattern, String> {
         if !t.starts_with('/') {
             return Err(format!("path template `{t}` must start with `/`"));
         }
         let mut segs = Vec::new();
-        let mut seen = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
         let pieces: Vec<&str> = t[1..].split('/').collect();
         let last = pieces.len() - 1;
         for (n, raw) in pieces.into_iter().enumerate() {
@@ -52,18 +93,76 @@ impl PathPattern {
                 segs.push(TemplateSegment::Literal(raw.to_string()));
                 continue;
             }
-            let name = raw
-                .strip_prefix('{')
-                .and_then(|r| r.strip_suffix('}'))
-                .filter(|n| opens == 1 && !n.is_empty() && n.chars().all(|c| c.is_alphanumeric() || c == '_'))
-                .ok_or_else(|| {
-                    format!("path template `{t}`: segment `{raw}` must be a literal or exactly one `{{name}}`")
+            // Split the segment into literal text and `{name}` / `{name?}`.
+            let mut parts: Vec<(bool, String, bool)> = Vec::new(); // (is_param, text, optional)
+            let mut rest = raw;
+            while let Some(i) = rest.find('{') {
+                let j = rest[i..].find('}').map(|j| i + j).ok_or_else(|| {
+                    format!("path template `{t}` has an unbalanced brace in segment `{raw}`")
                 })?;
-            if seen.contains(&name) {
-                return Err(format!("path template `{t}` uses `{{{name}}}` twice"));
+                if rest[..i].contains('}') {
+                    return Err(format!(
+                        "path template `{t}` has an unbalanced brace in segment `{raw}`"
+                    ));
+                }
+                if i > 0 {
+                    parts.push((false, rest[..i].to_string(), false));
+                }
+                let inner = &rest[i + 1..j];
+                let (name, optional) = match inner.strip_suffix('?') {
+                    Some(n) => (n, true),
+                    None => (inner, false),
+                };
+                if !is_param_name(name) {
+                    return Err(format!(
+                        "path template `{t}`: `{{{inner}}}` is not a parameter (names are letters, digits and `_`)"
+                    ));
+                }
+                if seen.iter().any(|s| s == name) {
+                    return Err(format!("path template `{t}` uses `{{{name}}}` twice"));
+                }
+                if parts.last().is_some_and(|p| p.0) {
+                    return Err(format!(
+                        "path template `{t}`: segment `{raw}` has two parameters with nothing between them"
+                    ));
+                }
+                seen.push(name.to_string());
+                parts.push((true, name.to_string(), optional));
+                rest = &rest[j + 1..];
             }
-            seen.push(name);
-            segs.push(TemplateSegment::Param(name.to_string()));
+            if rest.contains('}') {
+                return Err(format!(
+                    "path template `{t}` has an unbalanced brace in segment `{raw}`"
+                ));
+            }
+            if !rest.is_empty() {
+                parts.push((false, rest.to_string(), false));
+            }
+            if let [(true, name, optional)] = parts.as_slice() {
+                if *optional && n != last {
+                    return Err(format!(
+                        "path template `{t}`: only the last segment can be optional (`{{{name}?}}`)"
+                    ));
+                }
+                segs.push(TemplateSegment::Param {
+                    name: name.clone(),
+                    optional: *optional,
+                });
+                continue;
+            }
+            let mut re = String::from("(?i)^");
+            let mut names = Vec::new();
+            for (is_param, text, optional) in &parts {
+                if *is_param {
+                    re.push_str(if *optional { "([^/]*)" } else { "([^/]+)" });
+                    names.push(text.clone());
+                } else {
+                    re.push_str(&regex::escape(text));
+                }
+            }
+            re.push('$');
+            let regex = Regex::new(&re).map_err(|e| format!("path template `{t}`: {e}"))?;
+            segs.push(TemplateSegment::Mixed { regex, names });
         }
         Ok(PathPattern::Template(segs))
     }
@@ -73,9 +172,12 @@ impl PathPattern {
         match self {
             PathPattern::Template(s) => s
                 .iter()
-                .filter_map(|x| match x {
-                    TemplateSegment::Param(n) => Some(n.as_str()),
-                    _ => None,
+                .flat_map(|x| match x {
+                    TemplateSegment::Param { name, .. } => vec![name.as_str()],
+                    TemplateSegment::Mixed { names, .. } => {
+                        names.iter().map(String::as_str).collect()
+                    }
+                    TemplateSegment::Literal(_) => Vec::new(),
                 })
                 .collect(),
             PathPattern::Regex(_) => Vec::new(),
@@ -95,9 +197,17 @@ impl PathPattern {
             PathPattern::Template(segs) => {
                 let rest = path.strip_prefix('/')?;
                 let parts: Vec<&str> = rest.split('/').collect();
-                if parts.len() != segs.len() {
+                let optional_last = matches!(
+                    segs.last(),
+                    Some(TemplateSegment::Param { optional: true, .. })
+                );
+                let segs = if parts.len() == segs.len() {
+                    &segs[..]
+                } else if optional_last && parts.len() + 1 == segs.len() {
+                    &segs[..segs.len() - 1]
+                } else {
                     return None;
-                }
+                };
                 let mut params = Vec::new();
                 for (seg, part) in segs.iter().zip(parts) {
                     match seg {
@@ -106,11 +216,18 @@ impl PathPattern {
                                 return None;
                             }
                         }
-                        TemplateSegment::Param(n) => {
+                        TemplateSegment::Param { name, .. } => {
                             if part.is_empty() {
                                 return None;
                             }
-                            params.push((n.clone(), part.to_string()));
+                            params.push((name.clone(), part.to_string()));
+                        }
+                        TemplateSegment::Mixed { regex, names } => {
+                            let caps = regex.captures(part)?;
+                            for (i, name) in names.iter().enumerate() {
+                                let value = caps.get(i + 1).map_or("", |m| m.as_str());
+                                params.push((name.clone(), value.to_string()));
+                            }
                         }
                     }
                 }
@@ -119,20 +236,46 @@ impl PathPattern {
         }
     }
 
-    /// An example path the template matches (params filled with `x`).
+    /// An example path the template matches (params filled with `x0`).
     pub fn example(&self) -> Option<String> {
         match self {
             PathPattern::Template(segs) => Some(
                 segs.iter()
                     .map(|s| match s {
                         TemplateSegment::Literal(l) => format!("/{l}"),
-                        TemplateSegment::Param(_) => "/x0".to_string(),
+                        TemplateSegment::Param { .. } => "/x0".to_string(),
+                        TemplateSegment::Mixed { regex, .. } => {
+                            // The literal text with each parameter as `x0`.
+                            let body = regex
+                                .as_str()
+                                .trim_start_matches("(?i)^")
+                                .trim_end_matches('$')
+                                .replace("([^/]+)", "x0")
+                                .replace("([^/]*)", "x0");
+                            format!("/{}", unescape(&body))
+                        }
                     })
                     .collect(),
             ),
             PathPattern::Regex(_) => None,
         }
     }
+}
+
+/// Undoes `regex::escape` (for examples only).
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The type of a parameter value.
@@ -152,6 +295,10 @@ pub struct ParamSchema {
     pub allowed: Option<Vec<String>>,
     /// The client must send a `p~` token, which Veil decrypts.
     pub reversible: bool,
+    /// The value must also fit one of these (`anyOf`, Psoxy's `or`).
+    pub any_of: Vec<ParamSchema>,
+    /// Query parameters: the request must carry it.
+    pub required: bool,
 }
 
 impl ParamSchema {
@@ -176,6 +323,9 @@ impl ParamSchema {
             if !allowed.iter().any(|a| a == value) {
                 return Err(format!("must be one of: {}", allowed.join(", ")));
             }
+        }
+        if !self.any_of.is_empty() && !self.any_of.iter().any(|s| s.check(value).is_ok()) {
+            return Err("fits none of the allowed schemas (`anyOf`)".into());
         }
         Ok(())
     }
@@ -432,6 +582,14 @@ fn check_endpoint<'r>(
             })?;
         }
     }
+    for (name, schema) in &ep.query_param_schemas {
+        if schema.required && !query.iter().any(|(n, _)| n.to_lowercase() == *name) {
+            return Err(refuse(
+                Check::QueryParam(name.clone()),
+                format!("query parameter `{name}` is required"),
+            ));
+        }
+    }
     if ep.default_deny {
         if let Some(schema) = ep.sanitizer.schema() {
             for (name, value) in &query {
@@ -597,14 +755,68 @@ mod tests {
     }
 
     #[test]
+    fn psoxy_templates_with_parameters_inside_a_segment() {
+        let p = PathPattern::template(
+            "/v1.0/communications/callRecords/getPstnCalls(fromDateTime={startDate},toDateTime={endDate})",
+        )
+        .unwrap();
+        assert_eq!(p.params(), ["startDate", "endDate"]);
+        let m = p
+            .matches(
+                "/v1.0/communications/callRecords/getpstncalls(fromDateTime=2026-11-01T00:00:00Z,toDateTime=2026-11-02)",
+                None,
+            )
+            .unwrap();
+        assert_eq!(
+            m,
+            [
+                ("startDate".to_string(), "2026-11-01T00:00:00Z".to_string()),
+                ("endDate".to_string(), "2026-11-02".to_string())
+            ]
+        );
+        for bad in [
+            "/v1.0/communications/callRecords/getPstnCalls(fromDateTime=,toDateTime=x)",
+            "/v1.0/communications/callRecords/getPstnCalls(fromDateTime=a/b,toDateTime=x)",
+            "/v1.0/communications/callRecords/getPstnCalls(fromDateTime=a,toDateTime=x)/more",
+            "/v1.0/communications/callRecords/getDirectRoutingCalls(fromDateTime=a,toDateTime=x)",
+        ] {
+            assert!(p.matches(bad, None).is_none(), "{bad}");
+        }
+        assert_eq!(
+            p.example().unwrap(),
+            "/v1.0/communications/callRecords/getPstnCalls(fromDateTime=x0,toDateTime=x0)"
+        );
+    }
+
+    #[test]
+    fn optional_last_segment() {
+        let p = PathPattern::template("/v1.0/users/{userId}/events/{eventId?}").unwrap();
+        assert_eq!(
+            p.matches("/v1.0/users/u/events", None).unwrap(),
+            [("userId".to_string(), "u".to_string())]
+        );
+        assert_eq!(p.matches("/v1.0/users/u/events/e", None).unwrap().len(), 2);
+        assert!(p.matches("/v1.0/users/u/events/e/x", None).is_none());
+        assert!(p.matches("/v1.0/users/u", None).is_none());
+        let q = PathPattern::template("/v1.0/x/f(a={a?})").unwrap();
+        assert_eq!(
+            q.matches("/v1.0/x/f(a=)", None).unwrap(),
+            [("a".to_string(), String::new())]
+        );
+    }
+
+    #[test]
     fn bad_templates() {
         for t in [
             "v1.0/users",
             "/v1.0/users/{id",
             "/v1.0/users/{id}}",
             "/v1.0/{a}{b}",
-            "/v1.0/x{a}",
             "/v1.0/{a}/{a}",
+            "/v1.0/x({a},{a})",
+            "/v1.0/{a?}/x",
+            "/v1.0/{a-b}",
+            "/v1.0/x}{a",
             "/v1.0//x",
             "/v1.0/{}",
         ] {
@@ -770,6 +982,8 @@ endpoints:
             pattern: None,
             allowed: None,
             reversible: false,
+            any_of: Vec::new(),
+            required: false,
         };
         assert!(s.check("10").is_ok());
         assert!(s.check("ten").is_err());
@@ -778,6 +992,8 @@ endpoints:
             pattern: None,
             allowed: None,
             reversible: true,
+            any_of: Vec::new(),
+            required: false,
         };
         assert!(r.check("p~abcdefghijklmnop-_09").is_ok());
         assert!(r.check("p~abc").is_err(), "too short to be a token");

@@ -34,6 +34,7 @@ struct Node {
     items: Option<usize>,
     any_of: Vec<usize>,
     reference: Option<usize>,
+    constant: Option<String>,
 }
 
 /// A place in a compiled `responseSchema` (see [`SchemaFilter::record`]).
@@ -147,6 +148,30 @@ impl SchemaFilter {
         id
     }
 
+    /// Whether an `anyOf`/`oneOf` alternative fits a value: its type fits
+    /// (no type fits anything), its own `const` equals the value, and every
+    /// member it declares with a `const` is present with that value.
+    fn alternative_fits(&self, alt: usize, value: &Value) -> bool {
+        let node = &self.nodes[self.resolve(alt)];
+        if !node.kind.is_none_or(|k| fits(k, value)) {
+            return false;
+        }
+        if let Some(c) = &node.constant {
+            return value.as_str() == Some(c.as_str());
+        }
+        match (node.properties.as_ref(), value) {
+            (Some(props), Value::Object(map)) => {
+                props.iter().all(
+                    |(k, &child)| match &self.nodes[self.resolve(child)].constant {
+                        Some(c) => map.get(k).and_then(Value::as_str) == Some(c.as_str()),
+                        None => true,
+                    },
+                )
+            }
+            _ => true,
+        }
+    }
+
     fn filter(&self, id: usize, value: &mut Value, depth: usize) -> usize {
         let id = self.resolve(id);
         let node = &self.nodes[id];
@@ -155,13 +180,21 @@ impl SchemaFilter {
             return 1;
         }
         if !node.any_of.is_empty() {
-            let fit = node.any_of.iter().copied().find(|&alt| {
-                let alt = self.resolve(alt);
-                self.nodes[alt].kind.is_none_or(|k| fits(k, value))
-            });
+            let fit = node
+                .any_of
+                .iter()
+                .copied()
+                .find(|&alt| self.alternative_fits(alt, value));
             return match fit {
                 Some(alt) => self.filter(alt, value, depth + 1),
                 None => null_out(value),
+            };
+        }
+        if let Some(c) = &node.constant {
+            return match value {
+                Value::Null => 0,
+                Value::String(v) if v == c => 0,
+                _ => null_out(value),
             };
         }
         let Some(kind) = node.kind else { return 0 };
@@ -283,13 +316,22 @@ impl Compiler {
             self.fill(cid, items, &format!("{at}.items"))?;
             node.items = Some(cid);
         }
-        if let Some(alts) = &s.any_of {
-            for (i, alt) in alts.iter().enumerate() {
+        if s.any_of.is_some() && s.one_of.is_some() {
+            return Err(format!("{at}: give `anyOf` or `oneOf`, not both"));
+        }
+        for (key, alts) in [("anyOf", &s.any_of), ("oneOf", &s.one_of)] {
+            for (i, alt) in alts.iter().flatten().enumerate() {
                 let cid = self.alloc();
-                self.fill(cid, alt, &format!("{at}.anyOf[{i}]"))?;
+                self.fill(cid, alt, &format!("{at}.{key}[{i}]"))?;
                 node.any_of.push(cid);
             }
         }
+        if s.additional_properties == Some(true) {
+            return Err(format!(
+                "{at}: `additionalProperties: true` is not supported: Veil passes only the properties a schema declares"
+            ));
+        }
+        node.constant = s.constant.clone();
         let pending_ref = self.nodes[id].reference;
         node.reference = pending_ref;
         self.nodes[id] = node;

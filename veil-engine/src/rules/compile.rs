@@ -98,6 +98,22 @@ pub fn compile(name: &str, text: &str, model: RuleFile) -> Result<RuleSet, RuleE
     let default_deny = model.default_deny == Some(true);
     let mut endpoints = Vec::with_capacity(model.endpoints.len());
     for (i, spec) in model.endpoints.iter().enumerate() {
+        let merged;
+        let spec = match (&model.definitions, &spec.response_schema) {
+            (Some(shared), Some(schema)) => {
+                let mut schema = schema.clone();
+                let defs = schema.definitions.get_or_insert_with(Default::default);
+                for (name, d) in shared {
+                    defs.entry(name.clone()).or_insert_with(|| d.clone());
+                }
+                merged = EndpointSpec {
+                    response_schema: Some(schema),
+                    ..spec.clone()
+                };
+                &merged
+            }
+            _ => spec,
+        };
         endpoints.push(
             compile_endpoint(i, spec, default_deny).map_err(|(ctx, msg)| {
                 let ctx = if ctx.is_empty() {
@@ -277,12 +293,27 @@ fn param_schema(s: &ParameterSchema) -> Result<ParamSchema, String> {
             ))
         }
     };
-    if reversible && (s.pattern.is_some() || s.allowed.is_some() || s.kind.is_some()) {
+    // Psoxy writes `type: string` next to the format; nothing else fits a token.
+    if reversible
+        && (s.pattern.is_some()
+            || s.allowed.is_some()
+            || s.any_of.is_some()
+            || kind != ParamKind::String)
+    {
         return Err(
-            "`format: reversible-pseudonym` cannot be combined with `type`, `pattern` or `enum`: the client sends a `p~` token"
+            "`format: reversible-pseudonym` cannot be combined with `pattern`, `enum`, `anyOf` or a `type` other than string: the client sends a `p~` token"
                 .into(),
         );
     }
+    let any_of = match &s.any_of {
+        Some(list) if list.is_empty() => return Err("`anyOf` is empty".into()),
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .map(|(i, sub)| param_schema(sub).map_err(|e| format!("anyOf[{i}]: {e}")))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
     let pattern = match &s.pattern {
         Some(p) => Some(java_regex::compile(p, false, true)?),
         None => None,
@@ -292,6 +323,8 @@ fn param_schema(s: &ParameterSchema) -> Result<ParamSchema, String> {
         pattern,
         allowed: s.allowed.clone(),
         reversible,
+        any_of,
+        required: s.required == Some(true),
     })
 }
 
@@ -492,6 +525,8 @@ fn overlaps(eps: &[CompiledEndpoint]) -> Vec<String> {
                             use crate::policy::TemplateSegment::*;
                             match (s, t) {
                                 (Literal(l), Literal(m)) => l.eq_ignore_ascii_case(m),
+                                (Literal(l), Mixed { regex, .. })
+                                | (Mixed { regex, .. }, Literal(l)) => regex.is_match(l),
                                 _ => true,
                             }
                         })
