@@ -107,6 +107,11 @@ impl EndpointSanitizer {
         self.schema.is_some()
     }
 
+    /// The compiled `responseSchema`, if the endpoint has one.
+    pub fn schema(&self) -> Option<&SchemaFilter> {
+        self.schema.as_ref()
+    }
+
     /// Sanitizes `doc` in place. `endpoint` names the endpoint in errors.
     pub fn sanitize(
         &self,

@@ -36,6 +36,10 @@ struct Node {
     reference: Option<usize>,
 }
 
+/// A place in a compiled `responseSchema` (see [`SchemaFilter::record`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaNode(usize);
+
 /// A compiled `responseSchema`.
 #[derive(Debug)]
 pub struct SchemaFilter {
@@ -75,6 +79,56 @@ impl SchemaFilter {
             nodes: c.nodes,
             root,
         })
+    }
+
+    /// The schema of one record of the response: the elements of `value`
+    /// for a collection (`{"value": [...]}`), otherwise the root object.
+    /// `$select` and `$expand` are checked against it.
+    pub fn record(&self) -> SchemaNode {
+        let root = SchemaNode(self.resolve(self.root));
+        match self.property(root, "value") {
+            Some(v) if self.nodes[v.0].kind == Some(Kind::Array) => match self.nodes[v.0].items {
+                Some(items) => SchemaNode(self.resolve(items)),
+                None => v,
+            },
+            _ => root,
+        }
+    }
+
+    /// The schema of member `name` of an object schema (OData names are
+    /// compared ignoring ASCII case); for an array schema, of its elements'
+    /// member. `None` when the allowlist does not declare it.
+    pub fn property(&self, node: SchemaNode, name: &str) -> Option<SchemaNode> {
+        let mut id = self.resolve(node.0);
+        if self.nodes[id].kind == Some(Kind::Array) {
+            id = self.resolve(self.nodes[id].items?);
+        }
+        let props = self.nodes[id].properties.as_ref()?;
+        props
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, &child)| SchemaNode(self.resolve(child)))
+    }
+
+    /// The member names an object schema declares (for messages).
+    pub fn property_names(&self, node: SchemaNode) -> Vec<&str> {
+        let mut id = self.resolve(node.0);
+        if self.nodes[id].kind == Some(Kind::Array) {
+            match self.nodes[id].items {
+                Some(items) => id = self.resolve(items),
+                None => return Vec::new(),
+            }
+        }
+        self.nodes[id]
+            .properties
+            .as_ref()
+            .map(|p| {
+                p.keys()
+                    .map(String::as_str)
+                    .filter(|k| !k.starts_with('@'))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Filters `value` in place; returns how many values were removed or nulled.

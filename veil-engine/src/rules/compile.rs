@@ -26,6 +26,8 @@ pub struct RuleSet {
     /// Hex SHA-256 of the rule file's bytes.
     pub sha256: String,
     pub connector: Option<ConnectorMeta>,
+    /// `defaultDeny: true` (Veil's shipped rules): see [`RuleFile::default_deny`].
+    pub default_deny: bool,
     pub endpoints: Vec<CompiledEndpoint>,
     /// Problems that do not stop loading (e.g. overlapping endpoints).
     pub warnings: Vec<String>,
@@ -46,6 +48,9 @@ pub struct CompiledEndpoint {
     pub path_param_schemas: Vec<(String, ParamSchema)>,
     /// Lower-case header names forwarded upstream.
     pub allowed_headers: Vec<String>,
+    /// The rule file's `defaultDeny` profile: `$select`/`$expand` are bound
+    /// to the `responseSchema` (see [`crate::policy`]).
+    pub default_deny: bool,
     pub sanitizer: EndpointSanitizer,
 }
 
@@ -90,16 +95,19 @@ pub fn compile(name: &str, text: &str, model: RuleFile) -> Result<RuleSet, RuleE
             "the rule file lists no endpoints".into(),
         ));
     }
+    let default_deny = model.default_deny == Some(true);
     let mut endpoints = Vec::with_capacity(model.endpoints.len());
     for (i, spec) in model.endpoints.iter().enumerate() {
-        endpoints.push(compile_endpoint(i, spec).map_err(|(ctx, msg)| {
-            let ctx = if ctx.is_empty() {
-                format!("endpoints[{i}]")
-            } else {
-                format!("endpoints[{i}].{ctx}")
-            };
-            err(ctx, msg)
-        })?);
+        endpoints.push(
+            compile_endpoint(i, spec, default_deny).map_err(|(ctx, msg)| {
+                let ctx = if ctx.is_empty() {
+                    format!("endpoints[{i}]")
+                } else {
+                    format!("endpoints[{i}].{ctx}")
+                };
+                err(ctx, msg)
+            })?,
+        );
     }
     let warnings = overlaps(&endpoints);
     let sha256 = hex(&Sha256::digest(text.as_bytes()));
@@ -107,6 +115,7 @@ pub fn compile(name: &str, text: &str, model: RuleFile) -> Result<RuleSet, RuleE
         source: name.to_string(),
         sha256,
         connector: model.connector,
+        default_deny,
         endpoints,
         warnings,
     })
@@ -122,7 +131,11 @@ fn at(ctx: &str) -> impl Fn(String) -> CompileErr + '_ {
     move |msg| (ctx.to_string(), msg)
 }
 
-fn compile_endpoint(index: usize, spec: &EndpointSpec) -> Result<CompiledEndpoint, CompileErr> {
+fn compile_endpoint(
+    index: usize,
+    spec: &EndpointSpec,
+    default_deny: bool,
+) -> Result<CompiledEndpoint, CompileErr> {
     let (path, label) = match (&spec.path_template, &spec.path_regex) {
         (Some(t), None) => (
             PathPattern::template(t).map_err(at("pathTemplate"))?,
@@ -185,10 +198,17 @@ fn compile_endpoint(index: usize, spec: &EndpointSpec) -> Result<CompiledEndpoin
             ));
         }
     }
-    let allowed_query = spec
-        .allowed_query_params
-        .as_ref()
-        .map(|q| q.iter().map(|n| n.to_lowercase()).collect());
+    let allowed_query = match &spec.allowed_query_params {
+        Some(q) => Some(q.iter().map(|n| n.to_lowercase()).collect()),
+        // Default-deny: no list means no query parameter.
+        None if default_deny => Some(Vec::new()),
+        None => None,
+    };
+    if default_deny && spec.response_schema.is_none() {
+        return Err(at("")(
+            "`defaultDeny: true` requires a `responseSchema` on every endpoint: declare the properties this endpoint may return (everything else is dropped)".into(),
+        ));
+    }
     let allowed_headers = spec
         .allowed_request_headers
         .as_ref()
@@ -203,7 +223,7 @@ fn compile_endpoint(index: usize, spec: &EndpointSpec) -> Result<CompiledEndpoin
     let mut owners = Vec::new();
     for (ti, t) in spec.transforms.iter().enumerate() {
         let ctx = format!("transforms[{ti}]");
-        let (rt, tpaths) = compile_transform(t).map_err(|(c, m)| {
+        let (mut rt, tpaths) = compile_transform(t).map_err(|(c, m)| {
             (
                 if c.is_empty() {
                     ctx.clone()
@@ -217,6 +237,9 @@ fn compile_endpoint(index: usize, spec: &EndpointSpec) -> Result<CompiledEndpoin
             paths.push(p);
             owners.push(ti);
         }
+        if default_deny && rt.transform.reduces_text() {
+            rt.transform = Transform::Screened(Box::new(rt.transform));
+        }
         transforms.push(rt);
     }
     Ok(CompiledEndpoint {
@@ -228,6 +251,7 @@ fn compile_endpoint(index: usize, spec: &EndpointSpec) -> Result<CompiledEndpoin
         query_param_schemas,
         path_param_schemas,
         allowed_headers,
+        default_deny,
         sanitizer: EndpointSanitizer::new(schema, transforms, PathSet::new(paths), owners),
     })
 }

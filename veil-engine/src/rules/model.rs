@@ -21,6 +21,15 @@ pub struct RuleFile {
     /// Psoxy's switch; Veil refuses `true` (it would let any endpoint through).
     #[serde(default)]
     pub allow_all_endpoints: Option<bool>,
+    /// Veil's default-deny profile (Veil addition; Veil's shipped rules set
+    /// it). Every endpoint must then declare a `responseSchema` allowlist;
+    /// an endpoint without `allowedQueryParams` allows no query parameter;
+    /// `$select` and `$expand` may only name properties of that allowlist;
+    /// and text that a reducing transform leaves is screened for addresses,
+    /// phone numbers, network addresses and URL credentials. Psoxy's rule
+    /// files leave it unset and keep Psoxy's meaning.
+    #[serde(default)]
+    pub default_deny: Option<bool>,
     /// The endpoints Veil forwards; everything else is refused.
     pub endpoints: Vec<EndpointSpec>,
 }
