@@ -116,7 +116,7 @@ async fn demo(a: Args) -> anyhow::Result<ExitCode> {
     let users = call(
         &client,
         &mail,
-        "/v1.0/users?$select=id,displayName,mail&$top=8",
+        "/v1.0/users?$select=id,mail&$top=8",
         "list users (names removed, ids become p~ tokens)",
     )
     .await?;
