@@ -379,6 +379,12 @@ fn no_planted_value_survives_sanitizing() {
             for ((path, kind), n) in top.iter().take(20) {
                 println!("    {n:5}  {path}  [{kind}]");
             }
+            for l in &o.leaks {
+                println!(
+                    "    leak {} {}  [{}] planted at {}: {:?}",
+                    l.file, l.out_path, l.kind, l.source, l.value
+                );
+            }
             let known = KNOWN_LEAKING.contains(&(*connector, *variant));
             for e in &o.errors {
                 failures.push(format!("{connector} [{variant}] {e}"));

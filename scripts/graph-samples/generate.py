@@ -1015,7 +1015,9 @@ class Gen:
             chat["chatType"] = types[i]
         a = self.P.make("person_id", "$.value[0].id")
         b = self.P.make("person_id", "$.value[0].id")
-        doc["value"][0]["id"] = f"19:{a}_{b}@unq.gbl.spaces"
+        doc["value"][0]["id"] = chat_id = f"19:{a}_{b}@unq.gbl.spaces"
+        from urllib.parse import quote
+        doc["value"][0]["webUrl"] = f"https://teams.microsoft.com/l/chat/{quote(chat_id, safe='')}/0?tenantId={TENANT}"
 
     def fix_messages(self, doc):
         for i, msg in enumerate(doc["value"]):
