@@ -671,7 +671,11 @@ class Builder:
 # Endpoints -> samples
 # --------------------------------------------------------------------------
 
-MEMBER_TYPES = ["user", "group", "org_contact", "service_principal", "device"]
+# What a group's members can be: users, groups, contacts, service principals
+# and devices, with the derived types of users and service principals that
+# the v1.0 model publishes (agent users and agent identities).
+MEMBER_TYPES = ["user", "group", "org_contact", "service_principal", "device", "agent_user", "agent_identity",
+                "agent_identity_blueprint_principal"]
 MESSAGE_TYPES = ["message", "calendar_sharing_message", "event_message", "event_message_request",
                  "event_message_response"]
 
