@@ -606,7 +606,7 @@ class Builder:
         return DEFAULT_SUBTYPE.get(declared, declared)
 
     def strings(self, owner: str, prop: str, person: bool, coll: bool, path: str, t: str, via=None):
-        kind = classify(owner, prop, person, via)
+        kind = self.choice.get("kinds", {}).get((owner, prop)) or classify(owner, prop, person, via)
         if kind is None:
             v = self.nonpersonal(owner, prop, t, path)
             return [v] if coll else v
@@ -753,10 +753,13 @@ class Gen:
         gid = guid(f"group:{conn}")
         if "users" in which:
             out.append(Sample("users.json", "/v1.0/users", "microsoft.graph.user (collection)",
-                              f"{GRAPH}/users?$top=1",
-                              "one page of users, every property; paging token embeds the last UPN and id",
-                              self.listing([("user", {})], f"{GRAPH}/$metadata#users",
-                                           next_link=lambda: f"{GRAPH}/users?$top=1&$skiptoken="
+                              f"{GRAPH}/users?$top=2",
+                              "a member and a B2B guest (#EXT# UPN), every property; the paging token embeds the last UPN and id",
+                              self.listing([("user", {}),
+                                            ("user", {"kinds": {("user", "userPrincipalName"): "guest_upn",
+                                                                ("user", "onPremisesUserPrincipalName"): "guest_upn"}})],
+                                           f"{GRAPH}/$metadata#users",
+                                           next_link=lambda: f"{GRAPH}/users?$top=2&$skiptoken="
                                            + self.directory_token("$['@odata.nextLink']"), flavour="teams")))
         if "user" in which:
             out.append(Sample("user.json", "/v1.0/users/{userId}", "microsoft.graph.user",
@@ -1084,7 +1087,26 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=os.path.join(ROOT, "example-api-responses"))
     ap.add_argument("--table", action="store_true", help="print the endpoint -> resource type table")
+    ap.add_argument("--check", action="store_true",
+                    help="generate into a temporary directory and fail if the committed files differ")
     args = ap.parse_args(argv)
+    if args.check:
+        import filecmp
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            rc = main(["--out", tmp])
+            stale = []
+            for conn, _ in CONNECTORS:
+                new_dir = os.path.join(tmp, conn, "all-properties")
+                old_dir = os.path.join(args.out, conn, "all-properties")
+                names = sorted(set(os.listdir(new_dir)) | set(os.listdir(old_dir) if os.path.isdir(old_dir) else []))
+                for n in names:
+                    a, b = os.path.join(new_dir, n), os.path.join(old_dir, n)
+                    if not (os.path.isfile(a) and os.path.isfile(b) and filecmp.cmp(a, b, shallow=False)):
+                        stale.append(f"{conn}/all-properties/{n}")
+            for n in stale:
+                print(f"STALE: {n} (run scripts/graph-samples/generate.py)", file=sys.stderr)
+            return 1 if (rc or stale) else 0
     models = load_models()
     planter = Planter()
     gen = Gen(models, planter)
