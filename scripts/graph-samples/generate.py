@@ -251,8 +251,10 @@ class Planter:
         self.n = 0
         self.entries: list = []  # per connector, reset by start()
 
-    def start(self):
+    def start(self, base: int):
+        """Per connector: its own range of markers, so a change to one connector leaves the others as they are."""
         self.entries = []
+        self.n = base
 
     def _next(self) -> int:
         self.n += 1
@@ -1054,8 +1056,10 @@ class Gen:
 # Output
 # --------------------------------------------------------------------------
 
-CONNECTORS = [("entra-id", "entra_id"), ("outlook-mail", "outlook_mail"), ("outlook-cal", "outlook_cal"),
-              ("msft-teams", "msft_teams")]
+# Connector, its method in Gen, and the first marker number of its range.
+CONNECTORS = [("entra-id", "entra_id", 10000), ("outlook-mail", "outlook_mail", 20000),
+              ("outlook-cal", "outlook_cal", 30000), ("msft-teams", "msft_teams", 50000)]
+MARKER_RANGE = 20000
 
 
 def strings_at(doc, path_prefix="$"):
@@ -1096,7 +1100,7 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             rc = main(["--out", tmp])
             stale = []
-            for conn, _ in CONNECTORS:
+            for conn, _, _ in CONNECTORS:
                 new_dir = os.path.join(tmp, conn, "all-properties")
                 old_dir = os.path.join(args.out, conn, "all-properties")
                 names = sorted(set(os.listdir(new_dir)) | set(os.listdir(old_dir) if os.path.isdir(old_dir) else []))
@@ -1111,9 +1115,12 @@ def main(argv=None) -> int:
     planter = Planter()
     gen = Gen(models, planter)
     problems = []
-    for conn, fn in CONNECTORS:
-        planter.start()
+    for conn, fn, base in CONNECTORS:
+        planter.start(base)
+        gen.B.seq = 0
         samples = getattr(gen, fn)()
+        if planter.n >= base + MARKER_RANGE or (base + MARKER_RANGE) > 99999:
+            problems.append(f"{conn}: markers overflow their range (raise the bases in CONNECTORS)")
         d = os.path.join(args.out, conn, "all-properties")
         os.makedirs(d, exist_ok=True)
         for old in sorted(os.listdir(d)):
