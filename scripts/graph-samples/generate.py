@@ -519,12 +519,15 @@ IDENTITY_CHOICE = {
               "applicationInstance": "communications_application_instance_identity",
               "azureCommunicationServicesUser": "azure_communication_services_user_identity",
               "encrypted": "communications_encrypted_identity", "guest": "communications_guest_identity",
-              "phone": "communications_phone_identity", "identity": "communications_user_identity"},
+              "phone": "communications_phone_identity", "identity": "communications_user_identity",
+              "onPremises": "communications_user_identity", "assertedIdentity": "communications_phone_identity"},
     "callrecords": {"user": "call_records.user_identity", "application": "communications_application_identity",
                     "applicationInstance": "communications_application_instance_identity",
                     "azureCommunicationServicesUser": "azure_communication_services_user_identity",
                     "encrypted": "communications_encrypted_identity", "guest": "communications_guest_identity",
-                    "phone": "communications_phone_identity", "associatedIdentity": "call_records.user_identity"},
+                    "phone": "communications_phone_identity", "associatedIdentity": "call_records.user_identity",
+                    "onPremises": "communications_user_identity",
+                    "assertedIdentity": "communications_phone_identity"},
 }
 # Abstract or base complex types -> the derived type used where one must be chosen.
 DEFAULT_SUBTYPE = {
@@ -548,6 +551,7 @@ class Builder:
         self.flavour = "teams"
         self.choice: dict = {}  # declared type or (owner, prop) -> subtype, per sample
         self.seq = 0
+        self.rot = 0
         self.ctx_base = GRAPH + "/$metadata#"
 
     def nonpersonal(self, owner: str, prop: str, t: str, path: str):
@@ -598,7 +602,9 @@ class Builder:
         if declared == "identity":
             table = IDENTITY_CHOICE[self.flavour]
             if owner == "attendance_record":
-                return "communications_user_identity"
+                # Graph: communicationsUserIdentity or azureCommunicationServicesUserIdentity; alternate.
+                self.rot += 1
+                return ("communications_user_identity", "azure_communication_services_user_identity")[self.rot % 2]
             return table.get(prop, "identity")
         if declared == "identity_set" and self.flavour in ("comms", "callrecords"):
             return "communications_identity_set"
@@ -1117,7 +1123,7 @@ def main(argv=None) -> int:
     problems = []
     for conn, fn, base in CONNECTORS:
         planter.start(base)
-        gen.B.seq = 0
+        gen.B.seq = gen.B.rot = 0
         samples = getattr(gen, fn)()
         if planter.n >= base + MARKER_RANGE or (base + MARKER_RANGE) > 99999:
             problems.append(f"{conn}: markers overflow their range (raise the bases in CONNECTORS)")
