@@ -773,6 +773,7 @@ class Gen:
             out.append(Sample("user.json", "/v1.0/users/{userId}", "microsoft.graph.user",
                               f"{GRAPH}/users/{uid}", "one user, every property",
                               self.single("user", f"{GRAPH}/$metadata#users/$entity")))
+        if "user" in which and "manager" in which:
             out.append(Sample("user-expand-manager.json", "/v1.0/users/{userId}",
                               "microsoft.graph.user + $expand=manager (microsoft.graph.user)",
                               f"{GRAPH}/users/{uid}?$expand=manager", "one user with the expanded manager",
@@ -812,7 +813,7 @@ class Gen:
 
     # -- connectors -------------------------------------------------------------
     def entra_id(self) -> list:
-        return self.directory("entra-id", {"users", "user", "groups", "group", "members", "transitiveMembers"})
+        return self.directory("entra-id", {"users", "user", "manager", "groups", "group", "members", "transitiveMembers"})
 
     def outlook_mail(self) -> list:
         out = []
