@@ -231,7 +231,24 @@ struct Run {
 }
 
 fn run_sample(s: &Suite, sample: &Sample, p: &Pseudonymizer) -> anyhow::Result<Run> {
-    let path = s.dir.join("original").join(&sample.file);
+    run_sample_in(s, &s.dir.join("original"), sample, p)
+}
+
+/// The connector's all-properties samples (every property Graph documents,
+/// `scripts/graph-samples/`), when the connector has them.
+fn all_properties_samples(s: &Suite) -> anyhow::Result<Vec<Sample>> {
+    let path = s.dir.join("all-properties").join("requests.yaml");
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(&path)?;
+    let requests: Requests =
+        serde_yaml_ng::from_str(&text).with_context(|| format!("{}", path.display()))?;
+    Ok(requests.samples)
+}
+
+fn run_sample_in(s: &Suite, dir: &Path, sample: &Sample, p: &Pseudonymizer) -> anyhow::Result<Run> {
+    let path = dir.join(&sample.file);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let original: Value = serde_json::from_str(&text).map_err(|e| {
@@ -605,8 +622,18 @@ fn lint(c: &CorpusArgs) -> anyhow::Result<ExitCode> {
         // in the schema-filtered sample (before any transform).
         let mut path_hits: BTreeMap<(usize, usize, usize), bool> = BTreeMap::new();
         let mut sampled = vec![false; s.rules.endpoints.len()];
-        for sample in &s.samples {
-            let run = run_sample(&s, sample, &p)
+        // The curated samples and the all-properties ones: a path that
+        // selects nothing in either selects nothing Graph documents.
+        let all_dir = s.dir.join("all-properties");
+        let all_samples = all_properties_samples(&s)?;
+        let original = s.dir.join("original");
+        let runs = s
+            .samples
+            .iter()
+            .map(|x| (&original, x))
+            .chain(all_samples.iter().map(|x| (&all_dir, x)));
+        for (dir, sample) in runs {
+            let run = run_sample_in(&s, dir, sample, &p)
                 .with_context(|| format!("{}: {}", s.connector, sample.file))?;
             sampled[run.endpoint] = true;
             for (t, m) in run.report.matches.iter().enumerate() {
