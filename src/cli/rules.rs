@@ -616,6 +616,7 @@ fn lint(c: &CorpusArgs) -> anyhow::Result<ExitCode> {
             findings.push(format!(
                 "{file}: `defaultDeny: true` is not set: an endpoint without a `responseSchema` passes every property Graph returns, including ones Microsoft adds later"
             ));
+            findings.extend(psoxy_differences(&s.rules).into_iter().map(|f| format!("{file}: {f}")));
         }
         let mut hits: BTreeMap<(usize, usize), usize> = BTreeMap::new();
         // (endpoint, transform, path) → whether the path selected anything
@@ -698,6 +699,39 @@ fn lint(c: &CorpusArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Where a Psoxy rule file behaves differently under Veil, on purpose (see
+/// "Migrating from Psoxy" in the README): said once per endpoint and kind.
+fn psoxy_differences(rules: &RuleSet) -> Vec<String> {
+    use veil_engine::transform::Transform;
+    let mut out = Vec::new();
+    for ep in &rules.endpoints {
+        if ep.sanitizer.schema().is_none() {
+            out.push(format!(
+                "endpoints[{}] `{}` has no `responseSchema`: every property not redacted leaves Veil",
+                ep.index, ep.label
+            ));
+        }
+        for (t, rt) in ep.sanitizer.transforms().iter().enumerate() {
+            let note = match &rt.transform {
+                Transform::Tokenize(tk) if tk.regex.is_some() => {
+                    "tokenize with `regex`: a value the regex does not match becomes null under Veil (Psoxy passes it unchanged), and every match is tokenized (Psoxy: one whole-value match)"
+                }
+                Transform::Tokenize(_) => {
+                    "a blank value becomes null under Veil (Psoxy passes it unchanged)"
+                }
+                _ => continue,
+            };
+            out.push(format!(
+                "endpoints[{}] `{}` transforms[{t}] ({}): {note}",
+                ep.index,
+                ep.label,
+                rt.transform.name()
+            ));
+        }
+    }
+    out
 }
 
 /// Transforms on a path that an earlier `redact` already removed.
