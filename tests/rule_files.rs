@@ -196,7 +196,9 @@ fn lint_is_clean_on_the_shipped_rules_and_flags_psoxy_semantics() {
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("`defaultDeny: true` is not set"), "{text}");
     assert!(
-        text.contains("a value the regex does not match becomes null under Veil (Psoxy passes it unchanged)"),
+        text.contains(
+            "a value the regex does not match becomes null under Veil (Psoxy passes it unchanged)"
+        ),
         "{text}"
     );
 }

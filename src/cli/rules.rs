@@ -58,6 +58,16 @@ enum RulesCommand {
         #[command(flatten)]
         corpus: CorpusArgs,
     },
+    /// Write the privacy review page: one self-contained HTML file with, per
+    /// endpoint, the fields that leave and, per sample, the original and the
+    /// sanitized response side by side with every change marked.
+    Review {
+        /// Where to write the page.
+        #[arg(long, default_value = "review.html")]
+        out: PathBuf,
+        #[command(flatten)]
+        corpus: CorpusArgs,
+    },
     /// Print the JSON Schema of rule files.
     Schema,
 }
@@ -80,6 +90,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         RulesCommand::Test { update, corpus } => test(&corpus, update),
         RulesCommand::Report { corpus } => report(&corpus),
         RulesCommand::Lint { corpus } => lint(&corpus),
+        RulesCommand::Review { out, corpus } => review(&corpus, &out),
         RulesCommand::Schema => {
             println!("{}", schema_json());
             Ok(ExitCode::SUCCESS)
@@ -616,7 +627,11 @@ fn lint(c: &CorpusArgs) -> anyhow::Result<ExitCode> {
             findings.push(format!(
                 "{file}: `defaultDeny: true` is not set: an endpoint without a `responseSchema` passes every property Graph returns, including ones Microsoft adds later"
             ));
-            findings.extend(psoxy_differences(&s.rules).into_iter().map(|f| format!("{file}: {f}")));
+            findings.extend(
+                psoxy_differences(&s.rules)
+                    .into_iter()
+                    .map(|f| format!("{file}: {f}")),
+            );
         }
         let mut hits: BTreeMap<(usize, usize), usize> = BTreeMap::new();
         // (endpoint, transform, path) → whether the path selected anything
@@ -699,6 +714,63 @@ fn lint(c: &CorpusArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn review(c: &CorpusArgs, out: &Path) -> anyhow::Result<ExitCode> {
+    use super::review::{page, ReviewedSample, ReviewedSuite};
+    let p = golden_pseudonymizer()?;
+    let suites = suites(c)?;
+    let mut runs: Vec<Vec<(&Sample, Run)>> = Vec::new();
+    for s in &suites {
+        let mut list = Vec::new();
+        for sample in &s.samples {
+            let run = run_sample(s, sample, &p)
+                .with_context(|| format!("{}: {}", s.connector, sample.file))?;
+            list.push((sample, run));
+        }
+        runs.push(list);
+    }
+    let reviewed: Vec<ReviewedSuite<'_>> = suites
+        .iter()
+        .zip(&runs)
+        .map(|(s, list)| ReviewedSuite {
+            title: format!(
+                "{} [{}] — {}",
+                s.connector,
+                s.variant,
+                s.rules_file.display()
+            ),
+            endpoints: s
+                .rules
+                .endpoints
+                .iter()
+                .map(|ep| {
+                    let samples = list
+                        .iter()
+                        .filter(|(_, r)| r.endpoint == ep.index)
+                        .map(|(sample, r)| ReviewedSample {
+                            file: &sample.file,
+                            url: &sample.url,
+                            original: &r.original,
+                            sanitized: &r.sanitized,
+                        })
+                        .collect();
+                    (ep, samples)
+                })
+                .collect(),
+        })
+        .collect();
+    let html = page(
+        &reviewed,
+        &format!(
+            "the rule files in {} and the samples in {} (golden test secrets)",
+            c.rules_dir.display(),
+            c.samples_dir.display()
+        ),
+    );
+    std::fs::write(out, html).with_context(|| format!("cannot write {}", out.display()))?;
+    println!("wrote {}", out.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Where a Psoxy rule file behaves differently under Veil, on purpose (see

@@ -82,6 +82,25 @@ impl SchemaFilter {
         })
     }
 
+    /// The root of the schema (see [`SchemaFilter::property`]).
+    pub fn root(&self) -> SchemaNode {
+        SchemaNode(self.resolve(self.root))
+    }
+
+    /// Whether the allowlist declares the member at `keys` (object member
+    /// names; array levels are passed through), e.g. `["value", "from",
+    /// "emailAddress", "address"]`.
+    pub fn declares(&self, keys: &[&str]) -> bool {
+        let mut node = self.root();
+        for k in keys {
+            match self.property(node, k) {
+                Some(n) => node = n,
+                None => return false,
+            }
+        }
+        true
+    }
+
     /// The schema of one record of the response: the elements of `value`
     /// for a collection (`{"value": [...]}`), otherwise the root object.
     /// `$select` and `$expand` are checked against it.
@@ -100,9 +119,23 @@ impl SchemaFilter {
     /// compared ignoring ASCII case); for an array schema, of its elements'
     /// member. `None` when the allowlist does not declare it.
     pub fn property(&self, node: SchemaNode, name: &str) -> Option<SchemaNode> {
+        self.property_at(node, name, 0)
+    }
+
+    fn property_at(&self, node: SchemaNode, name: &str, depth: usize) -> Option<SchemaNode> {
+        if depth > 16 {
+            return None;
+        }
         let mut id = self.resolve(node.0);
         if self.nodes[id].kind == Some(Kind::Array) {
             id = self.resolve(self.nodes[id].items?);
+        }
+        if self.nodes[id].properties.is_none() {
+            // `anyOf`/`oneOf`: the first alternative that declares it.
+            return self.nodes[id]
+                .any_of
+                .iter()
+                .find_map(|&alt| self.property_at(SchemaNode(self.resolve(alt)), name, depth + 1));
         }
         let props = self.nodes[id].properties.as_ref()?;
         props
