@@ -491,48 +491,6 @@ fn leaks(out: &str, sensitive: &Sensitive) -> Vec<String> {
 }
 
 /// `$.value[3].from` → `$.value[*].from`.
-fn general(path: &str) -> String {
-    static IDX: std::sync::LazyLock<regex::Regex> =
-        std::sync::LazyLock::new(|| regex::Regex::new(r"\[\d+\]").expect("static regex"));
-    IDX.replace_all(path, "[*]").into_owned()
-}
-
-fn strings<'a>(v: &'a Value, at: String, out: &mut Vec<(String, &'a str)>) {
-    match v {
-        Value::String(s) => out.push((at, s)),
-        Value::Array(a) => a
-            .iter()
-            .enumerate()
-            .for_each(|(i, c)| strings(c, format!("{at}[{i}]"), out)),
-        Value::Object(m) => m
-            .iter()
-            .for_each(|(k, c)| strings(c, format!("{at}.{k}"), out)),
-        _ => {}
-    }
-}
-
-fn pointer_of(path: &str) -> String {
-    // `$.a[1].b` → `/a/1/b` (keys here come from our own walk, no escaping needed beyond `~` and `/`).
-    let mut out = String::new();
-    let mut rest = path.trim_start_matches('$');
-    while !rest.is_empty() {
-        if let Some(r) = rest.strip_prefix('.') {
-            let end = r.find(['.', '[']).unwrap_or(r.len());
-            out.push('/');
-            out.push_str(&r[..end].replace('~', "~0").replace('/', "~1"));
-            rest = &r[end..];
-        } else if let Some(r) = rest.strip_prefix('[') {
-            let end = r.find(']').unwrap_or(r.len());
-            out.push('/');
-            out.push_str(&r[..end]);
-            rest = r.get(end + 1..).unwrap_or("");
-        } else {
-            break;
-        }
-    }
-    out
-}
-
 fn report(c: &CorpusArgs) -> anyhow::Result<ExitCode> {
     let p = golden_pseudonymizer()?;
     let mut dead_total = 0;
@@ -549,19 +507,22 @@ fn report(c: &CorpusArgs) -> anyhow::Result<ExitCode> {
             for (t, m) in run.report.matches.iter().enumerate() {
                 *matches.entry((run.endpoint, t)).or_default() += m;
             }
-            let mut leaves = Vec::new();
-            strings(&run.sanitized, "$".into(), &mut leaves);
-            let mut unchanged: BTreeMap<String, Vec<&str>> = BTreeMap::new();
-            for (at, v) in leaves {
-                if run
-                    .original
-                    .pointer(&pointer_of(&at))
-                    .and_then(Value::as_str)
-                    == Some(v)
-                {
-                    let list = unchanged.entry(general(&at)).or_default();
-                    if !list.contains(&v) {
-                        list.push(v);
+            // Every value that leaves, by JSON path, with what happened to it.
+            let mut leaving: BTreeMap<String, (BTreeMap<&'static str, usize>, Vec<String>)> =
+                BTreeMap::new();
+            for o in super::review::outcomes(&run.original, &run.sanitized) {
+                if o.what == super::review::What::Removed {
+                    continue;
+                }
+                let entry = leaving.entry(super::review::general(&o.path)).or_default();
+                *entry.0.entry(o.what.name()).or_default() += 1;
+                if let Some(after) = &o.after {
+                    let shown = match after {
+                        Value::String(v) => format!("{:?}", truncate(v, 60)),
+                        other => other.to_string(),
+                    };
+                    if entry.1.len() < 3 && !entry.1.contains(&shown) {
+                        entry.1.push(shown);
                     }
                 }
             }
@@ -569,21 +530,16 @@ fn report(c: &CorpusArgs) -> anyhow::Result<ExitCode> {
             if let Some(d) = &sample.description {
                 println!("   {d}");
             }
-            if unchanged.is_empty() {
-                println!("   no string value leaves unchanged");
+            if leaving.is_empty() {
+                println!("   nothing leaves");
             }
-            for (path, values) in unchanged {
-                let shown: Vec<String> = values
-                    .iter()
-                    .take(4)
-                    .map(|v| format!("{:?}", truncate(v, 60)))
-                    .collect();
-                let more = if values.len() > 4 {
-                    format!(" … (+{} more)", values.len() - 4)
-                } else {
-                    String::new()
-                };
-                println!("   {path}: {}{more}", shown.join(", "));
+            for (path, (whats, examples)) in leaving {
+                let whats: Vec<String> = whats.iter().map(|(w, n)| format!("{w} ×{n}")).collect();
+                println!(
+                    "   {path}: {} — e.g. {}",
+                    whats.join(", "),
+                    examples.join(", ")
+                );
             }
         }
         println!("\n## transform matches over all samples");
