@@ -345,3 +345,118 @@ async fn teams_users_call_records_and_expanded_chats() {
         );
     }
 }
+
+/// Sends `target` and checks that Veil forwarded it (whatever Graph then
+/// answers): the rules did not refuse it, and Graph received `upstream`.
+async fn forwarded(graph: &GraphServer, veil: &Veil, target: &str, upstream: &str) {
+    let before = graph.count();
+    let resp = send_raw(&veil.addr(), &get_request(target, &[])).await;
+    assert_ne!(resp.status, 403, "{target} was refused: {}", resp.text());
+    assert_eq!(graph.count(), before + 1, "{target}: not forwarded");
+    assert_eq!(
+        decode(&graph.last().target),
+        decode(&as_forwarded(upstream)),
+        "{target}: Graph received another request"
+    );
+    assert_clean(target, &resp.text(), true);
+}
+
+/// Every date-range `$filter` of every connector, written the way Psoxy
+/// clients write them: capitalized property names, `+` for spaces,
+/// lower-case escapes, `%24` for `$`.
+#[tokio::test]
+async fn every_date_range_filter_in_psoxy_spelling() {
+    const WHEN: &str = "+ge+2026-11-01T00%3a00%3a00Z+and+";
+    let (graph, veil) = start_pair("entra-id").await;
+    for path in ["/v1.0/users", "/v1.0/groups"] {
+        let target = format!(
+            "{path}?%24filter=CreatedDateTime{WHEN}CreatedDateTime+lt+2026-12-01T00%3a00%3a00Z&%24top=5"
+        );
+        forwarded(&graph, &veil, &target, &target).await;
+    }
+
+    let (graph, veil) = start_pair("outlook-mail").await;
+    let tokens = user_tokens(&veil, "outlook-mail").await;
+    let priya = token(&tokens, PRIYA);
+    for folder in ["mailFolders/SentItems", "mailFolders('SentItems')"] {
+        for name in [
+            "SentDateTime",
+            "ReceivedDateTime",
+            "CreatedDateTime",
+            "LastModifiedDateTime",
+        ] {
+            let path = format!(
+                "/v1.0/users/{{id}}/{folder}/messages?%24filter={name}{WHEN}{name}+lt+2026-12-01T00%3a00%3a00Z&%24orderby={name}+desc"
+            );
+            forwarded(
+                &graph,
+                &veil,
+                &path.replace("{id}", &priya),
+                &path.replace("{id}", PRIYA),
+            )
+            .await;
+        }
+    }
+
+    let (graph, veil) = start_pair("outlook-cal").await;
+    let tokens = user_tokens(&veil, "outlook-cal").await;
+    let priya = token(&tokens, PRIYA);
+    let window = "startDateTime=2026-11-01T00%3a00%3a00Z&endDateTime=2026-12-01T00%3a00%3a00Z&";
+    for (path, query) in [
+        ("/v1.0/users/{id}/events", ""),
+        ("/v1.0/users/{id}/calendar/calendarView", window),
+        (
+            "/v1.0/users/{id}/calendars/AAMkADBmM2E3YzllLTJkNGItNGU2MS05YTg1LWM3YjNlMWQwZjY0MgAuAAAAAAB5cm_fWNWYIPw6G9k_B7WcAQATJKJX-AILZATVXn5vuJhe6x2_xKo_AAA=/events",
+            "",
+        ),
+        (&format!("/v1.0/users/{{id}}/events/{SERIES}/instances"), window),
+    ] {
+        for name in ["Start/DateTime", "End/DateTime", "CreatedDateTime", "LastModifiedDateTime"] {
+            let target = format!(
+                "{path}?{query}%24filter={name}+ge+'2026-11-01T00%3a00%3a00Z'&%24orderby={name}"
+            );
+            forwarded(
+                &graph,
+                &veil,
+                &target.replace("{id}", &priya),
+                &target.replace("{id}", PRIYA),
+            )
+            .await;
+        }
+    }
+
+    let (graph, veil) = start_pair("msft-teams").await;
+    let tokens = user_tokens(&veil, "msft-teams").await;
+    let priya = token(&tokens, PRIYA);
+    let chats = pass(
+        &graph,
+        &veil,
+        &format!("/v1.0/users/{priya}/chats?$top=5"),
+        &[],
+        &format!("/v1.0/users/{PRIYA}/chats?$top=5"),
+    )
+    .await;
+    let chat = chats["value"][0]["id"].as_str().expect("chat token");
+    let raw_chat = "19:6b3e0f8a2c914d7fa5e1b9c4d2f07a38@thread.v2";
+    let channel = "/v1.0/teams/8b2e6f1a-4c93-4d7e-a05b-1f9c3e7d2a84/channels/19:7d2c3f9a41b84e0c9f6a5e1d2b8c4a07@thread.tacv2";
+    for (target, upstream) in [
+        (
+            format!("/v1.0/users/{priya}/chats?%24filter=LastUpdatedDateTime{WHEN}ChatType+eq+'group'&%24orderby=LastMessagePreview/CreatedDateTime+desc"),
+            format!("/v1.0/users/{PRIYA}/chats?%24filter=LastUpdatedDateTime{WHEN}ChatType+eq+'group'&%24orderby=LastMessagePreview/CreatedDateTime+desc"),
+        ),
+        (
+            format!("/v1.0/chats/{chat}/messages?%24filter=LastModifiedDateTime+gt+2026-11-01T00%3a00%3a00Z&%24orderby=LastModifiedDateTime+desc"),
+            format!("/v1.0/chats/{raw_chat}/messages?%24filter=LastModifiedDateTime+gt+2026-11-01T00%3a00%3a00Z&%24orderby=LastModifiedDateTime+desc"),
+        ),
+        (
+            format!("{channel}/messages/delta?%24filter=LastModifiedDateTime+gt+2026-11-05T00%3a00%3a00Z"),
+            format!("{channel}/messages/delta?%24filter=LastModifiedDateTime+gt+2026-11-05T00%3a00%3a00Z"),
+        ),
+        (
+            format!("/v1.0/communications/callRecords?%24filter=StartDateTime{WHEN}EndDateTime+lt+2026-12-01T00%3a00%3a00Z"),
+            format!("/v1.0/communications/callRecords?%24filter=StartDateTime{WHEN}EndDateTime+lt+2026-12-01T00%3a00%3a00Z"),
+        ),
+    ] {
+        forwarded(&graph, &veil, &target, &upstream).await;
+    }
+}
