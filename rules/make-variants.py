@@ -15,9 +15,12 @@
   both at once.
 
 Run after editing a default rule file:  python3 rules/make-variants.py
+Check that the committed variants are up to date (a test does):
+    python3 rules/make-variants.py --check
 """
 import pathlib
 import re
+import sys
 
 HERE = pathlib.Path(__file__).parent
 GUID = '"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"'
@@ -102,9 +105,18 @@ def no_groups(text: str, base: str) -> str:
     return text.replace(" to enumerate users and groups.", " to enumerate users.")
 
 
+CHECK = sys.argv[1:] == ["--check"]
+STALE = []
+
+
 def write(dst: pathlib.Path, text: str) -> None:
+    name = dst.relative_to(HERE.parent)
+    if CHECK:
+        if not dst.is_file() or dst.read_text(encoding="utf-8") != text:
+            STALE.append(str(name))
+        return
     dst.write_text(text, encoding="utf-8")
-    print(f"wrote {dst.relative_to(HERE.parent)}")
+    print(f"wrote {name}")
 
 
 for src in sorted(HERE.glob("*.yaml")):
@@ -117,3 +129,6 @@ for src in sorted(HERE.glob("*.yaml")):
     if connector in NO_GROUPS:
         write(src.with_name(f"{connector}.no-groups.yaml"), no_groups(default, "default"))
         write(src.with_name(f"{connector}.clear-ids-no-groups.yaml"), no_groups(clear, "clear-ids"))
+
+if STALE:
+    sys.exit("out of date (run python3 rules/make-variants.py): " + ", ".join(STALE))

@@ -460,3 +460,22 @@ async fn every_date_range_filter_in_psoxy_spelling() {
         forwarded(&graph, &veil, &target, &upstream).await;
     }
 }
+
+/// The shipped variants (clear-ids, no-groups, clear-ids-no-groups) are
+/// exactly what `rules/make-variants.py` derives from the default files, so
+/// they cannot drift from them.
+#[test]
+fn shipped_variants_are_generated_from_the_default_rules() {
+    let out = std::process::Command::new("python3")
+        .arg("rules/make-variants.py")
+        .arg("--check")
+        .current_dir(repo())
+        .output()
+        .expect("python3 must be on PATH (scripts/install-test-tools.sh needs it too)");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
