@@ -9,9 +9,11 @@
 //! - `schema`: the JSON Schema of rule files, generated from the model.
 //!
 //! Layout it works on: `rules/<connector>.yaml` (default variant) and
-//! `rules/<connector>.clear-ids.yaml`; `example-api-responses/<connector>/`
-//! with `requests.yaml`, `original/*.json`, and goldens in `sanitized/`
-//! (default variant) and `sanitized/clear-ids/`.
+//! `rules/<connector>.<variant>.yaml` (`clear-ids`, `no-groups`,
+//! `clear-ids-no-groups`); `example-api-responses/<connector>/` with
+//! `requests.yaml`, `original/*.json`, and goldens in `sanitized/` (default
+//! variant) and `sanitized/<variant>/`. A no-groups variant must refuse the
+//! group samples.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -141,6 +143,14 @@ struct Suite {
     dir: PathBuf,
     golden_dir: PathBuf,
     samples: Vec<Sample>,
+    /// Samples the variant must refuse (group samples of a no-groups variant).
+    refused: Vec<Sample>,
+}
+
+/// Whether a sample reads `/v1.0/groups…`.
+fn is_groups_sample(sample: &Sample) -> bool {
+    let (path, _) = split_url(&sample.url);
+    path == "/v1.0/groups" || path.starts_with("/v1.0/groups/")
 }
 
 fn suites(c: &CorpusArgs) -> anyhow::Result<Vec<Suite>> {
@@ -173,6 +183,16 @@ fn suites(c: &CorpusArgs) -> anyhow::Result<Vec<Suite>> {
                 format!("{connector}.clear-ids.yaml"),
                 dir.join("sanitized").join("clear-ids"),
             ),
+            (
+                "no-groups",
+                format!("{connector}.no-groups.yaml"),
+                dir.join("sanitized").join("no-groups"),
+            ),
+            (
+                "clear-ids-no-groups",
+                format!("{connector}.clear-ids-no-groups.yaml"),
+                dir.join("sanitized").join("clear-ids-no-groups"),
+            ),
         ] {
             let rules_file = c.rules_dir.join(&file);
             if !rules_file.is_file() {
@@ -181,6 +201,12 @@ fn suites(c: &CorpusArgs) -> anyhow::Result<Vec<Suite>> {
             let rules = RuleSet::from_file(&rules_file).map_err(|e| anyhow!("{e}"))?;
             let requests: Requests = serde_yaml_ng::from_str(&text)
                 .with_context(|| format!("{}", req_path.display()))?;
+            // A no-groups variant has no groups endpoint: its group samples
+            // are checked to be refused instead of sanitized.
+            let (refused, samples) = requests
+                .samples
+                .into_iter()
+                .partition(|x| variant.ends_with("no-groups") && is_groups_sample(x));
             out.push(Suite {
                 connector: connector.clone(),
                 variant,
@@ -188,7 +214,8 @@ fn suites(c: &CorpusArgs) -> anyhow::Result<Vec<Suite>> {
                 rules,
                 dir: dir.clone(),
                 golden_dir: golden,
-                samples: requests.samples,
+                samples,
+                refused,
             });
         }
     }
@@ -318,6 +345,22 @@ fn test(c: &CorpusArgs, update: bool) -> anyhow::Result<ExitCode> {
                     "FAILED  {} [{}] endpoint `{}` has no sample",
                     s.connector, s.variant, ep.label
                 );
+            }
+        }
+        for sample in &s.refused {
+            let name = format!("{} [{}] {}", s.connector, s.variant, sample.file);
+            let (path, query) = split_url(&sample.url);
+            let request = Request {
+                method: "GET",
+                path: &path,
+                query: query.as_deref(),
+            };
+            if s.rules.match_request(request, Side::Upstream).is_err() {
+                passed += 1;
+                println!("ok      {name} (refused, as it must be)");
+            } else {
+                failed += 1;
+                println!("FAILED  {name}\n        the variant allows a groups request");
             }
         }
         for sample in &s.samples {
