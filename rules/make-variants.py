@@ -2,8 +2,9 @@
 """Derives every shipped rule variant from the connector's default rule file.
 
 - `<connector>.clear-ids.yaml` (variant `clear-ids`): Graph ids stay in
-  clear. Every `tokenize` transform (ids, ids inside paging links, $skiptoken
-  values) is dropped and per-user paths accept raw Graph ids where the
+  clear. Every `tokenize` transform of ids (plain, or inside paging links)
+  is dropped -- but not the one of Graph's `$skiptoken`, which embeds the
+  last page's UPN -- and per-user paths accept raw Graph ids where the
   default variant requires `p~` tokens. Everything else -- the response
   allowlists (`responseSchema`), what is reduced and what is pseudonymized --
   is copied unchanged; a test checks the transforms.
@@ -47,14 +48,20 @@ def set_variant(text: str, variant: str, header: str) -> str:
 
 
 def clear_ids(text: str) -> str:
-    out, skipping = [], False
+    out, block = [], None
     for line in text.splitlines(keepends=True):
         if line.startswith("      - !<tokenize>"):
-            skipping = True
+            block = [line]
             continue
-        if skipping and (line.startswith("        ") or not line.strip()):
+        if block is not None and (line.startswith("        ") or not line.strip()):
+            block.append(line)
             continue
-        skipping = False
+        if block is not None:
+            # Graph's directory $skiptoken embeds the last UPN and object id:
+            # it stays a p~ token in every variant.
+            if any("skiptoken" in b for b in block if b.strip().startswith("regex:")):
+                out.extend(block)
+            block = None
         m = re.match(r"^(\s+)(userId|chatId|meetingId): \{ format: reversible-pseudonym \}\s*$", line)
         if m:
             line = f"{m.group(1)}{m.group(2)}: {{ pattern: {RAW_ID[m.group(2)]} }}\n"

@@ -39,13 +39,7 @@ const VARIANTS: &[(&str, &str)] = &[("default", ""), ("clear-ids", ".clear-ids")
 /// (connector, variant) pairs whose rules leak planted values today. Their
 /// leaks are printed but do not fail the test; refusals and sanitize errors
 /// still fail. Empty this list when the allowlist rules land.
-const KNOWN_LEAKING: &[(&str, &str)] = &[
-    // The clear-ids variant passes Graph's directory `$skiptoken` as it is,
-    // and Graph's token embeds the last page's UPN.
-    ("entra-id", "clear-ids"),
-    ("outlook-mail", "clear-ids"),
-    ("outlook-cal", "clear-ids"),
-];
+const KNOWN_LEAKING: &[(&str, &str)] = &[];
 
 /// Planted kind that the clear-ids variant may output in clear.
 const PERSON_ID: &str = "person_id";
