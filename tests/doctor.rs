@@ -425,7 +425,7 @@ async fn a_teams_protected_api_refusal_is_named() {
         "{chat}"
     );
     assert!(
-        !chat["summary"].as_str().unwrap().contains("protected"),
+        !chat["summary"].as_str().unwrap().contains("not approved"),
         "{chat}"
     );
     // Graph's message is never echoed.
