@@ -19,6 +19,9 @@
 //! - `terraform` and `az` (the Entra part) answer with fixed outputs;
 //! - `aws iam enable-/get-outbound-web-identity-federation…` (not in moto)
 //!   answer with the test STS issuer;
+//! - `aws cloudformation deploy` creates the same stack from the same
+//!   template and parameters with `create-stack` (moto's change sets leave
+//!   a stack without outputs);
 //! - `aws lambda invoke` with the doctor event (moto cannot run a function)
 //!   runs `veil doctor --json` with exactly the function's environment as
 //!   the stack configured it, against moto's SSM and the test STS
@@ -170,6 +173,31 @@ case "${1:-} ${2:-}" in
 "iam get-outbound-web-identity-federation-info")
     printf 'stub aws iam get-outbound-web-identity-federation-info\n' >>"$REHEARSAL_LOG"
     printf '%s\n' "$REHEARSAL_ISSUER"
+    exit 0 ;;
+"cloudformation deploy")
+    # moto's change sets leave the stack without outputs: the same stack,
+    # template and parameters, created directly.
+    printf 'stub aws cloudformation deploy\n' >>"$REHEARSAL_LOG"
+    shift 2
+    stack="" template="" caps=() params=()
+    while [ $# -gt 0 ]; do
+        case "$1" in
+        --stack-name) stack="$2"; shift 2 ;;
+        --template-file) template="$2"; shift 2 ;;
+        --capabilities) caps+=("$2"); shift 2 ;;
+        --parameter-overrides)
+            shift
+            while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do
+                case "$1" in *,*) echo "rehearsal: a comma in parameter $1" >&2; exit 97 ;; esac
+                params+=("ParameterKey=${1%%=*},ParameterValue=${1#*=}")
+                shift
+            done ;;
+        *) echo "rehearsal: unexpected option $1 of aws cloudformation deploy" >&2; exit 97 ;;
+        esac
+    done
+    "$REHEARSAL_REAL_AWS" cloudformation create-stack --stack-name "$stack" \
+        --template-body "file://$template" --capabilities "${caps[@]}" --parameters "${params[@]}" >/dev/null
+    "$REHEARSAL_REAL_AWS" cloudformation wait stack-create-complete --stack-name "$stack"
     exit 0 ;;
 "lambda invoke")
     printf 'stub aws lambda invoke\n' >>"$REHEARSAL_LOG"
@@ -439,6 +467,25 @@ async fn rehearse() -> Rehearsal {
     }
 }
 
+/// A policy document as the CLI prints it: an object, or a string — JSON,
+/// or, for inline policies moto's CloudFormation created, a Python literal
+/// (single quotes, `None`), which holds no quote characters of its own here.
+fn json_doc(v: &Value) -> Value {
+    match v {
+        Value::String(s) => serde_json::from_str(s).unwrap_or_else(|_| {
+            assert!(!s.contains('"'), "an unexpected policy document: {s}");
+            let j = s
+                .replace('\'', "\"")
+                .replace("None", "null")
+                .replace("True", "true")
+                .replace("False", "false");
+            serde_json::from_str(&j)
+                .unwrap_or_else(|e| panic!("policy document is not JSON ({e}): {s}"))
+        }),
+        v => v.clone(),
+    }
+}
+
 /// The IAM actions behind the runbook's AWS CLI calls (`aws SERVICE OP …`).
 fn cli_actions(log: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
@@ -551,6 +598,7 @@ async fn the_aws_runbook_deploys_a_working_stack() {
         .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
         .collect();
     let expected: BTreeSet<String> = [
+        "aws cloudformation",
         "aws iam",
         "aws lambda",
         "cargo lambda",
@@ -634,19 +682,22 @@ async fn the_aws_runbook_deploys_a_working_stack() {
 
     // The execution role: trusted by Lambda only, exactly Veil's actions.
     let role = &r.aws_json(&["iam", "get-role", "--role-name", &format!("{STACK}-role")])["Role"];
-    let trust = role["AssumeRolePolicyDocument"].to_string();
+    let trust = json_doc(&role["AssumeRolePolicyDocument"]).to_string();
     assert!(
         trust.contains("lambda.amazonaws.com") && !trust.contains("\"AWS\""),
         "{trust}"
     );
-    let policy = &r.aws_json(&[
-        "iam",
-        "get-role-policy",
-        "--role-name",
-        &format!("{STACK}-role"),
-        "--policy-name",
-        "veil",
-    ])["PolicyDocument"];
+    let policy = json_doc(
+        &r.aws_json(&[
+            "iam",
+            "get-role-policy",
+            "--role-name",
+            &format!("{STACK}-role"),
+            "--policy-name",
+            "veil",
+        ])["PolicyDocument"],
+    );
+    let policy = &policy;
     let mut actions = BTreeSet::new();
     for s in policy["Statement"].as_array().unwrap() {
         if s.is_null() {
