@@ -5,7 +5,7 @@
 #   2. checkov on the template, the Terraform and the Dockerfile: no failed
 #      check (each suppression is inline, with its justification);
 #   3. terraform fmt (no init: it would need the registry);
-#   4. the shell scripts parse;
+#   4. the shell scripts parse, the deployer policy is a policy document;
 #   5. every file the Dockerfile COPYs exists (and is not excluded by its
 #      .dockerignore);
 #   6. the Lambda artifact builds (cargo lambda build --release, for the
@@ -46,6 +46,12 @@ checkov -d deploy --framework cloudformation,terraform,dockerfile --compact --qu
 say "terraform fmt -check -recursive deploy"
 terraform fmt -check -recursive deploy ||
     die "Terraform files are not formatted: run terraform fmt -recursive deploy"
+
+say "deploy/aws/deployer-policy.json is an IAM policy document"
+need jq "install jq (Debian: apt-get install jq)"
+jq -e '.Version == "2012-10-17" and (.Statement | length > 0) and all(.Statement[]; .Effect == "Allow" and .Sid != null)' \
+    deploy/aws/deployer-policy.json >/dev/null ||
+    die "deploy/aws/deployer-policy.json is not a policy document of Allow statements with a Sid each"
 
 say "shell scripts parse"
 for f in deploy/aws/*.sh scripts/check-deploy.sh; do

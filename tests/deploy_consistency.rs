@@ -7,7 +7,12 @@
 //!   (a `const … = "VEIL_…"` in the sources, read at test time so variables
 //!   added later need no change here), and the hosts set the ones Veil needs;
 //! - the AWS execution role holds exactly the actions Veil uses, the Function
-//!   URL only admits IAM-authenticated callers, and Cloud Run is never public.
+//!   URL only admits IAM-authenticated callers, and Cloud Run is never public;
+//! - the Cloud Run environment `deploy/gcp/main.tf` sets, filled with sample
+//!   variables, starts `veil serve`, and the variables behind the values it
+//!   requires are required (or, for `client_id`, gate the service).
+//!
+//! The AWS runbook itself runs in `tests/deploy_rehearsal.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
