@@ -491,7 +491,7 @@ impl Plan {
 
     fn verify_section(&self) -> Section {
         Section::new("Afterwards")
-            .para("On the host, `veil doctor` runs the real chain (secrets, host token, Entra exchange, the token's roles, one Graph read per endpoint family) and prints a checklist; every line should pass.")
+            .para("On the host, `veil doctor --mailbox <UPN of a licensed user inside the scope>` runs the real chain (secrets, host token, Entra exchange, the token's roles, one Graph read per endpoint family on that mailbox) and prints a checklist; every line should pass. On AWS Lambda the function runs it itself: `aws lambda invoke` with the event `{\"veil\":\"doctor\",\"mailbox\":\"<UPN>\"}` (deploy/README.md). Without `--mailbox` the doctor takes the directory's first user, which is often out of scope or unlicensed.")
             .para("Remove consent at any time in Enterprise applications > the app > Properties > Delete, or revoke single permissions under Permissions.")
     }
 
