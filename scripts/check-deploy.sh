@@ -5,13 +5,16 @@
 #   2. checkov on the template, the Terraform and the Dockerfile: no failed
 #      check (each suppression is inline, with its justification);
 #   3. terraform fmt (no init: it would need the registry);
-#   4. the shell scripts parse;
+#   4. the shell scripts parse, the deployer policy is a policy document;
 #   5. every file the Dockerfile COPYs exists (and is not excluded by its
 #      .dockerignore);
 #   6. the Lambda artifact builds (cargo lambda build --release, for the
 #      host architecture) and target/lambda/veil/bootstrap is an executable
-#      ELF file. Invoking it is tests/lambda.rs's job (cargo lambda watch +
-#      invoke on the same binary).
+#      ELF file whose highest GLIBC_ symbol version is at most Lambda's
+#      (provided.al2023 has glibc 2.34): built with the host's toolchain
+#      (--compiler cargo) it links against the host's glibc, and a newer one
+#      would make the function fail at start on Lambda. Invoking it is
+#      tests/lambda.rs's and tests/deploy_rehearsal.rs's job.
 #
 # Run by scripts/test.sh after the cargo tests, with .tools/bin on PATH
 # (cfn-lint, checkov and cargo-lambda, pinned in scripts/test-tools.txt).
@@ -30,6 +33,7 @@ need() {
 need cfn-lint "run scripts/install-test-tools.sh and put .tools/bin on PATH"
 need checkov "run scripts/install-test-tools.sh and put .tools/bin on PATH"
 need cargo-lambda "run scripts/install-test-tools.sh and put .tools/bin on PATH"
+need objdump "install binutils (Debian: apt-get install binutils); it reads the artifact's glibc symbol versions"
 need terraform "install Terraform >= 1.5 (https://developer.hashicorp.com/terraform/install); it is needed for terraform fmt"
 
 say "cfn-lint deploy/aws/template.yaml"
@@ -42,6 +46,12 @@ checkov -d deploy --framework cloudformation,terraform,dockerfile --compact --qu
 say "terraform fmt -check -recursive deploy"
 terraform fmt -check -recursive deploy ||
     die "Terraform files are not formatted: run terraform fmt -recursive deploy"
+
+say "deploy/aws/deployer-policy.json is an IAM policy document"
+need jq "install jq (Debian: apt-get install jq)"
+jq -e '.Version == "2012-10-17" and (.Statement | length > 0) and all(.Statement[]; .Effect == "Allow" and .Sid != null)' \
+    deploy/aws/deployer-policy.json >/dev/null ||
+    die "deploy/aws/deployer-policy.json is not a policy document of Allow statements with a Sid each"
 
 say "shell scripts parse"
 for f in deploy/aws/*.sh scripts/check-deploy.sh; do
@@ -82,5 +92,13 @@ bootstrap=target/lambda/veil/bootstrap
 [ "$(head -c 4 "$bootstrap" | od -An -c | tr -d ' ')" = '177ELF' ] ||
     die "$bootstrap is not an ELF executable"
 say "$bootstrap: $(wc -c <"$bootstrap") bytes"
+
+# Lambda's provided.al2023 runtime: glibc 2.34.
+lambda_glibc=2.34
+newest="$(objdump -T "$bootstrap" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -n 1)"
+[ -n "$newest" ] || die "found no GLIBC_ symbol version in $bootstrap (is it dynamically linked against glibc?)"
+[ "$(printf '%s\n%s\n' "$newest" "$lambda_glibc" | sort -V | tail -n 1)" = "$lambda_glibc" ] ||
+    die "$bootstrap needs GLIBC_$newest, newer than Lambda provided.al2023's $lambda_glibc: build on a machine with glibc <= $lambda_glibc or with zig (cargo lambda build --release --x86-64 --bin veil, without --compiler cargo)"
+say "$bootstrap needs at most GLIBC_$newest (Lambda provided.al2023: $lambda_glibc)"
 
 say "deployment checks passed"

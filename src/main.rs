@@ -3,6 +3,7 @@
 
 mod cli;
 mod lambda;
+mod lambda_doctor;
 mod logging;
 mod runtime;
 mod sample_tenant;

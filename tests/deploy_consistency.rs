@@ -7,7 +7,12 @@
 //!   (a `const … = "VEIL_…"` in the sources, read at test time so variables
 //!   added later need no change here), and the hosts set the ones Veil needs;
 //! - the AWS execution role holds exactly the actions Veil uses, the Function
-//!   URL only admits IAM-authenticated callers, and Cloud Run is never public.
+//!   URL only admits IAM-authenticated callers, and Cloud Run is never public;
+//! - the Cloud Run environment `deploy/gcp/main.tf` sets, filled with sample
+//!   variables, starts `veil serve`, and the variables behind the values it
+//!   requires are required (or, for `client_id`, gate the service).
+//!
+//! The AWS runbook itself runs in `tests/deploy_rehearsal.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -450,4 +455,248 @@ fn cloud_run_is_invoked_only_by_the_vendor_and_runs_as_non_root() {
         "{last_user}"
     );
     assert!(docker.lines().any(|l| l == "EXPOSE 8080"));
+}
+
+/// The `variable "NAME" { … }` blocks of a Terraform file, by name.
+fn tf_variables(text: &str) -> BTreeMap<String, String> {
+    let block = Regex::new(r#"(?ms)^variable "([a-z_]+)" \{\n(.*?)^\}"#).unwrap();
+    block
+        .captures_iter(text)
+        .map(|c| (c[1].to_string(), c[2].to_string()))
+        .collect()
+}
+
+/// The Cloud Run container's `env { name = …  value = … }` pairs, in order.
+fn cloud_run_env(main: &str) -> Vec<(String, String)> {
+    let env =
+        Regex::new(r#"env \{\n\s*name\s*=\s*"(VEIL_[A-Z0-9_]+)"\n\s*value\s*=\s*(.+)\n\s*\}"#)
+            .unwrap();
+    env.captures_iter(main)
+        .map(|c| (c[1].to_string(), c[2].trim().to_string()))
+        .collect()
+}
+
+/// The value of a Terraform expression of the env blocks, with `vars`
+/// for the variables and the locals `veil serve` depends on. Panics on any
+/// expression it does not know, so a new kind of value is looked at here.
+fn tf_value(expr: &str, vars: &BTreeMap<&str, &str>, main: &str) -> String {
+    let var = Regex::new(r"^(?:tostring\()?var\.([a-z_]+)\)?$").unwrap();
+    if let Some(c) = var.captures(expr) {
+        return vars
+            .get(&c[1])
+            .unwrap_or_else(|| panic!("no sample value for var.{}", &c[1]))
+            .to_string();
+    }
+    if let Some(s) = expr.strip_prefix('"').and_then(|e| e.strip_suffix('"')) {
+        assert!(!s.contains("${"), "interpolation in {expr}");
+        return s.to_string();
+    }
+    // The locals, whose definitions are checked to be what this evaluates.
+    let local = |name: &str, definition: &str| {
+        assert!(
+            main.contains(definition),
+            "local.{name} changed: expected `{definition}` in deploy/gcp/main.tf"
+        );
+    };
+    match expr {
+        "local.service_url" => {
+            local(
+                "service_url",
+                r#"service_url = "https://${local.name}-${data.google_project.this.number}.${var.region}.run.app""#,
+            );
+            format!(
+                "https://veil-{}-123456789012.{}.run.app",
+                vars["connector"], vars["region"]
+            )
+        }
+        "local.caller_subjects" => {
+            local(
+                "caller_subjects",
+                "caller_subjects = var.vendor_service_account_unique_id",
+            );
+            vars["vendor_service_account_unique_id"].to_string()
+        }
+        "local.caller_emails" => {
+            local(
+                "caller_emails",
+                r#"caller_emails   = var.vendor_service_account_unique_id == "" ? var.vendor_service_account : """#,
+            );
+            if vars["vendor_service_account_unique_id"].is_empty() {
+                vars["vendor_service_account"].to_string()
+            } else {
+                String::new()
+            }
+        }
+        other => panic!("deploy_consistency does not know the expression `{other}`"),
+    }
+}
+
+/// `veil serve` with an environment; whether /healthz answered, and its output.
+fn serve_starts(env: &[(String, String)]) -> (bool, String) {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_veil"));
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")]);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k.starts_with("VEIL_") || k.starts_with("GCE_") || k.starts_with("AWS_") {
+            cmd.env_remove(k.as_ref());
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("veil serve");
+    let until = Instant::now() + Duration::from_secs(30);
+    let mut up = false;
+    while Instant::now() < until {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::Write;
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            up = answer.starts_with("HTTP/1.1 200");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    (
+        up,
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The Cloud Run Terraform gives `veil serve` every value it requires: the
+/// environment of `deploy/gcp/main.tf`, filled with sample variables,
+/// starts it; every variable behind a value Veil requires is required by
+/// Terraform (no default) or, for `client_id`, gates the service; and the
+/// secret file paths are where the secret volumes are mounted.
+#[test]
+fn cloud_run_environment_starts_veil_serve() {
+    let main = read("deploy/gcp/main.tf");
+    let variables = tf_variables(&read("deploy/gcp/variables.tf"));
+    assert!(variables.len() >= 10, "{:?}", variables.keys());
+
+    // Variables whose values `veil serve` cannot start without.
+    for v in [
+        "connector",
+        "tenant_id",
+        "vendor_service_account",
+        "region",
+        "project_id",
+    ] {
+        assert!(
+            !variables[v].contains("default"),
+            "variable {v} feeds a value `veil serve` requires: it must have no default"
+        );
+    }
+    let client_id = &variables["client_id"];
+    assert!(client_id.contains("default     = \"\""), "{client_id}");
+    assert!(
+        main.contains(r#"deploy_service = var.client_id != """#)
+            && main
+                .matches("count    = local.deploy_service ? 1 : 0")
+                .count()
+                == 2,
+        "the Cloud Run service and its invoker must exist only with a client_id"
+    );
+    assert!(
+        client_id
+            .to_ascii_lowercase()
+            .contains("required for the cloud run service"),
+        "client_id's description says it is required: {client_id}"
+    );
+
+    // The secret files are where the volumes put them.
+    let env = cloud_run_env(&main);
+    let env_map: BTreeMap<&str, &str> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    for (var, mount, item) in [
+        ("VEIL_SALT_FILE", "/secrets/salt", "salt"),
+        (
+            "VEIL_ENCRYPTION_KEYS_FILE",
+            "/secrets/encryption-keys",
+            "encryption-keys",
+        ),
+    ] {
+        assert_eq!(env_map[var], format!("\"{mount}/{item}\""), "{var}");
+        assert!(
+            main.contains(&format!("mount_path = \"{mount}\"")),
+            "{mount}"
+        );
+        assert!(main.contains(&format!("path    = \"{item}\"")), "{item}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let salt = dir.path().join("salt");
+    let keys = dir.path().join("keys");
+    fs::write(&salt, "gcp-consistency-salt-Qx7Lm2Vr9Kp4Wz8Nc3Hb6Fd1").unwrap();
+    fs::write(
+        &keys,
+        "k20261127000000:gcp-consistency-key-Ty5Rn8Gm2Xq6Vb9Lc4Jd7Hs0",
+    )
+    .unwrap();
+    let mut vars: BTreeMap<&str, &str> = BTreeMap::new();
+    vars.insert("connector", "outlook-mail");
+    vars.insert("region", "europe-west1");
+    vars.insert("rules_variant", "default");
+    vars.insert("tenant_id", TENANT);
+    vars.insert("client_id", CLIENT);
+    vars.insert(
+        "vendor_service_account",
+        "collector@vendor-project.iam.gserviceaccount.com",
+    );
+    vars.insert("vendor_service_account_unique_id", "112233445566778899001");
+    vars.insert("upstream_timeout_seconds", "25");
+    let build = |vars: &BTreeMap<&str, &str>| -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, expr)| (k.clone(), tf_value(expr, vars, &main)))
+            .collect();
+        for (k, v) in out.iter_mut() {
+            if k == "VEIL_SALT_FILE" {
+                *v = salt.display().to_string();
+            }
+            if k == "VEIL_ENCRYPTION_KEYS_FILE" {
+                *v = keys.display().to_string();
+            }
+        }
+        out
+    };
+    let env_ok = build(&vars);
+    let (up, log) = serve_starts(&env_ok);
+    assert!(
+        up,
+        "veil serve did not start with the Cloud Run environment {env_ok:?}:\n{log}"
+    );
+
+    // Admitted by email instead of sub: starts too.
+    let mut by_email = vars.clone();
+    by_email.insert("vendor_service_account_unique_id", "");
+    let (up, log) = serve_starts(&build(&by_email));
+    assert!(up, "by email:\n{log}");
+
+    // Without the client id Veil exits at start: why the service waits for it.
+    let mut no_client = vars.clone();
+    no_client.insert("client_id", "");
+    let (up, log) = serve_starts(&build(&no_client));
+    assert!(!up && log.contains("VEIL_CLIENT_ID"), "{log}");
 }

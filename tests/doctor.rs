@@ -67,10 +67,15 @@ impl Run {
 
 impl Setup {
     fn doctor(&self, env: &[(&str, &str)]) -> Run {
+        self.doctor_with(CONNECTOR, &[], env)
+    }
+
+    fn doctor_with(&self, connector: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
         let run = |json: bool| {
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_veil"));
-            cmd.args(["doctor", "--connector", CONNECTOR, "--upstream"])
-                .arg(self.graph.url());
+            cmd.args(["doctor", "--connector", connector, "--upstream"])
+                .arg(self.graph.url())
+                .args(args);
             if json {
                 cmd.arg("--json");
             }
@@ -320,4 +325,109 @@ async fn exchange_rbac_permissions_are_left_to_the_mailbox_probe() {
         run.text
     );
     assert_eq!(run.status("graph"), ["pass", "pass"], "{}", run.text);
+}
+
+/// `--mailbox` names the mailbox the per-user reads probe, instead of the
+/// directory's first user (often out of scope or unlicensed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mailbox_given_is_probed() {
+    let s = setup().await;
+    // The first user listed has no mailbox; the chosen one is in scope.
+    s.graph.script(
+        &format!("/v1.0/users/{USER}/mailFolders/SentItems/messages"),
+        Reply::json(404, &json!({"error": {"code": "MailboxNotEnabledForRESTAPI", "message": "The mailbox is either inactive, soft-deleted, or is hosted on-premise."}})),
+    );
+    let run = s.doctor(&[]);
+    assert_eq!(run.status("graph"), ["pass", "fail"], "{}", run.text);
+    assert!(run.text.contains("--mailbox"), "{}", run.text);
+
+    const MAILBOX: &str = "analyst.one@contoso.example";
+    s.graph.script(
+        &format!("/v1.0/users/{MAILBOX}/mailFolders/SentItems/messages"),
+        Reply::json(200, &json!({"value": [{"id": "AAMkAD"}]})),
+    );
+    let run = s.doctor_with(CONNECTOR, &["--mailbox", MAILBOX], &[]);
+    assert!(run.ok, "{}", run.text);
+    assert_eq!(run.status("graph"), ["pass", "pass"], "{}", run.text);
+    let last = s.graph.requests().last().unwrap().target.clone();
+    assert!(
+        last.starts_with(&format!(
+            "/v1.0/users/{MAILBOX}/mailFolders/SentItems/messages?"
+        )),
+        "{last}"
+    );
+
+    let run = s.doctor_with(CONNECTOR, &["--mailbox", "../groups"], &[]);
+    assert!(!run.ok);
+    assert!(run.text.contains("--mailbox is not"), "{}", run.text);
+}
+
+/// Teams channel and chat messages are protected APIs: a 403 for them
+/// before Microsoft's approval is told apart from a missing permission.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_teams_protected_api_refusal_is_named() {
+    const TEAM: &str = "0b7c4f1e-2a3d-4e5f-8a9b-1c2d3e4f5a6b";
+    const CHANNEL: &str = "19:a1b2c3d4e5f6@thread.tacv2";
+    const CHAT: &str = "19:meeting_abc123@thread.v2";
+    let entra = TestEntra::start().await;
+    entra.set_roles(&[
+        "User.Read.All",
+        "Team.ReadBasic.All",
+        "Channel.ReadBasic.All",
+        "Chat.Read.All",
+        "ChannelMessage.Read.All",
+        "CallRecords.Read.All",
+        "OnlineMeetings.Read.All",
+        "OnlineMeetingArtifact.Read.All",
+    ]);
+    let graph = GraphServer::start("msft-teams").await;
+    graph.authorize_with(entra.graph_authorizer());
+    let list = |id: &str| Reply::json(200, &json!({"value": [{"id": id}]}));
+    graph.script("/v1.0/users", list(USER));
+    graph.script("/v1.0/teams", list(TEAM));
+    graph.script(&format!("/v1.0/teams/{TEAM}/allChannels"), list(CHANNEL));
+    let protected = json!({"error": {"code": "Forbidden", "message": "Invoked API requires Protected API access in application-only context when not using Resource Specific Consent. Visit https://docs.microsoft.com/en-us/graph/teams-protected-apis for more details."}});
+    graph.script(
+        &format!("/v1.0/teams/{TEAM}/channels/{CHANNEL}/messages"),
+        Reply::json(403, &protected),
+    );
+    graph.script(&format!("/v1.0/users/{USER}/chats"), list(CHAT));
+    graph.script(
+        &format!("/v1.0/chats/{CHAT}/messages"),
+        Reply::json(403, &json!({"error": {"code": "Authorization_RequestDenied", "message": "Insufficient privileges to complete the operation."}})),
+    );
+    let s = Setup { entra, graph };
+    let run = s.doctor_with("msft-teams", &[], &[]);
+    assert!(!run.ok);
+    assert_eq!(run.status("permissions"), ["pass"], "{}", run.text);
+    assert_eq!(
+        run.status("graph"),
+        ["pass", "pass", "pass", "fail", "pass", "fail"],
+        "{}",
+        run.text
+    );
+    let graph_checks = run.check("graph");
+    let channel = graph_checks[3];
+    assert!(
+        channel["summary"]
+            .as_str()
+            .unwrap()
+            .contains("Teams protected API not approved"),
+        "{channel}"
+    );
+    assert!(channel["fix"]
+        .as_str()
+        .unwrap()
+        .contains("aka.ms/teamsgraph/requestaccess"));
+    let chat = graph_checks[5];
+    assert!(
+        chat["fix"].as_str().unwrap().contains("admin consent"),
+        "{chat}"
+    );
+    assert!(
+        !chat["summary"].as_str().unwrap().contains("not approved"),
+        "{chat}"
+    );
+    // Graph's message is never echoed.
+    assert!(!run.text.contains("Invoked API requires"), "{}", run.text);
 }

@@ -6,8 +6,6 @@
 # Admin consent is NOT granted here: a Privileged Role Administrator grants
 # it with the URL `veil setup` prints, after reviewing every permission.
 
-data "azuread_client_config" "current" {}
-
 data "azuread_application_published_app_ids" "well_known" {}
 
 # Role ids are looked up on the tenant's Microsoft Graph service principal,
@@ -18,11 +16,11 @@ data "azuread_service_principal" "msgraph" {
 
 locals {
   graph_app_id = data.azuread_application_published_app_ids.well_known.result["MicrosoftGraph"]
-  owners       = length(var.owners) > 0 ? var.owners : [data.azuread_client_config.current.object_id]
-
   # Exchange Online permissions RBAC for Applications can grant instead,
-  # scoped to some mailboxes (see `veil setup`).
-  exchange_permissions = ["Mail.ReadBasic.All", "Mail.Read", "MailboxSettings.Read", "Calendars.Read", "Calendars.ReadBasic"]
+  # scoped to some mailboxes (see `veil setup`; src/cli/setup.rs
+  # EXCHANGE_ROLES is the same list). Calendars.ReadBasic.All has no
+  # Exchange RBAC role, so it could only be consented tenant-wide.
+  exchange_permissions = ["Mail.ReadBasic.All", "Mail.Read", "MailboxSettings.Read", "Calendars.Read"]
 
   requested = {
     for c in var.connectors : c => [
@@ -60,7 +58,10 @@ resource "azuread_application" "veil" {
   display_name     = "Veil ${each.key}"
   description      = "Veil pseudonymizing proxy, connector ${each.key}: read-only Microsoft Graph application permissions; authenticates with a federated credential, no secret."
   sign_in_audience = "AzureADMyOrg"
-  owners           = local.owners
+  # No owners by default: an owner can add a client secret and, once consent
+  # is granted, act as Veil with its application permissions. Cloud
+  # Application Administrators manage the app without being owners.
+  owners = var.owners
 
   required_resource_access {
     resource_app_id = local.graph_app_id
@@ -92,7 +93,7 @@ resource "azuread_application" "veil" {
 resource "azuread_service_principal" "veil" {
   for_each  = var.connectors
   client_id = azuread_application.veil[each.key].client_id
-  owners    = local.owners
+  owners    = var.owners
   # No user can sign in to it or be assigned to it: it is a daemon.
   app_role_assignment_required = true
   notes                        = "Veil ${each.key}. Consent: veil setup --connector ${each.key}."

@@ -82,7 +82,11 @@ variable "gcp_service_account_unique_ids" {
 }
 
 variable "owners" {
-  description = "Object ids of the users or service principals who own the app registrations (default: whoever runs Terraform)."
+  description = "Object ids of users or service principals to own the app registrations and service principals. Default: none. An owner can add a client secret or certificate and, after admin consent, act as Veil with all its application permissions; Cloud Application Administrators manage the apps without owning them. Name owners only deliberately, e.g. a break-glass account, never the person running Terraform by default."
   type        = list(string)
   default     = []
+  validation {
+    condition     = alltrue([for o in var.owners : can(regex("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", o))])
+    error_message = "owners: each must be an object id (a GUID)."
+  }
 }

@@ -1,6 +1,15 @@
 # Veil on Google Cloud Run (v2): one service per connector, its own service
 # account, secrets from Secret Manager mounted as files, invocable only by
 # the analytics vendor's service account. See deploy/README.md.
+#
+# Applied in two phases, each of which succeeds on its own:
+#   1. without client_id: APIs, Veil's service account (its unique_id is the
+#      Entra federated credential's subject), the two empty secrets and their
+#      IAM. Then the secret values (gcloud, never through Terraform state) and
+#      the Entra app registration (deploy/entra).
+#   2. with client_id and image: the Cloud Run service and its invoker.
+# `veil serve` refuses to start without VEIL_CLIENT_ID or without the secret
+# values, so a service created before them would never become ready.
 
 data "google_project" "this" {
   project_id = var.project_id
@@ -14,6 +23,14 @@ locals {
   service_url = "https://${local.name}-${data.google_project.this.number}.${var.region}.run.app"
   salt_secret = var.create_secrets ? google_secret_manager_secret.salt[0].secret_id : var.salt_secret_id
   keys_secret = var.create_secrets ? google_secret_manager_secret.encryption_keys[0].secret_id : var.encryption_keys_secret_id
+  # Phase 2 (see above): the service exists only once the app registration does.
+  deploy_service = var.client_id != ""
+  # The vendor is admitted by its service account's unique id (`sub`) when
+  # given: it never changes, unlike an email that a deleted and re-created
+  # account would reuse. Otherwise by email (the vendor's tokens must then be
+  # minted with --include-email).
+  caller_subjects = var.vendor_service_account_unique_id
+  caller_emails   = var.vendor_service_account_unique_id == "" ? var.vendor_service_account : ""
 }
 
 resource "google_project_service" "apis" {
@@ -53,6 +70,15 @@ resource "google_secret_manager_secret" "encryption_keys" {
   depends_on = [google_project_service.apis]
 }
 
+# Deploying a Cloud Run service that runs as Veil's service account needs
+# iam.serviceAccounts.actAs on it: Service Account User, on this account only
+# (not on the project, where it would cover every service account).
+resource "google_service_account_iam_member" "deployer_acts_as_veil" {
+  service_account_id = google_service_account.veil.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = var.deployer_member
+}
+
 resource "google_secret_manager_secret_iam_member" "salt" {
   secret_id = local.salt_secret
   role      = "roles/secretmanager.secretAccessor"
@@ -66,6 +92,7 @@ resource "google_secret_manager_secret_iam_member" "encryption_keys" {
 }
 
 resource "google_cloud_run_v2_service" "veil" {
+  count    = local.deploy_service ? 1 : 0
   name     = local.name
   location = var.region
   # Reachable from the internet (the vendor calls from its own cloud), but
@@ -152,8 +179,12 @@ resource "google_cloud_run_v2_service" "veil" {
         value = local.service_url
       }
       env {
+        name  = "VEIL_CALLER_SUBJECTS"
+        value = local.caller_subjects
+      }
+      env {
         name  = "VEIL_CALLER_EMAILS"
-        value = var.vendor_service_account
+        value = local.caller_emails
       }
       env {
         name  = "VEIL_UPSTREAM_TIMEOUT_SECS"
@@ -196,18 +227,27 @@ resource "google_cloud_run_v2_service" "veil" {
     }
   }
 
+  lifecycle {
+    precondition {
+      condition     = var.image != ""
+      error_message = "image is required with client_id (phase 2): the image built from deploy/gcp/Dockerfile, by digest."
+    }
+  }
+
   depends_on = [
     google_secret_manager_secret_iam_member.salt,
     google_secret_manager_secret_iam_member.encryption_keys,
+    google_service_account_iam_member.deployer_acts_as_veil,
   ]
 }
 
 # No allUsers, no allAuthenticatedUsers: only the vendor's service account
 # may invoke the service.
 resource "google_cloud_run_v2_service_iam_member" "vendor_invoker" {
-  project  = google_cloud_run_v2_service.veil.project
-  location = google_cloud_run_v2_service.veil.location
-  name     = google_cloud_run_v2_service.veil.name
+  count    = local.deploy_service ? 1 : 0
+  project  = google_cloud_run_v2_service.veil[0].project
+  location = google_cloud_run_v2_service.veil[0].location
+  name     = google_cloud_run_v2_service.veil[0].name
   role     = "roles/run.invoker"
   member   = "serviceAccount:${var.vendor_service_account}"
 }

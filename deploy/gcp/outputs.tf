@@ -1,11 +1,11 @@
 output "service_url" {
-  description = "The URL the vendor calls, and the audience its Google ID token must have (VEIL_CALLER_AUDIENCES)."
+  description = "The URL the vendor calls (once phase 2 created the service), and the audience its Google ID token must have (VEIL_CALLER_AUDIENCES)."
   value       = local.service_url
 }
 
 output "service_uri_reported" {
   description = "The URL Cloud Run reports; it serves the same service, but Veil accepts only tokens for service_url."
-  value       = google_cloud_run_v2_service.veil.uri
+  value       = local.deploy_service ? google_cloud_run_v2_service.veil[0].uri : null
 }
 
 output "service_account_email" {

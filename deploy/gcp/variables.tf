@@ -28,8 +28,13 @@ variable "rules_variant" {
 }
 
 variable "image" {
-  description = "The container image built from deploy/gcp/Dockerfile, by digest: REGION-docker.pkg.dev/PROJECT/REPO/veil@sha256:..."
+  description = "The container image built from deploy/gcp/Dockerfile, by digest: REGION-docker.pkg.dev/PROJECT/REPO/veil@sha256:... Required with client_id (phase 2)."
   type        = string
+  default     = ""
+  validation {
+    condition     = var.image == "" || can(regex("^[a-z0-9.-]+(:[0-9]+)?/.+@sha256:[0-9a-f]{64}$", var.image))
+    error_message = "image must name the image by digest (...@sha256:<64 hex digits>), so the service runs exactly the image reviewed."
+  }
 }
 
 variable "tenant_id" {
@@ -42,7 +47,7 @@ variable "tenant_id" {
 }
 
 variable "client_id" {
-  description = "The Application (client) ID of this connector's app registration (deploy/entra output client_ids). Empty on the first apply, before the app registration exists: Veil then starts but cannot get Graph tokens."
+  description = "The Application (client) ID of this connector's app registration (deploy/entra output client_ids). Required for the Cloud Run service: `veil serve` exits at start without it, so while it is empty (phase 1) only the service account and the secrets are created."
   type        = string
   default     = ""
   validation {
@@ -57,6 +62,25 @@ variable "vendor_service_account" {
   validation {
     condition     = can(regex("^[a-z0-9-]+@[a-z0-9-]+\\.iam\\.gserviceaccount\\.com$", var.vendor_service_account))
     error_message = "vendor_service_account must be a service account email (NAME@PROJECT.iam.gserviceaccount.com)."
+  }
+}
+
+variable "vendor_service_account_unique_id" {
+  description = "Recommended: the vendor service account's numeric unique id (gcloud iam service-accounts describe EMAIL --format='value(uniqueId)'). Veil then admits the caller by the token's `sub` (VEIL_CALLER_SUBJECTS) instead of its `email`: the id never passes to another account, and the vendor's tokens need no email claim. Empty: admitted by email."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.vendor_service_account_unique_id == "" || can(regex("^[0-9]{15,25}$", var.vendor_service_account_unique_id))
+    error_message = "vendor_service_account_unique_id must be the numeric unique id of the service account, not its email."
+  }
+}
+
+variable "deployer_member" {
+  description = "Who applies this configuration (user:NAME@DOMAIN, group:... or serviceAccount:...): granted Service Account User on Veil's service account only, which deploying the Cloud Run service needs (iam.serviceAccounts.actAs)."
+  type        = string
+  validation {
+    condition     = can(regex("^(user|group|serviceAccount):[^@ ]+@[^@ ]+$", var.deployer_member))
+    error_message = "deployer_member must be user:EMAIL, group:EMAIL or serviceAccount:EMAIL."
   }
 }
 

@@ -1,7 +1,7 @@
 //! Command-line interface: one module per subcommand.
 
 mod demo;
-mod doctor;
+pub(crate) mod doctor;
 mod review;
 pub mod rules;
 mod sanitize;

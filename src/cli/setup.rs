@@ -3,11 +3,16 @@
 //! federated credential for the host, and who needs which Entra role.
 //!
 //! ```text
-//! veil setup --connector NAME --tenant ID --client-id ID [--host aws|aws-cognito|gcp]
-//!            [--issuer URL --subject S [--audience A]] [--format text|markdown]
+//! veil setup --connector NAME --tenant ID --client-id ID [--service-principal-id ID]
+//!            [--host aws|aws-cognito|gcp] [--issuer URL --subject S [--audience A]]
+//!            [--format text|markdown]
 //! ```
 //!
-//! Nothing is changed anywhere: the command only prints. The permissions
+//! The steps come in the order they must be done: mailbox scoping and the
+//! Teams policies before admin consent, because a consent without them
+//! grants tenant-wide access at once (and removing a permission from the app
+//! later does not revoke its consent). Nothing is changed anywhere: the
+//! command only prints. The permissions
 //! come from the connector's shipped rule file (`connector.graphPermissions`),
 //! the same list the Entra Terraform grants and `veil doctor` checks.
 
@@ -34,8 +39,21 @@ pub(crate) const EXCHANGE_ROLES: &[(&str, &str)] = &[
     ("Mail.Read", "Application Mail.Read"),
     ("MailboxSettings.Read", "Application MailboxSettings.Read"),
     ("Calendars.Read", "Application Calendars.Read"),
-    ("Calendars.ReadBasic", "Application Calendars.ReadBasic"),
 ];
+
+/// The Teams application access policy `veil setup` creates and `veil doctor` names.
+pub const TEAMS_MEETING_POLICY: &str = "Veil-OnlineMeetings";
+
+/// Microsoft Teams "protected APIs": with application permissions they
+/// answer 403 until Microsoft approves the tenant's request.
+pub const TEAMS_PROTECTED_PERMISSIONS: &[&str] = &["ChannelMessage.Read.All", "Chat.Read.All"];
+/// Microsoft's page on the Teams protected APIs.
+pub const TEAMS_PROTECTED_APIS_DOC: &str = "https://learn.microsoft.com/graph/teams-protected-apis";
+/// Microsoft's request form for the Teams protected APIs.
+pub const TEAMS_PROTECTED_APIS_FORM: &str = "https://aka.ms/teamsgraph/requestaccess";
+
+/// The well-known application id of Microsoft Graph.
+const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 
 static GUID: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -78,6 +96,10 @@ pub struct Args {
     /// The Application (client) ID of Veil's app registration (a GUID; not its Object ID).
     #[arg(long = "client-id")]
     pub client_id: String,
+    /// The Object ID of Veil's service principal (Enterprise application; deploy/entra output
+    /// `service_principal_object_ids`), which Exchange RBAC for Applications takes. Placeholder when absent.
+    #[arg(long = "service-principal-id")]
+    pub service_principal_id: Option<String>,
     /// Where Veil runs; selects the federated credential to print.
     #[arg(long, value_enum)]
     pub host: Option<HostKind>,
@@ -160,6 +182,8 @@ pub struct Plan {
     connector: String,
     tenant: String,
     client_id: String,
+    /// The service principal's Object ID, or a placeholder.
+    sp_object_id: String,
     permissions: Vec<GraphPermission>,
     sections: Vec<Section>,
 }
@@ -186,6 +210,20 @@ impl Plan {
         if tenant == client_id {
             bail!("--client-id: it equals --tenant; the Application (client) ID is the app registration's id, not the tenant's");
         }
+        let sp_object_id = match a.service_principal_id.as_deref() {
+            Some(sp) => {
+                let sp = check_guid(
+                    "--service-principal-id",
+                    sp,
+                    "the Object ID of Veil's Enterprise application (Terraform output `service_principal_object_ids`)",
+                )?;
+                if sp == client_id {
+                    bail!("--service-principal-id: it equals --client-id; Exchange needs the service principal's Object ID (Enterprise applications > the app > Object ID), not the Application (client) ID");
+                }
+                sp
+            }
+            None => "<service-principal-object-id>".to_string(),
+        };
         let rules = builtin::load(&a.connector, "default").map_err(|e| anyhow!("{e}"))?;
         let permissions = rules
             .connector
@@ -208,11 +246,12 @@ impl Plan {
             connector: a.connector.clone(),
             tenant,
             client_id,
+            sp_object_id,
             permissions,
             sections: Vec::new(),
         };
+        // Order matters: scoping and policies first, consent after them.
         plan.sections.push(plan.roles_section());
-        plan.sections.push(plan.consent_section());
         plan.sections.push(plan.permissions_section());
         if let Some(s) = plan.mailbox_scoping_section() {
             plan.sections.push(s);
@@ -220,9 +259,22 @@ impl Plan {
         if let Some(s) = plan.teams_section() {
             plan.sections.push(s);
         }
+        if let Some(s) = plan.protected_apis_section() {
+            plan.sections.push(s);
+        }
+        plan.sections.push(plan.consent_section());
+        if let Some(s) = plan.revoke_exchange_consent_section() {
+            plan.sections.push(s);
+        }
         plan.sections.push(federated_section(a)?);
         plan.sections.push(plan.verify_section());
         Ok(plan)
+    }
+
+    /// The section titles, in order.
+    #[cfg(test)]
+    pub fn section_titles(&self) -> Vec<&str> {
+        self.sections.iter().map(|s| s.title.as_str()).collect()
     }
 
     /// The permission names, in rule-file order.
@@ -271,16 +323,21 @@ impl Plan {
         if self.connector == "msft-teams" {
             rows.push((
                 "Teams Administrator".to_string(),
-                "Creates and grants the Teams application access policy for online meetings (MicrosoftTeams PowerShell).".to_string(),
+                "Creates and grants the Teams application access policy for online meetings (MicrosoftTeams PowerShell) and requests access to the Teams protected APIs.".to_string(),
             ));
         }
         s.table("role", "what the person does", rows)
     }
 
     fn consent_section(&self) -> Section {
+        let before = if self.exchange_permissions().is_empty() && self.teams_section().is_none() {
+            String::new()
+        } else {
+            "Only once the steps above are done: consent takes effect at once, and without the mailbox scope or the Teams policy it would open every mailbox or every user's meetings of the tenant in the meantime. ".to_string()
+        };
         Section::new("Grant admin consent")
             .para(format!(
-                "Signed in as a Privileged Role Administrator of the tenant, open: {}",
+                "{before}Signed in as a Privileged Role Administrator of the tenant, open: {}",
                 self.consent_url()
             ))
             .para(
@@ -310,27 +367,29 @@ impl Plan {
             return None;
         }
         let c = &self.client_id;
+        let sp = &self.sp_object_id;
         let name = format!("Veil {}", self.connector);
         let perms: Vec<String> = exchange.iter().map(|(p, _)| format!("`{p}`")).collect();
         let mut rbac = format!(
             "Connect-ExchangeOnline\n\
              # The service principal's Object ID is the Enterprise application's (Terraform output\n\
-             # `service_principal_object_ids`), not the app registration's Object ID.\n\
-             New-ServicePrincipal -AppId {c} -ObjectId <service-principal-object-id> -DisplayName \"{name}\"\n\
+             # `service_principal_object_ids`), not the app registration's Object ID nor its AppId;\n\
+             # New-ManagementRoleAssignment -App takes that Object ID.\n\
+             New-ServicePrincipal -AppId {c} -ObjectId {sp} -DisplayName \"{name}\"\n\
              # Either a management scope over a mail-enabled group's members ...\n\
              New-ManagementScope -Name \"{name} mailboxes\" -RecipientRestrictionFilter \"MemberOfGroup -eq '<distinguished name of the group>'\"\n"
         );
         for (_, role) in &exchange {
             let _ = writeln!(
                 rbac,
-                "New-ManagementRoleAssignment -App {c} -Role \"{role}\" -CustomResourceScope \"{name} mailboxes\""
+                "New-ManagementRoleAssignment -App {sp} -Role \"{role}\" -CustomResourceScope \"{name} mailboxes\""
             );
         }
         rbac.push_str("# ... or an administrative unit instead of the management scope:\n");
         for (_, role) in &exchange {
             let _ = writeln!(
                 rbac,
-                "# New-ManagementRoleAssignment -App {c} -Role \"{role}\" -RecipientAdministrativeUnitScope <administrative-unit-id>"
+                "# New-ManagementRoleAssignment -App {sp} -Role \"{role}\" -RecipientAdministrativeUnitScope <administrative-unit-id>"
             );
         }
         let _ = write!(
@@ -345,9 +404,9 @@ impl Plan {
              Test-ApplicationAccessPolicy -Identity <out-of-scope mailbox address> -AppId {c}   # AccessCheckResult: Denied"
         );
         Some(
-            Section::new("Limit which mailboxes Veil can read")
+            Section::new("Limit which mailboxes Veil can read (before consent)")
                 .para(format!(
-                    "Consented alone, {} apply to every mailbox of the tenant. Limit them to the people in the analysis with one of the two mechanisms below. Changes take effect after up to 30 minutes (cached by Exchange); Graph answers 403 ErrorAccessDenied for mailboxes out of scope.",
+                    "Do this before granting consent. Consented alone, {} apply to every mailbox of the tenant. Limit them to the people in the analysis with one of the two mechanisms below. Changes take effect after up to 30 minutes (cached by Exchange); Graph answers 403 ErrorAccessDenied for mailboxes out of scope.",
                     perms.join(", ")
                 ))
                 .para(format!(
@@ -369,16 +428,62 @@ impl Plan {
             return None;
         }
         let c = &self.client_id;
+        let policy = TEAMS_MEETING_POLICY;
         Some(
             Section::new("Teams application access policy (online meetings)")
-                .para("Graph serves online meetings and their attendance reports to an application only for users a Teams application access policy covers, in addition to the consent. Without it those reads fail with 403 while chats and call records work. Changes take effect after up to 30 minutes.")
+                .para("Graph serves online meetings and their attendance reports to an application only for users a Teams application access policy covers, in addition to the consent. Without it those reads fail with 403 while chats and call records work. Grant it to the group of people in the analysis — the same people the mailbox scope of the Outlook connectors covers — not to the whole tenant (`-Global`). Changes take effect after up to 30 minutes.")
                 .code(
                     "powershell",
                     format!(
                         "Connect-MicrosoftTeams\n\
-                         New-CsApplicationAccessPolicy -Identity Veil-OnlineMeetings -AppIds \"{c}\" -Description \"Veil msft-teams: read online meetings\"\n\
-                         Grant-CsApplicationAccessPolicy -PolicyName Veil-OnlineMeetings -Global\n\
-                         # or per user instead of -Global: Grant-CsApplicationAccessPolicy -PolicyName Veil-OnlineMeetings -Identity <user>"
+                         New-CsApplicationAccessPolicy -Identity {policy} -AppIds \"{c}\" -Description \"Veil msft-teams: read online meetings\"\n\
+                         Grant-CsApplicationAccessPolicy -PolicyName {policy} -Group <object id of the analysis group> -Rank 1\n\
+                         # or per user: Grant-CsApplicationAccessPolicy -PolicyName {policy} -Identity <user>"
+                    ),
+                ),
+        )
+    }
+
+    fn protected_apis_section(&self) -> Option<Section> {
+        let protected: Vec<String> = self
+            .permissions
+            .iter()
+            .filter(|p| TEAMS_PROTECTED_PERMISSIONS.contains(&p.permission.as_str()))
+            .map(|p| format!("`{}`", p.permission))
+            .collect();
+        if protected.is_empty() {
+            return None;
+        }
+        Some(
+            Section::new("Request access to the Teams protected APIs")
+                .para(format!(
+                    "Reading channel messages, their delta and chat messages with application permissions ({}) is a Microsoft Teams protected API: Graph answers 403 for them, even with consent, until Microsoft approves the tenant's request. Submit the request form {TEAMS_PROTECTED_APIS_FORM} for application (client) ID {} (see {TEAMS_PROTECTED_APIS_DOC}); approval can take several days, so send it early. `veil doctor` reports a protected-API refusal separately from a missing permission.",
+                    protected.join(", "),
+                    self.client_id
+                )),
+        )
+    }
+
+    fn revoke_exchange_consent_section(&self) -> Option<Section> {
+        let exchange = self.exchange_permissions();
+        if exchange.is_empty() {
+            return None;
+        }
+        let sp = &self.sp_object_id;
+        let values: Vec<String> = exchange.iter().map(|(p, _)| format!("'{p}'")).collect();
+        Some(
+            Section::new("If you move to RBAC for Applications later: revoke the Entra grants")
+                .para("A tenant that consented the Exchange permissions in Entra (legacy Application Access Policy) and switches to RBAC for Applications must also revoke those Entra grants: RBAC grants add to them, and removing a permission from the app registration (`exchange_permissions_via_rbac = true`) does not revoke a consent already given. Until they are revoked, Veil can still read every mailbox the old grant covered.")
+                .code(
+                    "powershell",
+                    format!(
+                        "Connect-MgGraph -Scopes \"AppRoleAssignment.ReadWrite.All\",\"Application.Read.All\"\n\
+                         $graph = Get-MgServicePrincipal -Filter \"appId eq '{GRAPH_APP_ID}'\"\n\
+                         $ids = ($graph.AppRoles | Where-Object {{ $_.Value -in @({}) }}).Id\n\
+                         Get-MgServicePrincipalAppRoleAssignment -ServicePrincipalId {sp} |\n\
+                         \x20 Where-Object {{ $_.ResourceId -eq $graph.Id -and $_.AppRoleId -in $ids }} |\n\
+                         \x20 ForEach-Object {{ Remove-MgServicePrincipalAppRoleAssignment -ServicePrincipalId {sp} -AppRoleAssignmentId $_.Id }}",
+                        values.join(",")
                     ),
                 ),
         )
@@ -386,7 +491,7 @@ impl Plan {
 
     fn verify_section(&self) -> Section {
         Section::new("Afterwards")
-            .para("On the host, `veil doctor` runs the real chain (secrets, host token, Entra exchange, the token's roles, one Graph read per endpoint family) and prints a checklist; every line should pass.")
+            .para("On the host, `veil doctor --mailbox <UPN of a licensed user inside the scope>` runs the real chain (secrets, host token, Entra exchange, the token's roles, one Graph read per endpoint family on that mailbox) and prints a checklist; every line should pass. On AWS Lambda the function runs it itself: `aws lambda invoke` with the event `{\"veil\":\"doctor\",\"mailbox\":\"<UPN>\"}` (deploy/README.md). Without `--mailbox` the doctor takes the directory's first user, which is often out of scope or unlicensed.")
             .para("Remove consent at any time in Enterprise applications > the app > Properties > Delete, or revoke single permissions under Permissions.")
     }
 
@@ -592,6 +697,7 @@ mod tests {
             connector: connector.into(),
             tenant: TENANT.into(),
             client_id: CLIENT.into(),
+            service_principal_id: None,
             host: None,
             issuer: None,
             subject: None,
@@ -667,7 +773,14 @@ mod tests {
                     p.permission
                 );
             }
-            assert!(!md.contains("ReadWrite"), "{c}");
+            // Veil asks for no write permission (the administrator's own
+            // Graph PowerShell scope in the revoke step is not Veil's).
+            let table = md
+                .split("\n## ")
+                .find(|s| s.contains("Microsoft Graph application permissions"))
+                .unwrap();
+            assert!(!table.contains("ReadWrite"), "{c}");
+            assert!(!md.contains("ReadWrite.All` |"), "{c}");
         }
         assert!(is_read_only("Mail.ReadBasic.All"));
         assert!(!is_read_only("Mail.ReadWrite"));
@@ -700,11 +813,91 @@ mod tests {
         }
         let teams = Plan::new(&args("msft-teams")).unwrap().render(Format::Text);
         assert!(teams.contains("New-CsApplicationAccessPolicy -Identity Veil-OnlineMeetings -AppIds \"1b3c5d7e-9f01-4a23-b456-789abcdef012\""));
-        assert!(teams
-            .contains("Grant-CsApplicationAccessPolicy -PolicyName Veil-OnlineMeetings -Global"));
+        assert!(teams.contains(
+            "Grant-CsApplicationAccessPolicy -PolicyName Veil-OnlineMeetings -Group <object id of the analysis group>"
+        ));
+        assert!(
+            !teams.contains("-PolicyName Veil-OnlineMeetings -Global"),
+            "{teams}"
+        );
         assert!(teams.contains("Teams Administrator"));
         assert!(teams.contains("Privileged Role Administrator"));
         assert!(teams.contains("Cloud Application Administrator"));
+    }
+
+    #[test]
+    fn scoping_and_policies_come_before_consent() {
+        for c in builtin::CONNECTORS {
+            let plan = Plan::new(&args(c)).unwrap();
+            let titles = plan.section_titles();
+            let consent = titles
+                .iter()
+                .position(|t| *t == "Grant admin consent")
+                .unwrap();
+            for (i, t) in titles.iter().enumerate() {
+                if t.starts_with("Limit which mailboxes")
+                    || t.starts_with("Teams application access policy")
+                    || t.starts_with("Request access to the Teams protected APIs")
+                {
+                    assert!(i < consent, "{c}: `{t}` after the consent: {titles:?}");
+                }
+                if t.starts_with("If you move to RBAC") {
+                    assert!(i > consent, "{c}: {titles:?}");
+                }
+            }
+        }
+        let mail = Plan::new(&args("outlook-mail"))
+            .unwrap()
+            .render(Format::Text);
+        assert!(
+            mail.contains("Only once the steps above are done"),
+            "{mail}"
+        );
+        assert!(mail.contains("Remove-MgServicePrincipalAppRoleAssignment"));
+        assert!(mail.contains("@('Mail.ReadBasic.All','MailboxSettings.Read')"));
+        let dir = Plan::new(&args("entra-id")).unwrap().render(Format::Text);
+        assert!(!dir.contains("Only once the steps above are done"));
+        assert!(!dir.contains("Remove-MgServicePrincipalAppRoleAssignment"));
+    }
+
+    #[test]
+    fn teams_protected_apis_are_requested_before_consent() {
+        let teams = Plan::new(&args("msft-teams")).unwrap().render(Format::Text);
+        assert!(teams.contains(TEAMS_PROTECTED_APIS_FORM), "{teams}");
+        assert!(
+            teams.contains("`Chat.Read.All`, `ChannelMessage.Read.All`"),
+            "{teams}"
+        );
+        assert!(teams.contains(&format!("application (client) ID {CLIENT}")));
+        for c in ["entra-id", "outlook-mail", "outlook-cal"] {
+            let t = Plan::new(&args(c)).unwrap().render(Format::Text);
+            assert!(!t.contains("protected API"), "{c}");
+        }
+    }
+
+    #[test]
+    fn exchange_rbac_takes_the_service_principal_object_id() {
+        const SP: &str = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
+        let mut a = args("outlook-cal");
+        a.service_principal_id = Some(SP.to_uppercase());
+        let t = Plan::new(&a).unwrap().render(Format::Text);
+        assert!(t.contains(&format!(
+            "New-ServicePrincipal -AppId {CLIENT} -ObjectId {SP}"
+        )));
+        assert!(t.contains(&format!(
+            "New-ManagementRoleAssignment -App {SP} -Role \"Application Calendars.Read\""
+        )));
+        assert!(!t.contains(&format!("-App {CLIENT}")), "{t}");
+        a.service_principal_id = Some(CLIENT.into());
+        assert!(err(&a).contains("not the Application (client) ID"));
+        let t = Plan::new(&args("outlook-mail"))
+            .unwrap()
+            .render(Format::Text);
+        assert!(t.contains("New-ManagementRoleAssignment -App <service-principal-object-id>"));
+        // Calendars.ReadBasic(.All) has no Exchange RBAC role.
+        assert!(!EXCHANGE_ROLES
+            .iter()
+            .any(|(p, _)| p.starts_with("Calendars.ReadBasic")));
     }
 
     #[test]

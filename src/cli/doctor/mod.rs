@@ -6,10 +6,13 @@
 //! 3. host identity token obtained (its iss / sub / aud shown);
 //! 4. Entra exchange;
 //! 5. the Graph token's roles against the connector's permissions;
-//! 6. one Graph read per endpoint family.
+//! 6. one Graph read per endpoint family, on the mailbox `--mailbox` names
+//!    (else the first user listed, which is often out of the mailbox scope
+//!    or unlicensed), including the Teams protected APIs.
 //!
 //! A failed step skips the steps that depend on it. Exit code 1 when any
-//! line failed; `--json` prints the same checklist for machines.
+//! line failed; `--json` prints the same checklist for machines. On Lambda
+//! the function runs the same checks for a doctor event (`src/lambda_doctor.rs`).
 
 mod permissions;
 mod probes;
@@ -36,6 +39,10 @@ pub struct Args {
     /// The Graph base URL (default: VEIL_UPSTREAM or https://graph.microsoft.com).
     #[arg(long)]
     pub upstream: Option<String>,
+    /// The mailbox (user principal name or object id) the per-user reads probe: a licensed
+    /// user inside the mailbox scope. Default: the first user the directory lists.
+    #[arg(long)]
+    pub mailbox: Option<String>,
     /// Print the checklist as JSON.
     #[arg(long)]
     pub json: bool,
@@ -101,6 +108,15 @@ impl Checklist {
     fn ok(&self) -> bool {
         self.0.iter().all(|c| c.status == Status::Pass)
     }
+    fn to_json(&self) -> Value {
+        serde_json::json!({ "ok": self.ok(), "checks": self.0 })
+    }
+}
+
+/// Runs every check and returns the checklist as `--json` prints it
+/// (`{"ok": bool, "checks": [...]}`): the Lambda doctor event's answer.
+pub async fn checklist_json(args: &Args) -> Value {
+    checks(args).await.to_json()
 }
 
 fn claim_text(claims: &Value, name: &str) -> String {
@@ -123,8 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("async runtime")?;
     let list = rt.block_on(checks(&args));
     if args.json {
-        let out = serde_json::json!({ "ok": list.ok(), "checks": list.0 });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(&list.to_json())?);
     } else {
         print_text(&list);
     }
@@ -381,16 +396,32 @@ async fn checks(args: &Args) -> Checklist {
         .or_else(|| veil_proxy::config::var(runtime::ENV_UPSTREAM))
         .unwrap_or_else(|| "https://graph.microsoft.com".into());
     let base = base.trim_end_matches('/').to_string();
-    let mut user: Option<String> = None;
+    // Ids the probes fill in: `{user}` from --mailbox, else from the user list.
+    let mut ids: std::collections::BTreeMap<&'static str, String> = Default::default();
+    if let Some(m) = args.mailbox.as_deref().map(str::trim) {
+        if !probes::valid_mailbox(m) {
+            list.fail(
+                "graph",
+                "--mailbox is not a user principal name or object id",
+                Some("Give the UPN (name@domain) or the object id of a licensed user inside the mailbox scope.".into()),
+            );
+            return list;
+        }
+        ids.insert("user", m.to_string());
+    }
     for probe in probes::for_connector(&connector, SystemTime::now()) {
-        let target = match (probe.needs, &user) {
-            (probes::Needs::Nothing, _) => probe.target.clone(),
-            (probes::Needs::UserId, Some(u)) => probe.target.replace("{user}", u),
-            (probes::Needs::UserId, None) => {
-                list.skip("graph", &format!("{}: no user listed", probe.name));
-                continue;
+        let mut target = probe.target.clone();
+        let mut missing = None;
+        for name in probe.needs() {
+            match ids.get(name) {
+                Some(v) => target = target.replace(&format!("{{{name}}}"), v),
+                None => missing = Some(name),
             }
-        };
+        }
+        if let Some(name) = missing {
+            list.skip("graph", &format!("{}: no {name} listed", probe.name));
+            continue;
+        }
         let resp = http
             .get(format!("{base}{target}"))
             .bearer_auth(text(&token))
@@ -410,14 +441,21 @@ async fn checks(args: &Args) -> Checklist {
                 continue;
             }
         };
-        if probe.needs == probes::Needs::Nothing && user.is_none() && (200..300).contains(&status) {
-            user = serde_json::from_slice(&body)
-                .ok()
-                .as_ref()
-                .and_then(probes::first_id);
+        if let Some(name) = probe.provides {
+            if !ids.contains_key(name) && (200..300).contains(&status) {
+                let first = serde_json::from_slice(&body)
+                    .ok()
+                    .as_ref()
+                    .and_then(probes::first_id)
+                    .filter(|id| probes::valid_id(id));
+                if let Some(id) = first {
+                    ids.insert(name, id);
+                }
+            }
         }
         let code = probes::graph_error_code(&body);
-        let (ok, summary, advice) = probes::judge(&probe, status, code.as_deref());
+        let protected = status == 403 && probes::is_protected_api_refusal(&body);
+        let (ok, summary, advice) = probes::judge(&probe, status, code.as_deref(), protected);
         let summary = format!("{}: {summary}", probe.name);
         if ok {
             list.pass("graph", summary, Vec::new());

@@ -20,88 +20,146 @@ pub const CONSENT: &str = "The app has no (or not this) application permission. 
 The Microsoft 365 administrator grants admin consent with the URL `veil setup` prints; \
 a token issued before consent carries no roles — Veil evicts it, the next request gets a fresh one.";
 
-/// Advice for Teams online meetings refused by policy.
-pub const TEAMS_MEETINGS: &str =
-    "Reading online meetings needs a Teams application access policy: \
-`New-CsApplicationAccessPolicy -Identity Veil -AppIds <app id>` then \
-`Grant-CsApplicationAccessPolicy -PolicyName Veil -Global` (up to 30 minutes to apply).";
-
-/// What a probe needs from an earlier one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Needs {
-    Nothing,
-    /// The id of the first user the directory probe listed.
-    UserId,
+/// Advice for a 403 from a Teams protected API (channel and chat messages).
+pub fn teams_protected_api() -> String {
+    format!(
+        "This is a Microsoft Teams protected API: with application permissions Graph refuses it \
+until Microsoft approves the tenant's request, whatever the consent. Submit {} with the app's \
+client id (see {}); `veil setup --connector msft-teams` has the step. The permission itself is granted.",
+        crate::cli::setup::TEAMS_PROTECTED_APIS_FORM,
+        crate::cli::setup::TEAMS_PROTECTED_APIS_DOC
+    )
 }
+
+/// Advice when the mailbox probed does not exist or has no mailbox.
+pub const NO_MAILBOX: &str =
+    "The user has no mailbox (a guest, an unlicensed or a disabled account) \
+or does not exist. Run the doctor with `--mailbox <UPN or id>` of a licensed user inside the \
+mailbox scope (RBAC for Applications or Application Access Policy).";
 
 /// One probe: a Graph GET and how to read a refusal.
 #[derive(Debug, Clone)]
 pub struct Probe {
     pub name: &'static str,
-    /// The path and query, `{user}` standing for the first user's id.
+    /// The path and query; `{user}`, `{team}`, `{channel}`, `{chat}` stand
+    /// for ids an earlier probe listed (or `--mailbox` for `{user}`).
     pub target: String,
-    pub needs: Needs,
+    /// The placeholder this probe's first listed id fills, if any.
+    pub provides: Option<&'static str>,
     /// Advice when Graph answers 403 (besides the consent errors).
     pub forbidden_advice: &'static str,
+}
+
+impl Probe {
+    fn new(name: &'static str, target: impl Into<String>, advice: &'static str) -> Probe {
+        Probe {
+            name,
+            target: target.into(),
+            provides: None,
+            forbidden_advice: advice,
+        }
+    }
+    fn provides(mut self, placeholder: &'static str) -> Probe {
+        self.provides = Some(placeholder);
+        self
+    }
+
+    /// The placeholders (`user`, `team`, …) the target needs.
+    pub fn needs(&self) -> Vec<&'static str> {
+        ["user", "team", "channel", "chat"]
+            .into_iter()
+            .filter(|p| self.target.contains(&format!("{{{p}}}")))
+            .collect()
+    }
 }
 
 fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-/// The probes of a connector, in order.
+/// The probes of a connector, in order. `{user}` comes from `--mailbox`
+/// when given, else from the first user listed.
 pub fn for_connector(connector: &str, now: SystemTime) -> Vec<Probe> {
-    let users = Probe {
-        name: "list one user",
-        target: "/v1.0/users?$top=1&$select=id".into(),
-        needs: Needs::Nothing,
-        forbidden_advice: CONSENT,
-    };
+    let users =
+        Probe::new("list one user", "/v1.0/users?$top=1&$select=id", CONSENT).provides("user");
     let mut probes = vec![users];
     match connector {
-        "entra-id" => probes.push(Probe {
-            name: "list one group",
-            target: "/v1.0/groups?$top=1&$select=id".into(),
-            needs: Needs::Nothing,
-            forbidden_advice: CONSENT,
-        }),
-        "outlook-mail" => probes.push(Probe {
-            name: "one user's sent items",
-            target: "/v1.0/users/{user}/mailFolders/SentItems/messages?$top=1&$select=id".into(),
-            needs: Needs::UserId,
-            forbidden_advice: MAILBOX_SCOPING,
-        }),
+        "entra-id" => probes.push(Probe::new(
+            "list one group",
+            "/v1.0/groups?$top=1&$select=id",
+            CONSENT,
+        )),
+        "outlook-mail" => probes.push(Probe::new(
+            "the mailbox's sent items",
+            "/v1.0/users/{user}/mailFolders/SentItems/messages?$top=1&$select=id",
+            MAILBOX_SCOPING,
+        )),
         "outlook-cal" => {
             let end = now;
             let start = now - Duration::from_secs(7 * 86_400);
-            probes.push(Probe {
-                name: "one user's calendar view",
-                target: format!(
+            probes.push(Probe::new(
+                "the mailbox's calendar view",
+                format!(
                     "/v1.0/users/{{user}}/calendar/calendarView?startDateTime={}&endDateTime={}&$top=1&$select=id",
                     rfc3339(start),
                     rfc3339(end)
                 ),
-                needs: Needs::UserId,
-                forbidden_advice: MAILBOX_SCOPING,
-            });
+                MAILBOX_SCOPING,
+            ));
         }
         "msft-teams" => {
-            probes.push(Probe {
-                name: "list one team",
-                target: "/v1.0/teams?$top=1&$select=id".into(),
-                needs: Needs::Nothing,
-                forbidden_advice: CONSENT,
-            });
-            probes.push(Probe {
-                name: "one user's chats",
-                target: "/v1.0/users/{user}/chats?$top=1".into(),
-                needs: Needs::UserId,
-                forbidden_advice: TEAMS_MEETINGS,
-            });
+            probes.push(
+                Probe::new("list one team", "/v1.0/teams?$top=1&$select=id", CONSENT)
+                    .provides("team"),
+            );
+            probes.push(
+                Probe::new(
+                    "one team's channels",
+                    "/v1.0/teams/{team}/allChannels?$select=id",
+                    CONSENT,
+                )
+                .provides("channel"),
+            );
+            probes.push(Probe::new(
+                "one channel's messages (protected API)",
+                "/v1.0/teams/{team}/channels/{channel}/messages?$top=1",
+                CONSENT,
+            ));
+            probes.push(
+                Probe::new(
+                    "the user's chats",
+                    "/v1.0/users/{user}/chats?$top=1",
+                    CONSENT,
+                )
+                .provides("chat"),
+            );
+            probes.push(Probe::new(
+                "one chat's messages (protected API)",
+                "/v1.0/chats/{chat}/messages?$top=1",
+                CONSENT,
+            ));
         }
         _ => {}
     }
     probes
+}
+
+/// Whether a mailbox given with `--mailbox` can go into a Graph path as it is.
+pub fn valid_mailbox(m: &str) -> bool {
+    !m.is_empty()
+        && m.len() <= 256
+        && m.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@._-+'".contains(c))
+}
+
+/// Whether an id Graph listed can go into a Graph path as it is (team,
+/// channel `19:…@thread.tacv2`, chat and user ids).
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 256
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ":@._-=".contains(c))
 }
 
 /// The id of the first object of a Graph list answer.
@@ -122,8 +180,25 @@ pub fn graph_error_code(body: &[u8]) -> Option<String> {
         .then(|| code.to_string())
 }
 
+/// Whether Graph's error says a Teams protected API is not approved. Only
+/// this yes/no leaves the function: the message itself is never shown.
+pub fn is_protected_api_refusal(body: &[u8]) -> bool {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    v.get("error")
+        .and_then(|e| e.get("message"))
+        .and_then(Value::as_str)
+        .is_some_and(|m| m.to_ascii_lowercase().contains("protected api"))
+}
+
 /// What an answer means, as `(ok, summary, advice)`.
-pub fn judge(probe: &Probe, status: u16, code: Option<&str>) -> (bool, String, Option<String>) {
+pub fn judge(
+    probe: &Probe,
+    status: u16,
+    code: Option<&str>,
+    protected_api: bool,
+) -> (bool, String, Option<String>) {
     let code_text = code.map(|c| format!(" {c}")).unwrap_or_default();
     match status {
         200..=299 => (true, format!("Graph answered {status}"), None),
@@ -131,6 +206,11 @@ pub fn judge(probe: &Probe, status: u16, code: Option<&str>) -> (bool, String, O
             false,
             format!("Graph refused the token: {status}{code_text}"),
             Some("The token was not accepted for Graph: check that VEIL_GRAPH_SCOPE is https://graph.microsoft.com/.default and the tenant is right.".into()),
+        ),
+        403 if protected_api => (
+            false,
+            format!("Graph refused: {status}{code_text}: Teams protected API not approved for this tenant"),
+            Some(teams_protected_api()),
         ),
         403 if matches!(code, Some("Authorization_RequestDenied" | "Authorization_IdentityNotFound")) => (
             false,
@@ -142,11 +222,12 @@ pub fn judge(probe: &Probe, status: u16, code: Option<&str>) -> (bool, String, O
             format!("Graph refused: {status}{code_text}"),
             Some(probe.forbidden_advice.into()),
         ),
-        404 => (
+        404 if probe.needs().contains(&"user") => (
             false,
             format!("Graph answered {status}{code_text}"),
-            Some("The user has no mailbox (or no licence for it): the first user listed may be a guest or an unlicensed account; this alone is harmless.".into()),
+            Some(NO_MAILBOX.into()),
         ),
+        404 => (false, format!("Graph answered {status}{code_text}"), None),
         429 | 503 => (
             false,
             format!("Graph is throttling: {status}{code_text}"),
@@ -173,19 +254,65 @@ mod tests {
             let p = for_connector(c, SystemTime::now());
             assert_eq!(p[0].name, "list one user");
             assert!(p.len() >= 2, "{c}");
+            // Every placeholder is provided by an earlier probe.
+            let mut have = Vec::new();
+            for probe in &p {
+                for n in probe.needs() {
+                    assert!(have.contains(&n), "{c}: {} needs {n}", probe.name);
+                }
+                have.extend(probe.provides);
+            }
         }
+        let teams = for_connector("msft-teams", SystemTime::now());
+        let targets: Vec<&str> = teams.iter().map(|p| p.target.as_str()).collect();
+        assert!(targets.contains(&"/v1.0/teams/{team}/channels/{channel}/messages?$top=1"));
+        assert!(targets.contains(&"/v1.0/chats/{chat}/messages?$top=1"));
+    }
+
+    #[test]
+    fn a_protected_api_403_is_not_a_missing_permission() {
+        let p = &for_connector("msft-teams", SystemTime::now())[3];
+        let body = br#"{"error":{"code":"Forbidden","message":"Invoked API requires Protected API access in application-only context when not using Resource Specific Consent."}}"#;
+        assert!(is_protected_api_refusal(body));
+        let (ok, summary, advice) = judge(p, 403, graph_error_code(body).as_deref(), true);
+        assert!(!ok);
+        assert!(summary.contains("protected API not approved"), "{summary}");
+        let advice = advice.unwrap();
+        assert!(
+            advice.contains("aka.ms/teamsgraph/requestaccess"),
+            "{advice}"
+        );
+        assert!(!advice.contains("admin consent"), "{advice}");
+        let denied = br#"{"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges to complete the operation."}}"#;
+        assert!(!is_protected_api_refusal(denied));
+        let (_, _, advice) = judge(p, 403, Some("Authorization_RequestDenied"), false);
+        assert!(advice.unwrap().contains("admin consent"));
+        assert!(!is_protected_api_refusal(b"not json"));
+    }
+
+    #[test]
+    fn mailboxes_and_ids_are_checked_before_use() {
+        assert!(valid_mailbox("analyst.one@contoso.example"));
+        assert!(valid_mailbox("5d1f8c3a-92b4-4e6f-a7c1-3b8e0d4f2a61"));
+        for bad in ["", "a/b", "a?b", "x y", "a#b", "../users"] {
+            assert!(!valid_mailbox(bad), "{bad}");
+        }
+        assert!(valid_id("19:abc_DEF-1@thread.tacv2"));
+        assert!(!valid_id("19:abc/def"));
     }
 
     #[test]
     fn a_mailbox_403_points_to_scoping_and_a_consent_403_to_consent() {
         let p = &for_connector("outlook-mail", SystemTime::now())[1];
-        let (ok, _, advice) = judge(p, 403, Some("ErrorAccessDenied"));
+        let (ok, _, advice) = judge(p, 403, Some("ErrorAccessDenied"), false);
         assert!(!ok);
         assert!(advice
             .unwrap()
             .contains("Test-ServicePrincipalAuthorization"));
-        let (_, _, advice) = judge(p, 403, Some("Authorization_RequestDenied"));
+        let (_, _, advice) = judge(p, 403, Some("Authorization_RequestDenied"), false);
         assert!(advice.unwrap().contains("admin consent"));
+        let (_, _, advice) = judge(p, 404, Some("MailboxNotEnabledForRESTAPI"), false);
+        assert!(advice.unwrap().contains("--mailbox"));
     }
 
     #[test]
