@@ -47,7 +47,26 @@ def set_variant(text: str, variant: str, header: str) -> str:
     )
 
 
+def reanchor(text: str, source: str) -> str:
+    """Re-defines YAML anchors whose definition was in a dropped part: the
+    first alias of each becomes the anchor with its value from `source`."""
+    values = {}
+    for line in source.splitlines():
+        for name, value in re.findall(r"&([A-Za-z0-9_-]+) (.+?)\s*$", line):
+            values.setdefault(name, value)
+    defined, out = set(), []
+    for line in text.splitlines(keepends=True):
+        defined.update(re.findall(r"&([A-Za-z0-9_-]+)", line))
+        for name in re.findall(r"\*([A-Za-z0-9_-]+)", line):
+            if name not in defined and name in values:
+                line = line.replace(f"*{name}", f"&{name} {values[name]}", 1)
+                defined.add(name)
+        out.append(line)
+    return "".join(out)
+
+
 def clear_ids(text: str) -> str:
+    source = text
     out, block = [], None
     for line in text.splitlines(keepends=True):
         if line.startswith("      - !<tokenize>"):
@@ -67,7 +86,7 @@ def clear_ids(text: str) -> str:
             line = f"{m.group(1)}{m.group(2)}: {{ pattern: {RAW_ID[m.group(2)]} }}\n"
         out.append(line)
     text = set_variant(
-        "".join(out),
+        reanchor("".join(out), source),
         "clear-ids",
         "# Variant `clear-ids`: generated from the default variant by\n"
         "# `rules/make-variants.py` -- do not edit by hand. Graph ids leave Veil in\n"
@@ -93,7 +112,7 @@ def no_groups(text: str, base: str) -> str:
         if not skipping:
             out.append(line)
         i += 1
-    text = "".join(out)
+    text = reanchor("".join(out), text)
     assert "/v1.0/groups" not in re.sub(r"^\s*#.*$", "", text, flags=re.M), "a groups endpoint is left"
     variant = "no-groups" if base == "default" else "clear-ids-no-groups"
     ids = (

@@ -60,7 +60,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
                     Ok::<_, std::convert::Infallible>(Response::from_parts(parts, Body::Binary(body.to_vec())))
                 }
             });
-            lambda_http::run(svc).await
+            crate::lambda_doctor::run_buffered(svc).await
         };
         result.map_err(|e| anyhow::anyhow!("Lambda runtime: {e}"))
     })?;

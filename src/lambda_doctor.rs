@@ -105,8 +105,6 @@ pub async fn respond(event: &Value) -> Option<Value> {
 /// `lambda_http::run(handler)` for the buffered invoke mode, with doctor
 /// events answered by [`respond`] before any event is read as HTTP (a
 /// doctor event is no HTTP event, so `lambda_http` alone would refuse it).
-// Called by src/lambda.rs in place of `lambda_http::run` (buffered mode).
-#[allow(dead_code)]
 pub async fn run_buffered<S>(handler: S) -> Result<(), lambda_http::Error>
 where
     S: Service<Request, Response = http::Response<Body>, Error = Infallible>

@@ -18,12 +18,12 @@ variable "connector" {
 }
 
 variable "rules_variant" {
-  description = "default (Graph ids of people as reversible p~ tokens) or clear-ids."
+  description = "default (Graph ids of people as reversible p~ tokens), clear-ids, or for outlook-mail and outlook-cal no-groups / clear-ids-no-groups."
   type        = string
   default     = "default"
   validation {
-    condition     = contains(["default", "clear-ids"], var.rules_variant)
-    error_message = "rules_variant must be default or clear-ids."
+    condition     = contains(["default", "clear-ids", "no-groups", "clear-ids-no-groups"], var.rules_variant)
+    error_message = "rules_variant must be default, clear-ids, no-groups or clear-ids-no-groups (the last two for outlook-mail and outlook-cal only)."
   }
 }
 

@@ -30,7 +30,7 @@ pub struct Args {
     /// A rule file instead of the shipped rules.
     #[arg(long)]
     rules: Option<PathBuf>,
-    /// Rule variant of the shipped rules: default or clear-ids.
+    /// Rule variant of the shipped rules: default, clear-ids, or (outlook-mail, outlook-cal) no-groups, clear-ids-no-groups.
     #[arg(long)]
     variant: Option<String>,
     /// Graph base URL.
