@@ -170,6 +170,106 @@ fn fits(kind: Kind, v: &Value) -> bool {
     }
 }
 
+/// The shape of a JSON value as the schema sees it (for the streaming
+/// sanitizer, which decides before the value is read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Object,
+    Array,
+    String,
+    /// A number serde_json reads as `i64`/`u64`.
+    Integer,
+    /// Any other number.
+    Float,
+    Boolean,
+    Null,
+}
+
+/// What [`SchemaFilter`] does with one value, decided from its shape alone;
+/// exactly the choice `filter` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Kept as is with everything inside (no `type`, or a scalar that fits,
+    /// or `null`).
+    Keep,
+    /// Replaced by `null` (counts as one change unless it was `null`).
+    Null,
+    /// An object filtered by node `id`; members are filtered at `depth`.
+    Object { id: usize, depth: usize },
+    /// An array; `items` filters each element at `depth`, `None` empties it.
+    Array { items: Option<usize>, depth: usize },
+}
+
+impl SchemaFilter {
+    /// The node the whole document is filtered by (at depth 0).
+    pub(crate) fn root(&self) -> usize {
+        self.root
+    }
+
+    /// Filters `value` as node `id` at `depth` would inside a larger
+    /// document; returns the number of changes.
+    pub(crate) fn apply_at(&self, id: usize, value: &mut Value, depth: usize) -> usize {
+        self.filter(id, value, depth)
+    }
+
+    /// The decision `filter(id, value, depth)` makes for a value of `shape`.
+    pub(crate) fn verdict(&self, id: usize, shape: Shape, depth: usize) -> Verdict {
+        let id = self.resolve(id);
+        let node = &self.nodes[id];
+        if depth > 256 {
+            return Verdict::Null;
+        }
+        if !node.any_of.is_empty() {
+            let fit = node.any_of.iter().copied().find(|&alt| {
+                let alt = self.resolve(alt);
+                self.nodes[alt].kind.is_none_or(|k| fits_shape(k, shape))
+            });
+            return match fit {
+                Some(alt) => self.verdict(alt, shape, depth + 1),
+                None => Verdict::Null,
+            };
+        }
+        let Some(kind) = node.kind else {
+            return Verdict::Keep;
+        };
+        if shape == Shape::Null {
+            return Verdict::Keep;
+        }
+        if !fits_shape(kind, shape) {
+            return Verdict::Null;
+        }
+        match shape {
+            Shape::Object => Verdict::Object {
+                id,
+                depth: depth + 1,
+            },
+            Shape::Array => Verdict::Array {
+                items: node.items,
+                depth: depth + 1,
+            },
+            _ => Verdict::Keep,
+        }
+    }
+
+    /// The schema node of member `key` of an object filtered by node `id`
+    /// (as returned in [`Verdict::Object`]); `None`: the member is removed.
+    pub(crate) fn property(&self, id: usize, key: &str) -> Option<usize> {
+        self.nodes[id].properties.as_ref()?.get(key).copied()
+    }
+}
+
+fn fits_shape(kind: Kind, shape: Shape) -> bool {
+    match kind {
+        Kind::Object => shape == Shape::Object,
+        Kind::Array => shape == Shape::Array,
+        Kind::String => shape == Shape::String,
+        Kind::Integer => shape == Shape::Integer,
+        Kind::Number => matches!(shape, Shape::Integer | Shape::Float),
+        Kind::Boolean => shape == Shape::Boolean,
+        Kind::Null => shape == Shape::Null,
+    }
+}
+
 struct Compiler {
     nodes: Vec<Node>,
     defs: HashMap<String, usize>,
