@@ -46,7 +46,8 @@ fn connectors() -> Vec<(String, Vec<PathBuf>)> {
             .map(|e| e.unwrap().path())
             .filter(|p| {
                 let f = p.file_name().unwrap().to_string_lossy();
-                f.ends_with(".yaml") && (f == format!("{name}.yaml") || f.starts_with(&format!("{name}.")))
+                f.ends_with(".yaml")
+                    && (f == format!("{name}.yaml") || f.starts_with(&format!("{name}.")))
             })
             .collect();
         rules.sort();
@@ -80,7 +81,10 @@ fn same(rules: &RuleSet, ep: usize, body: &[u8], scheme: Scheme, what: &str) -> 
         (_, Ok(None)) => {}
         _ => panic!("{what}: dom {dom:?} vs stream {streamed:?}"),
     }
-    assert_eq!(dom, full, "{what}: sanitize_bytes differs from the DOM path");
+    assert_eq!(
+        dom, full,
+        "{what}: sanitize_bytes differs from the DOM path"
+    );
     matches!(streamed, Ok(Some(_)))
 }
 
@@ -138,7 +142,10 @@ fn every_sample_every_rule_variant_every_endpoint() {
         }
     }
     eprintln!("{runs} runs ({matched} with the endpoint the URL selects), {streamed} streamed");
-    assert!(matched >= 40, "too few samples matched their endpoint: {matched}");
+    assert!(
+        matched >= 40,
+        "too few samples matched their endpoint: {matched}"
+    );
     // Every endpoint whose rules allow streaming streams every sample: only
     // bodies with duplicate member names may defer, and the samples have none.
     assert!(runs > 0, "no endpoint streams");

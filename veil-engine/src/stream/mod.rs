@@ -54,7 +54,9 @@
 //! one: output is collected in memory (it is much smaller than the input
 //! when the schema drops most of a page) and returned only when the whole
 //! body was read. Invalid JSON, nesting deeper than 127 and transform
-//! failures are errors.
+//! failures are errors. When a transform fails, the body is sanitized once
+//! more by the DOM path, whose error (endpoint, transform, JSON path) is the
+//! one returned: failures are rare, and so the error is the reference's.
 //!
 //! # Why a hand-written scanner
 //!
@@ -81,7 +83,7 @@ use serde_json::Value;
 use crate::error::SanitizeError;
 use crate::jsonpath::{Key, PathSet, State};
 use crate::pseudonym::Pseudonymizer;
-use crate::sanitize::{name_element, EndpointSanitizer, Fail, Report, Walk};
+use crate::sanitize::{EndpointSanitizer, Report, Walk};
 use crate::schema_filter::{SchemaFilter, Shape, Verdict};
 use scan::{Bad, Num, Scanner, Str, MAX_DEPTH};
 
@@ -197,7 +199,13 @@ pub fn stream_only(
                 active,
             },
         ))),
-        Err(Stop::Fail(f)) => Err(BodyError::Transform(san.error(f, endpoint))),
+        // A transform failed. The DOM path gives the error: it names the
+        // same value, and a duplicate member name later in the body (which
+        // the DOM path resolves to the last value) cannot make the two differ.
+        Err(Stop::Fail) => match dom(san, body, p, endpoint) {
+            Err(e) => Err(e),
+            Ok(_) => Ok(None),
+        },
         Err(Stop::Dup) => Ok(None),
         Err(Stop::Bad) => match serde_json::from_slice::<Value>(body) {
             Err(e) => Err(json_error(e)),
@@ -211,23 +219,13 @@ enum Stop {
     Bad,
     /// A duplicate member name: the DOM path decides.
     Dup,
-    Fail(Fail),
+    /// A transform failed.
+    Fail,
 }
 
 impl From<Bad> for Stop {
     fn from(_: Bad) -> Self {
         Stop::Bad
-    }
-}
-
-/// Adds a path element to a transform failure on its way out.
-fn at(e: Stop, el: impl FnOnce() -> String) -> Stop {
-    match e {
-        Stop::Fail(mut f) => {
-            f.at.push(el());
-            Stop::Fail(f)
-        }
-        other => other,
     }
 }
 
@@ -401,7 +399,7 @@ impl<'a> Tx<'a, '_> {
         if self
             .san
             .apply_matched(&mut v, matched, &mut self.order, &mut self.w)
-            .map_err(Stop::Fail)?
+            .map_err(|_| Stop::Fail)?
         {
             return Ok(false);
         }
@@ -426,14 +424,14 @@ impl<'a> Tx<'a, '_> {
         if self
             .san
             .apply_matched(&mut v, matched, &mut self.order, &mut self.w)
-            .map_err(Stop::Fail)?
+            .map_err(|_| Stop::Fail)?
         {
             return Ok(false);
         }
         if (v.is_object() || v.is_array()) && (!next.is_empty() || self.global) {
             self.san
                 .walk(&mut v, next, 0, &mut self.w)
-                .map_err(Stop::Fail)?;
+                .map_err(|_| Stop::Fail)?;
         }
         serde_json::to_writer(&mut self.out, &v).map_err(|_| Stop::Bad)?;
         Ok(true)
@@ -510,9 +508,7 @@ impl<'a> Tx<'a, '_> {
                     }
                     k.write(&mut self.out)?;
                     self.out.push(b':');
-                    let kept = self
-                        .value(child, matched, next, depth + 1)
-                        .map_err(|e| at(e, || name_element(&key)))?;
+                    let kept = self.value(child, matched, next, depth + 1)?;
                     if kept {
                         first = false;
                     } else {
@@ -581,15 +577,19 @@ impl<'a> Tx<'a, '_> {
             matched.clear();
             // The length is only read by index and slice selectors, which
             // make `value` buffer the whole array instead.
-            self.paths
-                .advance(states, Key::Index(pos, usize::MAX), pos, None, next, matched);
+            self.paths.advance(
+                states,
+                Key::Index(pos, usize::MAX),
+                pos,
+                None,
+                next,
+                matched,
+            );
             let mark = self.out.len();
             if !first {
                 self.out.push(b',');
             }
-            let kept = self
-                .value(child, matched, next, depth + 1)
-                .map_err(|e| at(e, || format!("[{pos}]")))?;
+            let kept = self.value(child, matched, next, depth + 1)?;
             if kept {
                 first = false;
             } else {

@@ -37,12 +37,12 @@ use health::HealthInfo;
 use normalize::{Limits, Target};
 use upstream::Upstream;
 
+use crate::token::TokenProvider;
 use veil_engine::policy::{Request as PolicyRequest, Side};
 use veil_engine::pseudonym::Pseudonymizer;
 use veil_engine::reidentify::reidentify;
 use veil_engine::rules::RuleSet;
 use veil_engine::sanitize::Report;
-use crate::token::TokenProvider;
 
 /// What the host knows about a request, put in its extensions.
 #[derive(Debug, Clone, Default)]
