@@ -194,6 +194,9 @@ pub(crate) enum Verdict {
     Keep,
     /// Replaced by `null` (counts as one change unless it was `null`).
     Null,
+    /// Replaced by `null` at the depth bound (counts as one change even if
+    /// it was `null`, as `filter` does).
+    TooDeep,
     /// An object filtered by node `id`; members are filtered at `depth`.
     Object { id: usize, depth: usize },
     /// An array; `items` filters each element at `depth`, `None` empties it.
@@ -217,7 +220,7 @@ impl SchemaFilter {
         let id = self.resolve(id);
         let node = &self.nodes[id];
         if depth > 256 {
-            return Verdict::Null;
+            return Verdict::TooDeep;
         }
         if !node.any_of.is_empty() {
             let fit = node.any_of.iter().copied().find(|&alt| {

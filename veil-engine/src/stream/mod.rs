@@ -336,8 +336,8 @@ impl<'a> Tx<'a, '_> {
             (Sch::Node(id, d), Some(s)) => s.verdict(id, shape, d),
             _ => Verdict::Keep,
         };
-        if verdict == Verdict::Null {
-            if shape != Shape::Null {
+        if verdict == Verdict::Null || verdict == Verdict::TooDeep {
+            if shape != Shape::Null || verdict == Verdict::TooDeep {
                 self.schema_changes += 1;
             }
             if num.is_none() {
