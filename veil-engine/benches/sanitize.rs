@@ -15,6 +15,12 @@
 //!
 //! Run: `cargo bench -p veil-engine --bench sanitize`
 //! (`VEIL_BENCH_ROUNDS` sets the rounds, default 15).
+//!
+//! For peak-memory measurements (`/usr/bin/time -v` on the bench binary):
+//! `VEIL_BENCH_WRITE_PAGE=FILE` writes the 10 MB page and exits;
+//! `VEIL_BENCH_ONCE=dom:FILE` or `stream:FILE` sanitizes FILE once with the
+//! shipped rules by that path and exits (`stream-allowlist:FILE`: the inline
+//! allowlist).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -63,6 +69,53 @@ endpoints:
         jsonPaths:
           - "$..changeKey"
           - "$..replyTo[*]"
+"#;
+
+/// A default-deny allowlist of the kind the shipped rules move to: the
+/// schema drops most of each message before any transform runs.
+const ALLOWLIST: &str = r#"
+endpoints:
+  - pathTemplate: /v1.0/users/{userId}/mailFolders/SentItems/messages
+    responseSchema:
+      type: object
+      properties:
+        '@odata.nextLink': {type: string}
+        value:
+          type: array
+          items: {$ref: '#/definitions/Message'}
+      definitions:
+        Message:
+          type: object
+          properties:
+            id: {type: string}
+            createdDateTime: {type: string}
+            sentDateTime: {type: string}
+            receivedDateTime: {type: string}
+            hasAttachments: {type: boolean}
+            importance: {type: string}
+            conversationId: {type: string}
+            isRead: {type: boolean}
+            isDraft: {type: boolean}
+            sender: {$ref: '#/definitions/Recipient'}
+            from: {$ref: '#/definitions/Recipient'}
+            toRecipients: {type: array, items: {$ref: '#/definitions/Recipient'}}
+            ccRecipients: {type: array, items: {$ref: '#/definitions/Recipient'}}
+            bccRecipients: {type: array, items: {$ref: '#/definitions/Recipient'}}
+        Recipient:
+          type: object
+          properties:
+            emailAddress:
+              type: object
+              properties:
+                address: {type: string}
+    transforms:
+      - !<pseudonymize>
+        jsonPaths: ["$..emailAddress.address"]
+      - !<tokenize>
+        jsonPaths: ["$..conversationId", "$..id"]
+      - !<tokenize>
+        jsonPaths: ["$.['@odata.nextLink']"]
+        regex: "^https://graph\\.microsoft\\.com/v1\\.0/users/([^/]+)/"
 "#;
 
 fn person(i: usize) -> Value {
@@ -180,6 +233,7 @@ fn main() {
     let shipped_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../rules/outlook-mail.yaml");
     let shipped =
         RuleSet::from_file(std::path::Path::new(shipped_path)).expect("shipped rules load");
+    let allowlist = RuleSet::from_str("allowlist.yaml", ALLOWLIST).expect("allowlist rules load");
     let keep_nothing = RuleSet::from_str(
         "keep-nothing.yaml",
         "endpoints:\n  - pathTemplate: /x\n    responseSchema: {type: object}\n",
@@ -197,6 +251,37 @@ fn main() {
         email: EmailPolicy::default(),
     })
     .expect("pseudonymizer");
+    if let Ok(path) = std::env::var("VEIL_BENCH_WRITE_PAGE") {
+        std::fs::write(
+            &path,
+            serde_json::to_vec(&page(5000)).expect("serialize page"),
+        )
+        .expect("write the page");
+        return;
+    }
+    if let Ok(spec) = std::env::var("VEIL_BENCH_ONCE") {
+        let (how, path) = spec
+            .split_once(':')
+            .expect("VEIL_BENCH_ONCE=dom:FILE or stream:FILE");
+        let body = std::fs::read(path).expect("read the page");
+        let endpoint = sent_items(&shipped);
+        let out = match how {
+            "dom" => {
+                let mut v: Value = serde_json::from_slice(&body).expect("parse");
+                endpoint.sanitize(&mut v, &p).expect("sanitize");
+                serde_json::to_vec(&v).expect("serialize")
+            }
+            "stream" => {
+                endpoint
+                    .sanitize_bytes(&body, &p)
+                    .expect("sanitize_bytes")
+                    .0
+            }
+            other => panic!("unknown path {other}"),
+        };
+        println!("{how}: {} bytes in, {} bytes out", body.len(), out.len());
+        return;
+    }
     let rounds: usize = std::env::var("VEIL_BENCH_ROUNDS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -213,6 +298,7 @@ fn main() {
         for (name, endpoint) in [
             ("rules/outlook-mail.yaml", sent_items(&shipped)),
             ("inline, no schema", &inline.endpoints[0]),
+            ("inline allowlist (responseSchema)", &allowlist.endpoints[0]),
         ] {
             let dom = |b: &[u8]| {
                 let mut v: Value = serde_json::from_slice(b).expect("parse");

@@ -44,6 +44,8 @@ const STRING_PIECES: &[&str] = &[
     "12 34",
     "\\u001f",
     "Zoë Núñez",
+    "\\ud800",
+    "\\udc00x",
 ];
 
 const NUMBERS: &[&str] = &[
@@ -323,13 +325,18 @@ fn random_runs_mostly_stream() {
         if !rules.endpoints[0].sanitizer.streams() {
             continue;
         }
+        if serde_json::from_slice::<Value>(d.as_bytes()).is_err() {
+            // Lone surrogates make some documents invalid.
+            check(&rules, d.as_bytes()).unwrap();
+            continue;
+        }
         loaded += 1;
         if check(&rules, d.as_bytes()).unwrap_or_else(|e| panic!("{e}\nrules:\n{}", r.yaml())) {
             streamed += 1;
         }
     }
     eprintln!("{loaded} streamable rule sets, {streamed} streamed");
-    assert!(loaded > 500, "too few rule sets load: {loaded}");
+    assert!(loaded > 300, "too few rule sets load: {loaded}");
     // Only bodies with a duplicate member name in an object that is read
     // defer to the DOM path.
     assert!(
@@ -395,4 +402,111 @@ fn invalid_json_names_line_and_column() {
         BodyError::InvalidJson { line, column, .. } => assert_eq!((line, column), (2, 11)),
         other => panic!("{other:?}"),
     }
+}
+
+/// Tokens at the edge of the grammar, alone and inside subtrees that are
+/// copied, transformed and skipped: the stream path accepts exactly what
+/// serde_json accepts and writes what it writes.
+#[test]
+fn edge_tokens_agree_with_serde_json() {
+    let tokens = [
+        "0",
+        "-0",
+        "01",
+        "-01",
+        "1.",
+        ".5",
+        "+1",
+        "-",
+        "1e",
+        "1e+",
+        "--1",
+        "0x1",
+        "1.5e308",
+        "1.5e309",
+        "-1e400",
+        "1e-400",
+        "1E400",
+        "tru",
+        "nul",
+        "nulll",
+        "true",
+        "[1,]",
+        "{\"a\":1,}",
+        "{,}",
+        "[,1]",
+        "[1 2]",
+        "{\"a\" 1}",
+        "{1:2}",
+        "\"\\x\"",
+        "\"\\u12\"",
+        "\"\\u12G4\"",
+        "\"\\ud800\"",
+        "\"\\udc00\"",
+        "\"\\ud800\\u0041\"",
+        "\"\\ud83d\\ude00\"",
+        "\"\\ud800\\\\\"",
+        "\"a\tb\"",
+        "\"\u{7f}\"",
+        "\"\\/\"",
+        "\"\\b\\f\\n\\r\\t\"",
+        "[]",
+        "{}",
+        "[[]]",
+        "\"",
+        "\"abc",
+        "[",
+        "{",
+        "]",
+        "}",
+        "",
+        " ",
+        "1 2",
+        "\u{feff}1",
+        "{\"a\":1}x",
+        "18446744073709551616",
+        "-9223372036854775809",
+        "123456789012345678",
+        "1234567890123456789",
+    ];
+    let rules = [
+        common::rules("      - !<redact>\n        jsonPaths: ['$..zzz']\n"),
+        common::rules("      - !<pseudonymize>\n        jsonPaths: ['$..t']\n"),
+        common::rules("      - !<redact>\n        jsonPaths: ['$..t']\n"),
+        RuleSet::from_str(
+            "s.yaml",
+            "endpoints:\n  - pathTemplate: /x\n    responseSchema: {type: object, properties: {k: {type: integer}}}\n",
+        )
+        .unwrap(),
+    ];
+    let mut cases = 0;
+    for t in tokens {
+        for body in [
+            t.to_string(),
+            format!("{{\"k\": 1, \"t\": {t}, \"u\": [{t}]}}"),
+            format!("[{t}, {{\"t\": [{t}]}}]"),
+        ] {
+            for r in &rules {
+                cases += 1;
+                let e = &r.endpoints[0];
+                let p = common::pseudonymizer(Scheme::Hmac);
+                let serde_ok = serde_json::from_slice::<Value>(body.as_bytes()).is_ok();
+                let dom = stream::dom(&e.sanitizer, body.as_bytes(), p, &e.label);
+                match stream::stream_only(&e.sanitizer, body.as_bytes(), p, &e.label) {
+                    Ok(Some(s)) => {
+                        assert!(serde_ok, "stream accepted {body:?}");
+                        assert_eq!(Ok(s), dom, "{body:?}");
+                    }
+                    // No duplicate names here: deferring would mean the
+                    // scanner refused JSON serde_json accepts.
+                    Ok(None) => panic!("{body:?} deferred"),
+                    Err(BodyError::InvalidJson { .. }) => {
+                        assert!(!serde_ok, "stream refused {body:?}")
+                    }
+                    Err(err) => assert_eq!(Err(err), dom, "{body:?}"),
+                }
+            }
+        }
+    }
+    assert!(cases > 600);
 }
