@@ -311,6 +311,42 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// Escape sequences, valid or not, in a string that is copied and in one
+    /// that is skipped: accepted exactly when serde_json accepts them.
+    #[test]
+    fn escapes_agree_with_serde_json(
+        pieces in prop::collection::vec(
+            pick(&["\\", "u", "d800", "DBFF", "dc00", "DFFF", "D83D", "DE00", "0041", "00", "\"", "n", "x", "G", "/", "é", "\u{1}"]),
+            0..8,
+        )
+    ) {
+        let inner = pieces.concat();
+        let rules = [
+            common::rules("      - !<redact>\n        jsonPaths: ['$..zzz']\n"),
+            common::rules("      - !<redact>\n        jsonPaths: ['$..t']\n"),
+        ];
+        for body in [format!("\"{inner}\""), format!("{{\"t\": \"{inner}\"}}")] {
+            let serde_ok = serde_json::from_slice::<Value>(body.as_bytes()).is_ok();
+            for r in &rules {
+                let e = &r.endpoints[0];
+                let p = common::pseudonymizer(Scheme::Hmac);
+                let s = stream::stream_only(&e.sanitizer, body.as_bytes(), p, &e.label);
+                match s {
+                    Ok(Some(out)) => {
+                        prop_assert!(serde_ok, "accepted {:?}", body);
+                        prop_assert_eq!(Ok(out), stream::dom(&e.sanitizer, body.as_bytes(), p, &e.label));
+                    }
+                    Ok(None) => prop_assert!(false, "deferred {:?}", body),
+                    Err(_) => prop_assert!(!serde_ok, "refused {:?}", body),
+                }
+            }
+        }
+    }
+}
+
 /// The Graph-like shape the shipped rules see: a page object with `value[]`.
 #[test]
 fn random_runs_mostly_stream() {
