@@ -483,12 +483,10 @@ impl<'a> Tx<'a, '_> {
             }
             self.sc.expect(b':')?;
             let child = match verdict {
-                Verdict::Object { id, depth: d } => {
-                    match self.schema.and_then(|s| s.property(id, &key)) {
-                        Some(cid) => Some(Sch::Node(cid, d)),
-                        None => None,
-                    }
-                }
+                Verdict::Object { id, depth: d } => self
+                    .schema
+                    .and_then(|s| s.property(id, &key))
+                    .map(|cid| Sch::Node(cid, d)),
                 _ => Some(Sch::Off),
             };
             match child {
