@@ -19,8 +19,8 @@
 //! For peak-memory measurements (`/usr/bin/time -v` on the bench binary):
 //! `VEIL_BENCH_WRITE_PAGE=FILE` writes the 10 MB page and exits;
 //! `VEIL_BENCH_ONCE=dom:FILE` or `stream:FILE` sanitizes FILE once with the
-//! shipped rules by that path and exits (`stream-allowlist:FILE`: the inline
-//! allowlist).
+//! shipped rules by that path and exits (`dom-allowlist:FILE`,
+//! `stream-allowlist:FILE`: the inline allowlist).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -273,6 +273,19 @@ fn main() {
             }
             "stream" => {
                 endpoint
+                    .sanitize_bytes(&body, &p)
+                    .expect("sanitize_bytes")
+                    .0
+            }
+            "dom-allowlist" => {
+                let mut v: Value = serde_json::from_slice(&body).expect("parse");
+                allowlist.endpoints[0]
+                    .sanitize(&mut v, &p)
+                    .expect("sanitize");
+                serde_json::to_vec(&v).expect("serialize")
+            }
+            "stream-allowlist" => {
+                allowlist.endpoints[0]
                     .sanitize_bytes(&body, &p)
                     .expect("sanitize_bytes")
                     .0
