@@ -4,7 +4,8 @@
 The clear-ids variant keeps Graph ids in clear: it drops every `tokenize`
 transform (ids, ids inside paging links, $skiptoken values) and accepts raw
 Graph ids where the default variant requires `p~` tokens. Everything else —
-what is redacted and pseudonymized — is identical, which a test checks.
+the response allowlists (`responseSchema`), what is reduced and what is
+pseudonymized — is copied unchanged; a test checks the transforms.
 
 Run after editing a default rule file:  python3 rules/make-clear-ids.py
 """

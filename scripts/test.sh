@@ -17,6 +17,9 @@ step "test tools (pinned tools into .tools/: cargo-lambda, moto, linters)"
 bash scripts/install-test-tools.sh
 export PATH="$PWD/.tools/bin:$PATH"
 
+step "headless Chromium for the review-page test"
+bash scripts/install-browser.sh
+
 step "cargo test (unit, property and end-to-end tests)"
 cargo test --workspace --locked
 

@@ -61,7 +61,9 @@ fn sanitizes_a_bundled_sample_and_explains() {
     assert!(text.contains("t~"));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
-        err.contains("#0 redact") && err.contains("values changed"),
+        err.contains("responseSchema:")
+            && err.contains("#0 pseudonymize")
+            && err.contains("values changed"),
         "{err}"
     );
 }

@@ -44,8 +44,10 @@ const OTHER_ARN: &str = "arn:aws:sts::123456789012:assumed-role/someone-else/ven
 /// document the function hands the runtime API, base64 body included.
 const LAMBDA_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
 /// How long the first invocation may take: `cargo lambda watch` compiles
-/// the function (a no-op when `cargo test` has just built it).
-const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// the function with the binary's own feature set (the test build unifies
+/// dev-dependency features, so some crates build again) — minutes on a busy
+/// 2-core machine. A bound on a compile, not a performance assertion.
+const READY_TIMEOUT: Duration = Duration::from_secs(420);
 /// How long any later invocation may take.
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Groups in the large page: about 8.6 MB of Graph JSON, about 7 MB sanitized.

@@ -22,13 +22,15 @@ fn every_sample_matches_its_golden_and_leaks_nothing() {
 
 #[test]
 fn the_rules_test_catches_a_leak() {
-    // Drop the redaction of subjects and bodies from a copy of the mail
-    // rules: the test loop must fail, naming the leak.
+    // Let subjects and previews through the mail rules' allowlist in a
+    // copy: the test loop must fail, naming the leak.
     let dir = tempfile::tempdir().unwrap();
     let rules = std::fs::read_to_string("rules/outlook-mail.yaml").unwrap();
-    let weakened = rules
-        .replacen("          - \"$..subject\"\n", "", 1)
-        .replacen("          - \"$..bodyPreview\"\n", "", 1);
+    let weakened = rules.replacen(
+        "            importance: { type: string }\n",
+        "            importance: { type: string }\n            subject: { type: string }\n            bodyPreview: { type: string }\n",
+        1,
+    );
     assert_ne!(rules, weakened);
     std::fs::write(dir.path().join("outlook-mail.yaml"), weakened).unwrap();
     let out = veil(&[
@@ -165,4 +167,38 @@ fn per_user_paths_refuse_raw_ids_in_the_default_variant() {
         Side::Client,
     );
     assert!(ok.is_ok());
+}
+
+#[test]
+fn lint_is_clean_on_the_shipped_rules_and_flags_psoxy_semantics() {
+    let out = veil(&["rules", "lint", "--connector", "outlook-mail"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("defaultDeny") && !text.contains("Psoxy"),
+        "{text}"
+    );
+    // The same rules without the default-deny profile, as a Psoxy file
+    // would be: lint says what that means.
+    let dir = tempfile::tempdir().unwrap();
+    let rules = std::fs::read_to_string("rules/outlook-mail.yaml").unwrap();
+    let psoxy = rules.replacen("defaultDeny: true\n", "", 1);
+    assert_ne!(rules, psoxy);
+    std::fs::write(dir.path().join("outlook-mail.yaml"), psoxy).unwrap();
+    let out = veil(&[
+        "rules",
+        "lint",
+        "--connector",
+        "outlook-mail",
+        "--rules-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("`defaultDeny: true` is not set"), "{text}");
+    assert!(
+        text.contains(
+            "a value the regex does not match becomes null under Veil (Psoxy passes it unchanged)"
+        ),
+        "{text}"
+    );
 }

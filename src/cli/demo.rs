@@ -31,6 +31,11 @@ pub struct Args {
     /// Play the calls and exit instead of serving on.
     #[arg(long)]
     no_serve: bool,
+    /// Serve only the sample tenant — a stand-in for Graph that wants the
+    /// Graph token `demo-graph-token` — on `--port`, to try `veil serve
+    /// --upstream http://127.0.0.1:PORT` against it.
+    #[arg(long, conflicts_with = "no_serve")]
+    tenant_only: bool,
 }
 
 const DEMO_TOKEN: &str = "demo-graph-token";
@@ -62,6 +67,17 @@ async fn bind(port: u16, offset: u16) -> anyhow::Result<TcpListener> {
 }
 
 async fn demo(a: Args) -> anyhow::Result<ExitCode> {
+    if a.tenant_only {
+        let tenant = std::sync::Arc::new(sample_tenant::Tenant::load(&a.samples, DEMO_TOKEN)?);
+        let listener = bind(a.port, 0).await?;
+        println!(
+            "Sample tenant (fictional Contoso, serving {}) on http://{} — Graph token `{DEMO_TOKEN}`",
+            a.samples.display(),
+            listener.local_addr()?
+        );
+        sample_tenant::serve(listener, tenant).await;
+        return Ok(ExitCode::SUCCESS);
+    }
     let tenant = sample_tenant::start(&a.samples, DEMO_TOKEN).await?;
     let salt = random_secret()?;
     let key = random_secret()?;
@@ -116,7 +132,7 @@ async fn demo(a: Args) -> anyhow::Result<ExitCode> {
     let users = call(
         &client,
         &mail,
-        "/v1.0/users?$select=id,displayName,mail&$top=8",
+        "/v1.0/users?$select=id,mail&$top=8",
         "list users (names removed, ids become p~ tokens)",
     )
     .await?;

@@ -2,6 +2,7 @@
 
 mod demo;
 mod doctor;
+mod review;
 pub mod rules;
 mod sanitize;
 mod serve;

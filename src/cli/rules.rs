@@ -58,6 +58,16 @@ enum RulesCommand {
         #[command(flatten)]
         corpus: CorpusArgs,
     },
+    /// Write the privacy review page: one self-contained HTML file with, per
+    /// endpoint, the fields that leave and, per sample, the original and the
+    /// sanitized response side by side with every change marked.
+    Review {
+        /// Where to write the page.
+        #[arg(long, default_value = "review.html")]
+        out: PathBuf,
+        #[command(flatten)]
+        corpus: CorpusArgs,
+    },
     /// Print the JSON Schema of rule files.
     Schema,
 }
@@ -80,6 +90,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         RulesCommand::Test { update, corpus } => test(&corpus, update),
         RulesCommand::Report { corpus } => report(&corpus),
         RulesCommand::Lint { corpus } => lint(&corpus),
+        RulesCommand::Review { out, corpus } => review(&corpus, &out),
         RulesCommand::Schema => {
             println!("{}", schema_json());
             Ok(ExitCode::SUCCESS)
@@ -231,7 +242,24 @@ struct Run {
 }
 
 fn run_sample(s: &Suite, sample: &Sample, p: &Pseudonymizer) -> anyhow::Result<Run> {
-    let path = s.dir.join("original").join(&sample.file);
+    run_sample_in(s, &s.dir.join("original"), sample, p)
+}
+
+/// The connector's all-properties samples (every property Graph documents,
+/// `scripts/graph-samples/`), when the connector has them.
+fn all_properties_samples(s: &Suite) -> anyhow::Result<Vec<Sample>> {
+    let path = s.dir.join("all-properties").join("requests.yaml");
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(&path)?;
+    let requests: Requests =
+        serde_yaml_ng::from_str(&text).with_context(|| format!("{}", path.display()))?;
+    Ok(requests.samples)
+}
+
+fn run_sample_in(s: &Suite, dir: &Path, sample: &Sample, p: &Pseudonymizer) -> anyhow::Result<Run> {
+    let path = dir.join(&sample.file);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let original: Value = serde_json::from_str(&text).map_err(|e| {
@@ -595,14 +623,50 @@ fn lint(c: &CorpusArgs) -> anyhow::Result<ExitCode> {
         for w in &s.rules.warnings {
             findings.push(format!("{file}: overlap: {w}"));
         }
+        if !s.rules.default_deny {
+            findings.push(format!(
+                "{file}: `defaultDeny: true` is not set: an endpoint without a `responseSchema` passes every property Graph returns, including ones Microsoft adds later"
+            ));
+            findings.extend(
+                psoxy_differences(&s.rules)
+                    .into_iter()
+                    .map(|f| format!("{file}: {f}")),
+            );
+        }
         let mut hits: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+        // (endpoint, transform, path) → whether the path selected anything
+        // in the schema-filtered sample (before any transform).
+        let mut path_hits: BTreeMap<(usize, usize, usize), bool> = BTreeMap::new();
         let mut sampled = vec![false; s.rules.endpoints.len()];
-        for sample in &s.samples {
-            let run = run_sample(&s, sample, &p)
+        // The curated samples and the all-properties ones: a path that
+        // selects nothing in either selects nothing Graph documents.
+        let all_dir = s.dir.join("all-properties");
+        let all_samples = all_properties_samples(&s)?;
+        let original = s.dir.join("original");
+        let runs = s
+            .samples
+            .iter()
+            .map(|x| (&original, x))
+            .chain(all_samples.iter().map(|x| (&all_dir, x)));
+        for (dir, sample) in runs {
+            let run = run_sample_in(&s, dir, sample, &p)
                 .with_context(|| format!("{}: {}", s.connector, sample.file))?;
             sampled[run.endpoint] = true;
             for (t, m) in run.report.matches.iter().enumerate() {
                 *hits.entry((run.endpoint, t)).or_default() += m;
+            }
+            let ep = &s.rules.endpoints[run.endpoint];
+            let mut filtered = run.original.clone();
+            if let Some(schema) = ep.sanitizer.schema() {
+                schema.apply(&mut filtered);
+            }
+            for (t, rt) in ep.sanitizer.transforms().iter().enumerate() {
+                for (i, path) in rt.paths.iter().enumerate() {
+                    let hit = veil_engine::jsonpath::compile(path)
+                        .map(|c| c.matches_any(&filtered))
+                        .unwrap_or(false);
+                    *path_hits.entry((run.endpoint, t, i)).or_default() |= hit;
+                }
             }
         }
         for ep in &s.rules.endpoints {
@@ -621,6 +685,17 @@ fn lint(c: &CorpusArgs) -> anyhow::Result<ExitCode> {
                         ep.label,
                         rt.transform.name()
                     ));
+                    continue;
+                }
+                for (i, path) in rt.paths.iter().enumerate() {
+                    if !path_hits.get(&(ep.index, t, i)).copied().unwrap_or(false) {
+                        findings.push(format!(
+                            "{file}: endpoints[{}] `{}` transforms[{t}] ({}) jsonPaths[{i}] `{path}` matches nothing in any sample",
+                            ep.index,
+                            ep.label,
+                            rt.transform.name()
+                        ));
+                    }
                 }
             }
             findings.extend(
@@ -639,6 +714,96 @@ fn lint(c: &CorpusArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn review(c: &CorpusArgs, out: &Path) -> anyhow::Result<ExitCode> {
+    use super::review::{page, ReviewedSample, ReviewedSuite};
+    let p = golden_pseudonymizer()?;
+    let suites = suites(c)?;
+    let mut runs: Vec<Vec<(&Sample, Run)>> = Vec::new();
+    for s in &suites {
+        let mut list = Vec::new();
+        for sample in &s.samples {
+            let run = run_sample(s, sample, &p)
+                .with_context(|| format!("{}: {}", s.connector, sample.file))?;
+            list.push((sample, run));
+        }
+        runs.push(list);
+    }
+    let reviewed: Vec<ReviewedSuite<'_>> = suites
+        .iter()
+        .zip(&runs)
+        .map(|(s, list)| ReviewedSuite {
+            title: format!(
+                "{} [{}] — {}",
+                s.connector,
+                s.variant,
+                s.rules_file.display()
+            ),
+            endpoints: s
+                .rules
+                .endpoints
+                .iter()
+                .map(|ep| {
+                    let samples = list
+                        .iter()
+                        .filter(|(_, r)| r.endpoint == ep.index)
+                        .map(|(sample, r)| ReviewedSample {
+                            file: &sample.file,
+                            url: &sample.url,
+                            original: &r.original,
+                            sanitized: &r.sanitized,
+                        })
+                        .collect();
+                    (ep, samples)
+                })
+                .collect(),
+        })
+        .collect();
+    let html = page(
+        &reviewed,
+        &format!(
+            "the rule files in {} and the samples in {} (golden test secrets)",
+            c.rules_dir.display(),
+            c.samples_dir.display()
+        ),
+    );
+    std::fs::write(out, html).with_context(|| format!("cannot write {}", out.display()))?;
+    println!("wrote {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where a Psoxy rule file behaves differently under Veil, on purpose (see
+/// "Migrating from Psoxy" in the README): said once per endpoint and kind.
+fn psoxy_differences(rules: &RuleSet) -> Vec<String> {
+    use veil_engine::transform::Transform;
+    let mut out = Vec::new();
+    for ep in &rules.endpoints {
+        if ep.sanitizer.schema().is_none() {
+            out.push(format!(
+                "endpoints[{}] `{}` has no `responseSchema`: every property not redacted leaves Veil",
+                ep.index, ep.label
+            ));
+        }
+        for (t, rt) in ep.sanitizer.transforms().iter().enumerate() {
+            let note = match &rt.transform {
+                Transform::Tokenize(tk) if tk.regex.is_some() => {
+                    "tokenize with `regex`: a value the regex does not match becomes null under Veil (Psoxy passes it unchanged), and every match is tokenized (Psoxy: one whole-value match)"
+                }
+                Transform::Tokenize(_) => {
+                    "a blank value becomes null under Veil (Psoxy passes it unchanged)"
+                }
+                _ => continue,
+            };
+            out.push(format!(
+                "endpoints[{}] `{}` transforms[{t}] ({}): {note}",
+                ep.index,
+                ep.label,
+                rt.transform.name()
+            ));
+        }
+    }
+    out
 }
 
 /// Transforms on a path that an earlier `redact` already removed.

@@ -15,9 +15,11 @@
 //! - [`policy`]: which requests an endpoint allows (method, path, query, headers).
 //! - [`reidentify`]: decrypting `p~` tokens in requests.
 //! - [`secret`]: secret values that never print.
+//! - [`detect`]: detectors for personal data left in reduced text.
 //! - [`error`]: rule-file and sanitizer errors.
 #![forbid(unsafe_code)]
 
+pub mod detect;
 pub mod error;
 pub mod jsonpath;
 pub mod policy;

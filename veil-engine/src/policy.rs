@@ -12,6 +12,7 @@ use percent_encoding::percent_decode_str;
 use regex::Regex;
 
 use crate::rules::{CompiledEndpoint, RuleSet};
+use crate::schema_filter::SchemaFilter;
 
 /// A path pattern: a template or a regex.
 #[derive(Debug)]
@@ -20,20 +21,61 @@ pub enum PathPattern {
     Regex(Regex),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum TemplateSegment {
     Literal(String),
-    Param(String),
+    /// `{name}`: the whole segment. `optional` (`{name?}`, last segment
+    /// only): the segment may also be absent.
+    Param {
+        name: String,
+        optional: bool,
+    },
+    /// Parameters inside a segment, as Psoxy's templates write them:
+    /// `getPstnCalls(fromDateTime={startDate},toDateTime={endDate})`.
+    /// Matched as a whole, case-insensitively; each `{name}` takes one or
+    /// more characters other than `/` (`{name?}`: zero or more).
+    Mixed {
+        regex: Regex,
+        names: Vec<String>,
+    },
+}
+
+impl PartialEq for TemplateSegment {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (TemplateSegment::Literal(a), TemplateSegment::Literal(b)) => a == b,
+            (
+                TemplateSegment::Param {
+                    name: a,
+                    optional: x,
+                },
+                TemplateSegment::Param {
+                    name: b,
+                    optional: y,
+                },
+            ) => a == b && x == y,
+            (TemplateSegment::Mixed { regex: a, .. }, TemplateSegment::Mixed { regex: b, .. }) => {
+                a.as_str() == b.as_str()
+            }
+            _ => false,
+        }
+    }
+}
+
+fn is_param_name(n: &str) -> bool {
+    !n.is_empty() && n.chars().all(|c| c.is_alphanumeric() || c == '_')
 }
 
 impl PathPattern {
-    /// Parses `/v1.0/users/{userId}/messages`.
+    /// Parses `/v1.0/users/{userId}/messages`, and Psoxy's forms:
+    /// parameters inside a segment (`calls(from={start},to={end})`) and an
+    /// optional last segment (`/events/{eventId?}`).
     pub fn template(t: &str) -> Result<PathPattern, String> {
         if !t.starts_with('/') {
             return Err(format!("path template `{t}` must start with `/`"));
         }
         let mut segs = Vec::new();
-        let mut seen = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
         let pieces: Vec<&str> = t[1..].split('/').collect();
         let last = pieces.len() - 1;
         for (n, raw) in pieces.into_iter().enumerate() {
@@ -51,18 +93,76 @@ impl PathPattern {
                 segs.push(TemplateSegment::Literal(raw.to_string()));
                 continue;
             }
-            let name = raw
-                .strip_prefix('{')
-                .and_then(|r| r.strip_suffix('}'))
-                .filter(|n| opens == 1 && !n.is_empty() && n.chars().all(|c| c.is_alphanumeric() || c == '_'))
-                .ok_or_else(|| {
-                    format!("path template `{t}`: segment `{raw}` must be a literal or exactly one `{{name}}`")
+            // Split the segment into literal text and `{name}` / `{name?}`.
+            let mut parts: Vec<(bool, String, bool)> = Vec::new(); // (is_param, text, optional)
+            let mut rest = raw;
+            while let Some(i) = rest.find('{') {
+                let j = rest[i..].find('}').map(|j| i + j).ok_or_else(|| {
+                    format!("path template `{t}` has an unbalanced brace in segment `{raw}`")
                 })?;
-            if seen.contains(&name) {
-                return Err(format!("path template `{t}` uses `{{{name}}}` twice"));
+                if rest[..i].contains('}') {
+                    return Err(format!(
+                        "path template `{t}` has an unbalanced brace in segment `{raw}`"
+                    ));
+                }
+                if i > 0 {
+                    parts.push((false, rest[..i].to_string(), false));
+                }
+                let inner = &rest[i + 1..j];
+                let (name, optional) = match inner.strip_suffix('?') {
+                    Some(n) => (n, true),
+                    None => (inner, false),
+                };
+                if !is_param_name(name) {
+                    return Err(format!(
+                        "path template `{t}`: `{{{inner}}}` is not a parameter (names are letters, digits and `_`)"
+                    ));
+                }
+                if seen.iter().any(|s| s == name) {
+                    return Err(format!("path template `{t}` uses `{{{name}}}` twice"));
+                }
+                if parts.last().is_some_and(|p| p.0) {
+                    return Err(format!(
+                        "path template `{t}`: segment `{raw}` has two parameters with nothing between them"
+                    ));
+                }
+                seen.push(name.to_string());
+                parts.push((true, name.to_string(), optional));
+                rest = &rest[j + 1..];
             }
-            seen.push(name);
-            segs.push(TemplateSegment::Param(name.to_string()));
+            if rest.contains('}') {
+                return Err(format!(
+                    "path template `{t}` has an unbalanced brace in segment `{raw}`"
+                ));
+            }
+            if !rest.is_empty() {
+                parts.push((false, rest.to_string(), false));
+            }
+            if let [(true, name, optional)] = parts.as_slice() {
+                if *optional && n != last {
+                    return Err(format!(
+                        "path template `{t}`: only the last segment can be optional (`{{{name}?}}`)"
+                    ));
+                }
+                segs.push(TemplateSegment::Param {
+                    name: name.clone(),
+                    optional: *optional,
+                });
+                continue;
+            }
+            let mut re = String::from("(?i)^");
+            let mut names = Vec::new();
+            for (is_param, text, optional) in &parts {
+                if *is_param {
+                    re.push_str(if *optional { "([^/]*)" } else { "([^/]+)" });
+                    names.push(text.clone());
+                } else {
+                    re.push_str(&regex::escape(text));
+                }
+            }
+            re.push('$');
+            let regex = Regex::new(&re).map_err(|e| format!("path template `{t}`: {e}"))?;
+            segs.push(TemplateSegment::Mixed { regex, names });
         }
         Ok(PathPattern::Template(segs))
     }
@@ -72,9 +172,12 @@ impl PathPattern {
         match self {
             PathPattern::Template(s) => s
                 .iter()
-                .filter_map(|x| match x {
-                    TemplateSegment::Param(n) => Some(n.as_str()),
-                    _ => None,
+                .flat_map(|x| match x {
+                    TemplateSegment::Param { name, .. } => vec![name.as_str()],
+                    TemplateSegment::Mixed { names, .. } => {
+                        names.iter().map(String::as_str).collect()
+                    }
+                    TemplateSegment::Literal(_) => Vec::new(),
                 })
                 .collect(),
             PathPattern::Regex(_) => Vec::new(),
@@ -94,9 +197,17 @@ impl PathPattern {
             PathPattern::Template(segs) => {
                 let rest = path.strip_prefix('/')?;
                 let parts: Vec<&str> = rest.split('/').collect();
-                if parts.len() != segs.len() {
+                let optional_last = matches!(
+                    segs.last(),
+                    Some(TemplateSegment::Param { optional: true, .. })
+                );
+                let segs = if parts.len() == segs.len() {
+                    &segs[..]
+                } else if optional_last && parts.len() + 1 == segs.len() {
+                    &segs[..segs.len() - 1]
+                } else {
                     return None;
-                }
+                };
                 let mut params = Vec::new();
                 for (seg, part) in segs.iter().zip(parts) {
                     match seg {
@@ -105,11 +216,18 @@ impl PathPattern {
                                 return None;
                             }
                         }
-                        TemplateSegment::Param(n) => {
+                        TemplateSegment::Param { name, .. } => {
                             if part.is_empty() {
                                 return None;
                             }
-                            params.push((n.clone(), part.to_string()));
+                            params.push((name.clone(), part.to_string()));
+                        }
+                        TemplateSegment::Mixed { regex, names } => {
+                            let caps = regex.captures(part)?;
+                            for (i, name) in names.iter().enumerate() {
+                                let value = caps.get(i + 1).map_or("", |m| m.as_str());
+                                params.push((name.clone(), value.to_string()));
+                            }
                         }
                     }
                 }
@@ -118,20 +236,46 @@ impl PathPattern {
         }
     }
 
-    /// An example path the template matches (params filled with `x`).
+    /// An example path the template matches (params filled with `x0`).
     pub fn example(&self) -> Option<String> {
         match self {
             PathPattern::Template(segs) => Some(
                 segs.iter()
                     .map(|s| match s {
                         TemplateSegment::Literal(l) => format!("/{l}"),
-                        TemplateSegment::Param(_) => "/x0".to_string(),
+                        TemplateSegment::Param { .. } => "/x0".to_string(),
+                        TemplateSegment::Mixed { regex, .. } => {
+                            // The literal text with each parameter as `x0`.
+                            let body = regex
+                                .as_str()
+                                .trim_start_matches("(?i)^")
+                                .trim_end_matches('$')
+                                .replace("([^/]+)", "x0")
+                                .replace("([^/]*)", "x0");
+                            format!("/{}", unescape(&body))
+                        }
                     })
                     .collect(),
             ),
             PathPattern::Regex(_) => None,
         }
     }
+}
+
+/// Undoes `regex::escape` (for examples only).
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The type of a parameter value.
@@ -151,6 +295,10 @@ pub struct ParamSchema {
     pub allowed: Option<Vec<String>>,
     /// The client must send a `p~` token, which Veil decrypts.
     pub reversible: bool,
+    /// The value must also fit one of these (`anyOf`, Psoxy's `or`).
+    pub any_of: Vec<ParamSchema>,
+    /// Query parameters: the request must carry it.
+    pub required: bool,
 }
 
 impl ParamSchema {
@@ -175,6 +323,9 @@ impl ParamSchema {
             if !allowed.iter().any(|a| a == value) {
                 return Err(format!("must be one of: {}", allowed.join(", ")));
             }
+        }
+        if !self.any_of.is_empty() && !self.any_of.iter().any(|s| s.check(value).is_ok()) {
+            return Err("fits none of the allowed schemas (`anyOf`)".into());
         }
         Ok(())
     }
@@ -356,6 +507,12 @@ fn check_endpoint<'r>(
         ));
     }
     for (name, raw) in &path_params {
+        if let Some(why) = reserved_segment(raw) {
+            return Err(refuse(
+                Check::PathParam(name.clone()),
+                format!("path parameter `{name}` {why}"),
+            ));
+        }
         let Some(schema) = ep
             .path_param_schemas
             .iter()
@@ -425,11 +582,155 @@ fn check_endpoint<'r>(
             })?;
         }
     }
+    for (name, schema) in &ep.query_param_schemas {
+        if schema.required && !query.iter().any(|(n, _)| n.to_lowercase() == *name) {
+            return Err(refuse(
+                Check::QueryParam(name.clone()),
+                format!("query parameter `{name}` is required"),
+            ));
+        }
+    }
+    if ep.default_deny {
+        if let Some(schema) = ep.sanitizer.schema() {
+            for (name, value) in &query {
+                let lower = name.to_ascii_lowercase();
+                let checked = match lower.as_str() {
+                    "$select" => check_select(schema, schema.record(), value),
+                    "$expand" => check_expand(schema, schema.record(), value, 0),
+                    _ => Ok(()),
+                };
+                checked.map_err(|why| {
+                    refuse(
+                        Check::QueryParam(name.clone()),
+                        format!("query parameter `{name}`: {why}"),
+                    )
+                })?;
+            }
+        }
+    }
     Ok(Allowed {
         endpoint: ep,
         path_params,
         query,
     })
+}
+
+/// Path segments that are never an id: OData system segments (`$count`,
+/// `$value`, `$ref`, …), functions and casts (`delta`, `delta()`,
+/// `microsoft.graph.…`) and dot segments. A template parameter stands for
+/// one id; one of these in its place would change what Graph is asked
+/// (`/events/delta` returns a delta link naming the user).
+fn reserved_segment(raw: &str) -> Option<&'static str> {
+    let decoded = percent_decode_str(raw).decode_utf8_lossy();
+    let v = decoded.trim();
+    let lower = v.to_ascii_lowercase();
+    if v.starts_with('$') {
+        Some("is an OData system segment, not an id")
+    } else if v == "." || v == ".." {
+        Some("is a dot segment, not an id")
+    } else if lower == "delta" || lower.starts_with("microsoft.graph.") || v.contains(['(', ')']) {
+        Some("is an OData function or cast, not an id")
+    } else {
+        None
+    }
+}
+
+/// `$select=a,b`: each name must be a property the endpoint's
+/// `responseSchema` keeps.
+fn check_select(
+    schema: &SchemaFilter,
+    node: crate::schema_filter::SchemaNode,
+    value: &str,
+) -> Result<(), String> {
+    for name in value.split(',').map(str::trim) {
+        if name.is_empty() {
+            return Err("`$select` has an empty property name".into());
+        }
+        if schema.property(node, name).is_none() {
+            return Err(format!(
+                "`$select` names `{name}`, which this endpoint does not return (it returns: {})",
+                schema.property_names(node).join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `$expand=a,b($select=x;$expand=c)`: each expanded name must be a
+/// property the `responseSchema` keeps, and its nested `$select` and
+/// `$expand` must fit that property's own allowlist. Other nested options
+/// are refused.
+fn check_expand(
+    schema: &SchemaFilter,
+    node: crate::schema_filter::SchemaNode,
+    value: &str,
+    depth: usize,
+) -> Result<(), String> {
+    if depth > 4 {
+        return Err("`$expand` is nested too deeply".into());
+    }
+    for item in split_top(value, ',')? {
+        let item = item.trim();
+        let (name, options) = match item.find('(') {
+            Some(i) if item.ends_with(')') => (&item[..i], Some(&item[i + 1..item.len() - 1])),
+            Some(_) => return Err(format!("`$expand` item `{item}` is malformed")),
+            None => (item, None),
+        };
+        let name = name.trim();
+        if name.is_empty() || name == "*" {
+            return Err("`$expand` must name the properties to expand".into());
+        }
+        let child = schema.property(node, name).ok_or_else(|| {
+            format!(
+                "`$expand` names `{name}`, which this endpoint does not return (it returns: {})",
+                schema.property_names(node).join(", ")
+            )
+        })?;
+        for opt in options
+            .map(|o| split_top(o, ';'))
+            .transpose()?
+            .unwrap_or_default()
+        {
+            let (k, v) = opt.split_once('=').unwrap_or((opt, ""));
+            match k.trim().to_ascii_lowercase().as_str() {
+                "$select" => check_select(schema, child, v)?,
+                "$expand" => check_expand(schema, child, v, depth + 1)?,
+                "$top" if v.trim().parse::<u32>().is_ok() => {}
+                other => {
+                    return Err(format!(
+                    "`$expand` option `{other}` is not allowed (allowed: $select, $expand, $top)"
+                ))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Splits at `sep` outside parentheses; unbalanced parentheses are an error.
+fn split_top(s: &str, sep: char) -> Result<Vec<&str>, String> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or_else(|| "`$expand` has unbalanced parentheses".to_string())?
+            }
+            c if c == sep && depth == 0 => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return Err("`$expand` has unbalanced parentheses".into());
+    }
+    out.push(&s[start..]);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -454,14 +755,68 @@ mod tests {
     }
 
     #[test]
+    fn psoxy_templates_with_parameters_inside_a_segment() {
+        let p = PathPattern::template(
+            "/v1.0/communications/callRecords/getPstnCalls(fromDateTime={startDate},toDateTime={endDate})",
+        )
+        .unwrap();
+        assert_eq!(p.params(), ["startDate", "endDate"]);
+        let m = p
+            .matches(
+                "/v1.0/communications/callRecords/getpstncalls(fromDateTime=2026-11-01T00:00:00Z,toDateTime=2026-11-02)",
+                None,
+            )
+            .unwrap();
+        assert_eq!(
+            m,
+            [
+                ("startDate".to_string(), "2026-11-01T00:00:00Z".to_string()),
+                ("endDate".to_string(), "2026-11-02".to_string())
+            ]
+        );
+        for bad in [
+            "/v1.0/communications/callRecords/getPstnCalls(fromDateTime=,toDateTime=x)",
+            "/v1.0/communications/callRecords/getPstnCalls(fromDateTime=a/b,toDateTime=x)",
+            "/v1.0/communications/callRecords/getPstnCalls(fromDateTime=a,toDateTime=x)/more",
+            "/v1.0/communications/callRecords/getDirectRoutingCalls(fromDateTime=a,toDateTime=x)",
+        ] {
+            assert!(p.matches(bad, None).is_none(), "{bad}");
+        }
+        assert_eq!(
+            p.example().unwrap(),
+            "/v1.0/communications/callRecords/getPstnCalls(fromDateTime=x0,toDateTime=x0)"
+        );
+    }
+
+    #[test]
+    fn optional_last_segment() {
+        let p = PathPattern::template("/v1.0/users/{userId}/events/{eventId?}").unwrap();
+        assert_eq!(
+            p.matches("/v1.0/users/u/events", None).unwrap(),
+            [("userId".to_string(), "u".to_string())]
+        );
+        assert_eq!(p.matches("/v1.0/users/u/events/e", None).unwrap().len(), 2);
+        assert!(p.matches("/v1.0/users/u/events/e/x", None).is_none());
+        assert!(p.matches("/v1.0/users/u", None).is_none());
+        let q = PathPattern::template("/v1.0/x/f(a={a?})").unwrap();
+        assert_eq!(
+            q.matches("/v1.0/x/f(a=)", None).unwrap(),
+            [("a".to_string(), String::new())]
+        );
+    }
+
+    #[test]
     fn bad_templates() {
         for t in [
             "v1.0/users",
             "/v1.0/users/{id",
             "/v1.0/users/{id}}",
             "/v1.0/{a}{b}",
-            "/v1.0/x{a}",
             "/v1.0/{a}/{a}",
+            "/v1.0/x({a},{a})",
+            "/v1.0/{a?}/x",
+            "/v1.0/{a-b}",
+            "/v1.0/x}{a",
             "/v1.0//x",
             "/v1.0/{}",
         ] {
@@ -497,6 +852,129 @@ mod tests {
         assert!(parse_query("a=%ff").is_err());
     }
 
+    const DENY_RULES: &str = r#"
+defaultDeny: true
+endpoints:
+  - pathTemplate: /v1.0/users/{userId}
+    allowedQueryParams: [$select, $expand]
+    responseSchema:
+      type: object
+      properties:
+        id: {type: string}
+        mail: {type: string}
+        manager: {$ref: '#/definitions/Manager'}
+      definitions:
+        Manager:
+          type: object
+          properties:
+            id: {type: string}
+  - pathTemplate: /v1.0/users
+    responseSchema:
+      type: object
+      properties:
+        value:
+          type: array
+          items:
+            type: object
+            properties:
+              id: {type: string}
+  - pathTemplate: /v1.0/users/{userId}/events/{eventId}
+    allowedQueryParams: []
+    responseSchema: {type: object, properties: {id: {type: string}}}
+"#;
+
+    fn try_get(rules: &RuleSet, target: &str) -> Result<(), String> {
+        let (path, query) = split_url(target);
+        rules
+            .match_request(
+                Request {
+                    method: "GET",
+                    path: &path,
+                    query: query.as_deref(),
+                },
+                Side::Upstream,
+            )
+            .map(|_| ())
+            .map_err(|r| r.to_string())
+    }
+
+    #[test]
+    fn default_deny_binds_select_and_expand_to_the_allowlist() {
+        let rules = RuleSet::from_str("deny.yaml", DENY_RULES).unwrap();
+        assert!(rules.default_deny);
+        for ok in [
+            "/v1.0/users/u1?$select=id,mail",
+            "/v1.0/users/u1?$select=ID, Mail",
+            "/v1.0/users/u1?%24select=id",
+            "/v1.0/users/u1?$expand=manager",
+            "/v1.0/users/u1?$expand=manager($select=id)",
+            "/v1.0/users/u1?$select=id&$expand=manager($select=id;$top=1)",
+        ] {
+            assert_eq!(try_get(&rules, ok), Ok(()), "{ok}");
+        }
+        for (bad, needle) in [
+            (
+                "/v1.0/users/u1?$select=mailboxSettings",
+                "`mailboxSettings`",
+            ),
+            ("/v1.0/users/u1?$select=id,,mail", "empty property"),
+            ("/v1.0/users/u1?$expand=memberOf", "`memberOf`"),
+            ("/v1.0/users/u1?$expand=*", "must name"),
+            ("/v1.0/users/u1?$expand=manager($select=mail)", "`mail`"),
+            ("/v1.0/users/u1?$expand=manager($filter=x)", "$filter"),
+            ("/v1.0/users/u1?$expand=manager(", "unbalanced"),
+            ("/v1.0/users/u1?$expand=manager(x)y", "malformed"),
+            ("/v1.0/users/u1?$expand=manager($select=id))", "unbalanced"),
+        ] {
+            let err = try_get(&rules, bad).unwrap_err();
+            assert!(err.contains(needle), "{bad}: {err}");
+        }
+        // No `allowedQueryParams`: none allowed.
+        let err = try_get(&rules, "/v1.0/users?$top=5").unwrap_err();
+        assert!(err.contains("not allowed"), "{err}");
+    }
+
+    #[test]
+    fn default_deny_requires_a_response_schema() {
+        let err = RuleSet::from_str(
+            "deny.yaml",
+            "defaultDeny: true\nendpoints:\n  - pathTemplate: /v1.0/users\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("requires a `responseSchema`"),
+            "{err}"
+        );
+        // Without the profile (Psoxy's meaning) the same endpoint loads and
+        // allows any query parameter.
+        let rules =
+            RuleSet::from_str("psoxy.yaml", "endpoints:\n  - pathTemplate: /v1.0/users\n").unwrap();
+        assert_eq!(
+            try_get(&rules, "/v1.0/users?$top=5&$select=anything"),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn id_slots_refuse_odata_segments() {
+        let rules = RuleSet::from_str("deny.yaml", DENY_RULES).unwrap();
+        assert_eq!(try_get(&rules, "/v1.0/users/u1/events/AAMkAD%3D"), Ok(()));
+        for bad in [
+            "/v1.0/users/u1/events/delta",
+            "/v1.0/users/u1/events/Delta",
+            "/v1.0/users/u1/events/delta()",
+            "/v1.0/users/u1/events/$count",
+            "/v1.0/users/u1/events/%24value",
+            "/v1.0/users/u1/events/$ref",
+            "/v1.0/users/u1/events/microsoft.graph.delta",
+            "/v1.0/users/%2E%2E/events/x",
+            "/v1.0/users/./events/x",
+        ] {
+            let err = try_get(&rules, bad).unwrap_err();
+            assert!(err.contains("not an id"), "{bad}: {err}");
+        }
+    }
+
     #[test]
     fn param_schema_checks() {
         let s = ParamSchema {
@@ -504,6 +982,8 @@ mod tests {
             pattern: None,
             allowed: None,
             reversible: false,
+            any_of: Vec::new(),
+            required: false,
         };
         assert!(s.check("10").is_ok());
         assert!(s.check("ten").is_err());
@@ -512,6 +992,8 @@ mod tests {
             pattern: None,
             allowed: None,
             reversible: true,
+            any_of: Vec::new(),
+            required: false,
         };
         assert!(r.check("p~abcdefghijklmnop-_09").is_ok());
         assert!(r.check("p~abc").is_err(), "too short to be a token");

@@ -107,7 +107,8 @@ impl EndpointSanitizer {
         self.schema.is_some()
     }
 
-    pub(crate) fn schema(&self) -> Option<&SchemaFilter> {
+    /// The compiled `responseSchema`, if the endpoint has one.
+    pub fn schema(&self) -> Option<&SchemaFilter> {
         self.schema.as_ref()
     }
 

@@ -34,7 +34,12 @@ struct Node {
     items: Option<usize>,
     any_of: Vec<usize>,
     reference: Option<usize>,
+    constant: Option<String>,
 }
+
+/// A place in a compiled `responseSchema` (see [`SchemaFilter::record`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaNode(usize);
 
 /// A compiled `responseSchema`.
 #[derive(Debug)]
@@ -77,6 +82,89 @@ impl SchemaFilter {
         })
     }
 
+    /// The root of the schema (see [`SchemaFilter::property`]).
+    pub fn root(&self) -> SchemaNode {
+        SchemaNode(self.resolve(self.root))
+    }
+
+    /// Whether the allowlist declares the member at `keys` (object member
+    /// names; array levels are passed through), e.g. `["value", "from",
+    /// "emailAddress", "address"]`.
+    pub fn declares(&self, keys: &[&str]) -> bool {
+        let mut node = self.root();
+        for k in keys {
+            match self.property(node, k) {
+                Some(n) => node = n,
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// The schema of one record of the response: the elements of `value`
+    /// for a collection (`{"value": [...]}`), otherwise the root object.
+    /// `$select` and `$expand` are checked against it.
+    pub fn record(&self) -> SchemaNode {
+        let root = SchemaNode(self.resolve(self.root));
+        match self.property(root, "value") {
+            Some(v) if self.nodes[v.0].kind == Some(Kind::Array) => match self.nodes[v.0].items {
+                Some(items) => SchemaNode(self.resolve(items)),
+                None => v,
+            },
+            _ => root,
+        }
+    }
+
+    /// The schema of member `name` of an object schema (OData names are
+    /// compared ignoring ASCII case); for an array schema, of its elements'
+    /// member. `None` when the allowlist does not declare it.
+    pub fn property(&self, node: SchemaNode, name: &str) -> Option<SchemaNode> {
+        self.property_at(node, name, 0)
+    }
+
+    fn property_at(&self, node: SchemaNode, name: &str, depth: usize) -> Option<SchemaNode> {
+        if depth > 16 {
+            return None;
+        }
+        let mut id = self.resolve(node.0);
+        if self.nodes[id].kind == Some(Kind::Array) {
+            id = self.resolve(self.nodes[id].items?);
+        }
+        if self.nodes[id].properties.is_none() {
+            // `anyOf`/`oneOf`: the first alternative that declares it.
+            return self.nodes[id]
+                .any_of
+                .iter()
+                .find_map(|&alt| self.property_at(SchemaNode(self.resolve(alt)), name, depth + 1));
+        }
+        let props = self.nodes[id].properties.as_ref()?;
+        props
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, &child)| SchemaNode(self.resolve(child)))
+    }
+
+    /// The member names an object schema declares (for messages).
+    pub fn property_names(&self, node: SchemaNode) -> Vec<&str> {
+        let mut id = self.resolve(node.0);
+        if self.nodes[id].kind == Some(Kind::Array) {
+            match self.nodes[id].items {
+                Some(items) => id = self.resolve(items),
+                None => return Vec::new(),
+            }
+        }
+        self.nodes[id]
+            .properties
+            .as_ref()
+            .map(|p| {
+                p.keys()
+                    .map(String::as_str)
+                    .filter(|k| !k.starts_with('@'))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Filters `value` in place; returns how many values were removed or nulled.
     pub fn apply(&self, value: &mut Value) -> usize {
         self.filter(self.root, value, 0)
@@ -93,6 +181,30 @@ impl SchemaFilter {
         id
     }
 
+    /// Whether an `anyOf`/`oneOf` alternative fits a value: its type fits
+    /// (no type fits anything), its own `const` equals the value, and every
+    /// member it declares with a `const` is present with that value.
+    fn alternative_fits(&self, alt: usize, value: &Value) -> bool {
+        let node = &self.nodes[self.resolve(alt)];
+        if !node.kind.is_none_or(|k| fits(k, value)) {
+            return false;
+        }
+        if let Some(c) = &node.constant {
+            return value.as_str() == Some(c.as_str());
+        }
+        match (node.properties.as_ref(), value) {
+            (Some(props), Value::Object(map)) => {
+                props.iter().all(
+                    |(k, &child)| match &self.nodes[self.resolve(child)].constant {
+                        Some(c) => map.get(k).and_then(Value::as_str) == Some(c.as_str()),
+                        None => true,
+                    },
+                )
+            }
+            _ => true,
+        }
+    }
+
     fn filter(&self, id: usize, value: &mut Value, depth: usize) -> usize {
         let id = self.resolve(id);
         let node = &self.nodes[id];
@@ -101,13 +213,21 @@ impl SchemaFilter {
             return 1;
         }
         if !node.any_of.is_empty() {
-            let fit = node.any_of.iter().copied().find(|&alt| {
-                let alt = self.resolve(alt);
-                self.nodes[alt].kind.is_none_or(|k| fits(k, value))
-            });
+            let fit = node
+                .any_of
+                .iter()
+                .copied()
+                .find(|&alt| self.alternative_fits(alt, value));
             return match fit {
                 Some(alt) => self.filter(alt, value, depth + 1),
                 None => null_out(value),
+            };
+        }
+        if let Some(c) = &node.constant {
+            return match value {
+                Value::Null => 0,
+                Value::String(v) if v == c => 0,
+                _ => null_out(value),
             };
         }
         let Some(kind) = node.kind else { return 0 };
@@ -201,11 +321,15 @@ pub(crate) enum Verdict {
     Object { id: usize, depth: usize },
     /// An array; `items` filters each element at `depth`, `None` empties it.
     Array { items: Option<usize>, depth: usize },
+    /// The decision depends on the value's content (a `const`, or an
+    /// `anyOf`/`oneOf` alternative told apart by a member's `const`): the
+    /// value must be filtered whole, by [`SchemaFilter::apply_at`].
+    NeedsValue,
 }
 
 impl SchemaFilter {
     /// The node the whole document is filtered by (at depth 0).
-    pub(crate) fn root(&self) -> usize {
+    pub(crate) fn root_id(&self) -> usize {
         self.root
     }
 
@@ -223,13 +347,20 @@ impl SchemaFilter {
             return Verdict::TooDeep;
         }
         if !node.any_of.is_empty() {
-            let fit = node.any_of.iter().copied().find(|&alt| {
-                let alt = self.resolve(alt);
-                self.nodes[alt].kind.is_none_or(|k| fits_shape(k, shape))
-            });
-            return match fit {
-                Some(alt) => self.verdict(alt, shape, depth + 1),
-                None => Verdict::Null,
+            for &alt in &node.any_of {
+                match self.alternative_fits_shape(alt, shape) {
+                    Some(true) => return self.verdict(alt, shape, depth + 1),
+                    Some(false) => {}
+                    None => return Verdict::NeedsValue,
+                }
+            }
+            return Verdict::Null;
+        }
+        if node.constant.is_some() {
+            return match shape {
+                Shape::Null => Verdict::Keep,
+                Shape::String => Verdict::NeedsValue,
+                _ => Verdict::Null,
             };
         }
         let Some(kind) = node.kind else {
@@ -254,9 +385,36 @@ impl SchemaFilter {
         }
     }
 
+    /// `alternative_fits` from the shape alone; `None` when it depends on
+    /// the value's content.
+    fn alternative_fits_shape(&self, alt: usize, shape: Shape) -> Option<bool> {
+        let node = &self.nodes[self.resolve(alt)];
+        if !node.kind.is_none_or(|k| fits_shape(k, shape)) {
+            return Some(false);
+        }
+        if node.constant.is_some() {
+            return if shape == Shape::String {
+                None
+            } else {
+                Some(false)
+            };
+        }
+        match (&node.properties, shape) {
+            (Some(props), Shape::Object)
+                if props
+                    .values()
+                    .any(|&c| self.nodes[self.resolve(c)].constant.is_some()) =>
+            {
+                None
+            }
+            _ => Some(true),
+        }
+    }
+
     /// The schema node of member `key` of an object filtered by node `id`
-    /// (as returned in [`Verdict::Object`]); `None`: the member is removed.
-    pub(crate) fn property(&self, id: usize, key: &str) -> Option<usize> {
+    /// (as returned in [`Verdict::Object`]), exactly as `filter` looks it
+    /// up; `None`: the member is removed.
+    pub(crate) fn member_id(&self, id: usize, key: &str) -> Option<usize> {
         self.nodes[id].properties.as_ref()?.get(key).copied()
     }
 }
@@ -332,13 +490,22 @@ impl Compiler {
             self.fill(cid, items, &format!("{at}.items"))?;
             node.items = Some(cid);
         }
-        if let Some(alts) = &s.any_of {
-            for (i, alt) in alts.iter().enumerate() {
+        if s.any_of.is_some() && s.one_of.is_some() {
+            return Err(format!("{at}: give `anyOf` or `oneOf`, not both"));
+        }
+        for (key, alts) in [("anyOf", &s.any_of), ("oneOf", &s.one_of)] {
+            for (i, alt) in alts.iter().flatten().enumerate() {
                 let cid = self.alloc();
-                self.fill(cid, alt, &format!("{at}.anyOf[{i}]"))?;
+                self.fill(cid, alt, &format!("{at}.{key}[{i}]"))?;
                 node.any_of.push(cid);
             }
         }
+        if s.additional_properties == Some(true) {
+            return Err(format!(
+                "{at}: `additionalProperties: true` is not supported: Veil passes only the properties a schema declares"
+            ));
+        }
+        node.constant = s.constant.clone();
         let pending_ref = self.nodes[id].reference;
         node.reference = pending_ref;
         self.nodes[id] = node;

@@ -171,6 +171,8 @@ fn schema() -> impl Strategy<Value = Value> {
         Just(json!({"type": "array"})),
         Just(json!({"type": "object"})),
         Just(json!({"$ref": "#/definitions/D"})),
+        Just(json!({"const": "x"})),
+        Just(json!({"type": "string", "const": "a"})),
     ];
     leaf.prop_recursive(4, 40, 5, |inner| {
         prop_oneof![
@@ -184,7 +186,16 @@ fn schema() -> impl Strategy<Value = Value> {
             inner
                 .clone()
                 .prop_map(|s| json!({"type": "array", "items": s})),
-            prop::collection::vec(inner, 1..3).prop_map(|alts| json!({"anyOf": alts})),
+            prop::collection::vec(inner.clone(), 1..3).prop_map(|alts| json!({"anyOf": alts})),
+            // Alternatives told apart by a member's `const` (as Graph's
+            // `@odata.type` discriminators are written).
+            (inner.clone(), inner, pick(&["anyOf", "oneOf"])).prop_map(|(a, b, key)| {
+                json!({ key: [
+                    {"type": "object", "properties": {"type": {"const": "x"}, "a": a}},
+                    {"type": "object", "properties": {"type": {"const": "y"}, "b": b}},
+                    {"type": "string", "const": "x"},
+                ]})
+            }),
         ]
     })
 }

@@ -45,7 +45,7 @@ fn redact_except_phrases() {
     let (out, _) = run(&r, json!({"a":[{"subject":"Weekly sync - Platform"},{"subject":"Q3 budget"},{"subject":null}]})).unwrap();
     assert_eq!(
         out,
-        json!({"a":[{"subject":"weekly,sync"},{"subject":""},{"subject":null}]})
+        json!({"a":[{"subject":"Weekly,sync"},{"subject":""},{"subject":null}]})
     );
 }
 
@@ -218,4 +218,42 @@ fn response_schema_filters_before_transforms() {
     assert_eq!(out["value"][0].as_object().unwrap().len(), 2);
     assert!(out["value"][0]["mail"].as_str().unwrap().starts_with("t~"));
     assert_eq!(rep.schema_changes, 2);
+}
+
+#[test]
+fn default_deny_screens_what_reducing_transforms_keep() {
+    let text = |default_deny: &str| {
+        format!(
+            "{default_deny}endpoints:\n  - pathTemplate: /x\n    responseSchema: {{type: object, properties: {{subject: {{type: string}}, joinUrl: {{type: string}}}}}}\n    transforms:\n      - !<redactExceptPhrases>\n        jsonPaths: ['$.subject']\n        allowedPhrases: ['weekly', 'ann@contoso.example', '+1 425 555 0101']\n      - !<redactRegexMatches>\n        jsonPaths: ['$.joinUrl']\n        redactions: ['[?&]pwd=[^&]*']\n"
+        )
+    };
+    let doc = json!({
+        "subject": "Weekly with ann@contoso.example, +1 425 555 0101",
+        "joinUrl": "https://teams.microsoft.com/meet/1234?p=PaSsCoDe"
+    });
+    // Psoxy's meaning: the phrases are kept as found.
+    let plain = veil_engine::rules::RuleSet::from_str("r.yaml", &text("")).unwrap();
+    let (out, _) = run(&plain, doc.clone()).unwrap();
+    assert!(
+        out["subject"]
+            .as_str()
+            .unwrap()
+            .contains("ann@contoso.example"),
+        "{out}"
+    );
+    assert!(
+        out["joinUrl"].as_str().unwrap().contains("p=PaSsCoDe"),
+        "{out}"
+    );
+    // defaultDeny: the detectors cut addresses, phone numbers and URL credentials.
+    let deny =
+        veil_engine::rules::RuleSet::from_str("r.yaml", &text("defaultDeny: true\n")).unwrap();
+    let (out, rep) = run(&deny, doc).unwrap();
+    let s = out.to_string();
+    assert!(
+        !s.contains("ann@") && !s.contains("555") && !s.contains("PaSsCoDe"),
+        "{s}"
+    );
+    assert_eq!(out["joinUrl"], "https://teams.microsoft.com/meet/1234");
+    assert_eq!(rep.changes, [1, 1]);
 }

@@ -26,6 +26,8 @@ pub struct RuleSet {
     /// Hex SHA-256 of the rule file's bytes.
     pub sha256: String,
     pub connector: Option<ConnectorMeta>,
+    /// `defaultDeny: true` (Veil's shipped rules): see [`RuleFile::default_deny`].
+    pub default_deny: bool,
     pub endpoints: Vec<CompiledEndpoint>,
     /// Problems that do not stop loading (e.g. overlapping endpoints).
     pub warnings: Vec<String>,
@@ -46,6 +48,9 @@ pub struct CompiledEndpoint {
     pub path_param_schemas: Vec<(String, ParamSchema)>,
     /// Lower-case header names forwarded upstream.
     pub allowed_headers: Vec<String>,
+    /// The rule file's `defaultDeny` profile: `$select`/`$expand` are bound
+    /// to the `responseSchema` (see [`crate::policy`]).
+    pub default_deny: bool,
     pub sanitizer: EndpointSanitizer,
 }
 
@@ -100,16 +105,35 @@ pub fn compile(name: &str, text: &str, model: RuleFile) -> Result<RuleSet, RuleE
             "the rule file lists no endpoints".into(),
         ));
     }
+    let default_deny = model.default_deny == Some(true);
     let mut endpoints = Vec::with_capacity(model.endpoints.len());
     for (i, spec) in model.endpoints.iter().enumerate() {
-        endpoints.push(compile_endpoint(i, spec).map_err(|(ctx, msg)| {
-            let ctx = if ctx.is_empty() {
-                format!("endpoints[{i}]")
-            } else {
-                format!("endpoints[{i}].{ctx}")
-            };
-            err(ctx, msg)
-        })?);
+        let merged;
+        let spec = match (&model.definitions, &spec.response_schema) {
+            (Some(shared), Some(schema)) => {
+                let mut schema = schema.clone();
+                let defs = schema.definitions.get_or_insert_with(Default::default);
+                for (name, d) in shared {
+                    defs.entry(name.clone()).or_insert_with(|| d.clone());
+                }
+                merged = EndpointSpec {
+                    response_schema: Some(schema),
+                    ..spec.clone()
+                };
+                &merged
+            }
+            _ => spec,
+        };
+        endpoints.push(
+            compile_endpoint(i, spec, default_deny).map_err(|(ctx, msg)| {
+                let ctx = if ctx.is_empty() {
+                    format!("endpoints[{i}]")
+                } else {
+                    format!("endpoints[{i}].{ctx}")
+                };
+                err(ctx, msg)
+            })?,
+        );
     }
     let warnings = overlaps(&endpoints);
     let sha256 = hex(&Sha256::digest(text.as_bytes()));
@@ -117,6 +141,7 @@ pub fn compile(name: &str, text: &str, model: RuleFile) -> Result<RuleSet, RuleE
         source: name.to_string(),
         sha256,
         connector: model.connector,
+        default_deny,
         endpoints,
         warnings,
     })
@@ -132,7 +157,11 @@ fn at(ctx: &str) -> impl Fn(String) -> CompileErr + '_ {
     move |msg| (ctx.to_string(), msg)
 }
 
-fn compile_endpoint(index: usize, spec: &EndpointSpec) -> Result<CompiledEndpoint, CompileErr> {
+fn compile_endpoint(
+    index: usize,
+    spec: &EndpointSpec,
+    default_deny: bool,
+) -> Result<CompiledEndpoint, CompileErr> {
     let (path, label) = match (&spec.path_template, &spec.path_regex) {
         (Some(t), None) => (
             PathPattern::template(t).map_err(at("pathTemplate"))?,
@@ -195,10 +224,17 @@ fn compile_endpoint(index: usize, spec: &EndpointSpec) -> Result<CompiledEndpoin
             ));
         }
     }
-    let allowed_query = spec
-        .allowed_query_params
-        .as_ref()
-        .map(|q| q.iter().map(|n| n.to_lowercase()).collect());
+    let allowed_query = match &spec.allowed_query_params {
+        Some(q) => Some(q.iter().map(|n| n.to_lowercase()).collect()),
+        // Default-deny: no list means no query parameter.
+        None if default_deny => Some(Vec::new()),
+        None => None,
+    };
+    if default_deny && spec.response_schema.is_none() {
+        return Err(at("")(
+            "`defaultDeny: true` requires a `responseSchema` on every endpoint: declare the properties this endpoint may return (everything else is dropped)".into(),
+        ));
+    }
     let allowed_headers = spec
         .allowed_request_headers
         .as_ref()
@@ -213,7 +249,7 @@ fn compile_endpoint(index: usize, spec: &EndpointSpec) -> Result<CompiledEndpoin
     let mut owners = Vec::new();
     for (ti, t) in spec.transforms.iter().enumerate() {
         let ctx = format!("transforms[{ti}]");
-        let (rt, tpaths) = compile_transform(t).map_err(|(c, m)| {
+        let (mut rt, tpaths) = compile_transform(t).map_err(|(c, m)| {
             (
                 if c.is_empty() {
                     ctx.clone()
@@ -227,6 +263,9 @@ fn compile_endpoint(index: usize, spec: &EndpointSpec) -> Result<CompiledEndpoin
             paths.push(p);
             owners.push(ti);
         }
+        if default_deny && rt.transform.reduces_text() {
+            rt.transform = Transform::Screened(Box::new(rt.transform));
+        }
         transforms.push(rt);
     }
     Ok(CompiledEndpoint {
@@ -238,6 +277,7 @@ fn compile_endpoint(index: usize, spec: &EndpointSpec) -> Result<CompiledEndpoin
         query_param_schemas,
         path_param_schemas,
         allowed_headers,
+        default_deny,
         sanitizer: EndpointSanitizer::new(schema, transforms, PathSet::new(paths), owners),
     })
 }
@@ -263,12 +303,27 @@ fn param_schema(s: &ParameterSchema) -> Result<ParamSchema, String> {
             ))
         }
     };
-    if reversible && (s.pattern.is_some() || s.allowed.is_some() || s.kind.is_some()) {
+    // Psoxy writes `type: string` next to the format; nothing else fits a token.
+    if reversible
+        && (s.pattern.is_some()
+            || s.allowed.is_some()
+            || s.any_of.is_some()
+            || kind != ParamKind::String)
+    {
         return Err(
-            "`format: reversible-pseudonym` cannot be combined with `type`, `pattern` or `enum`: the client sends a `p~` token"
+            "`format: reversible-pseudonym` cannot be combined with `pattern`, `enum`, `anyOf` or a `type` other than string: the client sends a `p~` token"
                 .into(),
         );
     }
+    let any_of = match &s.any_of {
+        Some(list) if list.is_empty() => return Err("`anyOf` is empty".into()),
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .map(|(i, sub)| param_schema(sub).map_err(|e| format!("anyOf[{i}]: {e}")))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
     let pattern = match &s.pattern {
         Some(p) => Some(java_regex::compile(p, false, true)?),
         None => None,
@@ -278,6 +333,8 @@ fn param_schema(s: &ParameterSchema) -> Result<ParamSchema, String> {
         pattern,
         allowed: s.allowed.clone(),
         reversible,
+        any_of,
+        required: s.required == Some(true),
     })
 }
 
@@ -478,6 +535,8 @@ fn overlaps(eps: &[CompiledEndpoint]) -> Vec<String> {
                             use crate::policy::TemplateSegment::*;
                             match (s, t) {
                                 (Literal(l), Literal(m)) => l.eq_ignore_ascii_case(m),
+                                (Literal(l), Mixed { regex, .. })
+                                | (Mixed { regex, .. }, Literal(l)) => regex.is_match(l),
                                 _ => true,
                             }
                         })

@@ -21,6 +21,19 @@ pub struct RuleFile {
     /// Psoxy's switch; Veil refuses `true` (it would let any endpoint through).
     #[serde(default)]
     pub allow_all_endpoints: Option<bool>,
+    /// Veil's default-deny profile (Veil addition; Veil's shipped rules set
+    /// it). Every endpoint must then declare a `responseSchema` allowlist;
+    /// an endpoint without `allowedQueryParams` allows no query parameter;
+    /// `$select` and `$expand` may only name properties of that allowlist;
+    /// and text that a reducing transform leaves is screened for addresses,
+    /// phone numbers, network addresses and URL credentials. Psoxy's rule
+    /// files leave it unset and keep Psoxy's meaning.
+    #[serde(default)]
+    pub default_deny: Option<bool>,
+    /// Schema definitions shared by every endpoint's `responseSchema`
+    /// (Psoxy's files put them here); an endpoint's own `definitions` win.
+    #[serde(default)]
+    pub definitions: Option<BTreeMap<String, SchemaSpec>>,
     /// The endpoints Veil forwards; everything else is refused.
     pub endpoints: Vec<EndpointSpec>,
 }
@@ -76,8 +89,9 @@ pub struct EndpointSpec {
     /// Constraints on query parameter values.
     #[serde(default)]
     pub query_param_schemas: Option<BTreeMap<String, ParameterSchema>>,
-    /// Request headers forwarded upstream (others are dropped).
-    #[serde(default)]
+    /// Request headers forwarded upstream (others are dropped). Psoxy's
+    /// name `allowedRequestHeadersToForward` is accepted too.
+    #[serde(default, alias = "allowedRequestHeadersToForward")]
     pub allowed_request_headers: Option<Vec<String>>,
     /// An allowlist filter applied to the response before the transforms.
     #[serde(default)]
@@ -103,6 +117,12 @@ pub struct ParameterSchema {
     /// `reversible-pseudonym`: the caller must send a `p~` token, which Veil decrypts.
     #[serde(default)]
     pub format: Option<String>,
+    /// The value must also fit at least one of these schemas (Psoxy writes `or`).
+    #[serde(default, alias = "or")]
+    pub any_of: Option<Vec<ParameterSchema>>,
+    /// Query parameters only: the request must carry this parameter.
+    #[serde(default)]
+    pub required: Option<bool>,
     #[serde(default)]
     pub description: Option<String>,
 }
@@ -128,8 +148,22 @@ pub struct SchemaSpec {
     pub items: Option<Box<SchemaSpec>>,
     #[serde(default)]
     pub any_of: Option<Vec<SchemaSpec>>,
+    /// Like `anyOf` (Psoxy's files write `oneOf`): the first alternative
+    /// that fits, its `const` members included, applies.
+    #[serde(default)]
+    pub one_of: Option<Vec<SchemaSpec>>,
+    /// The value must be this string (Psoxy also writes `constant`); an
+    /// alternative of `anyOf`/`oneOf` whose `const` members differ does
+    /// not fit.
+    #[serde(default, rename = "const", alias = "constant")]
+    pub constant: Option<String>,
     #[serde(default)]
     pub definitions: Option<BTreeMap<String, SchemaSpec>>,
     #[serde(default)]
     pub required: Option<Vec<String>>,
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Only `false` (what the filter does anyway) is accepted.
+    #[serde(default)]
+    pub additional_properties: Option<bool>,
 }

@@ -12,6 +12,9 @@
 //! - the `responseSchema` ([`SchemaFilter::verdict`]) from the value's
 //!   shape alone: an undeclared member or a cleared array is skipped (checked
 //!   but not kept, no allocation), a value of the wrong type becomes `null`;
+//!   where the schema looks into the value (a `const`, `anyOf`/`oneOf`
+//!   alternatives told apart by a member's `const`), that value is buffered
+//!   and filtered whole by the DOM filter;
 //! - the JSONPath automaton ([`PathSet::advance`]) which transforms end at
 //!   the value and which states continue below it.
 //!
@@ -311,7 +314,7 @@ impl<'a> Tx<'a, '_> {
         let (mut states, mut matched) = (Vec::new(), Vec::new());
         self.paths.initial(&mut states, &mut matched);
         let sch = match self.schema {
-            Some(s) => Sch::Node(s.root(), 0),
+            Some(s) => Sch::Node(s.root_id(), 0),
             None => Sch::Off,
         };
         // `streams()` excludes a path `$`, so nothing ends at the root and
@@ -355,6 +358,14 @@ impl<'a> Tx<'a, '_> {
             (Sch::Node(id, d), Some(s)) => s.verdict(id, shape, d),
             _ => Verdict::Keep,
         };
+        if verdict == Verdict::NeedsValue {
+            // The schema looks into the value: filter it whole. A number
+            // was read already; put the scanner back to its start.
+            if let Some(n) = num {
+                self.sc.pos -= n.raw.len();
+            }
+            return self.buffered(sch, matched, next, depth);
+        }
         if verdict == Verdict::Null || verdict == Verdict::TooDeep {
             if shape != Shape::Null || verdict == Verdict::TooDeep {
                 self.schema_changes += 1;
@@ -504,7 +515,7 @@ impl<'a> Tx<'a, '_> {
             let child = match verdict {
                 Verdict::Object { id, depth: d } => self
                     .schema
-                    .and_then(|s| s.property(id, &key))
+                    .and_then(|s| s.member_id(id, &key))
                     .map(|cid| Sch::Node(cid, d)),
                 _ => Some(Sch::Off),
             };

@@ -40,6 +40,9 @@ pub enum Transform {
     PseudonymizeRegexMatches(pseudonymize::RegexMatches),
     PseudonymizeEmailHeader,
     Tokenize(tokenize::Tokenize),
+    /// A reducing transform whose output is screened by [`crate::detect`]
+    /// (the `defaultDeny` profile): detected values are cut out.
+    Screened(Box<Transform>),
 }
 
 impl Transform {
@@ -57,6 +60,7 @@ impl Transform {
             Transform::PseudonymizeRegexMatches(_) => "pseudonymizeRegexMatches",
             Transform::PseudonymizeEmailHeader => "pseudonymizeEmailHeader",
             Transform::Tokenize(_) => "tokenize",
+            Transform::Screened(inner) => inner.name(),
         }
     }
 
@@ -69,6 +73,18 @@ impl Transform {
                 | Transform::PseudonymizeRegexMatches(_)
                 | Transform::PseudonymizeEmailHeader
                 | Transform::Tokenize(_)
+        ) || matches!(self, Transform::Screened(inner) if inner.is_deterministic_on_strings())
+    }
+
+    /// Whether the transform keeps part of a free-text value (and so its
+    /// output is screened under the `defaultDeny` profile).
+    pub fn reduces_text(&self) -> bool {
+        matches!(
+            self,
+            Transform::RedactRegexMatches(_)
+                | Transform::RedactExceptPhrases(_)
+                | Transform::RedactExceptSubstringsMatchingRegexes(_)
+                | Transform::FilterTokenByRegex(_)
         )
     }
 
@@ -86,6 +102,16 @@ impl Transform {
             Transform::PseudonymizeRegexMatches(t) => t.apply(value, p),
             Transform::PseudonymizeEmailHeader => pseudonymize::email_header(value, p),
             Transform::Tokenize(t) => t.apply(value, p),
+            Transform::Screened(inner) => {
+                let outcome = inner.apply(value, p)?;
+                if let Value::String(text) = value {
+                    if let Some((screened, _hits)) = crate::detect::screen(text) {
+                        *text = screened;
+                        return Ok(Outcome::Changed);
+                    }
+                }
+                Ok(outcome)
+            }
         }
     }
 }

@@ -26,49 +26,42 @@ impl RegexMatches {
 }
 
 /// `redactExceptPhrases`: only the listed phrases found in the text are
-/// kept, in list order, joined by `,`.
+/// kept, as they appear in the text, in list order, joined by `,`.
+///
+/// Psoxy's semantics, exactly: each phrase becomes the case-insensitive
+/// pattern `\b(<phrase, literally>)[\s:]*\b`; for each phrase in list
+/// order, group 1 of its first match in the original value is kept; the
+/// kept texts are joined with `,` (`""` when none matched). A blank value
+/// stays as it is. "Weekly Review" with phrases `[weekly, review]` gives
+/// `Weekly,Review`.
 #[derive(Debug)]
 pub struct ExceptPhrases {
-    pub phrases: Vec<(String, Regex)>,
+    pub phrases: Vec<Regex>,
 }
 
 impl ExceptPhrases {
-    /// Builds the word-bounded, case-insensitive matcher of each phrase.
+    /// Builds each phrase's matcher.
     pub fn new(phrases: &[String]) -> Result<Self, String> {
         let mut out = Vec::with_capacity(phrases.len());
         for p in phrases {
-            let trimmed = p.trim();
-            if trimmed.is_empty() {
+            if p.trim().is_empty() {
                 return Err("allowedPhrases contains an empty phrase".into());
             }
-            let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-            let left = if word(trimmed.chars().next()) {
-                r"\b"
-            } else {
-                ""
-            };
-            let right = if word(trimmed.chars().last()) {
-                r"\b"
-            } else {
-                ""
-            };
-            // Any run of white space in the phrase matches any run in the text.
-            let body = trimmed
-                .split_whitespace()
-                .map(regex::escape)
-                .collect::<Vec<_>>()
-                .join(r"\s+");
-            let re = Regex::new(&format!("(?i){left}{body}{right}")).map_err(|e| e.to_string())?;
-            out.push((p.clone(), re));
+            let re = Regex::new(&format!(r"(?i)\b({})[\s:]*\b", regex::escape(p)))
+                .map_err(|e| e.to_string())?;
+            out.push(re);
         }
         Ok(ExceptPhrases { phrases: out })
     }
 
     pub fn apply(&self, s: &str) -> String {
+        if s.trim().is_empty() {
+            return s.to_string();
+        }
         self.phrases
             .iter()
-            .filter(|(_, re)| re.is_match(s))
-            .map(|(p, _)| p.as_str())
+            .filter_map(|re| re.captures(s).and_then(|c| c.get(1)))
+            .map(|m| m.as_str())
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -131,20 +124,35 @@ mod tests {
     }
 
     #[test]
-    fn phrases_in_list_order_word_bounded() {
+    fn phrases_keep_the_text_as_found_in_list_order() {
         let t = ExceptPhrases::new(&[
             "1:1".into(),
             "weekly".into(),
+            "review".into(),
             "sync".into(),
             "out of office".into(),
         ])
         .unwrap();
-        assert_eq!(t.apply("Sync: weekly planning"), "weekly,sync");
+        // Psoxy's semantics: the matched text as it appears, first match
+        // per phrase, phrases in list order.
+        assert_eq!(t.apply("Sync: weekly planning"), "weekly,Sync");
+        assert_eq!(t.apply("Weekly Review"), "Weekly,Review");
+        assert_eq!(t.apply("REVIEW: weekly review, WEEKLY"), "weekly,REVIEW");
         assert_eq!(t.apply("1:1 Alex / Priya"), "1:1");
+        assert_eq!(t.apply("Review:: notes"), "Review");
         assert_eq!(t.apply("asynchronous"), "");
-        assert_eq!(t.apply("OUT  OF\tOFFICE - Priya"), "out of office");
+        assert_eq!(t.apply("reviewer sync-up"), "sync");
+        // Phrases are literal: two spaces are not one.
+        assert_eq!(t.apply("OUT  OF OFFICE - Priya"), "");
+        assert_eq!(t.apply("Out of Office - Priya"), "Out of Office");
+        // A blank value stays as it is.
+        assert_eq!(t.apply("   "), "   ");
+        assert_eq!(t.apply(""), "");
+        // `\b` before a phrase that starts with punctuation needs a word
+        // character before it, as in Psoxy.
         let brackets = ExceptPhrases::new(&["[External]".into()]).unwrap();
-        assert_eq!(brackets.apply("[external] hello"), "[External]");
+        assert_eq!(brackets.apply("[external] hello"), "");
+        assert_eq!(brackets.apply("x[external] hello"), "[external]");
         assert!(ExceptPhrases::new(&[" ".into()]).is_err());
     }
 

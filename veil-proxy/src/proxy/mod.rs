@@ -303,7 +303,7 @@ impl Proxy {
                 gzip_ok,
             ))
         } else {
-            let mut reduced = respond::reduce_error_body(&upstream.body, &self.inner.pseudonymizer);
+            let mut reduced = respond::reduce_error_body(&upstream.body);
             if consent_error.is_some() {
                 respond::append_hint(&mut reduced, respond::CONSENT_HINT);
             }

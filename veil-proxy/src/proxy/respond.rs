@@ -10,7 +10,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::error::{ErrorKind, Phase, ProxyError};
-use veil_engine::pseudonym::{PseudonymizeOptions, Pseudonymizer};
+use veil_engine::pseudonym::Pseudonymizer;
 use veil_engine::rules::CompiledEndpoint;
 use veil_engine::sanitize::Report;
 
@@ -63,43 +63,94 @@ pub fn sanitize_body(
     Ok((Bytes::from(out), report))
 }
 
-static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+").expect("static regex")
+/// Graph's error codes Veil knows, each with the fixed message callers get
+/// instead of Graph's text. Graph's messages quote the request (paths,
+/// ids, addresses, names) — and since Veil re-identifies `p~` tokens before
+/// forwarding, an echoed id would pair a token with the id behind it. So
+/// nothing of Graph's text leaves: only the code and this message.
+const GRAPH_ERRORS: &[(&str, &str)] = &[
+    ("BadRequest", "Graph refused the request as malformed."),
+    ("Request_BadRequest", "Graph refused the request as malformed."),
+    ("invalidRequest", "Graph refused the request as malformed."),
+    ("ErrorInvalidRequest", "Graph refused the request as malformed."),
+    ("Request_UnsupportedQuery", "Graph does not support this query."),
+    ("ErrorInvalidIdMalformed", "An id in the request is malformed."),
+    ("ErrorInvalidUser", "The user in the request is not valid."),
+    ("InvalidAuthenticationToken", "Graph refused Veil's access token (missing, invalid or expired)."),
+    ("Authorization_IdentityNotFound", "The application's identity was not found in the tenant."),
+    ("Authorization_RequestDenied", "Insufficient privileges to complete the operation."),
+    ("ErrorAccessDenied", "Access to the requested resource is denied."),
+    ("AccessDenied", "Access to the requested resource is denied."),
+    ("accessDenied", "Access to the requested resource is denied."),
+    ("Forbidden", "Access to the requested resource is denied."),
+    ("ErrorItemNotFound", "The requested item was not found."),
+    ("Request_ResourceNotFound", "The requested resource was not found."),
+    ("ResourceNotFound", "The requested resource was not found."),
+    ("itemNotFound", "The requested item was not found."),
+    ("NotFound", "The requested resource was not found."),
+    ("MailboxNotEnabledForRESTAPI", "The mailbox is not enabled for the REST API (on-premises, inactive, soft-deleted or unlicensed)."),
+    ("ErrorMailboxNotEnabledForRESTAPI", "The mailbox is not enabled for the REST API (on-premises, inactive, soft-deleted or unlicensed)."),
+    ("ErrorSyncFolderNotFound", "The delta state is no longer valid; start a new sync."),
+    ("syncStateNotFound", "The delta state is no longer valid; start a new sync."),
+    ("TooManyRequests", "Too many requests; retry after the interval in Retry-After."),
+    ("ApplicationThrottled", "Too many requests; retry after the interval in Retry-After."),
+    ("activityLimitReached", "Too many requests; retry after the interval in Retry-After."),
+    ("ServiceNotAvailable", "Graph is temporarily unavailable; retry later."),
+    ("serviceNotAvailable", "Graph is temporarily unavailable; retry later."),
+    ("ErrorInternalServerError", "Graph had an internal error."),
+    ("InternalServerError", "Graph had an internal error."),
+    ("generalException", "Graph had an unspecified error."),
+    ("UnknownError", "Graph returned an error."),
+];
+
+static REQUEST_ID: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+        .expect("static regex")
 });
-static GUID: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+static DATE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,7})?Z?$")
         .expect("static regex")
 });
 
-/// Reduces a Graph error body to `{"error":{"code","message"}}` with every
-/// address pseudonymized and every GUID replaced by its `p~` token (or
-/// removed when no encryption key is configured).
-pub fn reduce_error_body(body: &[u8], p: &Pseudonymizer) -> Value {
+/// Reduces a Graph error body to `{"error":{"code","message"}}`: Graph's
+/// `error.code` when it is a plain identifier (else `UnknownError`), the
+/// fixed message Veil has for that code (never Graph's text), and from
+/// `innerError` only a GUID-shaped `request-id` and an ISO `date`, so a
+/// support case can be matched with Microsoft. Nothing of the request's
+/// path or query — original or re-identified — is echoed.
+pub fn reduce_error_body(body: &[u8]) -> Value {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let err = parsed.as_ref().and_then(|v| v.get("error"));
     let code = err
         .and_then(|e| e.get("code"))
         .and_then(Value::as_str)
         .filter(|c| {
-            c.len() <= 100
+            !c.is_empty()
+                && c.len() <= 64
                 && c.chars()
                     .all(|ch| ch.is_ascii_alphanumeric() || "_-.".contains(ch))
         })
-        .unwrap_or("UnknownError")
-        .to_string();
-    let message = err
-        .and_then(|e| e.get("message"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let message: String = message.chars().take(1000).collect();
-    let message = EMAIL.replace_all(&message, |c: &regex::Captures<'_>| {
-        p.pseudonymize(&c[0], PseudonymizeOptions::default())
-            .unwrap_or_else(|_| "<address>".into())
-    });
-    let message = GUID.replace_all(&message, |c: &regex::Captures<'_>| {
-        p.encrypt(&c[0]).unwrap_or_else(|_| "<id>".into())
-    });
-    serde_json::json!({"error": {"code": code, "message": message}})
+        .unwrap_or("UnknownError");
+    let message = match GRAPH_ERRORS.iter().find(|(c, _)| *c == code) {
+        Some((_, m)) => (*m).to_string(),
+        None => format!("Graph returned the error code `{code}`."),
+    };
+    let mut out = serde_json::json!({"error": {"code": code, "message": message}});
+    let inner = err.and_then(|e| e.get("innerError"));
+    let mut kept = serde_json::Map::new();
+    for (key, shape) in [("request-id", &*REQUEST_ID), ("date", &*DATE)] {
+        if let Some(v) = inner
+            .and_then(|i| i.get(key))
+            .and_then(Value::as_str)
+            .filter(|v| shape.is_match(v))
+        {
+            kept.insert(key.into(), Value::String(v.into()));
+        }
+    }
+    if !kept.is_empty() {
+        out["error"]["innerError"] = Value::Object(kept);
+    }
+    out
 }
 
 /// Graph's 403 error codes that mean Veil's token carries no (or not the
@@ -206,4 +257,53 @@ pub fn error_response(e: &ProxyError, extra: Vec<(HeaderName, HeaderValue)>) -> 
     ));
     let body = serde_json::to_vec(&e.body()).unwrap_or_default();
     json_response(e.status(), Bytes::from(body), headers, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_keep_only_code_fixed_message_and_request_id() {
+        let body = serde_json::json!({"error": {
+            "code": "Request_ResourceNotFound",
+            "message": "Resource '48d31887-5fad-4d73-a9f5-3c356e68a038' does not exist or one of its queried reference-property objects are not present. Contact ann.lee@contoso.example, +1 425 555 0101",
+            "innerError": {
+                "date": "2026-11-06T10:00:00",
+                "request-id": "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0",
+                "client-request-id": "Ann Lee's laptop",
+                "extra": "Ann Lee"
+            },
+            "details": [{"target": "Ann Lee"}]
+        }});
+        let out = reduce_error_body(&serde_json::to_vec(&body).unwrap());
+        assert_eq!(
+            out,
+            serde_json::json!({"error": {
+                "code": "Request_ResourceNotFound",
+                "message": "The requested resource was not found.",
+                "innerError": {
+                    "request-id": "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0",
+                    "date": "2026-11-06T10:00:00"
+                }
+            }})
+        );
+    }
+
+    #[test]
+    fn odd_error_bodies_are_reduced_to_fixed_text() {
+        for (body, code) in [
+            (&b"Service Unavailable: backend grace@contoso.example"[..], "UnknownError"),
+            (br#"{"error": {"code": "Ann Lee", "message": "x"}}"#, "UnknownError"),
+            (br#"{"error": {"code": "SomeNewCode", "message": "Ann Lee"}}"#, "SomeNewCode"),
+            (br#"{"error": {"message": "Ann Lee"}}"#, "UnknownError"),
+            (br#"{"error": {"code": "ErrorItemNotFound", "innerError": {"request-id": "Ann", "date": "Ann"}}}"#, "ErrorItemNotFound"),
+        ] {
+            let out = reduce_error_body(body);
+            let text = out.to_string();
+            assert_eq!(out["error"]["code"], code, "{text}");
+            assert!(!text.contains("Ann") && !text.contains("grace"), "{text}");
+            assert!(out["error"].get("innerError").is_none(), "{text}");
+        }
+    }
 }

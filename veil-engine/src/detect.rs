@@ -1,0 +1,160 @@
+//! Detectors for personal data that survives a text reduction.
+//!
+//! A reducing transform (`redactRegexMatches`, `redactExceptPhrases`,
+//! `redactExceptSubstringsMatchingRegexes`, `filterTokenByRegex`) keeps
+//! part of a free-text value — a meeting subject cut down to known
+//! phrases, a location reduced to a link. Under the `defaultDeny` profile
+//! what it keeps is screened once more, conservatively: anything shaped
+//! like an e-mail address, a phone number, an IPv4 or IPv6 address, a MAC
+//! address or Wi-Fi BSSID, or a credential in a URL query (`pwd=`, `p=`,
+//! `tk=`, …) is cut out. Conservative means a false positive costs a few
+//! characters of kept text; a false negative would cost a person's data.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// The kinds of data the detectors find, in the order they run.
+pub const KINDS: &[&str] = &["url-credential", "email", "mac", "ipv6", "ipv4", "phone"];
+
+/// Each detector is `(?:SAFE|(HIT))`: the regex engine takes the leftmost
+/// match, so text that only looks like a hit — a pseudonymized address
+/// `t~…@contoso.com`, a Teams thread id `19:…@thread.v2`, an ISO date-time
+/// with seven fractional digits — is matched whole by SAFE and left alone;
+/// only group 1 (HIT) is cut.
+static DETECTORS: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
+    let re = |s: &str| Regex::new(s).expect("static detector regex");
+    vec![
+        // A query or fragment parameter that carries a secret or a
+        // personal value, with its value.
+        (
+            "url-credential",
+            re(
+                r"(?i)([?&;#](?:pwd|passcode|password|pass|p|tk|token|access_token|key|sig|secret|code|auth|organizerid|tenantid|oid|uid|email|user)=[^&\s#]*)",
+            ),
+        ),
+        (
+            "email",
+            re(
+                r"(?i)[tp]~[A-Za-z0-9_-]+@[A-Za-z0-9.-]+|[A-Za-z0-9_.%-]+@(?:thread\.(?:v2|tacv2|skype)|unq\.gbl\.spaces)\b|([A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)",
+            ),
+        ),
+        ("mac", re(r"(\b[0-9A-Fa-f]{2}(?:[:-][0-9A-Fa-f]{2}){5}\b)")),
+        // Three or more colons, or `::`: times (`10:30:00`) have two.
+        (
+            "ipv6",
+            re(
+                r"(?i)(\b(?:[0-9a-f]{1,4}:){3,7}[0-9a-f]{1,4}\b|\b[0-9a-f]{0,4}(?::[0-9a-f]{1,4})*::(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*)?)",
+            ),
+        ),
+        ("ipv4", re(r"(\b(?:[0-9]{1,3}\.){3}[0-9]{1,3}\b)")),
+        // Seven or more digits with the separators phone numbers use; ISO
+        // dates, date-times and times of day are not phone numbers.
+        (
+            "phone",
+            re(
+                r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?|[0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?|(\+?\(?[0-9][0-9 ().\-/]{5,}[0-9])",
+            ),
+        ),
+    ]
+});
+
+/// Whether a phone-shaped match is really a phone number candidate: seven
+/// or more digits, and not a short date.
+fn phone_like(m: &str) -> bool {
+    let digits = m.chars().filter(char::is_ascii_digit).count();
+    static DATE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^[0-9]{1,2}[./][0-9]{1,2}[./][0-9]{2,4}$").expect("static regex")
+    });
+    digits >= 7 && !DATE.is_match(m.trim())
+}
+
+/// Whether a match is a token of its own, not a piece of a longer id
+/// (a GUID's `4968-8776`, a hex blob's digits).
+fn stands_alone(text: &str, m: regex::Match<'_>) -> bool {
+    let glued =
+        |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    !glued(text[..m.start()].chars().next_back()) && !glued(text[m.end()..].chars().next())
+}
+
+/// Cuts every detected value out of `text`. Returns the screened text and
+/// how many values were cut, or `None` when nothing was found.
+pub fn screen(text: &str) -> Option<(String, usize)> {
+    let mut out: Option<String> = None;
+    let mut hits = 0;
+    for (kind, re) in DETECTORS.iter() {
+        let current = out.as_deref().unwrap_or(text);
+        let mut found = 0;
+        let replaced = re.replace_all(current, |c: &regex::Captures<'_>| {
+            let Some(hit) = c.get(1) else {
+                return c[0].to_string();
+            };
+            if *kind == "phone" && !(phone_like(hit.as_str()) && stands_alone(current, hit)) {
+                return c[0].to_string();
+            }
+            found += 1;
+            String::new()
+        });
+        if found > 0 {
+            hits += found;
+            out = Some(replaced.into_owned());
+        }
+    }
+    out.map(|s| (s, hits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_what_it_must() {
+        for (text, kept) in [
+            (
+                "Call Ann at +1 425 555 0101 re budget",
+                "Call Ann at  re budget",
+            ),
+            ("(425) 555-0101", ""),
+            ("ann.lee@contoso.example weekly", " weekly"),
+            (
+                "https://teams.microsoft.com/meet/123456?p=AbCdEf",
+                "https://teams.microsoft.com/meet/123456",
+            ),
+            ("https://zoom.us/j/123?pwd=x&tk=y", "https://zoom.us/j/123"),
+            ("AP 00:1a:2b:3c:4d:5e", "AP "),
+            ("bssid 00-1A-2B-3C-4D-5E", "bssid "),
+            ("from 10.0.0.12", "from "),
+            ("from fe80::1ff:fe23:4567:890a", "from "),
+            ("2001:db8:85a3:0:0:8a2e:370:7334", ""),
+        ] {
+            let (out, hits) = screen(text).unwrap_or_else(|| panic!("nothing found in {text}"));
+            assert_eq!(out, kept, "{text}");
+            assert!(hits >= 1);
+        }
+    }
+
+    #[test]
+    fn leaves_phrases_dates_and_times() {
+        for text in [
+            "weekly,1:1,standup",
+            "Focus Time",
+            "2026-11-06",
+            "10:30:00",
+            "Q4 2026 review",
+            "https://teams.microsoft.com/l/meetup-join/19%3ameeting_abc%40thread.v2/0",
+            "room 12",
+            "t~ABugMhmTPeMUmoV0PPEGEXffaYfnEaQQLeOM62Peji4@contoso.example",
+            "t~j2IQvMhoyuBCU7qN2YeZjU0BreT2XPIKEK3H_VZFfhM@contoso.example",
+            "19:7d2c3f9a41b84e0c9f6a5e1d2b8c4a07@thread.tacv2",
+            "19:6b3e0f8a2c914d7fa5e1b9c4d2f07a38@thread.v2",
+            "19:a_b@unq.gbl.spaces",
+            "2026-11-05T19:21:04.3379012Z",
+            "2026-11-05T19:21:04+01:00",
+            "f0e1d2c3-b4a5-4968-8776-a5b4c3d2e1f0",
+            "09:30:00.0000000",
+            "040000008200E00074C5B7101A82E00800000000618E35F22867BAB300000000000000",
+        ] {
+            assert_eq!(screen(text), None, "{text}");
+        }
+    }
+}
