@@ -2,7 +2,9 @@
 //! every shipped sample with every shipped rule variant: same bytes, same
 //! report, and the stream path really taken.
 //!
-//! Each sample is run through the endpoint its URL selects and, for more
+//! Samples: `example-api-responses/*/original/` and
+//! `example-api-responses/*/all-properties/`, with the URLs of their
+//! `requests.yaml`. Each sample is run through the endpoint its URL selects and, for more
 //! rule/body combinations, through every other endpoint of its connector's
 //! rule files; as the file is written (pretty) and re-serialized compactly.
 
@@ -93,13 +95,27 @@ fn every_sample_every_rule_variant_every_endpoint() {
     let (mut runs, mut streamed, mut matched) = (0usize, 0usize, 0usize);
     for (name, rule_files) in connectors() {
         let dir = root().join("example-api-responses").join(&name);
-        let reqs: Requests =
-            serde_yaml_ng::from_str(&std::fs::read_to_string(dir.join("requests.yaml")).unwrap())
-                .unwrap();
+        // The recorded samples, and the all-properties ones where present.
+        let mut samples = Vec::new();
+        for (reqs, files) in [
+            (dir.join("requests.yaml"), dir.join("original")),
+            (
+                dir.join("all-properties").join("requests.yaml"),
+                dir.join("all-properties"),
+            ),
+        ] {
+            let Ok(text) = std::fs::read_to_string(&reqs) else {
+                continue;
+            };
+            let reqs: Requests = serde_yaml_ng::from_str(&text).unwrap();
+            for s in reqs.samples {
+                samples.push((files.join(&s.file), s));
+            }
+        }
         for rf in &rule_files {
             let rules = RuleSet::from_file(rf).unwrap_or_else(|e| panic!("{e}"));
-            for s in &reqs.samples {
-                let pretty = std::fs::read(dir.join("original").join(&s.file)).unwrap();
+            for (file, s) in &samples {
+                let pretty = std::fs::read(file).unwrap();
                 let doc: Value = serde_json::from_slice(&pretty).unwrap();
                 let compact = serde_json::to_vec(&doc).unwrap();
                 let (path, query) = split_url(&s.url);
