@@ -48,8 +48,9 @@
 //!   is sanitized by the DOM path.
 //! - Anything the scanner refuses is checked once more by serde_json: if
 //!   serde_json refuses it too, that is the error (with its line and
-//!   column); if not, the DOM path answers. The two can never silently
-//!   differ: every disagreement ends in the reference path.
+//!   column); if not, the DOM path answers. Whatever the scanner is unsure
+//!   of goes to the reference path; the tests (`tests/stream_*.rs`) compare
+//!   acceptance, output and report with serde_json and the DOM path.
 //!
 //! # Fail closed
 //!
@@ -60,6 +61,8 @@
 //! failures are errors. When a transform fails, the body is sanitized once
 //! more by the DOM path, whose error (endpoint, transform, JSON path) is the
 //! one returned: failures are rare, and so the error is the reference's.
+//! There is no size limit here: the caller's limit on the body bounds the
+//! input, and a buffered subtree is part of it.
 //!
 //! # Why a hand-written scanner
 //!
