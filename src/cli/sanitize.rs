@@ -4,8 +4,14 @@
 //! `veil sanitize --rules FILE --url URL [--scheme hmac|psoxy] [--explain] [INPUT]`
 //! reads INPUT (stdin when absent), writes sanitized JSON to stdout, exit 0.
 //! Secrets come from `VEIL_SALT` and `VEIL_ENCRYPTION_KEY`.
+//!
+//! With `--compact` the response is sanitized as the proxy does it: in one
+//! streaming pass over the bytes, without a document tree
+//! ([`veil_engine::stream`]); the input file is held in memory once. The
+//! pretty-printed output needs the sanitized document as a tree, so without
+//! `--compact` the DOM sanitizer runs (same result, more memory).
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -13,6 +19,7 @@ use anyhow::{anyhow, Context};
 use veil_engine::policy::{split_url, Request, Side};
 use veil_engine::pseudonym::{Pseudonymizer, Scheme};
 use veil_engine::rules::RuleSet;
+use veil_engine::stream::BodyError;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -58,26 +65,35 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(3));
         }
     };
-    let (input_name, text) = read_input(a.input.as_ref())?;
-    let mut doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        anyhow!(
-            "{input_name}:{}:{}: the input is not valid JSON: {e}",
-            e.line(),
-            e.column()
-        )
-    })?;
+    let (input_name, body) = read_input(a.input.as_ref())?;
+    let not_json = |line: usize, column: usize, e: &dyn std::fmt::Display| {
+        anyhow!("{input_name}:{line}:{column}: the input is not valid JSON: {e}")
+    };
     let config = veil_proxy::config::pseudonym_config_from_env(a.scheme).map_err(|e| anyhow!(e))?;
     let p = Pseudonymizer::new(config).map_err(|e| anyhow!("{e}"))?;
     let endpoint = allowed.endpoint;
-    let report = endpoint
-        .sanitize(&mut doc, &p)
-        .map_err(|e| anyhow!("sanitizing failed, nothing was written: {e}"))?;
-    let out = if a.compact {
-        serde_json::to_string(&doc)?
+    let failed = |e: &dyn std::fmt::Display| anyhow!("sanitizing failed, nothing was written: {e}");
+    let (mut out, report) = if a.compact {
+        endpoint.sanitize_bytes(&body, &p).map_err(|e| match e {
+            BodyError::InvalidJson {
+                line,
+                column,
+                message,
+            } => not_json(line, column, &message),
+            BodyError::Transform(e) => failed(&e),
+        })?
     } else {
-        serde_json::to_string_pretty(&doc)?
+        let mut doc: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| not_json(e.line(), e.column(), &e))?;
+        drop(body);
+        let report = endpoint.sanitize(&mut doc, &p).map_err(|e| failed(&e))?;
+        (serde_json::to_vec_pretty(&doc)?, report)
     };
-    println!("{out}");
+    out.push(b'\n');
+    std::io::stdout()
+        .lock()
+        .write_all(&out)
+        .context("cannot write the output")?;
     if a.explain {
         eprintln!("endpoint: {}", endpoint.label);
         if endpoint.sanitizer.has_schema() {
@@ -103,18 +119,18 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_input(path: Option<&PathBuf>) -> anyhow::Result<(String, String)> {
+fn read_input(path: Option<&PathBuf>) -> anyhow::Result<(String, Vec<u8>)> {
     match path {
         Some(p) => Ok((
             p.display().to_string(),
-            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+            std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
         )),
         None => {
-            let mut s = String::new();
+            let mut b = Vec::new();
             std::io::stdin()
-                .read_to_string(&mut s)
+                .read_to_end(&mut b)
                 .context("cannot read stdin")?;
-            Ok(("<stdin>".into(), s))
+            Ok(("<stdin>".into(), b))
         }
     }
 }

@@ -446,6 +446,36 @@ impl PathSet {
     }
 }
 
+/// What the streaming sanitizer needs to know about a [`PathSet`].
+impl PathSet {
+    /// Whether choosing the children of a container that has `states` needs
+    /// the whole container: a filter, index or slice selector is live (a
+    /// filter looks at the children, a negative index at the length).
+    pub fn needs_container(&self, states: &[State]) -> bool {
+        states
+            .iter()
+            .chain(&self.global_other)
+            .any(|s| self.positional(*s))
+    }
+
+    fn positional(&self, s: State) -> bool {
+        let (Step::Child(sel) | Step::Descendant(sel)) =
+            &self.paths[s.path as usize].steps[s.step as usize];
+        matches!(sel, Sel::Filter(_) | Sel::Indices(_) | Sel::Slice(..))
+    }
+
+    /// Whether some path selects the document itself (`$`).
+    pub fn has_root_path(&self) -> bool {
+        self.paths.iter().any(|p| p.steps.is_empty())
+    }
+
+    /// Whether a recursive-descent path needs every container whole
+    /// (`$..[0]`, `$..[?…]`): then nothing can be streamed.
+    pub fn global_needs_containers(&self) -> bool {
+        self.global_other.iter().any(|s| self.positional(*s))
+    }
+}
+
 fn push_state(v: &mut Vec<State>, s: State) {
     if !v.contains(&s) {
         v.push(s);

@@ -10,6 +10,7 @@
 //! - [`transform`]: what each transform (`redact`, `pseudonymize`, …) does to one value.
 //! - [`schema_filter`]: the `responseSchema` allowlist filter.
 //! - [`sanitize`]: applies an endpoint's rules to a JSON document.
+//! - [`stream`]: the same on response bytes, in one pass without a document tree.
 //! - [`pseudonym`]: pseudonym and reversible-token cryptography (`t~`, `p~`).
 //! - [`policy`]: which requests an endpoint allows (method, path, query, headers).
 //! - [`reidentify`]: decrypting `p~` tokens in requests.
@@ -28,4 +29,5 @@ pub mod rules;
 pub mod sanitize;
 pub mod schema_filter;
 pub mod secret;
+pub mod stream;
 pub mod transform;

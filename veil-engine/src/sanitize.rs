@@ -60,18 +60,18 @@ pub struct EndpointSanitizer {
     owners: Vec<usize>,
 }
 
-struct Fail {
-    transform: usize,
-    reason: String,
+pub(crate) struct Fail {
+    pub(crate) transform: usize,
+    pub(crate) reason: String,
     /// Path elements, innermost first.
-    at: Vec<String>,
+    pub(crate) at: Vec<String>,
 }
 
-struct Walk<'a> {
+pub(crate) struct Walk<'a> {
     p: &'a Pseudonymizer,
     active: &'a [bool],
-    matches: Vec<usize>,
-    changes: Vec<usize>,
+    pub(crate) matches: Vec<usize>,
+    pub(crate) changes: Vec<usize>,
     /// Per transform: outputs already computed for a string input. Pages
     /// repeat the same addresses and ids many times; keyed hashing and
     /// encryption run once per distinct value.
@@ -112,6 +112,78 @@ impl EndpointSanitizer {
         self.schema.as_ref()
     }
 
+    pub(crate) fn paths(&self) -> &PathSet {
+        &self.paths
+    }
+
+    /// Whether [`crate::stream`] can sanitize this endpoint's responses
+    /// without the whole document: not when a rule looks at the whole
+    /// document (`applyOnlyWhen`, a path `$`, or `$..[?…]`/`$..[0]`, which
+    /// need every container whole). Decided from the rules alone.
+    pub fn streams(&self) -> bool {
+        !self.transforms.iter().any(|t| t.apply_only_when.is_some())
+            && !self.paths.has_root_path()
+            && !self.paths.global_needs_containers()
+    }
+
+    /// A walk with every transform active (no `applyOnlyWhen`).
+    pub(crate) fn new_walk<'a>(&self, p: &'a Pseudonymizer, active: &'a [bool]) -> Walk<'a> {
+        Walk {
+            p,
+            active,
+            matches: vec![0; self.transforms.len()],
+            changes: vec![0; self.transforms.len()],
+            memo: vec![HashMap::new(); self.transforms.len()],
+            bufs: Vec::new(),
+        }
+    }
+
+    /// The first transform (in rule order) that the `matched` paths run,
+    /// if it is `redact`: the node is removed without being looked at.
+    pub(crate) fn removes_unseen(&self, matched: &[u32], w: &mut Walk<'_>) -> bool {
+        let first = matched
+            .iter()
+            .map(|&m| self.owners[m as usize])
+            .filter(|&t| w.active[t])
+            .min();
+        match first {
+            Some(t) if matches!(self.transforms[t].transform, Transform::Redact) => {
+                w.matches[t] += 1;
+                w.changes[t] += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The error for a failed transform.
+    pub(crate) fn error(&self, f: Fail, endpoint: &str) -> SanitizeError {
+        let mut json_path = String::from("$");
+        for el in f.at.iter().rev() {
+            json_path.push_str(el);
+        }
+        SanitizeError {
+            endpoint: endpoint.to_string(),
+            transform_index: f.transform,
+            transform: self.transforms[f.transform].transform.name(),
+            json_path,
+            reason: f.reason,
+        }
+    }
+
+    /// Sanitizes a response body into compact JSON, streaming where the
+    /// rules allow it: the bytes `serde_json::to_vec` would write after
+    /// [`Self::sanitize`], without building the document
+    /// (see [`crate::stream`]). `endpoint` names the endpoint in errors.
+    pub fn sanitize_bytes(
+        &self,
+        body: &[u8],
+        p: &Pseudonymizer,
+        endpoint: &str,
+    ) -> Result<(Vec<u8>, Report), crate::stream::BodyError> {
+        crate::stream::sanitize_bytes(self, body, p, endpoint)
+    }
+
     /// Sanitizes `doc` in place. `endpoint` names the endpoint in errors.
     pub fn sanitize(
         &self,
@@ -129,14 +201,7 @@ impl EndpointSanitizer {
                     .is_none_or(|c| c.matches_any(doc))
             })
             .collect();
-        let mut w = Walk {
-            p,
-            active: &active,
-            matches: vec![0; self.transforms.len()],
-            changes: vec![0; self.transforms.len()],
-            memo: vec![HashMap::new(); self.transforms.len()],
-            bufs: Vec::new(),
-        };
+        let mut w = self.new_walk(p, &active);
         let (mut states, mut matched) = (Vec::new(), Vec::new());
         self.paths.initial(&mut states, &mut matched);
         let result = (|| {
@@ -150,19 +215,7 @@ impl EndpointSanitizer {
             }
             Ok(())
         })();
-        result.map_err(|f: Fail| {
-            let mut json_path = String::from("$");
-            for el in f.at.iter().rev() {
-                json_path.push_str(el);
-            }
-            SanitizeError {
-                endpoint: endpoint.to_string(),
-                transform_index: f.transform,
-                transform: self.transforms[f.transform].transform.name(),
-                json_path,
-                reason: f.reason,
-            }
-        })?;
+        result.map_err(|f: Fail| self.error(f, endpoint))?;
         Ok(Report {
             schema_changes,
             matches: w.matches,
@@ -173,7 +226,7 @@ impl EndpointSanitizer {
 
     /// Applies the transforms of the `matched` paths to `v` in rule order.
     /// Returns true when `v` must be removed.
-    fn apply_matched(
+    pub(crate) fn apply_matched(
         &self,
         v: &mut Value,
         matched: &[u32],
@@ -231,7 +284,7 @@ impl EndpointSanitizer {
         Ok(false)
     }
 
-    fn walk(
+    pub(crate) fn walk(
         &self,
         v: &mut Value,
         states: &[State],
@@ -349,7 +402,7 @@ impl EndpointSanitizer {
     }
 }
 
-fn name_element(k: &str) -> String {
+pub(crate) fn name_element(k: &str) -> String {
     if !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || c == '_') {
         format!(".{k}")
     } else {

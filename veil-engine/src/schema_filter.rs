@@ -290,6 +290,147 @@ fn fits(kind: Kind, v: &Value) -> bool {
     }
 }
 
+/// The shape of a JSON value as the schema sees it (for the streaming
+/// sanitizer, which decides before the value is read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Object,
+    Array,
+    String,
+    /// A number serde_json reads as `i64`/`u64`.
+    Integer,
+    /// Any other number.
+    Float,
+    Boolean,
+    Null,
+}
+
+/// What [`SchemaFilter`] does with one value, decided from its shape alone;
+/// exactly the choice `filter` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Kept as is with everything inside (no `type`, or a scalar that fits,
+    /// or `null`).
+    Keep,
+    /// Replaced by `null` (counts as one change unless it was `null`).
+    Null,
+    /// Replaced by `null` at the depth bound (counts as one change even if
+    /// it was `null`, as `filter` does).
+    TooDeep,
+    /// An object filtered by node `id`; members are filtered at `depth`.
+    Object { id: usize, depth: usize },
+    /// An array; `items` filters each element at `depth`, `None` empties it.
+    Array { items: Option<usize>, depth: usize },
+    /// The decision depends on the value's content (a `const`, or an
+    /// `anyOf`/`oneOf` alternative told apart by a member's `const`): the
+    /// value must be filtered whole, by [`SchemaFilter::apply_at`].
+    NeedsValue,
+}
+
+impl SchemaFilter {
+    /// The node the whole document is filtered by (at depth 0).
+    pub(crate) fn root_id(&self) -> usize {
+        self.root
+    }
+
+    /// Filters `value` as node `id` at `depth` would inside a larger
+    /// document; returns the number of changes.
+    pub(crate) fn apply_at(&self, id: usize, value: &mut Value, depth: usize) -> usize {
+        self.filter(id, value, depth)
+    }
+
+    /// The decision `filter(id, value, depth)` makes for a value of `shape`.
+    pub(crate) fn verdict(&self, id: usize, shape: Shape, depth: usize) -> Verdict {
+        let id = self.resolve(id);
+        let node = &self.nodes[id];
+        if depth > 256 {
+            return Verdict::TooDeep;
+        }
+        if !node.any_of.is_empty() {
+            for &alt in &node.any_of {
+                match self.alternative_fits_shape(alt, shape) {
+                    Some(true) => return self.verdict(alt, shape, depth + 1),
+                    Some(false) => {}
+                    None => return Verdict::NeedsValue,
+                }
+            }
+            return Verdict::Null;
+        }
+        if node.constant.is_some() {
+            return match shape {
+                Shape::Null => Verdict::Keep,
+                Shape::String => Verdict::NeedsValue,
+                _ => Verdict::Null,
+            };
+        }
+        let Some(kind) = node.kind else {
+            return Verdict::Keep;
+        };
+        if shape == Shape::Null {
+            return Verdict::Keep;
+        }
+        if !fits_shape(kind, shape) {
+            return Verdict::Null;
+        }
+        match shape {
+            Shape::Object => Verdict::Object {
+                id,
+                depth: depth + 1,
+            },
+            Shape::Array => Verdict::Array {
+                items: node.items,
+                depth: depth + 1,
+            },
+            _ => Verdict::Keep,
+        }
+    }
+
+    /// `alternative_fits` from the shape alone; `None` when it depends on
+    /// the value's content.
+    fn alternative_fits_shape(&self, alt: usize, shape: Shape) -> Option<bool> {
+        let node = &self.nodes[self.resolve(alt)];
+        if !node.kind.is_none_or(|k| fits_shape(k, shape)) {
+            return Some(false);
+        }
+        if node.constant.is_some() {
+            return if shape == Shape::String {
+                None
+            } else {
+                Some(false)
+            };
+        }
+        match (&node.properties, shape) {
+            (Some(props), Shape::Object)
+                if props
+                    .values()
+                    .any(|&c| self.nodes[self.resolve(c)].constant.is_some()) =>
+            {
+                None
+            }
+            _ => Some(true),
+        }
+    }
+
+    /// The schema node of member `key` of an object filtered by node `id`
+    /// (as returned in [`Verdict::Object`]), exactly as `filter` looks it
+    /// up; `None`: the member is removed.
+    pub(crate) fn member_id(&self, id: usize, key: &str) -> Option<usize> {
+        self.nodes[id].properties.as_ref()?.get(key).copied()
+    }
+}
+
+fn fits_shape(kind: Kind, shape: Shape) -> bool {
+    match kind {
+        Kind::Object => shape == Shape::Object,
+        Kind::Array => shape == Shape::Array,
+        Kind::String => shape == Shape::String,
+        Kind::Integer => shape == Shape::Integer,
+        Kind::Number => matches!(shape, Shape::Integer | Shape::Float),
+        Kind::Boolean => shape == Shape::Boolean,
+        Kind::Null => shape == Shape::Null,
+    }
+}
+
 struct Compiler {
     nodes: Vec<Node>,
     defs: HashMap<String, usize>,

@@ -63,6 +63,16 @@ impl CompiledEndpoint {
     ) -> Result<crate::sanitize::Report, crate::error::SanitizeError> {
         self.sanitizer.sanitize(doc, p, &self.label)
     }
+
+    /// Sanitizes a response body of this endpoint into compact JSON, in one
+    /// streaming pass where the rules allow it (see [`crate::stream`]).
+    pub fn sanitize_bytes(
+        &self,
+        body: &[u8],
+        p: &crate::pseudonym::Pseudonymizer,
+    ) -> Result<(Vec<u8>, crate::sanitize::Report), crate::stream::BodyError> {
+        self.sanitizer.sanitize_bytes(body, p, &self.label)
+    }
 }
 
 impl RuleSet {
