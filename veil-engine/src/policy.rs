@@ -151,6 +151,10 @@ pub struct ParamSchema {
     pub allowed: Option<Vec<String>>,
     /// The client must send a `p~` token, which Veil decrypts.
     pub reversible: bool,
+    /// With `reversible`: the kind of token required (`kind:` in the rule
+    /// file); the decrypted value is checked in [`crate::reidentify`], and so
+    /// is `pattern`.
+    pub token_kind: Option<crate::pseudonym::TokenKind>,
 }
 
 impl ParamSchema {
@@ -166,7 +170,8 @@ impl ParamSchema {
             ParamKind::Boolean if value == "true" || value == "false" => {}
             k => return Err(format!("must be of type {k:?}").to_lowercase()),
         }
-        if let Some(re) = &self.pattern {
+        // A reversible parameter's pattern is for the decrypted value.
+        if let Some(re) = self.pattern.as_ref().filter(|_| !self.reversible) {
             if !re.is_match(value) {
                 return Err("does not match the allowed pattern".into());
             }
@@ -504,6 +509,7 @@ mod tests {
             pattern: None,
             allowed: None,
             reversible: false,
+            token_kind: None,
         };
         assert!(s.check("10").is_ok());
         assert!(s.check("ten").is_err());
@@ -512,6 +518,7 @@ mod tests {
             pattern: None,
             allowed: None,
             reversible: true,
+            token_kind: None,
         };
         assert!(r.check("p~abcdefghijklmnop-_09").is_ok());
         assert!(r.check("p~abc").is_err(), "too short to be a token");

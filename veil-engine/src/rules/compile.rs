@@ -253,12 +253,17 @@ fn param_schema(s: &ParameterSchema) -> Result<ParamSchema, String> {
             ))
         }
     };
-    if reversible && (s.pattern.is_some() || s.allowed.is_some() || s.kind.is_some()) {
+    if reversible && (s.allowed.is_some() || s.kind.is_some()) {
         return Err(
-            "`format: reversible-pseudonym` cannot be combined with `type`, `pattern` or `enum`: the client sends a `p~` token"
+            "`format: reversible-pseudonym` cannot be combined with `type` or `enum`: the client sends a `p~` token (a `pattern` applies to the decrypted value)"
                 .into(),
         );
     }
+    let token_kind = match &s.token_kind {
+        None => None,
+        Some(_) if !reversible => return Err("`kind` needs `format: reversible-pseudonym`".into()),
+        Some(k) => Some(k.parse::<crate::pseudonym::TokenKind>()?),
+    };
     let pattern = match &s.pattern {
         Some(p) => Some(java_regex::compile(p, false, true)?),
         None => None,
@@ -268,6 +273,7 @@ fn param_schema(s: &ParameterSchema) -> Result<ParamSchema, String> {
         pattern,
         allowed: s.allowed.clone(),
         reversible,
+        token_kind,
     })
 }
 
@@ -284,7 +290,8 @@ fn allowed_options(method: &str) -> &'static [&'static str] {
             "includeReversible",
             "onlyIfRegex",
         ],
-        "pseudonymizeRegexMatches" | "tokenize" => &["regex"],
+        "pseudonymizeRegexMatches" => &["regex"],
+        "tokenize" => &["regex", "kind"],
         _ => &[],
     }
 }
@@ -302,6 +309,7 @@ fn compile_transform(t: &TransformSpec) -> Result<(RuleTransform, Vec<CompiledPa
         ("includeReversible", o.include_reversible.is_some()),
         ("onlyIfRegex", o.only_if_regex.is_some()),
         ("regex", o.regex.is_some()),
+        ("kind", o.kind.is_some()),
     ];
     let allowed = allowed_options(&t.method);
     for (name, present) in set {
@@ -431,6 +439,11 @@ fn compile_transform(t: &TransformSpec) -> Result<(RuleTransform, Vec<CompiledPa
                 Some(r) => Some(with_group(Some(r), "tokenize")?),
                 None => None,
             },
+            kind: o
+                .kind
+                .as_deref()
+                .map(|k| k.parse().map_err(|e| ("kind".to_string(), e)))
+                .transpose()?,
         }),
         other => return Err((String::new(), format!("unknown transform `{other}`"))),
     };

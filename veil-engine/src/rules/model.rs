@@ -103,6 +103,11 @@ pub struct ParameterSchema {
     /// `reversible-pseudonym`: the caller must send a `p~` token, which Veil decrypts.
     #[serde(default)]
     pub format: Option<String>,
+    /// With `format: reversible-pseudonym`: only tokens of this kind (`user`,
+    /// `group`, `team`, `chat`, `channel`, `message`, `event`, `page`), made
+    /// by a `tokenize` with the same `kind`.
+    #[serde(default, rename = "kind")]
+    pub token_kind: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
 }
