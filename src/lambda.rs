@@ -206,12 +206,12 @@ fn into_stream_response(
     let (parts, body) = resp.into_parts();
     let mut headers = parts.headers;
     let cookies = take_cookies(&mut headers);
-    let mut prelude = MetadataPrelude::default();
-    prelude.status_code = parts.status;
-    prelude.headers = headers;
-    prelude.cookies = cookies;
     StreamResponse {
-        metadata_prelude: prelude,
+        metadata_prelude: MetadataPrelude {
+            status_code: parts.status,
+            headers,
+            cookies,
+        },
         stream: BodyDataStream::new(Full::new(body)),
     }
 }
