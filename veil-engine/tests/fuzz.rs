@@ -296,14 +296,11 @@ proptest! {
         plant(&mut doc, "id", &id, picks[2]);
         plant(&mut doc, "subject", &subject, picks[3]);
         plant(&mut doc, "body", &body, picks[4]);
-        match PLANT.endpoints[0].sanitize(&mut doc, &P) {
-            Ok(_) => {
-                let text = serde_json::to_string(&doc).unwrap();
-                prop_assert!(!text.contains("PLANTED"), "leaked: {}", text);
-                prop_assert!(!text.contains(&format!("mail{tag}")), "leaked: {}", text);
-            }
-            // Failing closed is fine; the document is not sent then.
-            Err(_) => {}
+        // Failing closed (an error) is fine: the document is not sent then.
+        if PLANT.endpoints[0].sanitize(&mut doc, &P).is_ok() {
+            let text = serde_json::to_string(&doc).unwrap();
+            prop_assert!(!text.contains("PLANTED"), "leaked: {}", text);
+            prop_assert!(!text.contains(&format!("mail{tag}")), "leaked: {}", text);
         }
     }
 
