@@ -6,8 +6,18 @@
 //! - [`Scheme::Psoxy`]: SHA-256(identifier ‖ salt) and Psoxy's AES-CBC
 //!   reversible format, so pseudonyms made by Psoxy stay the same.
 //!
+//! Reversible tokens may carry a [`TokenKind`] (`user`, `chat`, …) bound
+//! into the token, so a request parameter that takes one kind refuses the
+//! others ([`Pseudonymizer::decrypt_expecting`]); tokens without a kind are
+//! exactly the tokens made before kinds existed.
+//!
+//! Secrets: [`Pseudonymizer::new`] checks lengths (so Psoxy's published check
+//! vectors build); [`check_strength`] is the stricter policy for secrets a
+//! deployment configures (length, estimated entropy, no passphrases).
+//!
 //! Module map: [`email`] (detection, canonicalization), [`hmac_scheme`],
-//! [`psoxy_scheme`], [`encoding`] (output strings: `t~`, `p~`, `h~`, `e~`, JSON).
+//! [`psoxy_scheme`], [`kind`] (token kinds), [`encoding`] (output strings:
+//! `t~`, `p~`, `h~`, `e~`, JSON).
 
 pub mod email;
 pub mod encoding;
