@@ -315,8 +315,9 @@ fn decrypt_raw(
 /// Re-identifies a raw path and query: every token in a path segment or a
 /// query value is decrypted, checked for its slot (an id; URL text for a
 /// whole query value) and put back percent-encoded; all other bytes of the
-/// target stay exactly as the client sent them. The proxy uses
-/// [`reidentify_for`], which also knows the endpoint's parameter schemas.
+/// target stay exactly as the client sent them. Where the endpoint that
+/// allowed the request is known, use [`reidentify_for`], which also applies
+/// its parameter schemas (token kinds, patterns).
 pub fn reidentify(
     path: &str,
     query: Option<&str>,
