@@ -85,6 +85,8 @@ def clear_ids(text: str) -> str:
         if m:
             line = f"{m.group(1)}{m.group(2)}: {{ pattern: {RAW_ID[m.group(2)]} }}\n"
         out.append(line)
+    if block is not None and any("skiptoken" in b for b in block if b.strip().startswith("regex:")):
+        out.extend(block)  # the file ends with that block
     text = set_variant(
         reanchor("".join(out), source),
         "clear-ids",

@@ -7,12 +7,24 @@
 //! callers that accept gzip; with `VEIL_LAMBDA_INVOKE_MODE=RESPONSE_STREAM`
 //! (Function URL invoke mode `RESPONSE_STREAM`) responses are streamed and
 //! have no such limit.
+//!
+//! Veil reads the event itself rather than through `lambda_http`'s
+//! conversion, which panics on events it cannot turn into a request (an
+//! invalid host or query, bad base64) and turns those into invocation
+//! errors. Here an event that is not a usable Function URL / HTTP API
+//! (payload format 2.0) request is answered with a 400 and a JSON error
+//! body, like every other refusal.
 
+use std::convert::Infallible;
 use std::process::ExitCode;
 
 use bytes::Bytes;
-use lambda_http::request::RequestContext as LambdaContext;
-use lambda_http::{Body, Request, RequestExt, Response};
+use http::header::{HeaderValue, CONTENT_ENCODING, COOKIE, SET_COOKIE};
+use http_body_util::{BodyDataStream, Full};
+use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use lambda_http::lambda_runtime::{self, LambdaEvent, MetadataPrelude, StreamResponse};
+use lambda_http::Body;
+use serde_json::Value;
 use veil_proxy::config::var;
 use veil_proxy::proxy::{ErrorKind, Phase, Proxy, ProxyError, RequestContext};
 
@@ -42,57 +54,129 @@ pub fn run() -> anyhow::Result<ExitCode> {
         let streaming = var(ENV_INVOKE_MODE).is_some_and(|m| m.eq_ignore_ascii_case("RESPONSE_STREAM"));
         tracing::info!(target: "veil::lambda", connector = %proxy.health().connector, streaming, "ready");
         let result = if streaming {
-            let svc = lambda_http::service_fn(move |req: Request| {
+            let svc = lambda_runtime::service_fn(move |event: LambdaEvent<Value>| {
                 let proxy = proxy.clone();
                 async move {
-                    let resp = handle(&proxy, req, usize::MAX).await;
-                    let (parts, body) = resp.into_parts();
-                    Ok::<_, std::convert::Infallible>(Response::from_parts(parts, http_body_util::Full::new(body)))
+                    let resp = handle_event(&proxy, event.payload, usize::MAX).await;
+                    Ok::<_, Infallible>(into_stream_response(resp))
                 }
             });
-            lambda_http::run_with_streaming_response(svc).await
+            lambda_runtime::run(svc).await
         } else {
-            let svc = lambda_http::service_fn(move |req: Request| {
+            let svc = lambda_runtime::service_fn(move |event: LambdaEvent<Value>| {
                 let proxy = proxy.clone();
                 async move {
-                    let resp = handle(&proxy, req, BUFFERED_LIMIT).await;
-                    let (parts, body) = resp.into_parts();
-                    Ok::<_, std::convert::Infallible>(Response::from_parts(parts, Body::Binary(body.to_vec())))
+                    // `{"veil":"doctor"}` from `aws lambda invoke` runs the
+                    // doctor with the function's own identity.
+                    if let Some(answer) = crate::lambda_doctor::respond(&event.payload).await {
+                        return Ok::<Value, Infallible>(answer);
+                    }
+                    let resp = handle_event(&proxy, event.payload, BUFFERED_LIMIT).await;
+                    Ok(serde_json::to_value(into_buffered_response(resp)).unwrap_or_else(|_| {
+                        serde_json::json!({
+                            "statusCode": 500,
+                            "headers": {"content-type": "application/json"},
+                            "body": "{\"error\":{\"code\":\"internal\",\"message\":\"the response could not be encoded\"}}"
+                        })
+                    }))
                 }
             });
-            crate::lambda_doctor::run_buffered(svc).await
+            lambda_runtime::run(svc).await
         };
         result.map_err(|e| anyhow::anyhow!("Lambda runtime: {e}"))
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn handle(proxy: &Proxy, req: Request, limit: usize) -> http::Response<Bytes> {
-    let (caller_arn, request_id) = match req.request_context_ref() {
-        Some(LambdaContext::ApiGatewayV2(ctx)) => (
-            ctx.authorizer
-                .as_ref()
-                .and_then(|a| a.iam.as_ref())
-                .and_then(|i| i.user_arn.clone()),
-            ctx.request_id.clone(),
+/// A request built from a Lambda event, with what the event says about
+/// the caller.
+#[derive(Debug)]
+struct EventRequest {
+    request: http::Request<Bytes>,
+    caller_arn: Option<String>,
+    request_id: Option<String>,
+}
+
+/// Why an event is no usable request (the 400's message).
+fn bad_event(why: impl std::fmt::Display) -> ProxyError {
+    ProxyError::new(
+        Phase::Normalize,
+        ErrorKind::BadRequest,
+        format!(
+            "the Lambda event is not a usable Function URL or HTTP API request (payload format \
+             2.0): {why}"
         ),
-        _ => (None, None),
+    )
+}
+
+/// Builds the request from a Function URL / HTTP API (payload format 2.0)
+/// event; never panics, whatever the event holds.
+fn event_request(event: Value) -> Result<EventRequest, ProxyError> {
+    if !event.is_object() {
+        return Err(bad_event("it is not a JSON object"));
+    }
+    let ev: ApiGatewayV2httpRequest = serde_json::from_value(event).map_err(bad_event)?;
+    if ev.version.as_deref() != Some("2.0") {
+        return Err(bad_event("`version` is not \"2.0\""));
+    }
+    let path = ev
+        .raw_path
+        .as_deref()
+        .filter(|p| p.starts_with('/'))
+        .ok_or_else(|| bad_event("`rawPath` is missing or does not start with `/`"))?;
+    let mut target = path.to_string();
+    if let Some(q) = ev.raw_query_string.as_deref().filter(|q| !q.is_empty()) {
+        target.push('?');
+        target.push_str(q);
+    }
+    let uri: http::Uri = http::uri::PathAndQuery::try_from(target.as_str())
+        .map_err(|_| bad_event("`rawPath` and `rawQueryString` do not form a request target"))?
+        .into();
+    // The body is kept as the event carries it: Veil forwards no request
+    // body and refuses any that is not empty, so it is never decoded.
+    let body = ev.body.map(Bytes::from).unwrap_or_default();
+    let mut request = http::Request::builder()
+        .method(ev.request_context.http.method.clone())
+        .uri(uri)
+        .body(body)
+        .map_err(bad_event)?;
+    *request.headers_mut() = ev.headers;
+    if let Some(cookies) = ev.cookies.filter(|c| !c.is_empty()) {
+        let joined = HeaderValue::from_str(&cookies.join("; "))
+            .map_err(|_| bad_event("`cookies` do not form a Cookie header"))?;
+        request.headers_mut().insert(COOKIE, joined);
+    }
+    let ctx = ev.request_context;
+    Ok(EventRequest {
+        request,
+        caller_arn: ctx
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.iam.as_ref())
+            .and_then(|i| i.user_arn.clone()),
+        request_id: ctx.request_id,
+    })
+}
+
+async fn handle_event(proxy: &Proxy, event: Value, limit: usize) -> http::Response<Bytes> {
+    let EventRequest {
+        mut request,
+        caller_arn,
+        request_id,
+    } = match event_request(event) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(target: "veil::lambda", error = %e.message, "malformed event refused");
+            return veil_proxy::proxy::respond::error_response(&e, Vec::new());
+        }
     };
-    let (parts, body) = req.into_parts();
-    let body = match body {
-        Body::Empty => Bytes::new(),
-        Body::Text(t) => Bytes::from(t),
-        Body::Binary(b) => Bytes::from(b),
-        _ => Bytes::new(),
-    };
-    let mut req = http::Request::from_parts(parts, body);
-    req.extensions_mut().insert(RequestContext {
+    request.extensions_mut().insert(RequestContext {
         remote_ip: None,
         aws_caller_arn: caller_arn,
         host_built_uri: true,
         request_id: Some(request_id.unwrap_or_else(crate::logging::request_id)),
     });
-    let resp = proxy.handle(req).await;
+    let resp = proxy.handle(request).await;
     if resp.body().len() > limit {
         let e = ProxyError::new(
             Phase::Respond,
@@ -102,4 +186,220 @@ async fn handle(proxy: &Proxy, req: Request, limit: usize) -> http::Response<Byt
         return veil_proxy::proxy::respond::error_response(&e, Vec::new());
     }
     resp
+}
+
+/// The buffered (payload format 2.0) answer: text bodies as they are,
+/// compressed or binary ones base64-encoded.
+fn into_buffered_response(resp: http::Response<Bytes>) -> ApiGatewayV2httpResponse {
+    let (parts, body) = resp.into_parts();
+    let mut headers = parts.headers;
+    let cookies = take_cookies(&mut headers);
+    let text = !headers.contains_key(CONTENT_ENCODING) && std::str::from_utf8(&body).is_ok();
+    let mut out = ApiGatewayV2httpResponse::default();
+    out.status_code = i64::from(parts.status.as_u16());
+    out.headers = headers;
+    out.cookies = cookies;
+    if !body.is_empty() {
+        out.body = Some(if text {
+            Body::Text(String::from_utf8_lossy(&body).into_owned())
+        } else {
+            Body::Binary(body.to_vec())
+        });
+        out.is_base64_encoded = !text;
+    }
+    out
+}
+
+/// The streamed answer (`RESPONSE_STREAM`).
+fn into_stream_response(
+    resp: http::Response<Bytes>,
+) -> StreamResponse<BodyDataStream<Full<Bytes>>> {
+    let (parts, body) = resp.into_parts();
+    let mut headers = parts.headers;
+    let cookies = take_cookies(&mut headers);
+    StreamResponse {
+        metadata_prelude: MetadataPrelude {
+            status_code: parts.status,
+            headers,
+            cookies,
+        },
+        stream: BodyDataStream::new(Full::new(body)),
+    }
+}
+
+/// Lambda carries `Set-Cookie` apart from the other headers.
+fn take_cookies(headers: &mut http::HeaderMap) -> Vec<String> {
+    let cookies = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|c| String::from_utf8_lossy(c.as_bytes()).into_owned())
+        .collect();
+    headers.remove(SET_COOKIE);
+    cookies
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event() -> Value {
+        serde_json::from_str(include_str!(
+            "../tests/fixtures/lambda/function-url-get.json"
+        ))
+        .unwrap()
+    }
+
+    fn refusal(e: Value) -> String {
+        let err = event_request(e).unwrap_err();
+        let resp = veil_proxy::proxy::respond::error_response(&err, Vec::new());
+        assert_eq!(resp.status(), 400);
+        let body: Value = serde_json::from_slice(resp.body()).unwrap();
+        assert!(body.is_object(), "{body}");
+        err.message
+    }
+
+    #[test]
+    fn a_function_url_event_becomes_the_request() {
+        let mut e = event();
+        e["cookies"] = json!(["a=1", "b=2"]);
+        let r = event_request(e).unwrap();
+        assert_eq!(r.request.method(), "GET");
+        assert_eq!(r.request.uri().to_string(), "/v1.0/users?$top=2");
+        assert_eq!(r.request.headers()["accept"], "application/json");
+        assert_eq!(r.request.headers()["cookie"], "a=1; b=2");
+        assert!(r.request.body().is_empty());
+    }
+
+    #[test]
+    fn malformed_events_are_a_400_never_a_panic() {
+        let cases: Vec<(Value, &str)> = vec![
+            (json!("hello"), "not a JSON object"),
+            (json!([1, 2]), "not a JSON object"),
+            (json!(null), "not a JSON object"),
+            (json!({}), "missing field"),
+            (
+                {
+                    let mut e = event();
+                    e["version"] = json!("1.0");
+                    e
+                },
+                "`version`",
+            ),
+            (
+                {
+                    let mut e = event();
+                    e.as_object_mut().unwrap().remove("rawPath");
+                    e
+                },
+                "`rawPath`",
+            ),
+            (
+                {
+                    let mut e = event();
+                    e["rawPath"] = json!("users");
+                    e
+                },
+                "`rawPath`",
+            ),
+            (
+                {
+                    let mut e = event();
+                    e["rawPath"] = json!("/a b");
+                    e
+                },
+                "request target",
+            ),
+            (
+                {
+                    let mut e = event();
+                    e["rawQueryString"] = json!("a=\u{1}");
+                    e
+                },
+                "request target",
+            ),
+            (
+                {
+                    let mut e = event();
+                    e["rawPath"] = json!(42);
+                    e
+                },
+                "payload format",
+            ),
+            (
+                {
+                    let mut e = event();
+                    e["headers"] = json!({"bad header": "x"});
+                    e
+                },
+                "payload format",
+            ),
+            (
+                {
+                    let mut e = event();
+                    e["headers"] = json!({"x": "a\nb"});
+                    e
+                },
+                "payload format",
+            ),
+            (
+                {
+                    let mut e = event();
+                    e["cookies"] = json!(["a=\n"]);
+                    e
+                },
+                "`cookies`",
+            ),
+            (
+                {
+                    let mut e = event();
+                    e["requestContext"]["http"]["method"] = json!("GE T");
+                    e
+                },
+                "payload format",
+            ),
+        ];
+        for (e, what) in cases {
+            let shown = e.to_string();
+            let m = refusal(e);
+            assert!(m.contains(what), "{shown}: {m}");
+        }
+        // Bad base64 is no panic either: the body is kept as it came (and a
+        // non-empty body is refused by the proxy).
+        let mut e = event();
+        e["body"] = json!("%%% not base64");
+        e["isBase64Encoded"] = json!(true);
+        let r = event_request(e).unwrap();
+        assert_eq!(&r.request.body()[..], b"%%% not base64");
+    }
+
+    #[test]
+    fn responses_keep_text_as_text_and_encode_the_rest() {
+        let resp = http::Response::builder()
+            .status(403)
+            .header("content-type", "application/json")
+            .header("set-cookie", "s=1")
+            .body(Bytes::from_static(b"{\"error\":{}}"))
+            .unwrap();
+        let out = into_buffered_response(resp);
+        assert_eq!(out.status_code, 403);
+        assert_eq!(out.body, Some(Body::Text("{\"error\":{}}".into())));
+        assert!(!out.is_base64_encoded);
+        assert_eq!(out.cookies, ["s=1"]);
+        assert!(!out.headers.contains_key("set-cookie"));
+        let gz = http::Response::builder()
+            .header("content-encoding", "gzip")
+            .body(Bytes::from_static(&[0x1f, 0x8b, 0]))
+            .unwrap();
+        let out = into_buffered_response(gz);
+        assert!(out.is_base64_encoded);
+        assert_eq!(out.body, Some(Body::Binary(vec![0x1f, 0x8b, 0])));
+        let s = into_stream_response(
+            http::Response::builder()
+                .status(200)
+                .body(Bytes::from_static(b"x"))
+                .unwrap(),
+        );
+        assert_eq!(s.metadata_prelude.status_code, 200);
+    }
 }

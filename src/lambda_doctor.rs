@@ -17,13 +17,9 @@
 //!
 //! The Lambda host (`src/lambda.rs`) calls [`respond`] with each raw event
 //! before treating it as HTTP: `Some(answer)` is returned as the
-//! invocation's result, `None` means the event is not a doctor event.
-//! [`run_buffered`] is `lambda_http::run` with that check in front.
+//! invocation's result, `None` means the event is not a doctor event
+//! (buffered invoke mode only: a streamed response is always HTTP).
 
-use std::convert::Infallible;
-
-use lambda_http::request::LambdaRequest;
-use lambda_http::{Body, LambdaEvent, Request, Service};
 use serde_json::{json, Value};
 
 use crate::cli::doctor;
@@ -100,36 +96,6 @@ pub async fn respond(event: &Value) -> Option<Value> {
             Some(doctor::checklist_json(&args).await)
         }
     }
-}
-
-/// `lambda_http::run(handler)` for the buffered invoke mode, with doctor
-/// events answered by [`respond`] before any event is read as HTTP (a
-/// doctor event is no HTTP event, so `lambda_http` alone would refuse it).
-pub async fn run_buffered<S>(handler: S) -> Result<(), lambda_http::Error>
-where
-    S: Service<Request, Response = http::Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event: LambdaEvent<Value>| {
-        let handler = handler.clone();
-        async move {
-            if let Some(answer) = respond(&event.payload).await {
-                return Ok::<Value, lambda_http::Error>(answer);
-            }
-            let LambdaEvent { payload, context } = event;
-            let request: LambdaRequest = serde_json::from_value(payload)?;
-            let mut adapter = lambda_http::Adapter::from(handler);
-            let response = match adapter.call(LambdaEvent::new(request, context)).await {
-                Ok(r) => r,
-                Err(never) => match never {},
-            };
-            Ok(serde_json::to_value(response)?)
-        }
-    }))
-    .await
 }
 
 /// The doctor event `aws lambda invoke` sends, as documented in deploy/README.md.

@@ -175,6 +175,39 @@ async fn salt_and_keys_from_files() {
 }
 
 #[tokio::test]
+async fn a_legacy_psoxy_salt_is_admitted_only_when_named_and_is_flagged() {
+    let moto = Moto::start().await;
+    moto.create_secret("veil/e2e/legacy", "Contoso2019!").await;
+    let veil = config(
+        Some(&moto),
+        &[
+            ("VEIL_SCHEME", "psoxy"),
+            ("VEIL_SALT_SECRET_ID", "veil/e2e/legacy"),
+            ("VEIL_ENCRYPTION_KEY", KEY),
+            ("VEIL_ALLOW_LEGACY_SHORT_SALT", "true"),
+        ],
+    )
+    .start()
+    .await;
+    let h = health(&veil).await;
+    // The fingerprint of the weak salt is keyed with the encryption key:
+    // guesses of the salt cannot be tested against it offline.
+    let unkeyed = Secret::from("Contoso2019!").fingerprint();
+    let keyed = Secret::from("Contoso2019!")
+        .with_fingerprint_key(Some(&Secret::from(KEY)))
+        .fingerprint();
+    assert_eq!(h["pseudonyms"]["saltFingerprint"], keyed.as_str());
+    assert_ne!(keyed, unkeyed);
+    let log = veil.stderr();
+    assert!(log.contains("a legacy Psoxy secret"), "{log}");
+    assert!(log.contains("VEIL_ALLOW_LEGACY_SHORT_SALT"), "{log}");
+    assert!(
+        !log.contains("Contoso2019") && !log.contains(&unkeyed),
+        "{log}"
+    );
+}
+
+#[tokio::test]
 async fn unusable_secrets_stop_veil_with_the_reason() {
     let moto = Moto::start().await;
     moto.put_parameter("/veil/e2e/short", "too-short-salt", "SecureString")
@@ -187,6 +220,49 @@ async fn unusable_secrets_stop_veil_with_the_reason() {
     .await;
     moto.create_secret("veil/e2e/json", &format!("{{\"salt\":\"{SALT}\"}}"))
         .await;
+    moto.put_parameter("/veil/e2e/predictable", &"abc1".repeat(12), "SecureString")
+        .await;
+    moto.create_secret(
+        "veil/e2e/published-upper",
+        " VEIL-EXAMPLE-SALT-NOT-FOR-PRODUCTION-0001 ",
+    )
+    .await;
+    moto.create_secret("veil/e2e/psoxy-short", "Contoso2019!")
+        .await;
+
+    let err = serve_fails(&config(
+        Some(&moto),
+        &[("VEIL_SALT_SSM_PARAMETER", "/veil/e2e/predictable")],
+    ));
+    assert!(
+        err.contains("the pseudonymization salt (ssm:/veil/e2e/predictable) is too predictable"),
+        "{err}"
+    );
+    assert!(!err.contains("abc1abc1"), "{err}");
+
+    let err = serve_fails(&config(
+        Some(&moto),
+        &[("VEIL_SALT_SECRET_ID", "veil/e2e/published-upper")],
+    ));
+    assert!(
+        err.contains("(secretsmanager:veil/e2e/published-upper): the value is a published example"),
+        "{err}"
+    );
+
+    // A short psoxy salt needs the migration flag, and the error says so.
+    let err = serve_fails(&config(
+        Some(&moto),
+        &[
+            ("VEIL_SCHEME", "psoxy"),
+            ("VEIL_SALT_SECRET_ID", "veil/e2e/psoxy-short"),
+        ],
+    ));
+    assert!(
+        err.contains("(secretsmanager:veil/e2e/psoxy-short) is too short for the psoxy scheme")
+            && err.contains("VEIL_ALLOW_LEGACY_SHORT_SALT=true"),
+        "{err}"
+    );
+    assert!(!err.contains("Contoso2019"), "{err}");
 
     let err = serve_fails(&config(
         Some(&moto),

@@ -838,7 +838,7 @@ class Gen:
                               self.single(k, f"{GRAPH}/$metadata#users('{uid}')/messages/$entity",
                                           odata_type=True)))
         out.append(self.mailbox_settings("outlook-mail"))
-        out += self.directory("outlook-mail", {"users", "user", "groups", "members"})
+        out += self.directory("outlook-mail", {"users", "user", "groups", "members", "group"})
         return out
 
     def outlook_cal(self) -> list:
@@ -870,7 +870,17 @@ class Gen:
                                        f"{GRAPH}/$metadata#users('{uid}')/calendar/calendarView",
                                        next_link=f"{GRAPH}/users/{uid}/calendar/calendarView?{q}&$top=2&$skip=2")))
         out.append(self.mailbox_settings("outlook-cal"))
-        out += self.directory("outlook-cal", {"users", "user", "groups", "members"})
+        out += self.directory("outlook-cal", {"users", "user", "groups", "members", "group"})
+        uid = self.person_in_url("outlook-cal/instances")
+        eid = "AAMkAD" + opaque("series-master")[:40] + "AAA="
+        q = "startDateTime=2026-11-02T00:00:00Z&endDateTime=2026-11-30T00:00:00Z"
+        out.append(Sample("event-instances.json", "/v1.0/users/{userId}/events/{eventId}/instances",
+                          "microsoft.graph.event (collection: occurrences of a series)",
+                          f"{GRAPH}/users/{uid}/events/{eid}/instances?{q}&$top=2",
+                          "occurrences of a recurring meeting in a window, every property",
+                          self.listing([("event", {}), ("event", {})],
+                                       f"{GRAPH}/$metadata#users('{uid}')/events('{eid}')/instances",
+                                       next_link=f"{GRAPH}/users/{uid}/events/{eid}/instances?{q}&$top=2&$skip=2")))
         return out
 
     def msft_teams(self) -> list:
@@ -1002,6 +1012,7 @@ class Gen:
                                                     f"{ctx}('{rep}')" + ("(attendanceRecords())" if q else "")
                                                     + "/$entity", expand=expand, flavour="comms"),
                                         lambda doc, uid=uid, mid=mid: self.plant_in_context(doc, uid, mid))))
+        out += self.directory("msft-teams", {"users"})
         return out
 
     # -- post-processing of particular samples ------------------------------------

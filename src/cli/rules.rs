@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use veil_engine::policy::{split_url, Request, Side};
 use veil_engine::pseudonym::{EmailPolicy, PseudonymConfig, Pseudonymizer, Scheme};
-use veil_engine::reidentify::reidentify;
+use veil_engine::reidentify::reidentify_for;
 use veil_engine::rules::RuleSet;
 use veil_engine::secret::Secret;
 
@@ -445,7 +445,7 @@ fn paging_problems(s: &Suite, run: &Run, p: &Pseudonymizer) -> Vec<String> {
             continue;
         };
         let (path, query) = split_url(link);
-        if let Err(r) = s.rules.match_request(
+        let endpoint = match s.rules.match_request(
             Request {
                 method: "GET",
                 path: &path,
@@ -453,12 +453,15 @@ fn paging_problems(s: &Suite, run: &Run, p: &Pseudonymizer) -> Vec<String> {
             },
             Side::Client,
         ) {
-            out.push(format!(
-                "the client's follow-up request ({key}) would be refused: {r}"
-            ));
-            continue;
-        }
-        match reidentify(&path, query.as_deref(), p) {
+            Ok(allowed) => allowed.endpoint,
+            Err(r) => {
+                out.push(format!(
+                    "the client's follow-up request ({key}) would be refused: {r}"
+                ));
+                continue;
+            }
+        };
+        match reidentify_for(endpoint, &path, query.as_deref(), p) {
             Ok(r) => {
                 let (opath, oquery) = split_url(orig);
                 let norm = |pth: &str, q: Option<&str>| {

@@ -299,6 +299,10 @@ pub struct ParamSchema {
     pub any_of: Vec<ParamSchema>,
     /// Query parameters: the request must carry it.
     pub required: bool,
+    /// With `reversible`: the kind of token required (`kind:` in the rule
+    /// file); the decrypted value is checked in [`crate::reidentify`], and so
+    /// is `pattern`.
+    pub token_kind: Option<crate::pseudonym::TokenKind>,
 }
 
 impl ParamSchema {
@@ -314,7 +318,8 @@ impl ParamSchema {
             ParamKind::Boolean if value == "true" || value == "false" => {}
             k => return Err(format!("must be of type {k:?}").to_lowercase()),
         }
-        if let Some(re) = &self.pattern {
+        // A reversible parameter's pattern is for the decrypted value.
+        if let Some(re) = self.pattern.as_ref().filter(|_| !self.reversible) {
             if !re.is_match(value) {
                 return Err("does not match the allowed pattern".into());
             }
@@ -984,6 +989,7 @@ endpoints:
             reversible: false,
             any_of: Vec::new(),
             required: false,
+            token_kind: None,
         };
         assert!(s.check("10").is_ok());
         assert!(s.check("ten").is_err());
@@ -994,6 +1000,7 @@ endpoints:
             reversible: true,
             any_of: Vec::new(),
             required: false,
+            token_kind: None,
         };
         assert!(r.check("p~abcdefghijklmnop-_09").is_ok());
         assert!(r.check("p~abc").is_err(), "too short to be a token");

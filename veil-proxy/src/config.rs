@@ -16,6 +16,12 @@ pub const ENV_SCHEME: &str = "VEIL_SCHEME";
 pub const ENV_EMAIL_DOMAIN: &str = "VEIL_EMAIL_DOMAIN_POLICY";
 /// `true` to ignore dots in the local part of addresses when hashing.
 pub const ENV_EMAIL_IGNORE_DOTS: &str = "VEIL_EMAIL_IGNORE_DOTS";
+/// `true` to admit a short or low-entropy salt (and encryption key) in the
+/// `psoxy` scheme: the secrets of an existing Psoxy deployment being
+/// migrated, whose pseudonyms must stay the same. The command-line
+/// equivalent is `--allow-legacy-short-salt`. Flagged in the health check
+/// and the startup log.
+pub const ENV_ALLOW_LEGACY_SHORT_SALT: &str = "VEIL_ALLOW_LEGACY_SHORT_SALT";
 /// The key id used for `VEIL_ENCRYPTION_KEY`.
 pub const DEFAULT_KEY_ID: &str = "k1";
 
@@ -56,6 +62,17 @@ pub fn parse_key_list_from(origin: &str, list: &str) -> Result<Vec<(String, Secr
         out.push((kid.trim().to_string(), Secret::from(secret.trim())));
     }
     Ok(out)
+}
+
+/// Whether a boolean variable is set to `true`, `1` or `yes`; any other
+/// non-empty value is an error that names the variable.
+pub fn parse_flag(name: &str, value: Option<String>) -> Result<bool, String> {
+    match value.as_deref().map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => Ok(true),
+        Some(v) if matches!(v.as_str(), "false" | "0" | "no") => Ok(false),
+        Some(_) => Err(format!("{name}: expected `true` or `false`")),
+    }
 }
 
 /// Parses a domain policy name.

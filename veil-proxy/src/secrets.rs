@@ -14,17 +14,34 @@
 //! and the keys are either `kid:secret,kid:secret` (newest first) or one
 //! bare secret without `:` (kid `k1`).
 //!
-//! The secrets are checked (present, long enough for the scheme, not a
-//! published example) and the [`SecretsReport`] tells where each came from,
-//! with a fingerprint, never the value.
+//! The secrets are checked and the [`SecretsReport`] tells where each came
+//! from, with a fingerprint, never the value (see [`veil_engine::secret`] for
+//! why the fingerprint is no offline oracle). The checks:
+//!
+//! - present and not a published example value (compared case-insensitively,
+//!   surrounding whitespace ignored: `SALT` and `salt ` are `salt`);
+//! - strong enough for the scheme ([`veil_engine::pseudonym::check_strength`]):
+//!   `hmac` at least 32 bytes and about 128 bits of estimated entropy,
+//!   `psoxy` at least 16 bytes and about 80 bits; in both, no long repeats,
+//!   runs or word-like passphrases.
+//!
+//! A Psoxy deployment being migrated may have a weaker salt that must stay
+//! (its pseudonyms depend on it). [`ENV_ALLOW_LEGACY_SHORT_SALT`] (or
+//! `--allow-legacy-short-salt`, [`SecretOptions`]) admits it in the `psoxy`
+//! scheme only; the report then says so ([`SecretsReport::legacy_short_salt`],
+//! [`SecretsReport::warnings`]) for the health check and the startup log, and
+//! the admitted secret's fingerprint is keyed with the other secret.
 
 use std::fmt;
 
 use serde_json::{json, Value};
 
 use crate::aws::{self, AwsClient, AwsConfig, AwsErrorKind, Call, Lookup, Service};
-use crate::config::{self, DEFAULT_KEY_ID, ENV_ENCRYPTION_KEY, ENV_ENCRYPTION_KEYS, ENV_SALT};
-use veil_engine::pseudonym::{hmac_scheme, PseudonymConfig, Scheme};
+use crate::config::{
+    self, DEFAULT_KEY_ID, ENV_ALLOW_LEGACY_SHORT_SALT, ENV_ENCRYPTION_KEY, ENV_ENCRYPTION_KEYS,
+    ENV_SALT,
+};
+use veil_engine::pseudonym::{self, PseudonymConfig, Scheme};
 use veil_engine::secret::Secret;
 
 /// A file holding the salt.
@@ -163,6 +180,28 @@ pub struct SecretOrigin {
     pub fingerprint: String,
 }
 
+/// Options of the secrets loader that the command line may set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SecretOptions {
+    /// `--allow-legacy-short-salt`: admit a psoxy-scheme salt (and key) that
+    /// fails the strength checks, for the migration of an existing Psoxy
+    /// deployment. [`ENV_ALLOW_LEGACY_SHORT_SALT`] does the same.
+    pub allow_legacy_short_salt: bool,
+}
+
+impl SecretOptions {
+    /// These options, with [`ENV_ALLOW_LEGACY_SHORT_SALT`] read through `env`.
+    pub fn with_env(self, env: Lookup<'_>) -> Result<SecretOptions, String> {
+        let from_env = config::parse_flag(
+            ENV_ALLOW_LEGACY_SHORT_SALT,
+            env(ENV_ALLOW_LEGACY_SHORT_SALT),
+        )?;
+        Ok(SecretOptions {
+            allow_legacy_short_salt: self.allow_legacy_short_salt || from_env,
+        })
+    }
+}
+
 /// Where the secrets came from, for the startup log and `veil doctor`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecretsReport {
@@ -170,9 +209,28 @@ pub struct SecretsReport {
     /// The source and, per key id (newest first), the fingerprint; `None`
     /// when no encryption key is configured.
     pub encryption_keys: Option<(Source, Vec<(String, String)>)>,
+    /// A psoxy-scheme secret below the strength policy was admitted because
+    /// [`SecretOptions::allow_legacy_short_salt`] (or
+    /// [`ENV_ALLOW_LEGACY_SHORT_SALT`]) names a migration from Psoxy. The
+    /// health check and the startup log must show it ([`Self::warnings`]).
+    pub legacy_short_salt: bool,
 }
 
 impl SecretsReport {
+    /// What an operator must be told about the secrets (for the health
+    /// check's warnings and the startup log); empty when all is well.
+    pub fn warnings(&self) -> Vec<String> {
+        if self.legacy_short_salt {
+            vec![format!(
+                "a legacy Psoxy secret below the strength policy is in use ({ENV_ALLOW_LEGACY_SHORT_SALT}): \
+                 pseudonyms can be reversed by guessing it; plan a move to the hmac scheme with a \
+                 generated salt ({GENERATE_HINT})"
+            )]
+        } else {
+            Vec::new()
+        }
+    }
+
     /// One human-readable line per secret.
     pub fn lines(&self) -> Vec<String> {
         let mut out = vec![format!(
@@ -189,6 +247,7 @@ impl SecretsReport {
             ),
             None => "encryption keys: none (reversible p~ tokens are unavailable)".into(),
         });
+        out.extend(self.warnings().into_iter().map(|w| format!("warning: {w}")));
         out
     }
 }
@@ -381,30 +440,39 @@ fn parse_keys(source: &Source, content: &str) -> Result<Vec<(String, Secret)>, S
     }
 }
 
-/// Checks one secret: present, long enough, not published.
+/// Checks one secret: present, not published, strong enough for the
+/// scheme. `Ok(true)` when it passed only because a legacy psoxy secret is
+/// admitted.
 fn check(
     what: &str,
     source: &Source,
     secret: &Secret,
     scheme: Scheme,
     well_known: &[&str],
-) -> Result<(), String> {
+    options: SecretOptions,
+) -> Result<bool, String> {
     if secret.is_empty() {
         return Err(format!("{what} ({source}) is empty; {GENERATE_HINT}"));
     }
-    if scheme == Scheme::Hmac && secret.len() < hmac_scheme::MIN_SECRET_LEN {
-        return Err(format!(
-            "{what} ({source}) is too short for the hmac scheme: it needs at least {} bytes; \
-             {GENERATE_HINT}",
-            hmac_scheme::MIN_SECRET_LEN
-        ));
-    }
-    if well_known.iter().any(|k| k.as_bytes() == secret.expose()) {
+    if secret.is_published(well_known) {
         return Err(format!(
             "{what} ({source}): the value is a published example, not a secret; {GENERATE_HINT}"
         ));
     }
-    Ok(())
+    let Some(problem) = pseudonym::check_strength(scheme, secret) else {
+        return Ok(false);
+    };
+    // "it is too short …" reads "<what> (<source>) is too short …".
+    let problem = problem.strip_prefix("it ").unwrap_or(&problem);
+    match scheme {
+        Scheme::Psoxy if options.allow_legacy_short_salt => Ok(true),
+        Scheme::Psoxy => Err(format!(
+            "{what} ({source}) {problem}; {GENERATE_HINT}. If it is the secret of \
+             an existing Psoxy deployment being migrated, set {ENV_ALLOW_LEGACY_SHORT_SALT}=true \
+             (or --allow-legacy-short-salt) to keep it"
+        )),
+        Scheme::Hmac => Err(format!("{what} ({source}) {problem}; {GENERATE_HINT}")),
+    }
 }
 
 fn missing_salt() -> String {
@@ -422,11 +490,29 @@ fn assemble(
     salt: (Source, String),
     keys: Option<(Source, String)>,
     well_known: &[&str],
+    options: SecretOptions,
 ) -> Result<(PseudonymConfig, SecretsReport), String> {
     let (scheme, email) = config::pseudonym_settings(scheme, env)?;
+    let options = options.with_env(env)?;
+    if options.allow_legacy_short_salt && scheme != Scheme::Psoxy {
+        return Err(format!(
+            "{ENV_ALLOW_LEGACY_SHORT_SALT} (--allow-legacy-short-salt) is only for the psoxy \
+             scheme, to keep the salt of a Psoxy deployment being migrated; the {} scheme needs \
+             a generated salt ({GENERATE_HINT})",
+            format!("{scheme:?}").to_lowercase()
+        ));
+    }
     let (salt_source, salt_value) = salt;
-    let salt = Secret::from(salt_value.as_str());
-    check(Which::Salt.name(), &salt_source, &salt, scheme, well_known)?;
+    let mut salt = Secret::from(salt_value.as_str());
+    let weak_salt = check(
+        Which::Salt.name(),
+        &salt_source,
+        &salt,
+        scheme,
+        well_known,
+        options,
+    )?;
+    let mut weak_keys = false;
     let (encryption_keys, keys_report) = match keys {
         None => (Vec::new(), None),
         Some((source, content)) => {
@@ -437,29 +523,56 @@ fn assemble(
                     Which::EncryptionKeys.name()
                 ));
             }
+            let mut weak = Vec::with_capacity(keys.len());
             for (kid, key) in &keys {
-                check(
+                weak.push(check(
                     &format!("encryption key `{kid}`"),
                     &source,
                     key,
                     scheme,
                     well_known,
-                )?;
+                    options,
+                )?);
             }
-            let fingerprints = keys
-                .iter()
-                .map(|(kid, k)| (kid.clone(), k.fingerprint()))
+            weak_keys = weak.iter().any(|w| *w);
+            // A weak (legacy) key's fingerprint is keyed with the salt.
+            let keys: Vec<(String, Secret)> = keys
+                .into_iter()
+                .zip(weak)
+                .map(|((kid, key), weak)| {
+                    let key = if weak {
+                        key.with_fingerprint_key(Some(&salt))
+                    } else {
+                        key
+                    };
+                    (kid, key)
+                })
                 .collect();
-            (keys, Some((source, fingerprints)))
+            (keys, Some(source))
         }
     };
+    if weak_salt {
+        // Keyed with the (first) encryption key; withheld without one.
+        salt = salt.with_fingerprint_key(encryption_keys.first().map(|(_, k)| k));
+    }
+    let keys_report = keys_report.map(|source| {
+        let fingerprints = encryption_keys
+            .iter()
+            .map(|(kid, k)| (kid.clone(), k.fingerprint()))
+            .collect();
+        (source, fingerprints)
+    });
     let report = SecretsReport {
         salt: SecretOrigin {
             fingerprint: salt.fingerprint(),
             source: salt_source,
         },
         encryption_keys: keys_report,
+        legacy_short_salt: weak_salt || weak_keys,
     };
+    for w in report.warnings() {
+        tracing::warn!(target: "veil::secrets", "{w}");
+    }
     Ok((
         PseudonymConfig {
             scheme,
@@ -477,6 +590,15 @@ fn assemble(
 pub fn load_local(
     scheme: Option<Scheme>,
     env: Lookup<'_>,
+) -> Result<(PseudonymConfig, SecretsReport), String> {
+    load_local_with(scheme, env, SecretOptions::default())
+}
+
+/// [`load_local`] with options from the command line.
+pub fn load_local_with(
+    scheme: Option<Scheme>,
+    env: Lookup<'_>,
+    options: SecretOptions,
 ) -> Result<(PseudonymConfig, SecretsReport), String> {
     let local = |which: Which, source: Source| -> Result<(Source, String), String> {
         match read_local(which, &source, env) {
@@ -497,7 +619,7 @@ pub fn load_local(
     let keys = source(Which::EncryptionKeys, env)?;
     let salt = local(Which::Salt, salt)?;
     let keys = keys.map(|s| local(Which::EncryptionKeys, s)).transpose()?;
-    assemble(scheme, env, salt, keys, &[])
+    assemble(scheme, env, salt, keys, &[], options)
 }
 
 /// Loads the secrets from wherever the process environment points, checks
@@ -529,6 +651,16 @@ pub async fn load_pseudonym_config_with(
     env: Lookup<'_>,
     well_known: &[&str],
 ) -> Result<(PseudonymConfig, SecretsReport), String> {
+    load_pseudonym_config_opts(http, env, well_known, SecretOptions::default()).await
+}
+
+/// [`load_pseudonym_config_with`] with options from the command line.
+pub async fn load_pseudonym_config_opts(
+    http: &reqwest::Client,
+    env: Lookup<'_>,
+    well_known: &[&str],
+    options: SecretOptions,
+) -> Result<(PseudonymConfig, SecretsReport), String> {
     let salt_source = source(Which::Salt, env)?.ok_or_else(missing_salt)?;
     let keys_source = source(Which::EncryptionKeys, env)?;
     let is_aws = |s: &Source| matches!(s, Source::Ssm(_) | Source::SecretsManager(_));
@@ -552,7 +684,7 @@ pub async fn load_pseudonym_config_with(
     };
     let mut well: Vec<&str> = WELL_KNOWN_SECRETS.to_vec();
     well.extend_from_slice(well_known);
-    assemble(None, env, salt, keys, &well)
+    assemble(None, env, salt, keys, &well, options)
 }
 
 #[cfg(test)]
@@ -691,6 +823,8 @@ mod tests {
             "the pseudonymization salt (env:VEIL_SALT) is too short for the hmac scheme: it needs \
              at least 32 bytes; generate one with `openssl rand -base64 32`"
         );
+        let e = load_local(None, &lookup(&[(ENV_SALT, "   ")])).unwrap_err();
+        assert!(e.contains("is too short"), "{e}");
         let e = load_local(
             None,
             &lookup(&[(ENV_SALT, SALT), (ENV_ENCRYPTION_KEYS, "k9:tiny")]),
@@ -700,22 +834,170 @@ mod tests {
             e.starts_with("encryption key `k9` (env:VEIL_ENCRYPTION_KEYS) is too short"),
             "{e}"
         );
-        // The psoxy scheme accepts short salts (Psoxy compatibility).
-        load_local(Some(Scheme::Psoxy), &lookup(&[(ENV_SALT, "salt")])).unwrap();
-        let long_known = "x".repeat(40);
-        let (c, _) = load_local(None, &lookup(&[(ENV_SALT, &long_known)])).unwrap();
+        let long_known = "Zq7-Lw2_Xe6.Tz9+Rb3!Vm7~Kp1=Yc5^Dg0";
+        let (c, _) = load_local(None, &lookup(&[(ENV_SALT, long_known)])).unwrap();
         let e = check(
             "the pseudonymization salt",
             &Source::Env(ENV_SALT),
             &c.salt,
             Scheme::Hmac,
-            &[&long_known],
+            &[&format!(" {} ", long_known.to_uppercase())],
+            SecretOptions::default(),
         )
         .unwrap_err();
         assert!(
             e.contains("(env:VEIL_SALT): the value is a published example"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn published_examples_match_loosely() {
+        let http = reqwest::Client::new();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for salt in ["SALT", "salt ", " Changeme\n"] {
+            let e = rt
+                .block_on(load_pseudonym_config_with(
+                    &http,
+                    &lookup(&[(ENV_SALT, salt), (config::ENV_SCHEME, "psoxy")]),
+                    &[],
+                ))
+                .unwrap_err();
+            assert!(e.contains("published example"), "{salt:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn low_entropy_secrets_are_refused() {
+        for (salt, why) in [
+            ("a".repeat(40), "too predictable"),
+            ("0123456789abcdef0123456789abcdef".into(), "too predictable"),
+            (
+                "correct horse battery staple and a cloudy monday".into(),
+                "mostly words",
+            ),
+            (
+                "cli-test-salt-0123456789-0123456789-012345".into(),
+                "too predictable",
+            ),
+        ] {
+            let e = load_local(None, &lookup(&[(ENV_SALT, &salt)])).unwrap_err();
+            assert!(
+                e.starts_with("the pseudonymization salt (env:VEIL_SALT) is ") && e.contains(why),
+                "{salt}: {e}"
+            );
+            assert!(!e.contains(&salt), "{e}");
+        }
+        let e = load_local(
+            None,
+            &lookup(&[(ENV_SALT, SALT), (ENV_ENCRYPTION_KEY, &"k".repeat(48))]),
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("encryption key `k1` (env:VEIL_ENCRYPTION_KEY) is too predictable"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn psoxy_needs_16_strong_bytes_unless_a_legacy_salt_is_named() {
+        let psoxy = |pairs: &[(&str, &str)]| {
+            let mut all = vec![(config::ENV_SCHEME, "psoxy")];
+            all.extend_from_slice(pairs);
+            load_local(None, &lookup(&all))
+        };
+        // Psoxy's own example salt: refused, with the way out named.
+        for weak in ["s", "salt", "Contoso2024!", "aaaaaaaaaaaaaaaaaaaa"] {
+            let e = psoxy(&[(ENV_SALT, weak)]).unwrap_err();
+            assert!(
+                e.starts_with("the pseudonymization salt (env:VEIL_SALT) is ")
+                    && e.contains("VEIL_ALLOW_LEGACY_SHORT_SALT=true")
+                    && e.contains("--allow-legacy-short-salt"),
+                "{weak}: {e}"
+            );
+        }
+        // 16 random bytes are enough in the psoxy scheme.
+        let (c, report) = psoxy(&[(ENV_SALT, "Xq8-Lw2Pz7Rb3Vm1")]).unwrap();
+        assert_eq!(c.scheme, Scheme::Psoxy);
+        assert!(!report.legacy_short_salt);
+        assert!(report.warnings().is_empty());
+
+        // The migration flag admits it, and says so.
+        let legacy = [
+            (ENV_SALT, "Contoso2024!"),
+            (ENV_ENCRYPTION_KEY, "psoxy-key"),
+            (ENV_ALLOW_LEGACY_SHORT_SALT, "true"),
+        ];
+        let (c, report) = psoxy(&legacy).unwrap();
+        assert_eq!(c.salt.expose(), b"Contoso2024!");
+        assert!(report.legacy_short_salt);
+        let lines = report.lines().join("\n");
+        assert!(lines.contains("warning: a legacy Psoxy secret"), "{lines}");
+        assert!(!lines.contains("Contoso2024!") && !lines.contains("psoxy-key"));
+        // Its fingerprint is keyed with the other secret: not the unkeyed one.
+        assert_ne!(
+            report.salt.fingerprint,
+            Secret::from("Contoso2024!").fingerprint()
+        );
+        assert_eq!(report.salt.fingerprint, c.salt.fingerprint());
+        let (_, other) = psoxy(&[
+            (ENV_SALT, "Contoso2024!"),
+            (ENV_ENCRYPTION_KEY, "another-psoxy-key"),
+            (ENV_ALLOW_LEGACY_SHORT_SALT, "1"),
+        ])
+        .unwrap();
+        assert_ne!(report.salt.fingerprint, other.salt.fingerprint);
+        // Without an encryption key there is nothing to key it with.
+        let (_, alone) = psoxy(&[
+            (ENV_SALT, "Contoso2024!"),
+            (ENV_ALLOW_LEGACY_SHORT_SALT, "yes"),
+        ])
+        .unwrap();
+        assert_eq!(
+            alone.salt.fingerprint,
+            veil_engine::secret::WITHHELD_FINGERPRINT
+        );
+        // The command-line option does the same as the variable.
+        let mut all = vec![(config::ENV_SCHEME, "psoxy"), (ENV_SALT, "salt-2019")];
+        let (_, r) = load_local_with(
+            None,
+            &lookup(&all),
+            SecretOptions {
+                allow_legacy_short_salt: true,
+            },
+        )
+        .unwrap();
+        assert!(r.legacy_short_salt);
+        // Published examples stay refused, flag or not.
+        all[1] = (ENV_SALT, "SALT");
+        all.push((ENV_ALLOW_LEGACY_SHORT_SALT, "true"));
+        let e = rt_load(&all).unwrap_err();
+        assert!(e.contains("published example"), "{e}");
+        // Only the psoxy scheme may keep a legacy salt; a bad value is named.
+        let e = load_local(
+            None,
+            &lookup(&[(ENV_SALT, SALT), (ENV_ALLOW_LEGACY_SHORT_SALT, "true")]),
+        )
+        .unwrap_err();
+        assert!(e.contains("is only for the psoxy scheme"), "{e}");
+        let e = psoxy(&[(ENV_SALT, SALT), (ENV_ALLOW_LEGACY_SHORT_SALT, "maybe")]).unwrap_err();
+        assert_eq!(
+            e,
+            "VEIL_ALLOW_LEGACY_SHORT_SALT: expected `true` or `false`"
+        );
+    }
+
+    fn rt_load(pairs: &[(&str, &str)]) -> Result<(PseudonymConfig, SecretsReport), String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(load_pseudonym_config_with(
+            &reqwest::Client::new(),
+            &lookup(pairs),
+            &[],
+        ))
     }
 
     #[test]

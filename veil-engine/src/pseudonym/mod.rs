@@ -6,13 +6,26 @@
 //! - [`Scheme::Psoxy`]: SHA-256(identifier ‖ salt) and Psoxy's AES-CBC
 //!   reversible format, so pseudonyms made by Psoxy stay the same.
 //!
+//! Reversible tokens may carry a [`TokenKind`] (`user`, `chat`, …) bound
+//! into the token, so a request parameter that takes one kind refuses the
+//! others ([`Pseudonymizer::decrypt_expecting`]); tokens without a kind are
+//! exactly the tokens made before kinds existed.
+//!
+//! Secrets: [`Pseudonymizer::new`] checks lengths (so Psoxy's published check
+//! vectors build); [`check_strength`] is the stricter policy for secrets a
+//! deployment configures (length, estimated entropy, no passphrases).
+//!
 //! Module map: [`email`] (detection, canonicalization), [`hmac_scheme`],
-//! [`psoxy_scheme`], [`encoding`] (output strings: `t~`, `p~`, `h~`, `e~`, JSON).
+//! [`psoxy_scheme`], [`kind`] (token kinds), [`encoding`] (output strings:
+//! `t~`, `p~`, `h~`, `e~`, JSON).
 
 pub mod email;
 pub mod encoding;
 pub mod hmac_scheme;
+pub mod kind;
 pub mod psoxy_scheme;
+
+pub use kind::TokenKind;
 
 use crate::secret::Secret;
 
@@ -105,6 +118,26 @@ pub enum CryptoError {
     InvalidToken,
     #[error("the token was made with key id '{0}', which is not configured")]
     UnknownKeyId(String),
+    /// A token of another kind (or of none) where a kind is required.
+    #[error("{}", wrong_kind_message(*expected, *found))]
+    WrongKind {
+        expected: TokenKind,
+        found: Option<TokenKind>,
+    },
+    /// The decrypted value does not fit the place it would go; the reason
+    /// never quotes the value.
+    #[error("the decrypted value is not acceptable here: {0}")]
+    UnacceptableValue(String),
+}
+
+fn wrong_kind_message(expected: TokenKind, found: Option<TokenKind>) -> String {
+    match found {
+        Some(f) => format!("this place takes a {expected} token, and this is a {f} token"),
+        None => format!(
+            "this place takes a {expected} token, and this token has no kind (made before \
+             kinds, or by a rule without `kind`): fetch a fresh token"
+        ),
+    }
 }
 
 /// A ready-to-use pseudonymizer; cheap to share (`Arc`) across threads.
@@ -123,6 +156,44 @@ impl std::fmt::Debug for Pseudonymizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Pseudonymizer(<keys redacted>)")
     }
+}
+
+/// Fewest bytes of a `psoxy`-scheme secret, unless a legacy short salt is
+/// admitted for a migration (see [`check_strength`]).
+pub const PSOXY_MIN_SECRET_LEN: usize = 16;
+/// Fewest estimated bits ([`crate::secret::estimate`]) of an `hmac`-scheme secret.
+pub const HMAC_MIN_BITS: f64 = 128.0;
+/// Fewest estimated bits of a `psoxy`-scheme secret (unless legacy).
+pub const PSOXY_MIN_BITS: f64 = 80.0;
+
+/// The strength policy for secrets an operator configures: in the `hmac`
+/// scheme at least [`hmac_scheme::MIN_SECRET_LEN`] bytes and
+/// [`HMAC_MIN_BITS`] estimated bits; in the `psoxy` scheme at least
+/// [`PSOXY_MIN_SECRET_LEN`] bytes and [`PSOXY_MIN_BITS`]; in both, not mostly
+/// words (see [`crate::secret`]). Returns why `secret` falls short (naming no
+/// part of it), or `None`.
+///
+/// [`Pseudonymizer::new`] checks lengths only (so Psoxy's published check
+/// vectors still build); this stricter policy is applied where secrets enter
+/// from a deployment (the secrets loader of `veil-proxy`).
+pub fn check_strength(scheme: Scheme, secret: &Secret) -> Option<String> {
+    let (min_len, min_bits) = match scheme {
+        Scheme::Hmac => (hmac_scheme::MIN_SECRET_LEN, HMAC_MIN_BITS),
+        Scheme::Psoxy => (PSOXY_MIN_SECRET_LEN, PSOXY_MIN_BITS),
+    };
+    if secret.is_empty() {
+        return Some("it is empty".into());
+    }
+    if secret.len() < min_len {
+        return Some(format!(
+            "it is too short for the {} scheme: it needs at least {min_len} bytes",
+            match scheme {
+                Scheme::Hmac => "hmac",
+                Scheme::Psoxy => "psoxy",
+            }
+        ));
+    }
+    secret.strength().problem(min_bits)
 }
 
 /// How to make a secret that passes the `hmac` scheme's checks.
@@ -335,16 +406,34 @@ impl Pseudonymizer {
     }
 
     fn encrypt_body(&self, value: &str) -> Result<Vec<u8>, CryptoError> {
+        self.encrypt_body_kind(value, None)
+    }
+
+    fn encrypt_body_kind(
+        &self,
+        value: &str,
+        kind: Option<TokenKind>,
+    ) -> Result<Vec<u8>, CryptoError> {
         match &self.keys {
-            Keys::Hmac(k) => k.encrypt(value.as_bytes()),
-            Keys::Psoxy(k) => k.encrypt(value),
+            Keys::Hmac(k) => k.encrypt_kind(value.as_bytes(), kind),
+            Keys::Psoxy(k) => k.encrypt_kind(value, kind),
         }
     }
 
     /// Deterministic reversible token `p~…` of the exact value (no
     /// canonicalization, no domain handling).
     pub fn encrypt(&self, value: &str) -> Result<String, CryptoError> {
-        let body = self.encrypt_body(value)?;
+        self.encrypt_kind(value, None)
+    }
+
+    /// [`Self::encrypt`] with `kind` bound into the token (see [`kind`]);
+    /// `None` makes exactly the token [`Self::encrypt`] makes.
+    pub fn encrypt_kind(
+        &self,
+        value: &str,
+        kind: Option<TokenKind>,
+    ) -> Result<String, CryptoError> {
+        let body = self.encrypt_body_kind(value, kind)?;
         let mut out = String::with_capacity(2 + (body.len() * 4).div_ceil(3));
         out.push_str(encoding::REVERSIBLE_PREFIX);
         encoding::push_b64(&mut out, &body);
@@ -354,10 +443,32 @@ impl Pseudonymizer {
     /// Inverse of [`Self::encrypt`]; also accepts tokens followed by
     /// `@domain` (the domain part is ignored). Rejects modified or forged tokens.
     pub fn decrypt(&self, token: &str) -> Result<String, CryptoError> {
+        self.decrypt_kind(token).map(|(value, _)| value)
+    }
+
+    /// [`Self::decrypt`], also returning the kind bound into the token
+    /// (`None` for a token without one).
+    pub fn decrypt_kind(&self, token: &str) -> Result<(String, Option<TokenKind>), CryptoError> {
         let body = encoding::reversible_body(token)?;
         match &self.keys {
-            Keys::Hmac(k) => k.decrypt(&body),
-            Keys::Psoxy(k) => k.decrypt(&body),
+            Keys::Hmac(k) => k.decrypt_kind(&body),
+            Keys::Psoxy(k) => k.decrypt_kind(&body),
+        }
+    }
+
+    /// Decrypts a token for a place that takes tokens of `expected` kind:
+    /// any token where `expected` is `None`, else only a token of exactly
+    /// that kind ([`CryptoError::WrongKind`] otherwise, also for a token
+    /// without a kind).
+    pub fn decrypt_expecting(
+        &self,
+        token: &str,
+        expected: Option<TokenKind>,
+    ) -> Result<String, CryptoError> {
+        let (value, found) = self.decrypt_kind(token)?;
+        match expected {
+            Some(e) if found != Some(e) => Err(CryptoError::WrongKind { expected: e, found }),
+            _ => Ok(value),
         }
     }
 }
@@ -825,6 +936,61 @@ mod tests {
         // A psoxy token is no hmac token and vice versa.
         assert!(HMAC.decrypt(PSOXY_P_VECTOR).is_err());
         assert!(PSOXY.decrypt(&HMAC.encrypt("bob").unwrap()).is_err());
+    }
+
+    #[test]
+    fn kinds_are_bound_into_tokens() {
+        for p in [&*HMAC, &*PSOXY] {
+            let v = "48d31887-5fad-4d73-a9f5-3c356e68a038";
+            let plain = p.encrypt(v).unwrap();
+            assert_eq!(p.encrypt_kind(v, None).unwrap(), plain);
+            let user = p.encrypt_kind(v, Some(TokenKind::User)).unwrap();
+            let chat = p.encrypt_kind(v, Some(TokenKind::Chat)).unwrap();
+            assert!(user != plain && user != chat && chat != plain);
+            assert_eq!(p.decrypt_kind(&plain).unwrap(), (v.to_string(), None));
+            assert_eq!(
+                p.decrypt_kind(&user).unwrap(),
+                (v.to_string(), Some(TokenKind::User))
+            );
+            // Any token decrypts where no kind is asked for.
+            for t in [&plain, &user, &chat] {
+                assert_eq!(p.decrypt(t).unwrap(), v);
+                assert_eq!(p.decrypt_expecting(t, None).unwrap(), v);
+            }
+            assert_eq!(
+                p.decrypt_expecting(&user, Some(TokenKind::User)).unwrap(),
+                v
+            );
+            assert_eq!(
+                p.decrypt_expecting(&user, Some(TokenKind::Chat)),
+                Err(CryptoError::WrongKind {
+                    expected: TokenKind::Chat,
+                    found: Some(TokenKind::User)
+                })
+            );
+            let e = p
+                .decrypt_expecting(&plain, Some(TokenKind::Chat))
+                .unwrap_err();
+            assert_eq!(
+                e,
+                CryptoError::WrongKind {
+                    expected: TokenKind::Chat,
+                    found: None
+                }
+            );
+            assert!(e.to_string().contains("has no kind"), "{e}");
+            assert!(!e.to_string().contains(v));
+            // Deterministic, and tampering is still caught.
+            assert_eq!(p.encrypt_kind(v, Some(TokenKind::User)).unwrap(), user);
+            for bad in bodies_with_each_bit_flipped(&user) {
+                assert!(p.decrypt_kind(&bad).is_err(), "{bad}");
+            }
+        }
+        // The Psoxy vector still decrypts, as a token without a kind.
+        assert_eq!(
+            PSOXY.decrypt_kind(PSOXY_P_VECTOR).unwrap(),
+            ("48d31887-5fad-4d73-a9f5-3c356e68a038".to_string(), None)
+        );
     }
 
     #[test]

@@ -18,6 +18,13 @@
 //! The format has no MAC: [`PsoxyScheme::decrypt`] accepts a token only if the
 //! decrypted value hashes back (constant-time compare) to the token's hash,
 //! either as it is or canonicalized as an email.
+//!
+//! Psoxy's tokens have no kind. A token with a [`TokenKind`] (Veil's
+//! addition) keeps the layout but binds the kind into the hash:
+//! `hash = SHA-256("veil-kind" 0x00 kind-name 0x00 ‖ value ‖ salt)`. It
+//! decrypts only if the value hashes back *with that kind*, so it cannot
+//! pass as a token of another kind (or of none); the NUL bytes keep the
+//! prefix unambiguous.
 
 use aes::Aes256;
 use cbc::cipher::block_padding::Pkcs7;
@@ -26,7 +33,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::{email, CryptoError};
+use super::{email, CryptoError, TokenKind};
 use crate::secret::Secret;
 
 /// PBKDF2 rounds of Psoxy's key derivation.
@@ -70,6 +77,30 @@ impl PsoxyScheme {
         self.encrypt_with_hash(value, &self.digest(value.as_bytes()))
     }
 
+    /// The hash of a token of `kind` (see the module documentation).
+    fn kind_digest(&self, kind: TokenKind, value: &[u8]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"veil-kind\0");
+        h.update(kind.name().as_bytes());
+        h.update(b"\0");
+        h.update(value);
+        h.update(self.salt.expose());
+        h.finalize().into()
+    }
+
+    /// Token body of the exact value with `kind` bound into its hash, or
+    /// Psoxy's own token ([`Self::encrypt`]) without a kind.
+    pub fn encrypt_kind(
+        &self,
+        value: &str,
+        kind: Option<TokenKind>,
+    ) -> Result<Vec<u8>, CryptoError> {
+        match kind {
+            None => self.encrypt(value),
+            Some(k) => self.encrypt_with_hash(value, &self.kind_digest(k, value.as_bytes())),
+        }
+    }
+
     /// Token body with a given hash (Psoxy's `pseudonymize` passes the digest
     /// of the canonical identifier, which then also serves as the IV).
     pub fn encrypt_with_hash(&self, value: &str, hash: &[u8; 32]) -> Result<Vec<u8>, CryptoError> {
@@ -87,6 +118,12 @@ impl PsoxyScheme {
     /// hash: as it is, or as an email canonicalized with or without
     /// `ignore_dots` (Psoxy hashed the canonical email).
     pub fn decrypt(&self, body: &[u8]) -> Result<String, CryptoError> {
+        self.decrypt_kind(body).map(|(value, _)| value)
+    }
+
+    /// Decrypts a token body of any kind: the value and its kind (`None`
+    /// for Psoxy's own tokens).
+    pub fn decrypt_kind(&self, body: &[u8]) -> Result<(String, Option<TokenKind>), CryptoError> {
         let key = self.key.as_ref().ok_or(CryptoError::NoEncryptionKey)?;
         if body.len() < HASH_LEN + BLOCK || !(body.len() - HASH_LEN).is_multiple_of(BLOCK) {
             return Err(CryptoError::InvalidToken);
@@ -98,9 +135,14 @@ impl PsoxyScheme {
             .map_err(|_| CryptoError::InvalidToken)?;
         let value = String::from_utf8(plaintext).map_err(|_| CryptoError::InvalidToken)?;
         if self.hashes_to(&value, hash) {
-            Ok(value)
-        } else {
-            Err(CryptoError::InvalidToken)
+            return Ok((value, None));
+        }
+        let kind = TokenKind::ALL
+            .into_iter()
+            .find(|k| bool::from(self.kind_digest(*k, value.as_bytes())[..].ct_eq(hash)));
+        match kind {
+            Some(k) => Ok((value, Some(k))),
+            None => Err(CryptoError::InvalidToken),
         }
     }
 

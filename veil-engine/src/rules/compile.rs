@@ -303,18 +303,19 @@ fn param_schema(s: &ParameterSchema) -> Result<ParamSchema, String> {
             ))
         }
     };
-    // Psoxy writes `type: string` next to the format; nothing else fits a token.
-    if reversible
-        && (s.pattern.is_some()
-            || s.allowed.is_some()
-            || s.any_of.is_some()
-            || kind != ParamKind::String)
-    {
+    // Psoxy writes `type: string` next to the format; nothing else fits a
+    // token. A `pattern` applies to the decrypted value.
+    if reversible && (s.allowed.is_some() || s.any_of.is_some() || kind != ParamKind::String) {
         return Err(
-            "`format: reversible-pseudonym` cannot be combined with `pattern`, `enum`, `anyOf` or a `type` other than string: the client sends a `p~` token"
+            "`format: reversible-pseudonym` cannot be combined with `enum`, `anyOf` or a `type` other than string: the client sends a `p~` token (a `pattern` applies to the decrypted value)"
                 .into(),
         );
     }
+    let token_kind = match &s.token_kind {
+        None => None,
+        Some(_) if !reversible => return Err("`kind` needs `format: reversible-pseudonym`".into()),
+        Some(k) => Some(k.parse::<crate::pseudonym::TokenKind>()?),
+    };
     let any_of = match &s.any_of {
         Some(list) if list.is_empty() => return Err("`anyOf` is empty".into()),
         Some(list) => list
@@ -335,6 +336,7 @@ fn param_schema(s: &ParameterSchema) -> Result<ParamSchema, String> {
         reversible,
         any_of,
         required: s.required == Some(true),
+        token_kind,
     })
 }
 
@@ -351,7 +353,8 @@ fn allowed_options(method: &str) -> &'static [&'static str] {
             "includeReversible",
             "onlyIfRegex",
         ],
-        "pseudonymizeRegexMatches" | "tokenize" => &["regex"],
+        "pseudonymizeRegexMatches" => &["regex"],
+        "tokenize" => &["regex", "kind"],
         _ => &[],
     }
 }
@@ -369,6 +372,7 @@ fn compile_transform(t: &TransformSpec) -> Result<(RuleTransform, Vec<CompiledPa
         ("includeReversible", o.include_reversible.is_some()),
         ("onlyIfRegex", o.only_if_regex.is_some()),
         ("regex", o.regex.is_some()),
+        ("kind", o.kind.is_some()),
     ];
     let allowed = allowed_options(&t.method);
     for (name, present) in set {
@@ -498,6 +502,11 @@ fn compile_transform(t: &TransformSpec) -> Result<(RuleTransform, Vec<CompiledPa
                 Some(r) => Some(with_group(Some(r), "tokenize")?),
                 None => None,
             },
+            kind: o
+                .kind
+                .as_deref()
+                .map(|k| k.parse().map_err(|e| ("kind".to_string(), e)))
+                .transpose()?,
         }),
         other => return Err((String::new(), format!("unknown transform `{other}`"))),
     };

@@ -123,6 +123,11 @@ pub struct ParameterSchema {
     /// Query parameters only: the request must carry this parameter.
     #[serde(default)]
     pub required: Option<bool>,
+    /// With `format: reversible-pseudonym`: only tokens of this kind (`user`,
+    /// `group`, `team`, `chat`, `channel`, `message`, `event`, `page`), made
+    /// by a `tokenize` with the same `kind`.
+    #[serde(default, rename = "kind")]
+    pub token_kind: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
 }

@@ -75,6 +75,11 @@ pub struct TransformOptions {
     /// `pseudonymizeRegexMatches`, `tokenize`: capture group 1 is replaced.
     #[serde(default)]
     pub regex: Option<String>,
+    /// `tokenize`: the kind of the tokens (`user`, `group`, `team`, `chat`,
+    /// `channel`, `message`, `event`, `page`), bound into each token so it is
+    /// accepted only by a parameter of the same `kind`.
+    #[serde(default)]
+    pub kind: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for TransformSpec {

@@ -1,12 +1,14 @@
 //! `tokenize`: values replaced by reversible, authenticated `p~` tokens
 //! (see [`crate::pseudonym`]), so the client can send them back in a later
-//! request and Veil can re-identify them.
+//! request and Veil can re-identify them. With a `kind`, the kind is bound
+//! into every token ([`crate::pseudonym::TokenKind`]), and a request
+//! parameter that requires another kind refuses it.
 
 use regex::Regex;
 use serde_json::Value;
 
 use super::{scalar_text, set, Failure, Outcome};
-use crate::pseudonym::Pseudonymizer;
+use crate::pseudonym::{Pseudonymizer, TokenKind};
 
 /// `tokenize`.
 #[derive(Debug)]
@@ -16,6 +18,9 @@ pub struct Tokenize {
     /// not match at all becomes null (fail closed); a match in which group 1
     /// took no part (an optional group) leaves that part as it is.
     pub regex: Option<Regex>,
+    /// The kind bound into the tokens; none when `None` (tokens as before
+    /// kinds existed).
+    pub kind: Option<TokenKind>,
 }
 
 impl Tokenize {
@@ -28,7 +33,7 @@ impl Tokenize {
         }
         let err = |e: crate::pseudonym::CryptoError| Failure(e.to_string());
         let new = match &self.regex {
-            None => p.encrypt(&text).map_err(err)?,
+            None => p.encrypt_kind(&text, self.kind).map_err(err)?,
             Some(re) => {
                 let mut out = String::with_capacity(text.len() + 64);
                 let mut last = 0;
@@ -40,7 +45,7 @@ impl Tokenize {
                         continue;
                     }
                     out.push_str(&text[last..g.start()]);
-                    out.push_str(&p.encrypt(g.as_str()).map_err(err)?);
+                    out.push_str(&p.encrypt_kind(g.as_str(), self.kind).map_err(err)?);
                     last = g.end();
                 }
                 if !any {

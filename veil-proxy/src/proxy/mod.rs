@@ -40,7 +40,7 @@ use upstream::Upstream;
 use crate::token::TokenProvider;
 use veil_engine::policy::{Request as PolicyRequest, Side};
 use veil_engine::pseudonym::Pseudonymizer;
-use veil_engine::reidentify::reidentify;
+use veil_engine::reidentify::reidentify_for;
 use veil_engine::rules::RuleSet;
 use veil_engine::sanitize::Report;
 
@@ -237,7 +237,8 @@ impl Proxy {
             ));
         }
         // 5. re-identify
-        let upstream_target = reidentify(
+        let upstream_target = reidentify_for(
+            endpoint,
             &target.path,
             target.query.as_deref(),
             &self.inner.pseudonymizer,

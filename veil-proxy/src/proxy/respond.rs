@@ -39,26 +39,20 @@ pub fn sanitize_body(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok((Bytes::new(), Report::default()));
     }
-    let mut doc: Value = serde_json::from_slice(body).map_err(|e| {
-        ProxyError::new(
+    // One pass over Graph's bytes (veil_engine::stream): what the allowlist
+    // drops is skipped, what is kept is copied or transformed straight to
+    // the output; the whole sanitized body is returned or nothing.
+    let (out, report) = endpoint.sanitize_bytes(body, p).map_err(|e| match e {
+        veil_engine::stream::BodyError::InvalidJson { line, column, .. } => ProxyError::new(
             Phase::Respond,
             ErrorKind::UpstreamInvalid,
-            format!("Graph's response is not valid JSON (line {}, column {}); nothing of it is returned", e.line(), e.column()),
-        )
-    })?;
-    let report = endpoint.sanitize(&mut doc, p).map_err(|e| {
-        ProxyError::new(
+            format!("Graph's response is not valid JSON (line {line}, column {column}); nothing of it is returned"),
+        ),
+        veil_engine::stream::BodyError::Transform(e) => ProxyError::new(
             Phase::Respond,
             ErrorKind::SanitizeFailed,
             format!("the response could not be sanitized, nothing of it is returned: {e}"),
-        )
-    })?;
-    let out = serde_json::to_vec(&doc).map_err(|_| {
-        ProxyError::new(
-            Phase::Respond,
-            ErrorKind::SanitizeFailed,
-            "the sanitized response could not be written",
-        )
+        ),
     })?;
     Ok((Bytes::from(out), report))
 }
