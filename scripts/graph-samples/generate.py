@@ -1013,6 +1013,25 @@ class Gen:
                                                     + "/$entity", expand=expand, flavour="comms"),
                                         lambda doc, uid=uid, mid=mid: self.plant_in_context(doc, uid, mid))))
         out += self.directory("msft-teams", {"users"})
+        # The organizer and participants relationships that replace the
+        # deprecated `organizer` / `participants` (no data since 2026-06-30).
+        v2 = {"organizer_v2": ("call_records.organizer", {}, 1),
+              "participants_v2": ("call_records.participant", {}, 2)}
+        q = "?$expand=organizer_v2,participants_v2"
+        full = dict(v2, sessions=("call_records.session", {"segments": ("call_records.segment", {}, 1)}, 1))
+        out.append(Sample("call-records-expand-v2.json", "/v1.0/communications/callRecords",
+                          "microsoft.graph.callRecords.callRecord (collection) + $expand=sessions($expand=segments),organizer_v2,participants_v2",
+                          f"{GRAPH}/communications/callRecords?$expand=sessions($expand=segments),organizer_v2,participants_v2",
+                          "call records with sessions, segments, organizer_v2 and participants_v2",
+                          self.listing([("call_records.call_record", {})],
+                                       f"{GRAPH}/$metadata#communications/callRecords(sessions(segments()),organizer_v2(),participants_v2())",
+                                       flavour="callrecords", expand=full)))
+        out.append(Sample("call-record-expand-v2.json", "/v1.0/communications/callRecords/{callRecordId}",
+                          "microsoft.graph.callRecords.callRecord + $expand=organizer_v2,participants_v2",
+                          f"{GRAPH}/communications/callRecords/{rid}{q}", "one call record with organizer_v2 and participants_v2",
+                          self.single("call_records.call_record",
+                                      f"{GRAPH}/$metadata#communications/callRecords(organizer_v2(),participants_v2())/$entity",
+                                      flavour="callrecords", expand=v2)))
         return out
 
     # -- post-processing of particular samples ------------------------------------

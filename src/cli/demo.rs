@@ -69,7 +69,15 @@ async fn bind(port: u16, offset: u16) -> anyhow::Result<TcpListener> {
 async fn demo(a: Args) -> anyhow::Result<ExitCode> {
     if a.tenant_only {
         let tenant = std::sync::Arc::new(sample_tenant::Tenant::load(&a.samples, DEMO_TOKEN)?);
-        let listener = bind(a.port, 0).await?;
+        // Exactly this port: a `veil serve --upstream` names it.
+        let listener = TcpListener::bind(("127.0.0.1", a.port))
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on 127.0.0.1:{} (choose another with --port)",
+                    a.port
+                )
+            })?;
         println!(
             "Sample tenant (fictional Contoso, serving {}) on http://{} — Graph token `{DEMO_TOKEN}`",
             a.samples.display(),
