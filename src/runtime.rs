@@ -8,15 +8,15 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use ipnet::IpNet;
+use veil_engine::pseudonym::{PseudonymConfig, Pseudonymizer};
+use veil_engine::rules::{builtin, RuleSet};
+use veil_engine::secret::Secret;
 use veil_proxy::config::{self, var};
 use veil_proxy::proxy::caller_auth::{CallerAuth, CallerAuthConfig};
 use veil_proxy::proxy::health::HealthInfo;
 use veil_proxy::proxy::normalize::Limits;
 use veil_proxy::proxy::upstream::{Upstream, UpstreamConfig};
 use veil_proxy::proxy::{CallerAuthMode, Proxy, ProxyConfig};
-use veil_engine::pseudonym::{PseudonymConfig, Pseudonymizer};
-use veil_engine::rules::{builtin, RuleSet};
-use veil_engine::secret::Secret;
 use veil_proxy::secrets::{self, SecretsReport};
 use veil_proxy::token::cache::FederatedTokens;
 use veil_proxy::token::entra::{self, EntraExchange};

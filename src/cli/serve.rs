@@ -14,8 +14,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use veil_proxy::proxy::{Proxy, RequestContext};
 use tokio::net::TcpListener;
+use veil_proxy::proxy::{Proxy, RequestContext};
 
 use crate::runtime::{self, Host, Options, ENV_PORT};
 
