@@ -112,6 +112,55 @@ async fn slow_loris_and_silent_clients_are_closed_by_the_header_timeout() {
     assert_serves(&veil).await;
 }
 
+/// Sends one keep-alive GET on `stream` and reads its answer.
+async fn keep_alive_get(stream: &mut TcpStream, target: &str) -> u16 {
+    let req = format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let read = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let n = stream.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&buf));
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let len: usize = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    return text[9..12].parse::<u16>().unwrap();
+                }
+            }
+        }
+    });
+    read.await.expect("an answer in time")
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_last_until_the_idle_timeout() {
+    let graph = GraphServer::start(CONNECTOR).await;
+    let veil = VeilConfig::new(CONNECTOR, &graph.url())
+        .env("VEIL_HEADER_READ_TIMEOUT_SECS", "1")
+        .env("VEIL_IDLE_TIMEOUT_SECS", "4")
+        .start()
+        .await;
+    let mut stream = TcpStream::connect(veil.addr()).await.unwrap();
+    assert_eq!(keep_alive_get(&mut stream, &users()).await, 200);
+    // Idle for longer than the header-read timeout: still open.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    assert_eq!(keep_alive_get(&mut stream, &users()).await, 200);
+    // Idle past the idle timeout: closed.
+    let (_, closed) = read_until_closed(&mut stream, Duration::from_secs(30)).await;
+    assert!(closed, "an idle keep-alive connection stayed open");
+    assert_serves(&veil).await;
+}
+
 #[tokio::test]
 async fn an_unsent_body_gets_408_and_the_connection_is_closed() {
     let graph = GraphServer::start(CONNECTOR).await;

@@ -9,10 +9,13 @@
 //! each set by a `VEIL_*` variable or a flag):
 //!
 //! - **header-read timeout** (`VEIL_HEADER_READ_TIMEOUT_SECS`, 10 s): a
-//!   connection must deliver a complete request head this long after it
-//!   opens (or, on HTTP/1.1, after its previous response), else it is
-//!   closed: slow-loris clients and silent connections go away. It also
-//!   bounds the TLS handshake.
+//!   connection must deliver its first complete request head this long
+//!   after it opens, and on HTTP/1.1 every later head this long after its
+//!   first byte arrived, else it is closed: slow-loris clients and silent
+//!   connections go away. It also bounds the TLS handshake. (Veil keeps
+//!   this clock itself, from the bytes it reads, so that an idle
+//!   keep-alive connection is governed by the idle timeout, not by this
+//!   one.)
 //! - **idle timeout** (`VEIL_IDLE_TIMEOUT_SECS`, 60 s): a connection with no
 //!   request in flight for this long is shut down (HTTP/2 included).
 //! - **body-read deadline** (`VEIL_BODY_READ_TIMEOUT_SECS`, 10 s): the whole
@@ -315,6 +318,11 @@ struct ConnState {
     requests: AtomicU64,
     /// When a request last started or ended ([`now_ms`]).
     last_active: AtomicU64,
+    /// When bytes of a request head not yet complete first arrived
+    /// ([`now_ms`], 0: none pending).
+    head_since: AtomicU64,
+    /// The connection speaks HTTP/2 (its streams are not timed by head).
+    http2: std::sync::atomic::AtomicBool,
     /// Close at once (the connection was chosen to make room).
     evict: Notify,
 }
@@ -323,6 +331,75 @@ impl ConnState {
     fn touch(&self) {
         self.last_active.store(now_ms(), Ordering::Relaxed);
     }
+
+    /// Bytes arrived: with no request running, they begin a request head.
+    fn bytes_read(&self) {
+        if self.in_flight.load(Ordering::Acquire) == 0 {
+            let _ = self.head_since.compare_exchange(
+                0,
+                now_ms().max(1),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
+    }
+}
+
+/// The connection's byte stream, noting when bytes arrive.
+struct Watched<I> {
+    io: I,
+    state: Arc<ConnState>,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.io).poll_read(cx, buf);
+        if matches!(polled, std::task::Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.state.bytes_read();
+        }
+        polled
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 /// Marks a request as running on its connection until dropped (also when
@@ -330,9 +407,13 @@ impl ConnState {
 struct Running(Arc<ConnState>);
 
 impl Running {
-    fn start(state: Arc<ConnState>) -> Self {
+    fn start(state: Arc<ConnState>, version: http::Version) -> Self {
         state.in_flight.fetch_add(1, Ordering::AcqRel);
         state.requests.fetch_add(1, Ordering::AcqRel);
+        state.head_since.store(0, Ordering::Release);
+        if version == http::Version::HTTP_2 {
+            state.http2.store(true, Ordering::Relaxed);
+        }
         state.touch();
         Running(state)
     }
@@ -451,10 +532,12 @@ pub async fn serve_with(
         tracing::warn!(target: "veil::serve", warning = %w, "configuration warning");
     }
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // The header-read timeout is kept by `serve_connection` (hyper's own
+    // would also cut idle keep-alive connections at the same bound).
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        .header_read_timeout(None)
         .max_buf_size(64 * 1024);
     builder
         .http2()
@@ -556,7 +639,7 @@ where
     let service = {
         let (state, shared) = (state.clone(), shared.clone());
         hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let running = Running::start(state.clone());
+            let running = Running::start(state.clone(), req.version());
             let shared = shared.clone();
             async move {
                 let resp = handle(&shared, req, peer).await;
@@ -566,6 +649,10 @@ where
         })
     };
     let limits = shared.limits;
+    let io = Watched {
+        io,
+        state: state.clone(),
+    };
     let conn = shared.builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let opened = Instant::now();
@@ -592,6 +679,15 @@ where
                 // No complete request head since the connection opened.
                 if state.requests.load(Ordering::Acquire) == 0
                     && opened.elapsed() > limits.header_read_timeout
+                {
+                    return;
+                }
+                // An HTTP/1.1 request head started arriving too long ago.
+                let head_since = state.head_since.load(Ordering::Acquire);
+                if head_since != 0
+                    && !state.http2.load(Ordering::Relaxed)
+                    && Duration::from_millis(now_ms().saturating_sub(head_since))
+                        > limits.header_read_timeout
                 {
                     return;
                 }
