@@ -40,13 +40,11 @@ pub const ENV_UPSTREAM_MAX_BODY_MB: &str = "VEIL_UPSTREAM_MAX_BODY_MB";
 /// Memory for all Graph response bodies in flight together, in MiB
 /// (default 256); past it requests get 503 `overloaded`.
 pub const ENV_BODY_BUDGET_MB: &str = "VEIL_BODY_BUDGET_MB";
-/// `veil serve`: seconds a client has to send a complete request head,
-/// from the connection's start or the end of its previous response
-/// (default 10). Also bounds the TLS handshake.
+/// `veil serve`: seconds a client has to complete a request head once its
+/// first byte arrived (default 10). Also bounds the TLS handshake.
 pub const ENV_HEADER_READ_TIMEOUT: &str = "VEIL_HEADER_READ_TIMEOUT_SECS";
 /// `veil serve`: seconds a connection may sit without a request in flight
-/// before it is closed (default 60; HTTP/1.1 connections are also bounded
-/// by the header-read timeout while they wait for the next request).
+/// (or, new, without sending anything) before it is closed (default 60).
 pub const ENV_IDLE_TIMEOUT: &str = "VEIL_IDLE_TIMEOUT_SECS";
 /// `veil serve`: seconds for the whole request body to arrive (default 10).
 pub const ENV_BODY_READ_TIMEOUT: &str = "VEIL_BODY_READ_TIMEOUT_SECS";

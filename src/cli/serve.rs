@@ -8,16 +8,18 @@
 //! long, and excess load gets a fast answer, never a hang ([`ServeLimits`],
 //! each set by a `VEIL_*` variable or a flag):
 //!
-//! - **header-read timeout** (`VEIL_HEADER_READ_TIMEOUT_SECS`, 10 s): a
-//!   connection must deliver its first complete request head this long
-//!   after it opens, and on HTTP/1.1 every later head this long after its
-//!   first byte arrived, else it is closed: slow-loris clients and silent
-//!   connections go away. It also bounds the TLS handshake. (Veil keeps
-//!   this clock itself, from the bytes it reads, so that an idle
-//!   keep-alive connection is governed by the idle timeout, not by this
+//! - **header-read timeout** (`VEIL_HEADER_READ_TIMEOUT_SECS`, 10 s): once
+//!   the first byte of a request head has arrived, the whole head must
+//!   arrive within this time (the first request of any connection, every
+//!   request on HTTP/1.1), else the connection is closed: slow-loris clients
+//!   go away. It also bounds the TLS handshake. (Veil keeps this clock
+//!   itself, from the bytes it reads, so that a quiet keep-alive or
+//!   pre-opened connection is governed by the idle timeout, not by this
 //!   one.)
 //! - **idle timeout** (`VEIL_IDLE_TIMEOUT_SECS`, 60 s): a connection with no
-//!   request in flight for this long is shut down (HTTP/2 included).
+//!   request in flight for this long is shut down (HTTP/2 included), and
+//!   one that never sends anything is closed after this long. Under
+//!   pressure the connection cap closes idle connections sooner.
 //! - **body-read deadline** (`VEIL_BODY_READ_TIMEOUT_SECS`, 10 s): the whole
 //!   request body must arrive in this time (408 `request_timeout`, and the
 //!   connection is closed); a body over 64 KiB gets 413 `request_too_large`.
@@ -665,7 +667,10 @@ where
     loop {
         tokio::select! {
             _ = conn.as_mut() => return,
-            _ = state.evict.notified() => return,
+            _ = state.evict.notified() => {
+                tracing::debug!(target: "veil::serve", %peer, "closed to make room for a new connection");
+                return;
+            }
             changed = shutdown.changed(), if closing.is_none() => {
                 if changed.is_err() || *shutdown.borrow() {
                     conn.as_mut().graceful_shutdown();
@@ -674,12 +679,14 @@ where
             }
             _ = ticks.tick() => {
                 if closing.is_some_and(|at| at.elapsed() > SHUTDOWN_GRACE) {
+                    tracing::debug!(target: "veil::serve", %peer, "closed: did not finish shutting down in time");
                     return;
                 }
-                // No complete request head since the connection opened.
+                // Nothing but silence (or a TLS handshake) since it opened.
                 if state.requests.load(Ordering::Acquire) == 0
-                    && opened.elapsed() > limits.header_read_timeout
+                    && opened.elapsed() > limits.idle_timeout
                 {
+                    tracing::debug!(target: "veil::serve", %peer, "closed: no request within the idle timeout");
                     return;
                 }
                 // An HTTP/1.1 request head started arriving too long ago.
@@ -689,6 +696,7 @@ where
                     && Duration::from_millis(now_ms().saturating_sub(head_since))
                         > limits.header_read_timeout
                 {
+                    tracing::debug!(target: "veil::serve", %peer, "closed: request head not complete within the header-read timeout");
                     return;
                 }
                 let idle_ms = now_ms().saturating_sub(state.last_active.load(Ordering::Relaxed));
@@ -696,6 +704,7 @@ where
                     && state.in_flight.load(Ordering::Acquire) == 0
                     && Duration::from_millis(idle_ms) > limits.idle_timeout
                 {
+                    tracing::debug!(target: "veil::serve", %peer, "closing: idle");
                     conn.as_mut().graceful_shutdown();
                     closing = Some(Instant::now());
                 }
