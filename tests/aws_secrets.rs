@@ -8,10 +8,10 @@ mod support;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use veil_engine::secret::Secret;
 use serde_json::Value;
 use support::moto::{Moto, REGION};
 use support::*;
-use veil_engine::secret::Secret;
 
 const KEY2: &str = "e2e-key2-Bq7Wm3Rt9Yx2Lp6Nc4Vz8Hd1Kf5Gs0Ja";
 

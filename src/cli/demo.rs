@@ -8,14 +8,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
-use serde_json::Value;
-use tokio::net::TcpListener;
+use veil_proxy::proxy::upstream::UpstreamConfig;
+use veil_proxy::proxy::CallerAuthMode;
 use veil_engine::pseudonym::{EmailPolicy, PseudonymConfig, Scheme};
 use veil_engine::rules::builtin;
 use veil_engine::secret::Secret;
-use veil_proxy::proxy::upstream::UpstreamConfig;
-use veil_proxy::proxy::CallerAuthMode;
 use veil_proxy::token::StaticToken;
+use serde_json::Value;
+use tokio::net::TcpListener;
 
 use crate::runtime::{self, Parts};
 use crate::sample_tenant;

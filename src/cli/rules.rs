@@ -19,13 +19,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context};
-use serde::Deserialize;
-use serde_json::Value;
 use veil_engine::policy::{split_url, Request, Side};
 use veil_engine::pseudonym::{EmailPolicy, PseudonymConfig, Pseudonymizer, Scheme};
 use veil_engine::reidentify::reidentify;
 use veil_engine::rules::RuleSet;
 use veil_engine::secret::Secret;
+use serde::Deserialize;
+use serde_json::Value;
 
 /// The fixed, public secrets the golden files are made with. Test only:
 /// `veil serve` refuses them.

@@ -16,9 +16,9 @@ use std::process::ExitCode;
 use std::sync::LazyLock;
 
 use anyhow::{anyhow, bail};
-use regex::Regex;
 use veil_engine::rules::builtin;
 use veil_engine::rules::model::GraphPermission;
+use regex::Regex;
 
 /// The audience Entra ID expects in federated host tokens (AWS STS and GCP).
 pub const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";

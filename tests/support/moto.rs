@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
 use veil_proxy::aws::{AwsClient, AwsConfig, Call, Service};
+use serde_json::{json, Value};
 
 /// The credentials and region the tests give Veil (moto accepts any).
 pub const ACCESS_KEY_ID: &str = "AKIAVEILTESTMOTO0001";

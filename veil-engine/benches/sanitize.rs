@@ -9,10 +9,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
 use veil_engine::pseudonym::{EmailPolicy, PseudonymConfig, Pseudonymizer, Scheme};
 use veil_engine::rules::RuleSet;
 use veil_engine::secret::Secret;
+use serde_json::{json, Value};
 
 const RULES: &str = r#"
 endpoints:

@@ -6,8 +6,8 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
-use serde_json::{Map, Value};
 use veil_engine::pseudonym::Scheme;
+use serde_json::{Map, Value};
 
 fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![

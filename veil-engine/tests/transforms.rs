@@ -3,8 +3,8 @@
 mod common;
 
 use common::*;
-use serde_json::json;
 use veil_engine::pseudonym::{PseudonymizeOptions, Scheme};
+use serde_json::json;
 
 #[test]
 fn redact_removes_keys_and_empties_arrays() {

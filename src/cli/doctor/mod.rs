@@ -18,10 +18,10 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use serde::Serialize;
-use serde_json::Value;
 use veil_engine::secret::Secret;
 use veil_proxy::token::entra::unverified_claims as jwt_claims;
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::runtime::{self, Options};
 

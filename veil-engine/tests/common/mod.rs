@@ -3,11 +3,11 @@
 
 use std::sync::LazyLock;
 
-use serde_json::Value;
 use veil_engine::pseudonym::{EmailPolicy, PseudonymConfig, Pseudonymizer, Scheme};
 use veil_engine::rules::RuleSet;
 use veil_engine::sanitize::Report;
 use veil_engine::secret::Secret;
+use serde_json::Value;
 
 pub const SALT: &str = "test-salt-0123456789-0123456789-0123456789";
 pub const KEY: &str = "test-key-0123456789-0123456789-0123456789";

@@ -20,8 +20,8 @@ use std::time::SystemTime;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 
-use crate::token::TokenError;
 use veil_engine::secret::Secret;
+use crate::token::TokenError;
 
 /// The access key id of the AWS credentials (set by Lambda from the execution role).
 pub const ENV_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use crate::aws::{AwsClient, AwsConfig, AwsError, Call, Lookup, Service};
-use crate::token::{BoxFuture, HostIdentity, TokenError};
 use veil_engine::secret::Secret;
+use crate::token::{BoxFuture, HostIdentity, TokenError};
 
 /// The identity pool id, `<region>:<uuid>`.
 pub const ENV_IDENTITY_POOL_ID: &str = "VEIL_COGNITO_IDENTITY_POOL_ID";

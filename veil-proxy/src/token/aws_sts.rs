@@ -13,8 +13,8 @@
 use std::sync::Arc;
 
 use crate::aws::{self, AwsClient, AwsConfig, AwsErrorKind, Call, Lookup, Service};
-use crate::token::{BoxFuture, HostIdentity, TokenError};
 use veil_engine::secret::Secret;
+use crate::token::{BoxFuture, HostIdentity, TokenError};
 
 /// The `aud` of the token (default `api://AzureADTokenExchange`, what Entra
 /// ID federated credentials expect).
