@@ -32,8 +32,27 @@ pub const ENV_RULES: &str = "VEIL_RULES";
 pub const ENV_RULES_VARIANT: &str = "VEIL_RULES_VARIANT";
 /// Graph's base URL (default `https://graph.microsoft.com`).
 pub const ENV_UPSTREAM: &str = "VEIL_UPSTREAM";
-/// Seconds for the whole upstream call (default 25; keep below the host's timeout).
+/// Seconds for the whole upstream phase of a request: Graph token, the
+/// call, one retry after a 401, reading the body (default 25; keep below
+/// the host's timeout).
 pub const ENV_UPSTREAM_TIMEOUT: &str = "VEIL_UPSTREAM_TIMEOUT_SECS";
+/// Largest Graph response accepted, in MiB once inflated (default 32).
+pub const ENV_UPSTREAM_MAX_BODY_MB: &str = "VEIL_UPSTREAM_MAX_BODY_MB";
+/// Memory for all Graph response bodies in flight together, in MiB
+/// (default 256); past it requests get 503 `overloaded`.
+pub const ENV_BODY_BUDGET_MB: &str = "VEIL_BODY_BUDGET_MB";
+/// `veil serve`: seconds a client has to complete a request head once its
+/// first byte arrived (default 10). Also bounds the TLS handshake.
+pub const ENV_HEADER_READ_TIMEOUT: &str = "VEIL_HEADER_READ_TIMEOUT_SECS";
+/// `veil serve`: seconds a connection may sit without a request in flight
+/// (or, new, without sending anything) before it is closed (default 60).
+pub const ENV_IDLE_TIMEOUT: &str = "VEIL_IDLE_TIMEOUT_SECS";
+/// `veil serve`: seconds for the whole request body to arrive (default 10).
+pub const ENV_BODY_READ_TIMEOUT: &str = "VEIL_BODY_READ_TIMEOUT_SECS";
+/// `veil serve`: most client connections open at once (default 1024).
+pub const ENV_MAX_CONNECTIONS: &str = "VEIL_MAX_CONNECTIONS";
+/// `veil serve`: most requests being handled at once (default 256).
+pub const ENV_MAX_IN_FLIGHT: &str = "VEIL_MAX_IN_FLIGHT";
 /// Caller authentication: the OIDC issuer (e.g. `https://accounts.google.com`).
 pub const ENV_CALLER_ISSUER: &str = "VEIL_CALLER_ISSUER";
 /// Comma-separated accepted audiences.
@@ -271,19 +290,45 @@ pub fn token_provider() -> anyhow::Result<Arc<dyn TokenProvider>> {
     }
 }
 
+/// A positive whole number from the environment, or `default`; the error
+/// names the variable and what it takes.
+pub fn number(name: &str, what: &str, default: u64) -> anyhow::Result<u64> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => bail!(
+                "{name}=`{}` must be a positive whole number of {what}",
+                v.chars().take(40).collect::<String>()
+            ),
+        },
+    }
+}
+
 /// Upstream settings from options and environment.
 pub fn upstream_config(opts: &Options) -> anyhow::Result<UpstreamConfig> {
     let mut cfg = UpstreamConfig::default();
     if let Some(u) = opts.upstream.clone().or_else(|| var(ENV_UPSTREAM)) {
         cfg.base_url = u;
     }
-    if let Some(t) = var(ENV_UPSTREAM_TIMEOUT) {
-        let secs: u64 = t
-            .parse()
-            .with_context(|| format!("{ENV_UPSTREAM_TIMEOUT} must be a number of seconds"))?;
-        cfg.total_timeout = Duration::from_secs(secs.max(1));
+    if var(ENV_UPSTREAM_TIMEOUT).is_some() {
+        let secs = number(ENV_UPSTREAM_TIMEOUT, "seconds", 25)?;
+        cfg.total_timeout = Duration::from_secs(secs);
         cfg.read_timeout = cfg.read_timeout.min(cfg.total_timeout);
     }
+    let mib = 1024 * 1024;
+    let default_max = (veil_proxy::proxy::upstream::DEFAULT_MAX_BODY_BYTES / mib) as u64;
+    cfg.max_body_bytes = number(ENV_UPSTREAM_MAX_BODY_MB, "MiB", default_max)? as usize * mib;
+    let default_budget = (veil_proxy::proxy::upstream::DEFAULT_BODY_BUDGET_BYTES / mib) as u64;
+    let budget = number(ENV_BODY_BUDGET_MB, "MiB", default_budget)? as usize * mib;
+    if budget < cfg.max_body_bytes {
+        bail!(
+            "{ENV_BODY_BUDGET_MB} ({} MiB) is smaller than one response may be ({ENV_UPSTREAM_MAX_BODY_MB}, {} MiB): raise it or lower {ENV_UPSTREAM_MAX_BODY_MB}",
+            budget / mib,
+            cfg.max_body_bytes / mib
+        );
+    }
+    cfg.budget = veil_proxy::proxy::upstream::BodyBudget::new(budget);
     Ok(cfg)
 }
 
@@ -295,6 +340,9 @@ pub struct Parts {
     pub tokens: Arc<dyn TokenProvider>,
     pub upstream: UpstreamConfig,
     pub caller_auth: CallerAuthMode,
+    /// Warnings for the health check besides the rules' own (e.g. a legacy
+    /// Psoxy salt admitted for a migration).
+    pub warnings: Vec<String>,
 }
 
 /// Builds the proxy from its parts (the demo supplies its own).
@@ -331,7 +379,13 @@ pub fn build(parts: Parts) -> anyhow::Result<Proxy> {
         key_ids,
         scheme,
         problems,
-        warnings: parts.rules.warnings.clone(),
+        warnings: parts
+            .rules
+            .warnings
+            .iter()
+            .chain(&parts.warnings)
+            .cloned()
+            .collect(),
         ..HealthInfo::default()
     };
     let config = ProxyConfig {
@@ -361,6 +415,7 @@ pub async fn from_env(host: Host, opts: &Options) -> anyhow::Result<Proxy> {
     let (pseudonym, report) = load_pseudonym(&http).await?;
     let lines = report.lines();
     tracing::info!(target: "veil::secrets", salt = %lines[0], encryption_keys = %lines[1], "secrets loaded");
+    let warnings = report.warnings();
     let caller_auth = caller_auth(host, opts.allow_unauthenticated, http)?;
     build(Parts {
         connector,
@@ -369,5 +424,6 @@ pub async fn from_env(host: Host, opts: &Options) -> anyhow::Result<Proxy> {
         tokens: token_provider()?,
         upstream: upstream_config(opts)?,
         caller_auth,
+        warnings,
     })
 }

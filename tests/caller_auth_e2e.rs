@@ -216,11 +216,23 @@ async fn a_valid_token_is_accepted_and_never_forwarded() {
 }
 
 #[tokio::test]
-async fn the_health_check_needs_no_token() {
+async fn the_health_check_tells_anonymous_callers_only_the_status() {
     let s = setup().await;
     let resp = call(&s.veil, None).await;
     assert_eq!(resp.status(), 401);
+    // Without a token: up or not, nothing about the tenant or the build.
     let resp = client().get(s.veil.url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("x-veil-version").is_none());
+    assert_eq!(resp.text().await.unwrap(), r#"{"status":"ok"}"#);
+    // With a valid caller token: the details.
+    let token = sign(RSA1_PEM, Some(KID), &claims(s.issuer()));
+    let resp = client()
+        .get(s.veil.url("/healthz"))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let h: Value = resp.json().await.unwrap();
     let auth = h["callerAuth"].as_str().unwrap();

@@ -116,6 +116,7 @@ async fn demo(a: Args) -> anyhow::Result<ExitCode> {
                 ..UpstreamConfig::default()
             },
             caller_auth: CallerAuthMode::Unauthenticated,
+            warnings: Vec::new(),
         })?;
         let listener = bind(a.port, i as u16).await?;
         let addr = listener.local_addr()?;

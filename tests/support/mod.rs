@@ -55,6 +55,13 @@ pub const VEIL_ENV: &[&str] = &[
     "VEIL_RULES_VARIANT",
     "VEIL_UPSTREAM",
     "VEIL_UPSTREAM_TIMEOUT_SECS",
+    "VEIL_UPSTREAM_MAX_BODY_MB",
+    "VEIL_BODY_BUDGET_MB",
+    "VEIL_HEADER_READ_TIMEOUT_SECS",
+    "VEIL_IDLE_TIMEOUT_SECS",
+    "VEIL_BODY_READ_TIMEOUT_SECS",
+    "VEIL_MAX_CONNECTIONS",
+    "VEIL_MAX_IN_FLIGHT",
     "VEIL_UPSTREAM_TOKEN",
     "VEIL_CALLER_ISSUER",
     "VEIL_CALLER_AUDIENCES",
@@ -1062,4 +1069,296 @@ pub fn assert_error_shape(body: &Value, code: &str) {
     assert_eq!(keys, ["code", "message"], "{body}");
     assert_eq!(err["code"], code, "{body}");
     assert!(err["message"].is_string(), "{body}");
+}
+
+// ---------------------------------------------------------------------------
+// Fault injection and limits (hardening and fault tests)
+// ---------------------------------------------------------------------------
+
+/// Runs `veil serve` with `config`, expects it to exit non-zero within 60 s
+/// (a start-up refusal), returns its stderr.
+pub fn serve_refused(config: &VeilConfig) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("stderr");
+    let mut child = config
+        .command(free_port())
+        .stderr(Stdio::from(std::fs::File::create(&log).expect("log")))
+        .spawn()
+        .expect("spawn veil");
+    let until = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "veil did not refuse to start:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!status.success(), "veil started: {text}");
+    text
+}
+
+/// Raises this process's soft open-file limit to at least `want` (up to
+/// the hard limit) when it is lower; returns the limit in force. Tests that
+/// hold many sockets themselves call it: each of their client sockets costs
+/// this process a descriptor, on top of Veil's own.
+pub fn ensure_open_files(want: u64) -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let now = getrlimit(Resource::Nofile);
+    let current = now.current.unwrap_or(u64::MAX);
+    if current >= want {
+        return current;
+    }
+    let target = now.maximum.map_or(want, |max| want.min(max));
+    let _ = setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(target),
+            maximum: now.maximum,
+        },
+    );
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
+/// Open descriptors and resident memory (KiB) of a process, from /proc.
+pub fn process_usage(pid: u32) -> (usize, u64) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0);
+    (fds, rss)
+}
+
+/// An HTTP server that forwards every request to `target` while up and
+/// answers `down_reply` while down: a token endpoint or a JWKS that fails
+/// on demand.
+pub struct Switch {
+    pub addr: SocketAddr,
+    state: Arc<SwitchState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct SwitchState {
+    target: String,
+    up: std::sync::atomic::AtomicBool,
+    down_reply: Reply,
+    forwarded: std::sync::atomic::AtomicUsize,
+    refused: std::sync::atomic::AtomicUsize,
+    http: reqwest::Client,
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Switch {
+    pub async fn start(target: &str, down_reply: Reply) -> Switch {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind switch");
+        let addr = listener.local_addr().expect("addr");
+        let state = Arc::new(SwitchState {
+            target: target.trim_end_matches('/').to_string(),
+            up: std::sync::atomic::AtomicBool::new(true),
+            down_reply,
+            forwarded: Default::default(),
+            refused: Default::default(),
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client"),
+        });
+        let task = serve_http(listener, state.clone(), |state, req| async move {
+            switch(&state, req).await
+        });
+        Switch { addr, state, task }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set_up(&self, up: bool) {
+        self.state.up.store(up, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Requests forwarded while up.
+    pub fn forwarded(&self) -> usize {
+        self.state
+            .forwarded
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Requests answered with the failure while down.
+    pub fn refused(&self) -> usize {
+        self.state.refused.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+async fn switch(state: &SwitchState, req: hyper::Request<Incoming>) -> hyper::Response<TestBody> {
+    use http_body_util::BodyExt as _;
+    use std::sync::atomic::Ordering;
+    if !state.up.load(Ordering::SeqCst) {
+        state.refused.fetch_add(1, Ordering::SeqCst);
+        return build(state.down_reply.clone(), false);
+    }
+    state.forwarded.fetch_add(1, Ordering::SeqCst);
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let mut out = state
+        .http
+        .request(parts.method.clone(), format!("{}{target}", state.target))
+        .body(body);
+    for (n, v) in &parts.headers {
+        if n != hyper::header::HOST && n != hyper::header::CONTENT_LENGTH {
+            out = out.header(n, v);
+        }
+    }
+    match out.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let ct = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/json")
+                .to_string();
+            let body = resp.bytes().await.unwrap_or_default();
+            build(Reply::new(status, &ct, body), false)
+        }
+        Err(_) => build(
+            Reply::new(502, "text/plain", "switch: target unreachable"),
+            false,
+        ),
+    }
+}
+
+/// What a [`FaultServer`] does with each request it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Sends the head and part of the body, then nothing more (until the
+    /// peer goes away).
+    StallBody,
+    /// Sends the head and part of the body, then resets the connection.
+    ResetMidBody,
+    /// Sends nothing; records when the peer closes the connection.
+    HoldUntilClosed,
+}
+
+/// A raw-TCP upstream that misbehaves on purpose.
+pub struct FaultServer {
+    pub addr: SocketAddr,
+    requests: Arc<std::sync::atomic::AtomicUsize>,
+    peer_closed: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FaultServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FaultServer {
+    pub async fn start(fault: Fault) -> FaultServer {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind fault");
+        let addr = listener.local_addr().expect("addr");
+        let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let peer_closed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (r, c) = (requests.clone(), peer_closed.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (r, c) = (r.clone(), c.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    r.fetch_add(1, Ordering::SeqCst);
+                    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{\"value\":[{\"id\":\"";
+                    match fault {
+                        Fault::StallBody | Fault::ResetMidBody => {
+                            let _ = stream.write_all(head.as_bytes()).await;
+                            let _ = stream.flush().await;
+                            if fault == Fault::ResetMidBody {
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                                // Zero linger: closing sends a reset.
+                                let _ = stream.set_zero_linger();
+                                drop(stream);
+                                return;
+                            }
+                        }
+                        Fault::HoldUntilClosed => {}
+                    }
+                    // Wait (bounded) for the peer to go away.
+                    let closed = tokio::time::timeout(Duration::from_secs(120), async {
+                        loop {
+                            match stream.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(_) => {}
+                            }
+                        }
+                    })
+                    .await;
+                    if closed.is_ok() {
+                        c.fetch_add(1, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        FaultServer {
+            addr,
+            requests,
+            peer_closed,
+            task,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests whose head arrived.
+    pub fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Connections the peer (Veil) closed.
+    pub fn peer_closed(&self) -> usize {
+        self.peer_closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }

@@ -18,12 +18,18 @@
 //!    `exp` and `nbf` (with leeway) and `iat` (not in the future beyond the
 //!    leeway) are checked;
 //! 4. the caller must be allowed: its `sub` is in the subject allowlist, or
-//!    its `email` is in the email allowlist and not marked unverified.
+//!    its `email` is in the email allowlist and the token says
+//!    `email_verified: true` (a token without the claim is not admitted by
+//!    its e-mail: an issuer that does not vouch for the address could hand
+//!    out any).
 //!
 //! A token that fails 1–3 gets `401` ([`ErrorKind::Unauthenticated`]); a
 //! valid token of a caller that is not allowed gets `403`
-//! ([`ErrorKind::Forbidden`]). Messages name what failed but never echo the
-//! token or its claims.
+//! ([`ErrorKind::Forbidden`]). When the issuer's signing keys cannot be had
+//! at all (nothing cached, the fetch failed), the token cannot be judged:
+//! that is Veil's problem, not the caller's, and answers `503`
+//! ([`ErrorKind::CallerAuthUnavailable`], with `Retry-After`). Messages name
+//! what failed but never echo the token or its claims.
 //!
 //! The JWKS is fetched lazily, from the configured URL or from the issuer's
 //! discovery document, and cached for the response's `Cache-Control:
@@ -90,7 +96,7 @@ pub struct CallerAuthConfig {
     pub jwks_url: Option<String>,
     /// Callers allowed by `sub`.
     pub allowed_subjects: Vec<String>,
-    /// Callers allowed by `email` (only if `email_verified` is true or absent).
+    /// Callers allowed by `email` (only if the token says `email_verified: true`).
     pub allowed_emails: Vec<String>,
     /// Clock-skew allowance in seconds (default 60, at most 300).
     pub leeway_secs: u64,
@@ -117,7 +123,7 @@ impl Default for CallerAuthConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub subject: String,
-    /// The token's `email`, unless the token marks it unverified.
+    /// The token's `email`, when the token says it is verified.
     pub email: Option<String>,
 }
 
@@ -359,35 +365,39 @@ impl Inner {
                 self.store(set.clone());
                 Ok(set)
             }
-            Err(reason) => match current {
-                Some(set) => {
-                    tracing::warn!(
-                        issuer = %self.config.issuer,
-                        reason = %reason,
-                        "caller auth: could not refresh the issuer's signing keys; keeping the cached ones"
-                    );
-                    // Keep using what we have; try again after a while.
-                    let retry_at = now.checked_add(REFETCH_INTERVAL).unwrap_or(now);
-                    let set = Arc::new(KeySet {
-                        keys: set.keys.clone(),
-                        fetched_at: set.fetched_at,
-                        expires_at: set.expires_at.max(retry_at),
-                    });
-                    self.store(set.clone());
-                    Ok(set)
+            Err(reason) => {
+                match current {
+                    Some(set) => {
+                        tracing::warn!(
+                            issuer = %self.config.issuer,
+                            reason = %reason,
+                            "caller auth: could not refresh the issuer's signing keys; keeping the cached ones"
+                        );
+                        // Keep using what we have; try again after a while.
+                        let retry_at = now.checked_add(REFETCH_INTERVAL).unwrap_or(now);
+                        let set = Arc::new(KeySet {
+                            keys: set.keys.clone(),
+                            fetched_at: set.fetched_at,
+                            expires_at: set.expires_at.max(retry_at),
+                        });
+                        self.store(set.clone());
+                        Ok(set)
+                    }
+                    None => {
+                        tracing::warn!(
+                            issuer = %self.config.issuer,
+                            reason = %reason,
+                            "caller auth: could not fetch the issuer's signing keys"
+                        );
+                        state.cold_retry_at = now.checked_add(COLD_RETRY_INTERVAL);
+                        Err(ProxyError::new(
+                        Phase::Authenticate,
+                        ErrorKind::CallerAuthUnavailable,
+                        format!("the issuer's signing keys are unavailable ({reason}); retry shortly"),
+                    ))
+                    }
                 }
-                None => {
-                    tracing::warn!(
-                        issuer = %self.config.issuer,
-                        reason = %reason,
-                        "caller auth: could not fetch the issuer's signing keys"
-                    );
-                    state.cold_retry_at = now.checked_add(COLD_RETRY_INTERVAL);
-                    Err(unauthenticated(format!(
-                        "signing keys are unavailable ({reason})"
-                    )))
-                }
-            },
+            }
         }
     }
 
@@ -535,10 +545,9 @@ impl Inner {
             return Err(unauthenticated("token lacks required claim `sub`"));
         };
         let email_verified = match claims.get("email_verified") {
-            None | Some(Value::Null) => true,
             Some(Value::Bool(verified)) => *verified,
             Some(Value::String(verified)) => verified.eq_ignore_ascii_case("true"),
-            Some(_) => false,
+            _ => false,
         };
         let email = claims
             .get("email")
@@ -570,7 +579,11 @@ fn unauthenticated(message: impl Into<String>) -> ProxyError {
 }
 
 fn keys_unavailable() -> ProxyError {
-    unauthenticated("signing keys are unavailable")
+    ProxyError::new(
+        Phase::Authenticate,
+        ErrorKind::CallerAuthUnavailable,
+        "the issuer's signing keys are unavailable; retry shortly",
+    )
 }
 
 fn is_usable(set: &KeySet, refresh_since: Option<Instant>, now: Instant) -> bool {
@@ -1731,24 +1744,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn failed_first_fetch_is_unauthenticated_and_not_hammered() {
+    async fn failed_first_fetch_is_unavailable_and_not_hammered() {
         let (server, auth) = setup().await;
         server.state.jwks_status.store(500, Ordering::SeqCst);
         let token = rs256(&claims(&server.base));
         rejects_token(
             &auth,
             &token,
-            ErrorKind::Unauthenticated,
+            ErrorKind::CallerAuthUnavailable,
             "signing keys are unavailable",
         )
         .await;
         rejects_token(
             &auth,
             &token,
-            ErrorKind::Unauthenticated,
+            ErrorKind::CallerAuthUnavailable,
             "signing keys are unavailable",
         )
         .await;
+        assert_eq!(
+            ErrorKind::CallerAuthUnavailable.status(),
+            http::StatusCode::SERVICE_UNAVAILABLE
+        );
         assert_eq!(server.jwks_fetches(), 1);
     }
 
@@ -1811,14 +1828,10 @@ mod tests {
             auth.verify(Some(&bearer(&token))).await.unwrap(),
             expected_caller()
         );
-        // `email_verified` absent counts as verified ...
+        // `email_verified` absent, false (or "false", or not a boolean) does not.
         let token = rs256(&without(claims(&server.base), "email_verified"));
-        assert_eq!(
-            auth.verify(Some(&bearer(&token))).await.unwrap(),
-            expected_caller()
-        );
-        // ... false (or "false") does not.
-        for unverified in [json!(false), json!("false")] {
+        rejects_token(&auth, &token, ErrorKind::Forbidden, "caller is not allowed").await;
+        for unverified in [json!(false), json!("false"), json!(1), json!(null)] {
             let token = rs256(&with(claims(&server.base), "email_verified", unverified));
             rejects_token(&auth, &token, ErrorKind::Forbidden, "caller is not allowed").await;
         }

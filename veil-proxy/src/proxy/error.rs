@@ -54,8 +54,25 @@ pub enum ErrorKind {
     BlockedByRules,
     /// A `p~` token did not decrypt (400).
     BadToken,
-    /// Veil could not get a Graph token (502).
+    /// Veil could not get a Graph token because of its configuration or
+    /// Entra ID's refusal (502).
     TokenUnavailable,
+    /// Veil could not get a Graph token for now: the token endpoint or the
+    /// host identity is unreachable, failing or throttling, and no cached
+    /// token is usable (503 with `Retry-After`).
+    TokenTemporarilyUnavailable,
+    /// The request body is larger than Veil accepts (413).
+    PayloadTooLarge,
+    /// The caller did not send its request (head or body) in time (408).
+    RequestTimeout,
+    /// Veil is at its limit of requests in flight, connections or memory
+    /// for response bodies (503 with `Retry-After`).
+    Overloaded,
+    /// The caller's token could not be checked because the issuer's signing
+    /// keys cannot be fetched: Veil's problem, not the caller's (503).
+    CallerAuthUnavailable,
+    /// Graph's answer is over Veil's size or nesting limits (502).
+    UpstreamTooLarge,
     /// Graph could not be reached (502).
     UpstreamConnect,
     /// Graph did not answer in time (504).
@@ -78,7 +95,13 @@ impl ErrorKind {
             ErrorKind::Forbidden | ErrorKind::BlockedByRules => StatusCode::FORBIDDEN,
             ErrorKind::TokenUnavailable
             | ErrorKind::UpstreamConnect
-            | ErrorKind::UpstreamInvalid => StatusCode::BAD_GATEWAY,
+            | ErrorKind::UpstreamInvalid
+            | ErrorKind::UpstreamTooLarge => StatusCode::BAD_GATEWAY,
+            ErrorKind::TokenTemporarilyUnavailable
+            | ErrorKind::Overloaded
+            | ErrorKind::CallerAuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::SanitizeFailed | ErrorKind::Config => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -94,7 +117,14 @@ impl ErrorKind {
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::BlockedByRules => "blocked_by_rules",
             ErrorKind::BadToken => "invalid_reversible_token",
-            ErrorKind::TokenUnavailable => "upstream_token_unavailable",
+            ErrorKind::TokenUnavailable | ErrorKind::TokenTemporarilyUnavailable => {
+                "upstream_token_unavailable"
+            }
+            ErrorKind::PayloadTooLarge => "request_too_large",
+            ErrorKind::RequestTimeout => "request_timeout",
+            ErrorKind::Overloaded => "overloaded",
+            ErrorKind::CallerAuthUnavailable => "caller_auth_unavailable",
+            ErrorKind::UpstreamTooLarge => "upstream_response_too_large",
             ErrorKind::UpstreamConnect => "upstream_unreachable",
             ErrorKind::UpstreamTimeout => "upstream_timeout",
             ErrorKind::UpstreamInvalid => "upstream_invalid_response",
@@ -109,13 +139,21 @@ impl ErrorKind {
             ErrorKind::BadRequest
             | ErrorKind::UriTooLong
             | ErrorKind::HeadersTooLarge
-            | ErrorKind::BadToken => "BLOCKED_BY_RULES",
-            ErrorKind::Unauthenticated | ErrorKind::Forbidden => "UNAUTHORIZED",
+            | ErrorKind::BadToken
+            | ErrorKind::PayloadTooLarge
+            | ErrorKind::RequestTimeout => "BLOCKED_BY_RULES",
+            ErrorKind::Unauthenticated
+            | ErrorKind::Forbidden
+            | ErrorKind::CallerAuthUnavailable => "UNAUTHORIZED",
             ErrorKind::BlockedByRules => "BLOCKED_BY_RULES",
-            ErrorKind::TokenUnavailable => "CONNECTION_SETUP",
+            ErrorKind::TokenUnavailable | ErrorKind::TokenTemporarilyUnavailable => {
+                "CONNECTION_SETUP"
+            }
             ErrorKind::UpstreamConnect
             | ErrorKind::UpstreamTimeout
-            | ErrorKind::UpstreamInvalid => "API_ERROR",
+            | ErrorKind::UpstreamInvalid
+            | ErrorKind::UpstreamTooLarge
+            | ErrorKind::Overloaded => "API_ERROR",
             ErrorKind::SanitizeFailed => "SANITIZATION_ERROR",
             ErrorKind::Config => "CONFIGURATION_FAILURE",
         }
@@ -125,8 +163,23 @@ impl ErrorKind {
     pub fn retryable(self) -> bool {
         matches!(
             self,
-            ErrorKind::TokenUnavailable | ErrorKind::UpstreamConnect | ErrorKind::UpstreamTimeout
+            ErrorKind::TokenUnavailable
+                | ErrorKind::TokenTemporarilyUnavailable
+                | ErrorKind::UpstreamConnect
+                | ErrorKind::UpstreamTimeout
+                | ErrorKind::Overloaded
+                | ErrorKind::CallerAuthUnavailable
         )
+    }
+
+    /// Seconds for `Retry-After`, for the kinds that answer 503: the
+    /// caller should come back, and when.
+    pub fn retry_after_secs(self) -> Option<u64> {
+        match self {
+            ErrorKind::Overloaded => Some(1),
+            ErrorKind::TokenTemporarilyUnavailable | ErrorKind::CallerAuthUnavailable => Some(5),
+            _ => None,
+        }
     }
 }
 

@@ -1,6 +1,15 @@
-//! Phase 2, the health check: answered for Psoxy's `X-Psoxy-Health-Check`
-//! request header and on `GET /healthz`. Shows what is configured —
-//! fingerprints, never secrets — and every configuration problem.
+//! Phase 3, the health check: answered for Psoxy's `X-Psoxy-Health-Check`
+//! request header and on `GET /healthz`, after the caller IP allowlist.
+//!
+//! - A caller that does not authenticate (no token, a bad one, or the
+//!   issuer's keys are unavailable) gets only `{"status":"ok"}` (200) or
+//!   `{"status":"unavailable"}` (503): enough for a load balancer, nothing
+//!   about the deployment (no tenant, client or host identity, no Entra
+//!   error text, no fingerprint, no version).
+//! - An authenticated caller (or any caller with `--allow-unauthenticated`,
+//!   where anyone may read through Veil anyway) gets the details: what is
+//!   configured — fingerprints, never secrets — every configuration
+//!   problem, and the Graph token's state.
 
 use serde_json::json;
 
@@ -24,6 +33,11 @@ pub struct HealthInfo {
     pub problems: Vec<String>,
     /// Things an operator must know (development token, no caller auth).
     pub warnings: Vec<String>,
+}
+
+/// The answer for a caller that did not authenticate.
+pub fn public_json(healthy: bool) -> serde_json::Value {
+    json!({"status": if healthy { "ok" } else { "unavailable" }})
 }
 
 impl HealthInfo {

@@ -6,16 +6,23 @@
 //! passes these phases, in order, each in its own function below:
 //!
 //! 1. **normalize** the request target and headers ([`normalize`]);
-//! 2. **health** check, answered here ([`health`]);
-//! 3. **authenticate** the caller ([`caller_auth`], IP allowlist, Lambda caller ARN);
-//! 4. **match** an endpoint of the rules ([`veil_engine::policy`]);
-//! 5. **re-identify** `p~` tokens ([`veil_engine::reidentify`]);
-//! 6. call **upstream** with a Graph token ([`upstream`], [`crate::token`]);
-//! 7. **answer**: sanitize, reduce errors, allowlist headers ([`respond`]);
-//! 8. **log** one structured line.
+//! 2. the caller **IP allowlist** (it applies to the health check too);
+//! 3. **health** check, answered here ([`health`]): `{"status"}` only,
+//!    unless the caller authenticates (then the details);
+//! 4. **authenticate** the caller ([`caller_auth`], Lambda caller ARN);
+//! 5. **match** an endpoint of the rules ([`veil_engine::policy`]);
+//! 6. **re-identify** `p~` tokens ([`veil_engine::reidentify`]);
+//! 7. call **upstream** with a Graph token ([`upstream`], [`crate::token`]),
+//!    the whole phase (token, call, one retry after a 401, body) under one
+//!    deadline ([`upstream::UpstreamConfig::total_timeout`]);
+//! 8. **answer**: sanitize, reduce errors, allowlist headers ([`respond`]);
+//! 9. **log** one structured line.
 //!
 //! Every failure is a [`ProxyError`] naming its phase; the caller gets its
-//! status and JSON body, never unsanitized data.
+//! status and JSON body, never unsanitized data, and `Retry-After` with
+//! every 503. Until the caller is authenticated, Veil's own headers
+//! (version, rules hash) are left off: an anonymous caller learns nothing
+//! about the deployment.
 
 pub mod caller_auth;
 pub mod error;
@@ -119,6 +126,8 @@ struct Outcome {
     report: Option<Report>,
     bytes_in: usize,
     error: Option<(Phase, &'static str)>,
+    /// The caller passed authentication (Veil's headers may be shown).
+    authenticated: bool,
 }
 
 impl Proxy {
@@ -176,12 +185,17 @@ impl Proxy {
             .unwrap_or_default();
         let method = req.method().clone();
         let mut outcome = Outcome::default();
-        let veil_headers = self.veil_headers();
         let response = match self.pipeline(&req, &ctx, &mut outcome).await {
             Ok(resp) => resp,
             Err(e) => {
                 outcome.error = Some((e.phase, e.kind.code()));
-                respond::error_response(&e, veil_headers)
+                let mut headers = if outcome.authenticated {
+                    self.veil_headers()
+                } else {
+                    Vec::new()
+                };
+                headers.extend(retry_after(e.kind));
+                respond::error_response(&e, headers)
             }
         };
         self.log(&ctx, &method, &response, &outcome, started);
@@ -209,13 +223,16 @@ impl Proxy {
     ) -> Result<Response<Bytes>, ProxyError> {
         // 1. normalize
         let target = self.normalize(req, ctx)?;
-        // 2. health
-        if let Some(resp) = self.health_check(req, &target) {
+        // 2. IP allowlist
+        self.check_ip(ctx)?;
+        // 3. health
+        if let Some(resp) = self.health_check(req, ctx, &target).await {
             return Ok(resp);
         }
-        // 3. authenticate
+        // 4. authenticate
         self.authenticate(req, ctx).await?;
-        // 4. match
+        out.authenticated = true;
+        // 5. match
         let rules = &self.inner.rules;
         let allowed = rules
             .match_request(
@@ -236,7 +253,7 @@ impl Proxy {
                 "request bodies are not forwarded",
             ));
         }
-        // 5. re-identify
+        // 6. re-identify
         let upstream_target = reidentify_for(
             endpoint,
             &target.path,
@@ -257,16 +274,10 @@ impl Proxy {
                 req.headers().get(&name).map(|v| (name, v.clone()))
             })
             .collect();
-        // 6. upstream (one retry with a fresh token after a 401)
-        let mut upstream = self
-            .call_upstream(req.method(), &path_and_query, &forwarded)
+        // 7. upstream (one retry with a fresh token after a 401)
+        let upstream = self
+            .upstream_phase(req.method(), &path_and_query, &forwarded)
             .await?;
-        if upstream.status == StatusCode::UNAUTHORIZED {
-            self.inner.tokens.invalidate();
-            upstream = self
-                .call_upstream(req.method(), &path_and_query, &forwarded)
-                .await?;
-        }
         // A 403 for missing consent: drop the cached token (no retry here).
         let consent_error = (upstream.status == StatusCode::FORBIDDEN)
             .then(|| respond::missing_consent_code(&upstream.body))
@@ -284,7 +295,7 @@ impl Proxy {
         }
         out.upstream_status = Some(upstream.status.as_u16());
         out.bytes_in = upstream.body.len();
-        // 7. answer
+        // 8. answer
         let mut headers = self.veil_headers();
         headers.extend(respond::passed_headers(&upstream.headers));
         let gzip_ok = respond::accepts_gzip(req.headers());
@@ -337,7 +348,12 @@ impl Proxy {
         }
     }
 
-    fn health_check(&self, req: &Request<Bytes>, target: &Target) -> Option<Response<Bytes>> {
+    async fn health_check(
+        &self,
+        req: &Request<Bytes>,
+        ctx: &RequestContext,
+        target: &Target,
+    ) -> Option<Response<Bytes>> {
         let asked = req.headers().contains_key(health::PSOXY_HEALTH_HEADER)
             || (target.path == health::HEALTH_PATH
                 && matches!(*req.method(), Method::GET | Method::HEAD));
@@ -350,6 +366,11 @@ impl Proxy {
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         };
+        if self.authenticate(req, ctx).await.is_err() {
+            // Anyone who can reach Veil: whether it is up, nothing more.
+            let body = Bytes::from(health::public_json(h.healthy()).to_string());
+            return Some(respond::json_response(status, body, Vec::new(), false));
+        }
         let mut report = h.to_json();
         let tokens = &self.inner.tokens;
         report["graphToken"] = tokens
@@ -364,11 +385,9 @@ impl Proxy {
         ))
     }
 
-    async fn authenticate(
-        &self,
-        req: &Request<Bytes>,
-        ctx: &RequestContext,
-    ) -> Result<(), ProxyError> {
+    /// The caller IP allowlist (before everything else but normalization,
+    /// the health check included).
+    fn check_ip(&self, ctx: &RequestContext) -> Result<(), ProxyError> {
         let cfg = &self.inner.config;
         if !cfg.ip_allowlist.is_empty() {
             let ok = ctx
@@ -382,6 +401,17 @@ impl Proxy {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// Authenticates the caller. With `--allow-unauthenticated` every caller
+    /// passes (development only: anyone who reaches Veil can read through it).
+    async fn authenticate(
+        &self,
+        req: &Request<Bytes>,
+        ctx: &RequestContext,
+    ) -> Result<(), ProxyError> {
+        let cfg = &self.inner.config;
         match &cfg.caller_auth {
             CallerAuthMode::Unauthenticated => Ok(()),
             CallerAuthMode::AwsIam { allowed_arns } => {
@@ -404,24 +434,62 @@ impl Proxy {
         }
     }
 
-    async fn call_upstream(
+    /// Phase 7 under one deadline: token, call, and one retry with a fresh
+    /// token when Graph answers 401 and the token provider allows it (see
+    /// [`crate::token::TokenProvider::invalidate_rejected`]).
+    async fn upstream_phase(
         &self,
         method: &Method,
         path_and_query: &str,
         headers: &[(HeaderName, HeaderValue)],
     ) -> Result<upstream::UpstreamResponse, ProxyError> {
+        let deadline = self.inner.upstream.config().total_timeout;
+        let tokens = &self.inner.tokens;
+        let phase = async {
+            let (mut resp, token) = self.call_upstream(method, path_and_query, headers).await?;
+            if resp.status == StatusCode::UNAUTHORIZED && tokens.invalidate_rejected(&token) {
+                drop(resp);
+                resp = self.call_upstream(method, path_and_query, headers).await?.0;
+            }
+            if resp.status != StatusCode::UNAUTHORIZED && !resp.status.is_server_error() {
+                tokens.token_accepted();
+            }
+            Ok(resp)
+        };
+        match tokio::time::timeout(deadline, phase).await {
+            Ok(result) => result,
+            Err(_) => Err(ProxyError::new(
+                Phase::Upstream,
+                ErrorKind::UpstreamTimeout,
+                format!(
+                    "Graph did not answer within {} s",
+                    deadline.as_secs_f64().ceil() as u64
+                ),
+            )),
+        }
+    }
+
+    async fn call_upstream(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        headers: &[(HeaderName, HeaderValue)],
+    ) -> Result<(upstream::UpstreamResponse, veil_engine::secret::Secret), ProxyError> {
         let token = self.inner.tokens.token().await.map_err(|e| {
-            ProxyError::new(
-                Phase::Token,
-                ErrorKind::TokenUnavailable,
-                format!("no Graph token: {e}"),
-            )
+            let kind = if e.retryable {
+                ErrorKind::TokenTemporarilyUnavailable
+            } else {
+                ErrorKind::TokenUnavailable
+            };
+            ProxyError::new(Phase::Token, kind, format!("no Graph token: {e}"))
         })?;
         let bearer = String::from_utf8_lossy(token.expose()).into_owned();
-        self.inner
+        let resp = self
+            .inner
             .upstream
             .send(method, path_and_query, headers.to_vec(), &bearer)
-            .await
+            .await?;
+        Ok((resp, token))
     }
 
     fn log(
@@ -453,6 +521,12 @@ impl Proxy {
             error_code = out.error.map(|e| e.1).unwrap_or("-"),
         );
     }
+}
+
+/// `Retry-After` for the kinds that answer 503.
+pub fn retry_after(kind: ErrorKind) -> Option<(HeaderName, HeaderValue)> {
+    kind.retry_after_secs()
+        .map(|s| (http::header::RETRY_AFTER, HeaderValue::from(s)))
 }
 
 fn is_hop_by_hop(name: &str) -> bool {

@@ -18,7 +18,12 @@
 //! - absolute-form (`http://host/path`, any URI with a scheme), authority-form
 //!   (`host:443`, any URI with an authority) and asterisk-form (`*`);
 //! - a path that does not start with `/`;
-//! - a fragment (`#…`), raw;
+//! - a fragment (`#…`), raw, where Veil can see one: in a target handed to
+//!   [`normalize_raw_target`] as raw text. Both hosts (`veil serve` over
+//!   HTTP/1.1 and HTTP/2, and Lambda) get the target as an `http::Uri`,
+//!   whose parser **drops** a fragment before Veil sees the request (see
+//!   below): such a request is not refused, it is served without its
+//!   fragment, and the fragment never travels upstream;
 //! - in the path: dot segments (`.`, `..`), raw or percent-encoded in any
 //!   case and any mix (`%2e`, `%2E%2e`, `.%2e`), also with a `;param` or
 //!   `:` suffix (`..;x`, `..:`), surrounding whitespace (`..%20`) or Unicode
@@ -66,7 +71,10 @@
 //! - `http::Uri` then also refuses `<`, `>` and (in the path) `` ` `` or (in
 //!   the query) `"`, and **silently drops a fragment**: `/a#x` arrives as
 //!   `/a`. So [`normalize_target`] can never see a `#`; the fragment never
-//!   travels upstream either. [`normalize_raw_target`] does see and refuses it.
+//!   travels upstream either. The same holds for HTTP/2: hyper builds the
+//!   `Uri` from `:path` with the same parser, so the path and query that
+//!   `veil serve` hands to [`normalize_raw_target`] have already lost the
+//!   fragment; Lambda's events are turned into an `http::Uri` the same way.
 //! - header values: `httparse` refuses every control byte except HTAB, and
 //!   `http::HeaderValue::from_bytes` refuses the same, so HTAB is the only
 //!   control character that can reach [`check_headers`] in practice.

@@ -1,11 +1,35 @@
-//! Calling Microsoft Graph: one pooled HTTP client (rustls, HTTP/2, gzip),
-//! built once per process and reused across requests and Lambda
-//! invocations, with connect / read / total timeouts below the host's own.
+//! Calling Microsoft Graph: one pooled HTTP client (rustls, HTTP/2), built
+//! once per process and reused across requests and Lambda invocations,
+//! with connect / read / total timeouts below the host's own.
+//!
+//! Graph's answer is read with bounded memory:
+//!
+//! - Veil asks for gzip and inflates it itself, **while** the body arrives
+//!   (never the whole compressed body first), so a small compressed body
+//!   cannot become a large one unnoticed: reading stops as soon as the
+//!   inflated size passes [`UpstreamConfig::max_body_bytes`] or the JSON
+//!   nesting passes [`UpstreamConfig::max_depth`] (checked by a scanner
+//!   fed with the inflated bytes). Either gives 502
+//!   `upstream_response_too_large` and nothing of the body.
+//! - Every body in flight holds a share of one process-wide
+//!   [`BodyBudget`], taken as its bytes arrive and given back when the
+//!   request ends. When the budget is spent the request fails fast with 503
+//!   `overloaded` (and `Retry-After`) instead of growing the process.
+//! - A truncated or corrupt gzip stream, a connection reset mid-body and an
+//!   unsupported `Content-Encoding` give 502 `upstream_invalid_response`.
+//!
+//! The base URL must be `https://`; plain `http://` is accepted only for a
+//! loopback address (a local test server), so the Graph token never
+//! travels in clear.
 
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::{ErrorKind, Phase, ProxyError};
 
@@ -16,15 +40,28 @@ pub struct UpstreamConfig {
     pub base_url: String,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
-    /// The whole upstream exchange; keep it below the host's limit
-    /// (Lambda function timeout, Cloud Run request timeout).
+    /// The whole upstream phase of one request (Graph token, the call, the
+    /// one retry after a 401, reading the body); keep it below the host's
+    /// limit (Lambda function timeout, Cloud Run request timeout).
     pub total_timeout: Duration,
-    /// Largest upstream body Veil accepts.
+    /// Largest upstream body Veil accepts, after inflating gzip.
     pub max_body_bytes: usize,
+    /// Deepest JSON nesting (objects and arrays) Veil accepts from Graph.
+    pub max_depth: usize,
+    /// The process-wide budget for bodies in flight (shared by clones).
+    pub budget: BodyBudget,
 }
 
 /// The default Graph base URL.
 pub const DEFAULT_BASE_URL: &str = "https://graph.microsoft.com";
+/// Default largest inflated upstream body: 32 MiB (Graph pages of 999
+/// messages with bodies stay well below; a gzip bomb does not).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// Default deepest JSON nesting (Graph's documents nest about ten deep).
+pub const DEFAULT_MAX_DEPTH: usize = 64;
+/// Default budget for all bodies in flight: 256 MiB of inflated JSON
+/// (the parsed document costs several times that while it is sanitized).
+pub const DEFAULT_BODY_BUDGET_BYTES: usize = 256 * 1024 * 1024;
 
 impl Default for UpstreamConfig {
     fn default() -> Self {
@@ -33,8 +70,90 @@ impl Default for UpstreamConfig {
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(20),
             total_timeout: Duration::from_secs(25),
-            max_body_bytes: 64 * 1024 * 1024,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_depth: DEFAULT_MAX_DEPTH,
+            budget: BodyBudget::new(DEFAULT_BODY_BUDGET_BYTES),
         }
+    }
+}
+
+/// Memory for upstream bodies in flight, shared by every request of the
+/// process. Cheap to clone (clones share the budget).
+#[derive(Debug, Clone)]
+pub struct BodyBudget {
+    units: Arc<Semaphore>,
+    total_bytes: usize,
+}
+
+/// The budget is counted in units of this many bytes.
+const BUDGET_UNIT: usize = 64 * 1024;
+
+impl BodyBudget {
+    /// A budget of `bytes` (at least one unit).
+    pub fn new(bytes: usize) -> Self {
+        let units = bytes.div_ceil(BUDGET_UNIT).clamp(1, Semaphore::MAX_PERMITS);
+        BodyBudget {
+            units: Arc::new(Semaphore::new(units)),
+            total_bytes: units * BUDGET_UNIT,
+        }
+    }
+
+    /// The whole budget in bytes.
+    pub fn total_bytes(&self) -> usize {
+        self.total_bytes
+    }
+
+    /// Bytes currently free.
+    pub fn available_bytes(&self) -> usize {
+        self.units.available_permits() * BUDGET_UNIT
+    }
+
+    /// An empty reservation, to grow as a body arrives.
+    pub fn reserve(&self) -> Reservation {
+        Reservation {
+            units: self.units.clone(),
+            held: None,
+            held_units: 0,
+        }
+    }
+}
+
+/// A share of the [`BodyBudget`], given back on drop.
+#[derive(Debug)]
+pub struct Reservation {
+    units: Arc<Semaphore>,
+    held: Option<OwnedSemaphorePermit>,
+    held_units: usize,
+}
+
+impl Reservation {
+    /// Grows the share to cover `bytes`; `false` when the budget is spent
+    /// (nothing is waited for).
+    pub fn cover(&mut self, bytes: usize) -> bool {
+        let needed = bytes.div_ceil(BUDGET_UNIT);
+        if needed <= self.held_units {
+            return true;
+        }
+        let more = needed - self.held_units;
+        let Ok(more_u32) = u32::try_from(more) else {
+            return false;
+        };
+        match self.units.clone().try_acquire_many_owned(more_u32) {
+            Ok(permit) => {
+                match &mut self.held {
+                    Some(held) => held.merge(permit),
+                    None => self.held = Some(permit),
+                }
+                self.held_units = needed;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.held_units * BUDGET_UNIT
     }
 }
 
@@ -43,7 +162,10 @@ impl Default for UpstreamConfig {
 pub struct UpstreamResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
+    /// Inflated: never gzip.
     pub body: Bytes,
+    /// The body's share of the budget, held while the response lives.
+    pub reservation: Option<Reservation>,
 }
 
 /// The upstream client.
@@ -53,14 +175,59 @@ pub struct Upstream {
     config: UpstreamConfig,
 }
 
+/// Whether `base` is an acceptable Graph base URL: `https://` for any host,
+/// `http://` only for a loopback address. The error names the fix.
+pub fn check_base_url(base: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(base).map_err(|_| {
+        format!(
+            "the upstream base URL `{}` is not a URL: give one such as {DEFAULT_BASE_URL} (--upstream or VEIL_UPSTREAM)",
+            printable(base)
+        )
+    })?;
+    if !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(format!(
+            "the upstream base URL `{}` must be a plain URL such as {DEFAULT_BASE_URL} (no user info, query or fragment)",
+            printable(base)
+        ));
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback_host(&url) => Ok(()),
+        "http" => Err(format!(
+            "the upstream base URL `{}` is plain http to a host that is not loopback: the Graph token would travel in clear; use https:// (plain http is accepted only for a local test server on 127.0.0.1, ::1 or localhost)",
+            printable(base)
+        )),
+        _ => Err(format!(
+            "the upstream base URL must start with https:// (got `{}`)",
+            printable(base)
+        )),
+    }
+}
+
+fn is_loopback_host(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+/// At most 100 printable characters of a configuration value, for messages.
+fn printable(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(100).collect()
+}
+
 impl Upstream {
     pub fn new(config: UpstreamConfig) -> Result<Self, String> {
         let base = config.base_url.trim_end_matches('/').to_string();
-        if !(base.starts_with("https://") || base.starts_with("http://")) {
-            return Err(format!(
-                "upstream base URL must start with https:// (got `{base}`)"
-            ));
-        }
+        check_base_url(&base)?;
         let client = reqwest::Client::builder()
             .use_rustls_tls()
             .connect_timeout(config.connect_timeout)
@@ -68,7 +235,8 @@ impl Upstream {
             .timeout(config.total_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .redirect(reqwest::redirect::Policy::none())
-            .gzip(true)
+            // Veil inflates gzip itself, with limits, while the body arrives.
+            .gzip(false)
             .user_agent(concat!("veil/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the upstream HTTP client: {e}"))?;
@@ -85,6 +253,10 @@ impl Upstream {
         &self.config.base_url
     }
 
+    pub fn config(&self) -> &UpstreamConfig {
+        &self.config
+    }
+
     /// Sends one request. `path_and_query` comes only from the normalizer
     /// and re-identification, never from Host or `X-Forwarded-*` headers.
     pub async fn send(
@@ -99,46 +271,238 @@ impl Upstream {
             .client
             .request(method.clone(), &url)
             .header(http::header::AUTHORIZATION, format!("Bearer {bearer}"))
-            .header(http::header::ACCEPT, "application/json");
+            .header(http::header::ACCEPT, "application/json")
+            .header(http::header::ACCEPT_ENCODING, "gzip");
         for (name, value) in headers {
-            req = req.header(name, value);
+            if name != http::header::ACCEPT_ENCODING {
+                req = req.header(name, value);
+            }
         }
         let resp = req.send().await.map_err(|e| transport_error(&e))?;
         let status = resp.status();
         let headers = resp.headers().clone();
+        let gzip = match headers
+            .get(http::header::CONTENT_ENCODING)
+            .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("") | Some("identity") => false,
+            Some("gzip") | Some("x-gzip") => true,
+            Some(_) => {
+                return Err(ProxyError::new(
+                    Phase::Upstream,
+                    ErrorKind::UpstreamInvalid,
+                    "Graph answered with a content encoding Veil does not accept (only gzip); nothing of it is returned",
+                ))
+            }
+        };
         if resp
             .content_length()
-            .is_some_and(|n| n as usize > self.config.max_body_bytes)
+            .is_some_and(|n| n > self.config.max_body_bytes as u64)
         {
-            return Err(ProxyError::new(
-                Phase::Upstream,
-                ErrorKind::UpstreamInvalid,
-                "Graph's response is too large",
-            ));
+            return Err(too_large(self.config.max_body_bytes));
         }
-        let mut body = Vec::new();
+        let mut reader = BodyReader::new(&self.config, gzip);
         let mut resp = resp;
         loop {
             match resp.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > self.config.max_body_bytes {
-                        return Err(ProxyError::new(
-                            Phase::Upstream,
-                            ErrorKind::UpstreamInvalid,
-                            "Graph's response is too large",
-                        ));
-                    }
-                    body.extend_from_slice(&chunk);
-                }
+                Ok(Some(chunk)) => reader.feed(&chunk)?,
                 Ok(None) => break,
                 Err(e) => return Err(transport_error(&e)),
             }
         }
+        let (body, reservation) = reader.finish()?;
         Ok(UpstreamResponse {
             status,
             headers,
             body: Bytes::from(body),
+            reservation: Some(reservation),
         })
+    }
+}
+
+/// Why the inflated body was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limit {
+    Size,
+    Depth,
+    Budget,
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+impl std::error::Error for Limit {}
+
+/// Where inflated bytes go: size, nesting and budget are checked before
+/// they are kept.
+struct Sink {
+    buf: Vec<u8>,
+    max: usize,
+    depth: DepthScanner,
+    reservation: Reservation,
+}
+
+impl std::io::Write for Sink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let fail = |l: Limit| std::io::Error::other(l);
+        if self.buf.len() + data.len() > self.max {
+            return Err(fail(Limit::Size));
+        }
+        if !self.depth.feed(data) {
+            return Err(fail(Limit::Depth));
+        }
+        if !self.reservation.cover(self.buf.len() + data.len()) {
+            return Err(fail(Limit::Budget));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads a body chunk by chunk, inflating gzip on the way.
+pub(crate) struct BodyReader {
+    inner: Decode,
+    max_body: usize,
+    max_depth: usize,
+}
+
+enum Decode {
+    Plain(Sink),
+    Gzip(Box<flate2::write::GzDecoder<Sink>>),
+}
+
+impl BodyReader {
+    fn new(config: &UpstreamConfig, gzip: bool) -> Self {
+        let sink = Sink {
+            buf: Vec::new(),
+            max: config.max_body_bytes,
+            depth: DepthScanner::new(config.max_depth),
+            reservation: config.budget.reserve(),
+        };
+        BodyReader {
+            inner: if gzip {
+                Decode::Gzip(Box::new(flate2::write::GzDecoder::new(sink)))
+            } else {
+                Decode::Plain(sink)
+            },
+            max_body: config.max_body_bytes,
+            max_depth: config.max_depth,
+        }
+    }
+
+    fn feed(&mut self, chunk: &[u8]) -> Result<(), ProxyError> {
+        let r = match &mut self.inner {
+            Decode::Plain(sink) => sink.write_all(chunk),
+            Decode::Gzip(dec) => dec.write_all(chunk),
+        };
+        r.map_err(|e| self.error(&e))
+    }
+
+    fn finish(self) -> Result<(Vec<u8>, Reservation), ProxyError> {
+        let (max_body, max_depth) = (self.max_body, self.max_depth);
+        let sink = match self.inner {
+            Decode::Plain(sink) => sink,
+            Decode::Gzip(mut dec) => {
+                if let Err(e) = dec.try_finish() {
+                    return Err(read_error(&e, max_body, max_depth));
+                }
+                dec.finish()
+                    .map_err(|e| read_error(&e, max_body, max_depth))?
+            }
+        };
+        Ok((sink.buf, sink.reservation))
+    }
+
+    fn error(&self, e: &std::io::Error) -> ProxyError {
+        read_error(e, self.max_body, self.max_depth)
+    }
+}
+
+fn read_error(e: &std::io::Error, max_body: usize, max_depth: usize) -> ProxyError {
+    match e.get_ref().and_then(|i| i.downcast_ref::<Limit>()) {
+        Some(Limit::Size) => too_large(max_body),
+        Some(Limit::Depth) => ProxyError::new(
+            Phase::Upstream,
+            ErrorKind::UpstreamTooLarge,
+            format!("Graph's response nests deeper than Veil accepts ({max_depth} levels); nothing of it is returned"),
+        ),
+        Some(Limit::Budget) => ProxyError::new(
+            Phase::Upstream,
+            ErrorKind::Overloaded,
+            "Veil is holding as many response bodies as its memory budget allows; retry shortly",
+        ),
+        None => ProxyError::new(
+            Phase::Upstream,
+            ErrorKind::UpstreamInvalid,
+            "Graph's gzip-compressed response is truncated or corrupt; nothing of it is returned",
+        ),
+    }
+}
+
+fn too_large(max: usize) -> ProxyError {
+    ProxyError::new(
+        Phase::Upstream,
+        ErrorKind::UpstreamTooLarge,
+        format!(
+            "Graph's response is larger than Veil accepts ({} MiB once inflated); nothing of it is returned: ask for smaller pages ($top)",
+            max / (1024 * 1024)
+        ),
+    )
+}
+
+/// Tracks JSON nesting over a byte stream, ignoring brackets in strings.
+#[derive(Debug, Clone)]
+pub(crate) struct DepthScanner {
+    depth: usize,
+    max: usize,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl DepthScanner {
+    pub(crate) fn new(max: usize) -> Self {
+        DepthScanner {
+            depth: 0,
+            max,
+            in_string: false,
+            escaped: false,
+        }
+    }
+
+    /// Feeds bytes; `false` once the nesting passed the maximum.
+    pub(crate) fn feed(&mut self, data: &[u8]) -> bool {
+        for &b in data {
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'[' | b'{' => {
+                    self.depth += 1;
+                    if self.depth > self.max {
+                        return false;
+                    }
+                }
+                b']' | b'}' => self.depth = self.depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        true
     }
 }
 
@@ -167,5 +531,126 @@ fn transport_error(e: &reqwest::Error) -> ProxyError {
             ErrorKind::UpstreamConnect,
             "the request to Graph failed",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(max_body: usize, max_depth: usize, budget: usize) -> UpstreamConfig {
+        UpstreamConfig {
+            max_body_bytes: max_body,
+            max_depth,
+            budget: BodyBudget::new(budget),
+            ..UpstreamConfig::default()
+        }
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    fn read(cfg: &UpstreamConfig, gz: bool, body: &[u8]) -> Result<Vec<u8>, ProxyError> {
+        let mut r = BodyReader::new(cfg, gz);
+        for chunk in body.chunks(1000) {
+            r.feed(chunk)?;
+        }
+        r.finish().map(|(b, _)| b)
+    }
+
+    #[test]
+    fn base_urls_https_anywhere_http_only_to_loopback() {
+        for ok in [
+            "https://graph.microsoft.com",
+            "https://graph.example:8443/base",
+            "http://127.0.0.1:8080",
+            "http://127.9.9.9",
+            "http://[::1]:9000",
+            "http://localhost:1",
+        ] {
+            assert!(check_base_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://graph.microsoft.com",
+            "http://10.0.0.1:8080",
+            "http://192.168.1.2",
+            "http://localhost.example.com",
+            "http://[::2]",
+            "ftp://graph.microsoft.com",
+            "graph.microsoft.com",
+            "https://user:pw@graph.microsoft.com",
+            "https://graph.microsoft.com/?x=1",
+        ] {
+            let e = check_base_url(bad).unwrap_err();
+            assert!(!e.is_empty(), "{bad}");
+        }
+        let e = check_base_url("http://graph.example").unwrap_err();
+        assert!(e.contains("https://") && e.contains("in clear"), "{e}");
+        assert!(Upstream::new(UpstreamConfig {
+            base_url: "http://graph.example".into(),
+            ..UpstreamConfig::default()
+        })
+        .is_err());
+    }
+
+    #[test]
+    fn gzip_is_inflated_within_limits() {
+        let doc = br#"{"value":[{"id":"a","x":"[[[[{{{{"}]}"#;
+        let cfg = config(1 << 20, 4, 1 << 20);
+        assert_eq!(read(&cfg, true, &gzip(doc)).unwrap(), doc.to_vec());
+        assert_eq!(read(&cfg, false, doc).unwrap(), doc.to_vec());
+    }
+
+    #[test]
+    fn a_gzip_bomb_stops_at_the_size_limit() {
+        let bomb = gzip(&vec![b' '; 64 * 1024 * 1024]);
+        assert!(bomb.len() < 200 * 1024, "{}", bomb.len());
+        let cfg = config(1 << 20, 64, 1 << 30);
+        let e = read(&cfg, true, &bomb).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::UpstreamTooLarge, "{e}");
+        assert_eq!(e.status(), StatusCode::BAD_GATEWAY);
+        // The budget is given back.
+        assert_eq!(cfg.budget.available_bytes(), cfg.budget.total_bytes());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_while_reading() {
+        let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        let cfg = config(1 << 20, 64, 1 << 20);
+        let e = read(&cfg, true, &gzip(deep.as_bytes())).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::UpstreamTooLarge);
+        assert!(e.message.contains("nests deeper"), "{e}");
+        // Brackets inside strings (escaped quotes too) do not count.
+        let s = format!(r#"{{"a":"{}\"{}"}}"#, "[".repeat(100), "{".repeat(100));
+        assert!(read(&cfg, false, s.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn truncated_gzip_is_invalid() {
+        let gz = gzip(&vec![b'x'; 100_000]);
+        let cfg = config(1 << 20, 64, 1 << 20);
+        for cut in [gz.len() - 4, gz.len() / 2, 5] {
+            let e = read(&cfg, true, &gz[..cut]).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::UpstreamInvalid, "{cut}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_budget_is_shared_and_given_back() {
+        let cfg = config(1 << 20, 64, 256 * 1024);
+        let body = vec![b'1'; 200 * 1024];
+        let mut first = BodyReader::new(&cfg, false);
+        first.feed(&body).unwrap();
+        let (_, held) = first.finish().unwrap();
+        assert!(held.bytes() >= body.len());
+        let e = read(&cfg, false, &body).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Overloaded, "{e}");
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        drop(held);
+        assert!(read(&cfg, false, &body).is_ok());
+        assert_eq!(cfg.budget.available_bytes(), cfg.budget.total_bytes());
     }
 }

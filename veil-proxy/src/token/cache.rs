@@ -10,8 +10,17 @@
 //! - **Brief failure memory**: a failed exchange is remembered for a few
 //!   seconds, so a storm of requests does not hammer Entra ID or the host's
 //!   identity endpoint.
-//! - **Invalidation**: Graph's 401 evicts the token (the proxy then retries
-//!   once); Graph's 403 for missing consent evicts it at most once a minute.
+//! - **Invalidation after a 401**: Graph's 401 evicts the token it refused
+//!   (only if it is still the cached one: concurrent 401s for the same token
+//!   evict it once, and a request that was refused an older token simply
+//!   retries with the current one), and the proxy retries once. After such
+//!   an eviction, the next one waits until Graph has accepted a token again
+//!   or, while Graph keeps refusing, until a backoff has passed
+//!   ([`CachePolicy::unauthorized_evict_interval`], doubling up to
+//!   [`CachePolicy::unauthorized_evict_max`]); meanwhile a refused request
+//!   is answered without a retry. So a Graph that refuses every token costs
+//!   one extra exchange per backoff interval, not one per request.
+//! - Graph's 403 for missing consent evicts the token at most once a minute.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -91,6 +100,11 @@ pub struct CachePolicy {
     pub failure_ttl: Duration,
     /// The least time between two evictions after a Graph 403.
     pub forbidden_evict_interval: Duration,
+    /// After a 401-driven eviction whose new token Graph has not accepted
+    /// yet, the least time before the next one…
+    pub unauthorized_evict_interval: Duration,
+    /// …doubling while Graph keeps refusing, up to this.
+    pub unauthorized_evict_max: Duration,
 }
 
 impl Default for CachePolicy {
@@ -101,6 +115,8 @@ impl Default for CachePolicy {
             min_remaining: Duration::from_secs(60),
             failure_ttl: Duration::from_secs(5),
             forbidden_evict_interval: Duration::from_secs(60),
+            unauthorized_evict_interval: Duration::from_secs(30),
+            unauthorized_evict_max: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -124,6 +140,9 @@ struct State {
     /// cleared by a success.
     last_error: Option<(String, SystemTime)>,
     last_forbidden_evict: Option<Instant>,
+    /// The last 401-driven eviction and the backoff that follows it, while
+    /// Graph has not accepted a token since.
+    unauthorized: Option<(Instant, Duration)>,
 }
 
 enum Peek {
@@ -146,6 +165,9 @@ pub struct FederatedTokens {
     state: Mutex<State>,
     /// Held by the one refresh in flight.
     refresh: tokio::sync::Mutex<()>,
+    /// Set by a 401-driven eviction, cleared when Graph accepts a token
+    /// (lets [`TokenProvider::token_accepted`] skip the lock).
+    awaiting_acceptance: std::sync::atomic::AtomicBool,
 }
 
 impl FederatedTokens {
@@ -167,6 +189,7 @@ impl FederatedTokens {
             policy,
             state: Mutex::new(State::default()),
             refresh: tokio::sync::Mutex::new(()),
+            awaiting_acceptance: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -320,6 +343,43 @@ impl TokenProvider for FederatedTokens {
 
     fn invalidate(&self) {
         self.lock().token = None;
+    }
+
+    fn invalidate_rejected(&self, rejected: &Secret) -> bool {
+        use std::sync::atomic::Ordering;
+        let now = self.clock.now();
+        let mut st = self.lock();
+        match &st.token {
+            // Already replaced (or being replaced): retry with the current one.
+            Some(c) if c.token.expose() != rejected.expose() => return true,
+            None => return true,
+            Some(_) => {}
+        }
+        let backoff = match st.unauthorized {
+            // The last eviction's token was refused too, and too recently.
+            Some((at, wait)) if now.duration_since(at) < wait => {
+                tracing::warn!(
+                    target: "veil::token",
+                    provider = self.host.kind(),
+                    retry_in_secs = (wait - now.duration_since(at)).as_secs(),
+                    "Graph refused a freshly exchanged token too; not exchanging again yet"
+                );
+                return false;
+            }
+            Some((_, wait)) => (wait * 2).min(self.policy.unauthorized_evict_max),
+            None => self.policy.unauthorized_evict_interval,
+        };
+        st.token = None;
+        st.unauthorized = Some((now, backoff));
+        self.awaiting_acceptance.store(true, Ordering::Release);
+        true
+    }
+
+    fn token_accepted(&self) {
+        use std::sync::atomic::Ordering;
+        if self.awaiting_acceptance.swap(false, Ordering::AcqRel) {
+            self.lock().unauthorized = None;
+        }
     }
 
     fn invalidate_after_forbidden(&self) -> bool {
@@ -619,6 +679,58 @@ mod tests {
         }
         assert_eq!(s.entra.count(), 2);
         assert_eq!(s.host.fetches.load(Ordering::SeqCst), 2);
+    }
+
+    fn secret(s: &str) -> Secret {
+        Secret::from(s)
+    }
+
+    #[tokio::test]
+    async fn a_401_storm_costs_one_exchange_per_backoff_interval() {
+        let s = setup(no_jitter(), |n, _| ok(n)).await;
+        assert_eq!(token(&s).await.unwrap(), "access-0");
+        // Graph refuses access-0: evicted, one exchange.
+        assert!(s.tokens.invalidate_rejected(&secret("access-0")));
+        assert_eq!(token(&s).await.unwrap(), "access-1");
+        // Graph refuses access-1 as well, and every request after it: no
+        // eviction, no retry, no exchange until the backoff has passed.
+        for _ in 0..20 {
+            assert!(!s.tokens.invalidate_rejected(&secret("access-1")));
+            assert_eq!(token(&s).await.unwrap(), "access-1");
+        }
+        assert_eq!(s.entra.count(), 2);
+        // A request refused an older token retries with the current one.
+        assert!(s.tokens.invalidate_rejected(&secret("access-0")));
+        assert_eq!(s.entra.count(), 2);
+        // After 30 s: one more eviction, then the backoff doubles.
+        s.clock.advance(Duration::from_secs(30));
+        assert!(s.tokens.invalidate_rejected(&secret("access-1")));
+        assert_eq!(token(&s).await.unwrap(), "access-2");
+        s.clock.advance(Duration::from_secs(30));
+        assert!(!s.tokens.invalidate_rejected(&secret("access-2")));
+        s.clock.advance(Duration::from_secs(30));
+        assert!(s.tokens.invalidate_rejected(&secret("access-2")));
+        assert_eq!(token(&s).await.unwrap(), "access-3");
+        assert_eq!(s.entra.count(), 4);
+        // Graph accepts access-3: the next 401 evicts at once again.
+        s.tokens.token_accepted();
+        assert!(s.tokens.invalidate_rejected(&secret("access-3")));
+        assert_eq!(token(&s).await.unwrap(), "access-4");
+        assert_eq!(s.entra.count(), 5);
+    }
+
+    #[tokio::test]
+    async fn concurrent_401s_for_one_token_evict_it_once() {
+        let s = setup(no_jitter(), |n, _| ok(n)).await;
+        assert_eq!(token(&s).await.unwrap(), "access-0");
+        let retried = (0..20)
+            .filter(|_| s.tokens.invalidate_rejected(&secret("access-0")))
+            .count();
+        // The first evicts; the others find it gone and retry with the
+        // token the first one's retry fetches.
+        assert_eq!(retried, 20);
+        assert_eq!(token(&s).await.unwrap(), "access-1");
+        assert_eq!(s.entra.count(), 2);
     }
 
     #[tokio::test]

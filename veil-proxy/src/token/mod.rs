@@ -1,8 +1,13 @@
 //! Graph access tokens: one trait, one module per way of getting a token.
 //!
 //! The proxy asks a [`TokenProvider`] for a bearer token before each
-//! upstream call and calls [`TokenProvider::invalidate`] when Graph answers
-//! 401, so the next call fetches a fresh one.
+//! upstream call. When Graph answers 401 it calls
+//! [`TokenProvider::invalidate_rejected`] with the token Graph refused and
+//! retries once only if that says so; a caching provider evicts a refused
+//! token at most once until Graph accepts a token again (or a backoff
+//! passes), so a Graph that refuses every token cannot turn each request
+//! into a token exchange. [`TokenProvider::token_accepted`] tells the
+//! provider that Graph took the current token.
 
 pub mod aws_cognito;
 pub mod aws_sts;
@@ -39,6 +44,16 @@ pub trait TokenProvider: Send + Sync {
     fn token(&self) -> BoxFuture<'_, Result<Secret, TokenError>>;
     /// Forget a cached token that Graph rejected.
     fn invalidate(&self) {}
+    /// Graph answered 401 to `rejected`. Returns whether one retry may get
+    /// another token (the provider evicted it, or holds a newer one). The
+    /// default evicts and says yes; caching providers rate-limit this.
+    fn invalidate_rejected(&self, rejected: &Secret) -> bool {
+        let _ = rejected;
+        self.invalidate();
+        true
+    }
+    /// Graph accepted the current token (any answer but 401).
+    fn token_accepted(&self) {}
     /// Whether this provider is for development only (the health check says so).
     fn development_only(&self) -> bool {
         false
