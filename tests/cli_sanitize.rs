@@ -286,3 +286,28 @@ fn rule_file_errors_name_file_line_and_place() {
         "{err}"
     );
 }
+
+#[test]
+fn a_reader_that_stops_early_is_no_error() {
+    // `veil sanitize … | head -c 10`: the pipe closes before Veil writes.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args([
+            "sanitize",
+            "--rules",
+            "rules/outlook-mail.yaml",
+            "--url",
+            SAMPLE_URL,
+            SAMPLE,
+        ])
+        .envs(SECRETS)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn veil");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("panicked") && !err.contains("error"), "{err}");
+}

@@ -844,3 +844,41 @@ async fn people_ids_never_leave_in_clear() {
     }
     assert!(found.is_empty(), "user ids in clear:\n{}", found.join("\n"));
 }
+
+#[tokio::test]
+async fn request_ids_come_back_and_name_the_log_line() {
+    let (_graph, veil) = start_pair("outlook-mail").await;
+    // The caller's own id, when it is a plain token.
+    let resp = client()
+        .get(veil.url("/v1.0/users?$top=3"))
+        .header("x-request-id", "vendor-ticket-4711:a.b_c")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-request-id"], "vendor-ticket-4711:a.b_c");
+    // Refusals carry one too; a hostile value is replaced by Veil's own.
+    let resp = client()
+        .get(veil.url("/v1.0/users/p~bad/mailFolders/Inbox/messages"))
+        .header("x-request-id", "x\" injected=1 <script>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert!(!id.is_empty() && !id.contains("injected"), "{id}");
+    // Both ids name their log lines.
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = veil.access_log();
+        let ids: Vec<String> = log
+            .iter()
+            .filter_map(|l| l["request_id"].as_str().map(str::to_string))
+            .collect();
+        if ids.iter().any(|i| i == "vendor-ticket-4711:a.b_c") && ids.contains(&id) {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "log ids: {ids:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

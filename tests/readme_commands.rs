@@ -89,10 +89,12 @@ fn git_status(root: &std::path::Path) -> String {
 fn kill_group(pid: u32) {
     let _ = Command::new("kill")
         .args(["-TERM", "--", &format!("-{pid}")])
+        .stderr(Stdio::null())
         .status();
     std::thread::sleep(Duration::from_millis(300));
     let _ = Command::new("kill")
         .args(["-KILL", "--", &format!("-{pid}")])
+        .stderr(Stdio::null())
         .status();
 }
 

@@ -90,10 +90,16 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         (serde_json::to_vec_pretty(&doc)?, report)
     };
     out.push(b'\n');
-    std::io::stdout()
-        .lock()
-        .write_all(&out)
-        .context("cannot write the output")?;
+    let written = {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(&out).and_then(|()| stdout.flush())
+    };
+    match written {
+        Ok(()) => {}
+        // `veil sanitize … | head`: the reader had enough.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        Err(e) => return Err(anyhow::Error::new(e).context("cannot write the output")),
+    }
     if a.explain {
         eprintln!("endpoint: {}", endpoint.label);
         if endpoint.sanitizer.has_schema() {

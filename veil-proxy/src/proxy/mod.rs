@@ -51,6 +51,21 @@ use veil_engine::reidentify::reidentify_for;
 use veil_engine::rules::RuleSet;
 use veil_engine::sanitize::Report;
 
+/// The request id header, accepted from the caller and always answered.
+pub const HEADER_REQUEST_ID: &str = "x-request-id";
+
+/// The caller's `X-Request-Id`, if it is 1–128 characters of
+/// `A-Z a-z 0-9 . _ : -` (anything else is ignored, and the host's id is
+/// used).
+fn caller_request_id(headers: &http::HeaderMap) -> Option<String> {
+    let v = headers.get(HEADER_REQUEST_ID)?.to_str().ok()?;
+    (!v.is_empty()
+        && v.len() <= 128
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c)))
+    .then(|| v.to_string())
+}
+
 /// What the host knows about a request, put in its extensions.
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
@@ -178,11 +193,17 @@ impl Proxy {
     /// Runs one request through every phase.
     pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
         let started = Instant::now();
-        let ctx = req
+        let mut ctx = req
             .extensions()
             .get::<RequestContext>()
             .cloned()
             .unwrap_or_default();
+        // A caller's own correlation id, when it is a plain token, names the
+        // request in Veil's log and comes back in `X-Request-Id`, so a
+        // vendor's support ticket can be matched to the log line.
+        if let Some(id) = caller_request_id(req.headers()) {
+            ctx.request_id = Some(id);
+        }
         let method = req.method().clone();
         let mut outcome = Outcome::default();
         let response = match self.pipeline(&req, &ctx, &mut outcome).await {
@@ -198,6 +219,16 @@ impl Proxy {
                 respond::error_response(&e, headers)
             }
         };
+        let mut response = response;
+        if let Some(id) = ctx
+            .request_id
+            .as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok())
+        {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static(HEADER_REQUEST_ID), id);
+        }
         self.log(&ctx, &method, &response, &outcome, started);
         response
     }
