@@ -210,3 +210,39 @@ fn lint_is_clean_on_the_shipped_rules_and_flags_psoxy_semantics() {
         "{text}"
     );
 }
+
+#[test]
+fn each_person_has_one_pseudonym_string_across_connectors() {
+    // Every `t~<hash>@domain` in every default golden of every connector:
+    // one hash (one person) must always come with the same domain text, so
+    // a vendor joins a person across entra-id, mail, calendar and Teams.
+    let re = regex::Regex::new(r"t~([A-Za-z0-9_-]{43})@([A-Za-z0-9.-]+)").unwrap();
+    let mut seen: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    let mut files = 0;
+    for connector in ["entra-id", "outlook-mail", "outlook-cal", "msft-teams"] {
+        let dir = std::path::Path::new("example-api-responses")
+            .join(connector)
+            .join("sanitized");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            files += 1;
+            let text = std::fs::read_to_string(&path).unwrap();
+            for c in re.captures_iter(&text) {
+                seen.entry(c[1].to_string())
+                    .or_default()
+                    .insert(c[0].to_string());
+            }
+        }
+    }
+    assert!(files >= 40, "{files} golden files");
+    assert!(seen.len() >= 20, "{} people", seen.len());
+    let split: Vec<_> = seen.iter().filter(|(_, v)| v.len() > 1).collect();
+    assert!(
+        split.is_empty(),
+        "people with several pseudonym strings: {split:?}"
+    );
+}

@@ -53,7 +53,8 @@ impl std::str::FromStr for Scheme {
 /// What happens to the domain of an email address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum DomainPolicy {
-    /// Keep `@domain` in its original case (default).
+    /// Keep `@domain` (default): lower-cased in the `hmac` scheme, as it is
+    /// in the `psoxy` scheme.
     #[default]
     Preserve,
     /// Drop the domain entirely.
@@ -381,6 +382,14 @@ impl Pseudonymizer {
     ) -> Result<Option<std::borrow::Cow<'a, str>>, CryptoError> {
         use std::borrow::Cow;
         Ok(match self.email.domain {
+            // Domains are case-insensitive: in the hmac scheme one person
+            // has one pseudonym string everywhere (`Contoso.example` and
+            // `contoso.example` alike). The psoxy scheme keeps Psoxy's output.
+            DomainPolicy::Preserve
+                if self.scheme == Scheme::Hmac && domain.chars().any(char::is_uppercase) =>
+            {
+                Some(Cow::Owned(domain.to_lowercase()))
+            }
             DomainPolicy::Preserve => Some(Cow::Borrowed(domain)),
             DomainPolicy::Redact => None,
             DomainPolicy::Tokenize => {
@@ -621,12 +630,13 @@ mod tests {
             assert_eq!(d(v), p.raw_digest(v.as_bytes()), "{v:?}");
         }
         assert_ne!(d("Bob"), d("bob"));
-        // Domain in its original case in the output.
+        // The domain is lower-cased in the output (hmac scheme): one
+        // person, one pseudonym string.
         let out = p
             .pseudonymize("Alice Smith <Alice+x@Example.COM>", OPTS)
             .unwrap();
         let plain = p.pseudonymize("alice@example.com", OPTS).unwrap();
-        assert_eq!(out.split_once('@').unwrap().1, "Example.COM");
+        assert_eq!(out.split_once('@').unwrap().1, "example.com");
         assert_eq!(
             out.split_once('@').unwrap().0,
             plain.split_once('@').unwrap().0
@@ -666,7 +676,7 @@ mod tests {
         let e = p.pseudonymize("Bob@X.com", OPTS).unwrap();
         assert_eq!(
             e,
-            format!("t~{}@X.com", encoding::b64(&p.digest("bob@x.com")))
+            format!("t~{}@x.com", encoding::b64(&p.digest("bob@x.com")))
         );
 
         let h = opts(Encoding::UrlSafeHashOnly, false, false);
@@ -688,7 +698,7 @@ mod tests {
         let e = p.pseudonymize("Bob+x@Example.com", r).unwrap();
         assert_eq!(
             e,
-            format!("{}@Example.com", p.encrypt("Bob+x@Example.com").unwrap())
+            format!("{}@example.com", p.encrypt("Bob+x@Example.com").unwrap())
         );
         assert_eq!(p.decrypt(&e).unwrap(), "Bob+x@Example.com");
         // include_original is ignored for this encoding.
@@ -710,20 +720,20 @@ mod tests {
         };
         assert_eq!(
             j(false, false),
-            format!(r#"{{"domain":"X.com","hash":"{hash}"}}"#)
+            format!(r#"{{"domain":"x.com","hash":"{hash}"}}"#)
         );
         assert_eq!(
             j(true, false),
-            format!(r#"{{"domain":"X.com","hash":"{hash}","original":"Bob@X.com"}}"#)
+            format!(r#"{{"domain":"x.com","hash":"{hash}","original":"Bob@X.com"}}"#)
         );
         assert_eq!(
             j(false, true),
-            format!(r#"{{"domain":"X.com","hash":"{hash}","reversible":"{rev}"}}"#)
+            format!(r#"{{"domain":"x.com","hash":"{hash}","reversible":"{rev}"}}"#)
         );
         assert_eq!(
             j(true, true),
             format!(
-                r#"{{"domain":"X.com","hash":"{hash}","original":"Bob@X.com","reversible":"{rev}"}}"#
+                r#"{{"domain":"x.com","hash":"{hash}","original":"Bob@X.com","reversible":"{rev}"}}"#
             )
         );
         // Non-emails have no domain; the original is JSON-escaped.
@@ -754,8 +764,13 @@ mod tests {
         let keep = domain_policy(DomainPolicy::Preserve);
         assert_eq!(
             keep.pseudonymize(v, OPTS).unwrap(),
-            format!("t~{local}@Example.COM")
+            format!("t~{local}@example.com")
         );
+        // The psoxy scheme keeps Psoxy's output: the domain as written.
+        assert!(PSOXY
+            .pseudonymize(v, OPTS)
+            .unwrap()
+            .ends_with("@Example.COM"));
 
         let redact = domain_policy(DomainPolicy::Redact);
         assert_eq!(redact.pseudonymize(v, OPTS).unwrap(), format!("t~{local}"));
