@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::moto::{Moto, REGION};
@@ -42,34 +40,6 @@ async fn health(veil: &Veil) -> Value {
         .expect("healthz JSON")
 }
 
-/// Runs `veil serve`, expects it to exit non-zero, returns its stderr.
-fn serve_fails(config: &VeilConfig) -> String {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let log = dir.path().join("stderr");
-    let mut child = config
-        .command(free_port())
-        .stderr(Stdio::from(std::fs::File::create(&log).expect("log")))
-        .spawn()
-        .expect("spawn veil");
-    let until = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break s;
-        }
-        if Instant::now() > until {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "veil serve did not exit:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
-    assert_eq!(status.code(), Some(1), "{stderr}");
-    stderr
-}
 
 #[tokio::test]
 async fn salt_and_keys_from_ssm_secure_strings() {
@@ -230,7 +200,7 @@ async fn unusable_secrets_stop_veil_with_the_reason() {
     moto.create_secret("veil/e2e/psoxy-short", "Contoso2019!")
         .await;
 
-    let err = serve_fails(&config(
+    let err = serve_refused(&config(
         Some(&moto),
         &[("VEIL_SALT_SSM_PARAMETER", "/veil/e2e/predictable")],
     ));
@@ -240,7 +210,7 @@ async fn unusable_secrets_stop_veil_with_the_reason() {
     );
     assert!(!err.contains("abc1abc1"), "{err}");
 
-    let err = serve_fails(&config(
+    let err = serve_refused(&config(
         Some(&moto),
         &[("VEIL_SALT_SECRET_ID", "veil/e2e/published-upper")],
     ));
@@ -250,7 +220,7 @@ async fn unusable_secrets_stop_veil_with_the_reason() {
     );
 
     // A short psoxy salt needs the migration flag, and the error says so.
-    let err = serve_fails(&config(
+    let err = serve_refused(&config(
         Some(&moto),
         &[
             ("VEIL_SCHEME", "psoxy"),
@@ -264,7 +234,7 @@ async fn unusable_secrets_stop_veil_with_the_reason() {
     );
     assert!(!err.contains("Contoso2019"), "{err}");
 
-    let err = serve_fails(&config(
+    let err = serve_refused(&config(
         Some(&moto),
         &[("VEIL_SALT_SSM_PARAMETER", "/veil/e2e/missing")],
     ));
@@ -276,7 +246,7 @@ async fn unusable_secrets_stop_veil_with_the_reason() {
         "{err}"
     );
 
-    let err = serve_fails(&config(
+    let err = serve_refused(&config(
         Some(&moto),
         &[("VEIL_SALT_SECRET_ID", "veil/e2e/missing")],
     ));
@@ -288,7 +258,7 @@ async fn unusable_secrets_stop_veil_with_the_reason() {
         "{err}"
     );
 
-    let err = serve_fails(&config(
+    let err = serve_refused(&config(
         Some(&moto),
         &[("VEIL_SALT_SSM_PARAMETER", "/veil/e2e/short")],
     ));
@@ -301,7 +271,7 @@ async fn unusable_secrets_stop_veil_with_the_reason() {
     );
     assert!(!err.contains("too-short-salt"), "{err}");
 
-    let err = serve_fails(&config(
+    let err = serve_refused(&config(
         Some(&moto),
         &[("VEIL_SALT_SECRET_ID", "veil/e2e/published")],
     ));
@@ -314,7 +284,7 @@ async fn unusable_secrets_stop_veil_with_the_reason() {
     );
     assert!(!err.contains("NOT-FOR-PRODUCTION"), "{err}");
 
-    let err = serve_fails(&config(
+    let err = serve_refused(&config(
         Some(&moto),
         &[("VEIL_SALT_SSM_PARAMETER", "/veil/e2e/plain")],
     ));
@@ -324,7 +294,7 @@ async fn unusable_secrets_stop_veil_with_the_reason() {
     );
     assert!(!err.contains(SALT), "{err}");
 
-    let err = serve_fails(&config(
+    let err = serve_refused(&config(
         Some(&moto),
         &[("VEIL_SALT_SECRET_ID", "veil/e2e/json")],
     ));
@@ -334,7 +304,7 @@ async fn unusable_secrets_stop_veil_with_the_reason() {
     );
     assert!(!err.contains(SALT), "{err}");
 
-    let err = serve_fails(&config(
+    let err = serve_refused(&config(
         Some(&moto),
         &[
             ("VEIL_SALT", SALT),
@@ -349,7 +319,7 @@ async fn unusable_secrets_stop_veil_with_the_reason() {
         "{err}"
     );
 
-    let err = serve_fails(&config(
+    let err = serve_refused(&config(
         Some(&moto),
         &[
             ("VEIL_SALT", SALT),
@@ -366,7 +336,7 @@ async fn unusable_secrets_stop_veil_with_the_reason() {
     );
 
     // No AWS credentials at all: say where they come from.
-    let err = serve_fails(&config(
+    let err = serve_refused(&config(
         None,
         &[("VEIL_SALT_SSM_PARAMETER", "/veil/e2e/salt")],
     ));
@@ -382,7 +352,7 @@ async fn unusable_secrets_stop_veil_with_the_reason() {
         "{err}"
     );
 
-    let err = serve_fails(&config(
+    let err = serve_refused(&config(
         None,
         &[("VEIL_SALT_FILE", "/nonexistent/veil-salt")],
     ));

@@ -1075,8 +1075,8 @@ pub fn assert_error_shape(body: &Value, code: &str) {
 // Fault injection and limits (hardening and fault tests)
 // ---------------------------------------------------------------------------
 
-/// Runs `veil serve` with `config`, expects it to exit non-zero within 60 s
-/// (a start-up refusal), returns its stderr.
+/// Runs `veil serve` with `config`, expects it to refuse to start (exit
+/// code 1 within 60 s), returns its stderr.
 pub fn serve_refused(config: &VeilConfig) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("stderr");
@@ -1101,7 +1101,7 @@ pub fn serve_refused(config: &VeilConfig) -> String {
         std::thread::sleep(Duration::from_millis(20));
     };
     let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(!status.success(), "veil started: {text}");
+    assert_eq!(status.code(), Some(1), "veil did not refuse as expected: {text}");
     text
 }
 
