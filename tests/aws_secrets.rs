@@ -5,7 +5,6 @@
 
 mod support;
 
-
 use serde_json::Value;
 use support::moto::{Moto, REGION};
 use support::*;
@@ -39,7 +38,6 @@ async fn health(veil: &Veil) -> Value {
         .await
         .expect("healthz JSON")
 }
-
 
 #[tokio::test]
 async fn salt_and_keys_from_ssm_secure_strings() {

@@ -1101,7 +1101,11 @@ pub fn serve_refused(config: &VeilConfig) -> String {
         std::thread::sleep(Duration::from_millis(20));
     };
     let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert_eq!(status.code(), Some(1), "veil did not refuse as expected: {text}");
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "veil did not refuse as expected: {text}"
+    );
     text
 }
 
