@@ -24,26 +24,32 @@ fn every_sample_matches_its_golden_and_leaks_nothing() {
 fn the_rules_test_catches_a_leak() {
     // Let subjects and previews through the mail rules' allowlist in a
     // copy: the test loop must fail, naming the leak.
-    let dir = tempfile::tempdir().unwrap();
-    let rules = std::fs::read_to_string("rules/outlook-mail.yaml").unwrap();
-    let weakened = rules.replacen(
+    let out = on_edited_mail_rules(
+        "test",
         "            importance: { type: string }\n",
         "            importance: { type: string }\n            subject: { type: string }\n            bodyPreview: { type: string }\n",
-        1,
     );
-    assert_ne!(rules, weakened);
-    std::fs::write(dir.path().join("outlook-mail.yaml"), weakened).unwrap();
-    let out = veil(&[
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("leak: text"), "{text}");
+}
+
+/// Runs `veil rules <command>` for outlook-mail on a copy of its shipped
+/// rules in which `from` (which must occur) is replaced by `to`.
+fn on_edited_mail_rules(command: &str, from: &str, to: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = std::fs::read_to_string("rules/outlook-mail.yaml").unwrap();
+    let edited = rules.replacen(from, to, 1);
+    assert_ne!(rules, edited, "`{from}` is not in the mail rules");
+    std::fs::write(dir.path().join("outlook-mail.yaml"), edited).unwrap();
+    veil(&[
         "rules",
-        "test",
+        command,
         "--connector",
         "outlook-mail",
         "--rules-dir",
         dir.path().to_str().unwrap(),
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{text}");
-    assert!(text.contains("leak: text"), "{text}");
+    ])
 }
 
 #[test]
@@ -187,19 +193,7 @@ fn lint_is_clean_on_the_shipped_rules_and_flags_psoxy_semantics() {
     );
     // The same rules without the default-deny profile, as a Psoxy file
     // would be: lint says what that means.
-    let dir = tempfile::tempdir().unwrap();
-    let rules = std::fs::read_to_string("rules/outlook-mail.yaml").unwrap();
-    let psoxy = rules.replacen("defaultDeny: true\n", "", 1);
-    assert_ne!(rules, psoxy);
-    std::fs::write(dir.path().join("outlook-mail.yaml"), psoxy).unwrap();
-    let out = veil(&[
-        "rules",
-        "lint",
-        "--connector",
-        "outlook-mail",
-        "--rules-dir",
-        dir.path().to_str().unwrap(),
-    ]);
+    let out = on_edited_mail_rules("lint", "defaultDeny: true\n", "");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("`defaultDeny: true` is not set"), "{text}");
