@@ -130,6 +130,62 @@ async fn directory_prefix_filter_with_consistency_level_on_every_directory_conne
 }
 
 #[tokio::test]
+async fn target_headers_name_the_request_and_pass_the_same_policy() {
+    let (graph, veil) = start_pair("entra-id").await;
+    // The request line is ignored; the headers name path and query.
+    let body = pass(
+        &graph,
+        &veil,
+        "/some/gateway/route?ignored=1",
+        &[
+            "X-Psoxy-TargetPath: /v1.0/users",
+            "X-Psoxy-TargetQuery: $filter=startswith(userPrincipalName,'a')",
+            "ConsistencyLevel: eventual",
+        ],
+        USERS_STARTSWITH,
+    )
+    .await;
+    all_tokens(&body, "id");
+    let seen = graph.last();
+    assert!(
+        seen.header("x-psoxy-targetpath").is_none() && seen.header("x-psoxy-targetquery").is_none(),
+        "control headers forwarded"
+    );
+    // Only the path named: the request line's query is kept; an empty
+    // query header drops it.
+    pass(
+        &graph,
+        &veil,
+        "/x?$top=1",
+        &["X-Psoxy-TargetPath: /v1.0/users"],
+        "/v1.0/users?$top=1",
+    )
+    .await;
+    pass(
+        &graph,
+        &veil,
+        "/v1.0/users?$top=1",
+        &["X-Psoxy-TargetQuery: "],
+        "/v1.0/users",
+    )
+    .await;
+    // Refused exactly as the same target on the request line; nothing forwarded.
+    let before = graph.count();
+    for (headers, status) in [
+        (&["X-Psoxy-TargetPath: /v1.0/users/../groups"][..], 400),
+        (&["X-Psoxy-TargetPath: /v1.0/users?$top=1"][..], 400),
+        (&["X-Psoxy-TargetPath: v1.0/users"][..], 400),
+        (&["X-Psoxy-TargetQuery: ?$top=1"][..], 400),
+        (&["X-Psoxy-TargetPath: /v1.0/me/messages"][..], 403),
+        (&["X-Psoxy-TargetQuery: $select=mobilePhone"][..], 403),
+    ] {
+        let resp = send_raw(&veil.addr(), &get_request("/v1.0/users", headers)).await;
+        assert_eq!(resp.status, status, "{headers:?}: {}", resp.text());
+    }
+    assert_eq!(graph.count(), before, "a refused target reached Graph");
+}
+
+#[tokio::test]
 async fn sent_items_date_window_as_psoxy_clients_encode_it() {
     let (graph, veil) = start_pair("outlook-mail").await;
     let tokens = user_tokens(&veil, "outlook-mail").await;

@@ -5,7 +5,9 @@
 //! and the AWS Lambda runtime) only adapt their requests to it. A request
 //! passes these phases, in order, each in its own function below:
 //!
-//! 1. **normalize** the request target and headers ([`normalize`]);
+//! 1. **normalize** the request target and headers ([`normalize`]); a
+//!    target named by Psoxy's `X-Psoxy-TargetPath` / `X-Psoxy-TargetQuery`
+//!    headers replaces the request line's and passes the same checks;
 //! 2. the caller **IP allowlist** (it applies to the health check too);
 //! 3. **health** check, answered here ([`health`]): `{"status"}` only,
 //!    unless the caller authenticates (then the details);
@@ -143,6 +145,8 @@ struct Outcome {
     error: Option<(Phase, &'static str)>,
     /// The caller passed authentication (Veil's headers may be shown).
     authenticated: bool,
+    /// The target came from `X-Psoxy-TargetPath` / `X-Psoxy-TargetQuery`.
+    target_from_headers: bool,
 }
 
 impl Proxy {
@@ -254,6 +258,17 @@ impl Proxy {
     ) -> Result<Response<Bytes>, ProxyError> {
         // 1. normalize
         let target = self.normalize(req, ctx)?;
+        let target = match normalize::target_from_headers(
+            req.headers(),
+            &target,
+            &self.inner.config.limits,
+        )? {
+            Some(named) => {
+                out.target_from_headers = true;
+                named
+            }
+            None => target,
+        };
         // 2. IP allowlist
         self.check_ip(ctx)?;
         // 3. health
@@ -548,6 +563,7 @@ impl Proxy {
             bytes_in = out.bytes_in,
             bytes_out = resp.body().len(),
             transform_changes = ?changes,
+            target_source = if out.target_from_headers { "x-psoxy-target-headers" } else { "request-line" },
             error_phase = out.error.map(|e| e.0.as_str()).unwrap_or("-"),
             error_code = out.error.map(|e| e.1).unwrap_or("-"),
         );

@@ -199,6 +199,100 @@ pub fn normalize_raw_target(raw: &[u8], limits: &Limits) -> Result<Target, Proxy
     Ok(Target { path, query })
 }
 
+/// Psoxy's control header naming the request path in place of the request
+/// line's (for fronting layers that rewrite or constrain the URL).
+pub const TARGET_PATH_HEADER: &str = "x-psoxy-targetpath";
+/// Psoxy's control header naming the raw query (no leading `?`; empty: no
+/// query) in place of the request line's.
+pub const TARGET_QUERY_HEADER: &str = "x-psoxy-targetquery";
+/// Longest value of either target header, in bytes (as Psoxy: 4 KiB).
+pub const MAX_TARGET_HEADER: usize = 4096;
+
+/// The target named by Psoxy's `X-Psoxy-TargetPath` / `X-Psoxy-TargetQuery`
+/// headers, or `None` when the request has neither.
+///
+/// A present `X-Psoxy-TargetPath` replaces the request line's path, a
+/// present `X-Psoxy-TargetQuery` its query (an empty value: no query); a
+/// part without its header keeps the request line's. Each value must be
+/// one header field of at most [`MAX_TARGET_HEADER`] bytes of printable
+/// ASCII without whitespace or `#`; the path must start with `/` and hold
+/// no `?`, the query must not start with `?` (400 otherwise, naming the
+/// header). The combined target then passes exactly the checks of a
+/// request-line target ([`normalize_raw_target`]): the headers are another
+/// way to write the target, never a way around its policy.
+pub fn target_from_headers(
+    headers: &http::HeaderMap,
+    request_line: &Target,
+    limits: &Limits,
+) -> Result<Option<Target>, ProxyError> {
+    let path = target_header(headers, TARGET_PATH_HEADER, "X-Psoxy-TargetPath")?;
+    let query = target_header(headers, TARGET_QUERY_HEADER, "X-Psoxy-TargetQuery")?;
+    if path.is_none() && query.is_none() {
+        return Ok(None);
+    }
+    if let Some(p) = path {
+        if !p.starts_with('/') {
+            return Err(bad("X-Psoxy-TargetPath must start with '/'"));
+        }
+        if p.contains('?') {
+            return Err(bad(
+                "X-Psoxy-TargetPath must not contain '?': send the query in X-Psoxy-TargetQuery",
+            ));
+        }
+    }
+    if query.is_some_and(|q| q.starts_with('?')) {
+        return Err(bad(
+            "X-Psoxy-TargetQuery is the query without its leading '?'",
+        ));
+    }
+    let path = path.unwrap_or(&request_line.path);
+    let query = match query {
+        Some(q) => (!q.is_empty()).then_some(q),
+        None => request_line.query.as_deref(),
+    };
+    let raw = match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    normalize_raw_target(raw.as_bytes(), limits).map(Some)
+}
+
+/// One target header's value: absent, or one field of printable ASCII
+/// without whitespace or `#`, at most [`MAX_TARGET_HEADER`] bytes.
+fn target_header<'a>(
+    headers: &'a http::HeaderMap,
+    name: &'static str,
+    display: &str,
+) -> Result<Option<&'a str>, ProxyError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(bad(format!("{display} appears more than once")));
+    }
+    if value.len() > MAX_TARGET_HEADER {
+        return Err(bad(format!(
+            "{display} is longer than the limit of {MAX_TARGET_HEADER} bytes"
+        )));
+    }
+    let bytes = value.as_bytes();
+    if let Some(&b) = bytes
+        .iter()
+        .find(|&&b| !(0x21..=0x7e).contains(&b) || b == b'#')
+    {
+        let what = match b {
+            b'#' => "a fragment ('#')",
+            b' ' | b'\t' => "whitespace",
+            0x00..=0x1f | 0x7f => "a control character",
+            _ => "a byte that is not printable ASCII",
+        };
+        return Err(bad(format!("{display} contains {what}")));
+    }
+    // Printable ASCII, so valid UTF-8.
+    Ok(std::str::from_utf8(bytes).ok())
+}
+
 /// Checks header count/sizes and refuses CR/LF/NUL/control chars in values; refuses
 /// `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override` headers (method
 /// overrides are never honoured).
@@ -515,6 +609,106 @@ mod tests {
 
     fn raw(target: &str) -> Result<Target, ProxyError> {
         normalize_raw_target(target.as_bytes(), &Limits::default())
+    }
+
+    fn with_target_headers(path: Option<&str>, query: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(p) = path {
+            h.insert(
+                TARGET_PATH_HEADER,
+                HeaderValue::from_bytes(p.as_bytes()).unwrap(),
+            );
+        }
+        if let Some(q) = query {
+            h.insert(
+                TARGET_QUERY_HEADER,
+                HeaderValue::from_bytes(q.as_bytes()).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn named(
+        path: Option<&str>,
+        query: Option<&str>,
+        line: &str,
+    ) -> Result<Option<Target>, ProxyError> {
+        target_from_headers(
+            &with_target_headers(path, query),
+            &raw(line).unwrap(),
+            &Limits::default(),
+        )
+    }
+
+    #[test]
+    fn target_headers_replace_the_request_lines_parts() {
+        let t = |path: &str, query: Option<&str>| Target {
+            path: path.into(),
+            query: query.map(String::from),
+        };
+        assert_eq!(named(None, None, "/a?x=1").unwrap(), None);
+        assert_eq!(
+            named(Some("/v1.0/users"), None, "/ignored?$top=5").unwrap(),
+            Some(t("/v1.0/users", Some("$top=5")))
+        );
+        assert_eq!(
+            named(Some("/v1.0/users"), Some("$top=1"), "/x?$top=5").unwrap(),
+            Some(t("/v1.0/users", Some("$top=1")))
+        );
+        assert_eq!(
+            named(
+                None,
+                Some("$filter=startswith(displayName,'a')"),
+                "/v1.0/users?$top=5"
+            )
+            .unwrap(),
+            Some(t(
+                "/v1.0/users",
+                Some("$filter=startswith(displayName,'a')")
+            ))
+        );
+        // An empty query header means: no query.
+        assert_eq!(
+            named(Some("/v1.0/users"), Some(""), "/x?$top=5").unwrap(),
+            Some(t("/v1.0/users", None))
+        );
+    }
+
+    #[test]
+    fn target_headers_are_refused_when_malformed_or_hostile() {
+        let refused = |path: Option<&str>, query: Option<&str>, why: &str| {
+            let e = named(path, query, "/x").expect_err(why);
+            assert_eq!(e.kind, ErrorKind::BadRequest, "{why}");
+            assert_eq!(e.phase, Phase::Normalize, "{why}");
+        };
+        refused(Some("v1.0/users"), None, "no leading slash");
+        refused(Some("/v1.0/users?$top=1"), None, "query in the path header");
+        refused(None, Some("?$top=1"), "leading '?'");
+        refused(Some("/v1.0/users#x"), None, "fragment");
+        refused(None, Some("$top=1#x"), "fragment in the query");
+        refused(Some("/v1.0/users/a b"), None, "space");
+        refused(Some("/v1.0/users/a\tb"), None, "tab");
+        refused(Some("/v1.0/users/\u{e9}"), None, "non-ASCII");
+        refused(
+            Some(&format!("/{}", "a".repeat(MAX_TARGET_HEADER))),
+            None,
+            "too long",
+        );
+        // The combined target passes the request line's policy.
+        refused(Some("/v1.0/users/../groups"), None, "dot segment");
+        refused(
+            Some("/v1.0/users/%2e%2e/groups"),
+            None,
+            "encoded dot segment",
+        );
+        refused(Some("/v1.0//users"), None, "empty segment");
+        refused(Some("/v1.0/users%2Fx"), None, "encoded slash");
+        refused(None, Some("$filter=%252e%252e"), "double encoding");
+        refused(Some("/a\\b"), None, "backslash");
+        let mut twice = with_target_headers(Some("/a"), None);
+        twice.append(TARGET_PATH_HEADER, HeaderValue::from_static("/b"));
+        let e = target_from_headers(&twice, &raw("/x").unwrap(), &Limits::default()).unwrap_err();
+        assert!(e.message.contains("more than once"), "{}", e.message);
     }
 
     /// Every hostile target, with the kind of refusal it must get.
