@@ -356,13 +356,19 @@ pub fn build(parts: Parts) -> anyhow::Result<Proxy> {
     let scheme = format!("{:?}", parts.pseudonym.scheme).to_lowercase();
     let salt_fingerprint = parts.pseudonym.salt.fingerprint();
     let mut problems = Vec::new();
+    let mut missing_settings = Vec::new();
     if parts.pseudonym.encryption_keys.is_empty() {
+        missing_settings.push(config::ENV_ENCRYPTION_KEY.to_string());
         problems.push(format!(
             "no encryption key: reversible `p~` tokens cannot be made or read (set {})",
             config::ENV_ENCRYPTION_KEY
         ));
     }
     let pseudonymizer = Pseudonymizer::new(parts.pseudonym).map_err(|e| anyhow!("{e}"))?;
+    let configured_host = reqwest::Url::parse(&parts.upstream.base_url)
+        .ok()
+        .and_then(|u| u.host_str().map(String::from))
+        .unwrap_or_default();
     let upstream = Upstream::new(parts.upstream).map_err(|e| anyhow!(e))?;
     let ip_allowlist = list(var(ENV_CALLER_IP_ALLOWLIST))
         .iter()
@@ -378,6 +384,8 @@ pub fn build(parts: Parts) -> anyhow::Result<Proxy> {
         salt_fingerprint,
         key_ids,
         scheme,
+        configured_host,
+        missing_settings,
         problems,
         warnings: parts
             .rules

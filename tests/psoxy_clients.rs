@@ -535,3 +535,54 @@ fn shipped_variants_are_generated_from_the_default_rules() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn psoxy_health_check_answers_with_psoxy_fields_and_statuses() {
+    let (graph, veil) = start_pair("outlook-mail").await;
+    let ask = |veil: &Veil| {
+        client()
+            .get(veil.url("/"))
+            .header("X-Psoxy-Health-Check", "true")
+            .send()
+    };
+    let resp = ask(&veil).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let sha = resp.headers()["x-veil-rules-sha256"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let h: Value = resp.json().await.unwrap();
+    assert_eq!(h["configuredSource"], "outlook-mail", "{h}");
+    assert_eq!(h["configuredHost"], "127.0.0.1", "{h}");
+    assert_eq!(h["nonDefaultSalt"], true, "{h}");
+    assert_eq!(h["missingConfigProperties"], serde_json::json!([]), "{h}");
+    assert_eq!(h["rules"], sha.as_str(), "Psoxy's `rules` is the hash: {h}");
+    assert_eq!(h["version"], env!("CARGO_PKG_VERSION"), "{h}");
+    assert_eq!(h["callerIp"], "127.0.0.1", "{h}");
+    assert!(h["pseudonymizeAppIds"].is_null(), "{h}");
+    let warnings = h["warningMessages"].as_array().expect("warningMessages");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("--allow-unauthenticated")),
+        "{h}"
+    );
+    assert!(!h.to_string().contains(SALT) && !h.to_string().contains(KEY));
+    // Misconfigured (no encryption key): 412 and the missing setting named;
+    // Veil's own /healthz keeps its 503.
+    let bare = VeilConfig::new("outlook-mail", &graph.url())
+        .unset("VEIL_ENCRYPTION_KEY")
+        .start()
+        .await;
+    let resp = ask(&bare).await.unwrap();
+    assert_eq!(resp.status(), 412);
+    let h: Value = resp.json().await.unwrap();
+    assert_eq!(
+        h["missingConfigProperties"],
+        serde_json::json!(["VEIL_ENCRYPTION_KEY"]),
+        "{h}"
+    );
+    let resp = client().get(bare.url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(graph.count(), 0, "a health check never calls Graph");
+}

@@ -10,6 +10,11 @@
 //!   where anyone may read through Veil anyway) gets the details: what is
 //!   configured — fingerprints, never secrets — every configuration
 //!   problem, and the Graph token's state.
+//! - A request with `X-Psoxy-Health-Check` from an authenticated caller
+//!   gets the same report with Psoxy's field names added
+//!   ([`HealthInfo::to_psoxy_json`]) and Psoxy's statuses: 200 when ready,
+//!   412 when misconfigured, so a client's connection test written against
+//!   Psoxy passes unchanged.
 
 use serde_json::json;
 
@@ -29,6 +34,11 @@ pub struct HealthInfo {
     pub scheme: String,
     pub token_provider: String,
     pub caller_auth: String,
+    /// The upstream host (Psoxy's `configuredHost`).
+    pub configured_host: String,
+    /// Settings whose absence makes the deployment unhealthy, by their
+    /// variable names (Psoxy's `missingConfigProperties`).
+    pub missing_settings: Vec<String>,
     /// Problems that make the deployment unhealthy.
     pub problems: Vec<String>,
     /// Things an operator must know (development token, no caller auth).
@@ -42,7 +52,60 @@ pub fn public_json(healthy: bool) -> serde_json::Value {
 
 impl HealthInfo {
     pub fn healthy(&self) -> bool {
-        self.problems.is_empty()
+        self.problems.is_empty() && self.missing_settings.is_empty()
+    }
+
+    /// The status of a Psoxy health check: 200 when ready, 412
+    /// (precondition failed) when misconfigured.
+    pub fn psoxy_status(&self) -> http::StatusCode {
+        if self.healthy() {
+            http::StatusCode::OK
+        } else {
+            http::StatusCode::PRECONDITION_FAILED
+        }
+    }
+
+    /// The report for an authenticated Psoxy health check: Veil's report
+    /// ([`Self::to_json`]) with Psoxy's field names added, so a client
+    /// written against Psoxy reads it unchanged. Psoxy's `rules` is the
+    /// rules' hash (a string), so Veil's `rules` object moves to
+    /// `rulesSource`/`rulesSha256`.
+    ///
+    /// - `configuredSource`: the connector; `configuredHost`: the upstream
+    ///   host;
+    /// - `nonDefaultSalt`: a salt is configured and is not a published or
+    ///   default value — always `true` in a running Veil, which refuses to
+    ///   start otherwise;
+    /// - `missingConfigProperties`: the missing settings' variable names;
+    /// - `pseudonymImplementation`: the pseudonym scheme;
+    /// - `pseudonymizeAppIds`: `null` — Veil has no such switch, the rules
+    ///   say what happens to application ids;
+    /// - `warningMessages`: the problems, then the warnings;
+    /// - `callerIp`: the caller's address as Veil saw it.
+    pub fn to_psoxy_json(
+        &self,
+        caller_ip: Option<std::net::IpAddr>,
+        graph_token: serde_json::Value,
+    ) -> serde_json::Value {
+        let mut report = self.to_json();
+        report["graphToken"] = graph_token;
+        let fields = json!({
+            "configuredSource": self.connector,
+            "configuredHost": self.configured_host,
+            "nonDefaultSalt": !self.salt_fingerprint.is_empty(),
+            "missingConfigProperties": self.missing_settings,
+            "pseudonymImplementation": self.scheme,
+            "pseudonymizeAppIds": null,
+            "rules": self.rules_sha256,
+            "rulesSource": self.rules_source,
+            "rulesSha256": self.rules_sha256,
+            "warningMessages": self.problems.iter().chain(&self.warnings).collect::<Vec<_>>(),
+            "callerIp": caller_ip.map(|ip| ip.to_string()),
+        });
+        if let (Some(out), serde_json::Value::Object(add)) = (report.as_object_mut(), fields) {
+            out.extend(add);
+        }
+        report
     }
 
     pub fn to_json(&self) -> serde_json::Value {

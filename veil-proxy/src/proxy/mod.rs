@@ -400,7 +400,8 @@ impl Proxy {
         ctx: &RequestContext,
         target: &Target,
     ) -> Option<Response<Bytes>> {
-        let asked = req.headers().contains_key(health::PSOXY_HEALTH_HEADER)
+        let psoxy = req.headers().contains_key(health::PSOXY_HEALTH_HEADER);
+        let asked = psoxy
             || (target.path == health::HEALTH_PATH
                 && matches!(*req.method(), Method::GET | Method::HEAD));
         if !asked {
@@ -417,11 +418,20 @@ impl Proxy {
             let body = Bytes::from(health::public_json(h.healthy()).to_string());
             return Some(respond::json_response(status, body, Vec::new(), false));
         }
-        let mut report = h.to_json();
         let tokens = &self.inner.tokens;
-        report["graphToken"] = tokens
+        let graph_token = tokens
             .status()
             .to_json(tokens.kind(), tokens.development_only());
+        let (status, report) = if psoxy {
+            (
+                h.psoxy_status(),
+                h.to_psoxy_json(ctx.remote_ip, graph_token),
+            )
+        } else {
+            let mut report = h.to_json();
+            report["graphToken"] = graph_token;
+            (status, report)
+        };
         let body = Bytes::from(serde_json::to_vec_pretty(&report).unwrap_or_default());
         Some(respond::json_response(
             status,
