@@ -250,6 +250,7 @@ async fn run() {
     // Let the clients' connections close and Veil settle.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (fds_after, rss_end) = process_usage(pid);
+    let upstream_idle = sockets_to(pid, graph.addr.port());
 
     let ok = tally.ok.load(Ordering::Relaxed);
     let errors = tally.errors.lock().unwrap().clone();
@@ -284,7 +285,9 @@ async fn run() {
         peak_rss as f64 / 1024.0,
         rss_end as f64 / 1024.0
     );
-    println!("  Veil descriptors  before {fds_before}, after {fds_after}");
+    println!(
+        "  Veil descriptors  before {fds_before}, after {fds_after} ({upstream_idle} of them idle keep-alive connections to Graph, closed by the upstream pool's 90 s idle timeout)"
+    );
     let series = series.lock().unwrap().clone();
     println!(
         "  during the run    {}",
@@ -304,4 +307,39 @@ async fn run() {
         println!("    {w}");
     }
     drop(veil);
+}
+
+/// How many of `pid`'s descriptors are TCP connections to local `port`
+/// (the upstream pool's idle connections to the Graph mock), read from
+/// `/proc`: a socket descriptor's inode matched against `/proc/PID/net/tcp*`.
+fn sockets_to(pid: u32, port: u16) -> usize {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|l| {
+            l.to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')
+                .map(String::from)
+        })
+        .collect();
+    let port_hex = format!(":{port:04X}");
+    ["tcp", "tcp6"]
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(format!("/proc/{pid}/net/{t}")).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let cols: Vec<&str> = line.split_whitespace().collect();
+                    // local, remote, ..., inode (10th column)
+                    (cols.len() > 9 && cols[2].ends_with(&port_hex) && inodes.contains(cols[9]))
+                        .then_some(())
+                })
+                .collect::<Vec<_>>()
+        })
+        .count()
 }
