@@ -883,6 +883,31 @@ class Gen:
                                        next_link=f"{GRAPH}/users/{uid}/events/{eid}/instances?{q}&$top=2&$skip=2")))
         return out
 
+    def outlook_contacts(self) -> list:
+        out = []
+        uid = self.person_in_url("outlook-contacts/contacts")
+        out.append(Sample("contacts.json", "/v1.0/users/{userId}/contacts", "microsoft.graph.contact (collection)",
+                          f"{GRAPH}/users/{uid}/contacts?$top=1", "contacts, every property",
+                          self.listing([("contact", {})], f"{GRAPH}/$metadata#users('{uid}')/contacts",
+                                       next_link=f"{GRAPH}/users/{uid}/contacts?$top=1&$skip=1")))
+        uid = self.person_in_url("outlook-contacts/contact-folders")
+        out.append(Sample("contact-folders.json", "/v1.0/users/{userId}/contactFolders",
+                          "microsoft.graph.contactFolder (collection)", f"{GRAPH}/users/{uid}/contactFolders?$top=1",
+                          "contact folders, every property",
+                          self.listing([("contact_folder", {})], f"{GRAPH}/$metadata#users('{uid}')/contactFolders",
+                                       next_link=f"{GRAPH}/users/{uid}/contactFolders?$top=1&$skip=1")))
+        uid = self.person_in_url("outlook-contacts/folder-contacts")
+        fid = "AAMkAD" + opaque("contact-folder")[:40] + "AAA="
+        out.append(Sample("folder-contacts.json", "/v1.0/users/{userId}/contactFolders/{contactFolderId}/contacts",
+                          "microsoft.graph.contact (collection)",
+                          f"{GRAPH}/users/{uid}/contactFolders/{fid}/contacts?$top=1",
+                          "contacts of one folder, every property",
+                          self.listing([("contact", {})],
+                                       f"{GRAPH}/$metadata#users('{uid}')/contactFolders('{fid}')/contacts",
+                                       next_link=f"{GRAPH}/users/{uid}/contactFolders/{fid}/contacts?$top=1&$skip=1")))
+        out += self.directory("outlook-contacts", {"users", "user"})
+        return out
+
     def msft_teams(self) -> list:
         out = []
         tid = guid("team:msft-teams")
@@ -1095,8 +1120,11 @@ class Gen:
 
 # Connector, its method in Gen, and the first marker number of its range.
 CONNECTORS = [("entra-id", "entra_id", 10000), ("outlook-mail", "outlook_mail", 20000),
-              ("outlook-cal", "outlook_cal", 30000), ("msft-teams", "msft_teams", 50000)]
+              ("outlook-cal", "outlook_cal", 30000), ("msft-teams", "msft_teams", 50000),
+              ("outlook-contacts", "outlook_contacts", 70000)]
 MARKER_RANGE = 20000
+# Connectors whose range is smaller than MARKER_RANGE (so the five-digit markers last).
+MARKER_RANGES = {"outlook-contacts": 5000}
 
 
 def strings_at(doc, path_prefix="$"):
@@ -1156,7 +1184,8 @@ def main(argv=None) -> int:
         planter.start(base)
         gen.B.seq = gen.B.rot = 0
         samples = getattr(gen, fn)()
-        if planter.n >= base + MARKER_RANGE or (base + MARKER_RANGE) > 99999:
+        size = MARKER_RANGES.get(conn, MARKER_RANGE)
+        if planter.n >= base + size or (base + size) > 99999:
             problems.append(f"{conn}: markers overflow their range (raise the bases in CONNECTORS)")
         d = os.path.join(args.out, conn, "all-properties")
         os.makedirs(d, exist_ok=True)

@@ -5,7 +5,13 @@ use super::RuleSet;
 use crate::error::RuleError;
 
 /// The connectors Veil ships rules for.
-pub const CONNECTORS: &[&str] = &["entra-id", "outlook-mail", "outlook-cal", "msft-teams"];
+pub const CONNECTORS: &[&str] = &[
+    "entra-id",
+    "outlook-mail",
+    "outlook-cal",
+    "msft-teams",
+    "outlook-contacts",
+];
 
 /// The rule variants: Graph ids as `p~` tokens (`default`) or in clear
 /// (`clear-ids`); `no-groups` and `clear-ids-no-groups` are the same
@@ -31,6 +37,10 @@ pub fn text(connector: &str, variant: &str) -> Option<&'static str> {
         }
         ("msft-teams", "default") => include_str!("../../../rules/msft-teams.yaml"),
         ("msft-teams", "clear-ids") => include_str!("../../../rules/msft-teams.clear-ids.yaml"),
+        ("outlook-contacts", "default") => include_str!("../../../rules/outlook-contacts.yaml"),
+        ("outlook-contacts", "clear-ids") => {
+            include_str!("../../../rules/outlook-contacts.clear-ids.yaml")
+        }
         _ => return None,
     })
 }
@@ -56,7 +66,9 @@ mod tests {
             for v in super::VARIANTS {
                 if super::text(c, v).is_none() {
                     // Only the mail and calendar connectors ship without groups.
-                    assert!(v.ends_with("no-groups") && !c.starts_with("outlook-"));
+                    assert!(
+                        v.ends_with("no-groups") && !["outlook-mail", "outlook-cal"].contains(c)
+                    );
                     assert!(super::load(c, v).is_err());
                     continue;
                 }
