@@ -23,7 +23,7 @@ use veil_proxy::token::entra::{self, EntraExchange};
 use veil_proxy::token::{aws_cognito, aws_sts, file, gcp};
 use veil_proxy::token::{HostIdentity, StaticToken, TokenProvider, ENV_UPSTREAM_TOKEN};
 
-/// The connector to serve (`entra-id`, `outlook-mail`, `outlook-cal`, `msft-teams`).
+/// The connector to serve (`entra-id`, `outlook-mail`, `outlook-cal`, `msft-teams`, `outlook-contacts`).
 pub const ENV_CONNECTOR: &str = "VEIL_CONNECTOR";
 /// A rule file to use instead of the shipped one.
 pub const ENV_RULES: &str = "VEIL_RULES";

@@ -23,6 +23,7 @@ fn demo_plays_every_connector_and_leaks_nothing() {
         "calendar view",
         "Teams chats",
         "groups",
+        "Outlook contacts",
     ] {
         assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
     }
@@ -33,6 +34,11 @@ fn demo_plays_every_connector_and_leaks_nothing() {
         "Moreau",
         "Núñez",
         "Ångström",
+        "Hannah",
+        "Becker",
+        "Carvalho",
+        "Rosewood",
+        "+44 20",
         "@contoso.example\",",
     ] {
         let leaked = text.lines().any(|l| l.contains(name) && !l.contains("t~"));

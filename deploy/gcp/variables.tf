@@ -12,8 +12,8 @@ variable "connector" {
   description = "The connector this service serves (one service per connector)."
   type        = string
   validation {
-    condition     = contains(["entra-id", "outlook-mail", "outlook-cal", "msft-teams"], var.connector)
-    error_message = "connector must be one of entra-id, outlook-mail, outlook-cal, msft-teams."
+    condition     = contains(["entra-id", "outlook-mail", "outlook-cal", "msft-teams", "outlook-contacts"], var.connector)
+    error_message = "connector must be one of entra-id, outlook-mail, outlook-cal, msft-teams, outlook-contacts."
   }
 }
 
