@@ -32,7 +32,7 @@ RAW_ID = {
 }
 # Connectors that read groups only to resolve mailing lists among recipients
 # or attendees, and so can do without them.
-NO_GROUPS = ["outlook-mail", "outlook-cal"]
+NO_GROUPS = ["outlook-mail", "outlook-cal", "outlook-mail-received"]
 GENERATED = (".clear-ids.yaml", ".no-groups.yaml", ".clear-ids-no-groups.yaml")
 
 

@@ -37,6 +37,7 @@ const CONNECTORS: &[&str] = &[
     "outlook-cal",
     "msft-teams",
     "outlook-contacts",
+    "outlook-mail-received",
 ];
 
 /// Rule variants: name and rule-file suffix.

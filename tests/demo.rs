@@ -24,6 +24,7 @@ fn demo_plays_every_connector_and_leaks_nothing() {
         "Teams chats",
         "groups",
         "Outlook contacts",
+        "received mail",
     ] {
         assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
     }
@@ -37,6 +38,8 @@ fn demo_plays_every_connector_and_leaks_nothing() {
         "Hannah",
         "Becker",
         "Carvalho",
+        "counter-proposal",
+        "Wiśniewski",
         "Rosewood",
         "+44 20",
         "@contoso.example\",",

@@ -75,6 +75,7 @@ fn clear_ids_variants_differ_only_in_ids() {
         "outlook-cal",
         "msft-teams",
         "outlook-contacts",
+        "outlook-mail-received",
     ] {
         let d = RuleSet::from_file(Path::new(&format!("rules/{connector}.yaml"))).unwrap();
         let c =
@@ -226,6 +227,7 @@ fn each_person_has_one_pseudonym_string_across_connectors() {
         "outlook-cal",
         "msft-teams",
         "outlook-contacts",
+        "outlook-mail-received",
     ] {
         let dir = std::path::Path::new("example-api-responses")
             .join(connector)

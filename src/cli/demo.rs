@@ -224,6 +224,15 @@ async fn demo(a: Args) -> anyhow::Result<ExitCode> {
         .as_str()
         .context("no user id in the sample")?
         .to_string();
+    // outlook-mail-received: the same user's inbox (a connector of its own:
+    // outlook-mail refuses the inbox, as above).
+    call(
+        &client,
+        &base("outlook-mail-received"),
+        &format!("/v1.0/users/{owner}/mailFolders/Inbox/messages?$top=5"),
+        "received mail (subjects, bodies and names removed; senders pseudonymized with their domain kept)",
+    )
+    .await?;
     call(
         &client,
         &contacts,

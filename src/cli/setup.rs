@@ -88,7 +88,8 @@ pub enum Format {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The connector: entra-id, outlook-mail, outlook-cal, msft-teams or outlook-contacts.
+    /// The connector: entra-id, outlook-mail, outlook-cal, msft-teams, outlook-contacts or
+    /// outlook-mail-received.
     #[arg(long)]
     pub connector: String,
     /// The Directory (tenant) ID of the Microsoft 365 tenant (a GUID).

@@ -94,6 +94,18 @@ pub fn for_connector(connector: &str, now: SystemTime) -> Vec<Probe> {
             "/v1.0/users/{user}/mailFolders/SentItems/messages?$top=1&$select=id",
             MAILBOX_SCOPING,
         )),
+        "outlook-mail-received" => {
+            probes.push(Probe::new(
+                "the mailbox's sent items",
+                "/v1.0/users/{user}/mailFolders/SentItems/messages?$top=1&$select=id",
+                MAILBOX_SCOPING,
+            ));
+            probes.push(Probe::new(
+                "the mailbox's inbox",
+                "/v1.0/users/{user}/mailFolders/Inbox/messages?$top=1&$select=id",
+                MAILBOX_SCOPING,
+            ));
+        }
         "outlook-contacts" => probes.push(Probe::new(
             "the mailbox's contacts",
             "/v1.0/users/{user}/contacts?$top=1&$select=id",
@@ -261,6 +273,7 @@ mod tests {
             "outlook-cal",
             "msft-teams",
             "outlook-contacts",
+            "outlook-mail-received",
         ] {
             let p = for_connector(c, SystemTime::now());
             assert_eq!(p[0].name, "list one user");

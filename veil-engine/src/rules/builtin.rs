@@ -11,6 +11,7 @@ pub const CONNECTORS: &[&str] = &[
     "outlook-cal",
     "msft-teams",
     "outlook-contacts",
+    "outlook-mail-received",
 ];
 
 /// The rule variants: Graph ids as `p~` tokens (`default`) or in clear
@@ -40,6 +41,18 @@ pub fn text(connector: &str, variant: &str) -> Option<&'static str> {
         ("outlook-contacts", "default") => include_str!("../../../rules/outlook-contacts.yaml"),
         ("outlook-contacts", "clear-ids") => {
             include_str!("../../../rules/outlook-contacts.clear-ids.yaml")
+        }
+        ("outlook-mail-received", "default") => {
+            include_str!("../../../rules/outlook-mail-received.yaml")
+        }
+        ("outlook-mail-received", "clear-ids") => {
+            include_str!("../../../rules/outlook-mail-received.clear-ids.yaml")
+        }
+        ("outlook-mail-received", "no-groups") => {
+            include_str!("../../../rules/outlook-mail-received.no-groups.yaml")
+        }
+        ("outlook-mail-received", "clear-ids-no-groups") => {
+            include_str!("../../../rules/outlook-mail-received.clear-ids-no-groups.yaml")
         }
         _ => return None,
     })
