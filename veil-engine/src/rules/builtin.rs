@@ -16,7 +16,8 @@ pub const CONNECTORS: &[&str] = &[
 
 /// The rule variants: Graph ids as `p~` tokens (`default`) or in clear
 /// (`clear-ids`); `no-groups` and `clear-ids-no-groups` are the same
-/// without any `/v1.0/groups` endpoint (outlook-mail and outlook-cal only).
+/// without any `/v1.0/groups` endpoint (outlook-mail, outlook-mail-received
+/// and outlook-cal only).
 pub const VARIANTS: &[&str] = &["default", "clear-ids", "no-groups", "clear-ids-no-groups"];
 
 /// The text of a shipped rule file.
