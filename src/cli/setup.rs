@@ -818,6 +818,14 @@ mod tests {
         assert!(!contacts.contains("Application Mail.ReadBasic"));
         assert!(!contacts.contains("Application Calendars.Read"));
         assert!(contacts.contains("Exchange Administrator"));
+        let received = Plan::new(&args("outlook-mail-received"))
+            .unwrap()
+            .render(Format::Text);
+        assert!(received.contains(
+            "-Role \"Application Mail.ReadBasic\" -CustomResourceScope \"Veil outlook-mail-received mailboxes\""
+        ), "{received}");
+        assert!(received.contains("-Role \"Application MailboxSettings.Read\""));
+        assert!(!received.contains("Application Mail.Read\""));
         for c in ["entra-id", "msft-teams"] {
             let t = Plan::new(&args(c)).unwrap().render(Format::Text);
             assert!(!t.contains("New-ManagementRoleAssignment"), "{c}");
