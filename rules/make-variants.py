@@ -32,7 +32,7 @@ RAW_ID = {
 }
 # Connectors that read groups only to resolve mailing lists among recipients
 # or attendees, and so can do without them.
-NO_GROUPS = ["outlook-mail", "outlook-cal"]
+NO_GROUPS = ["outlook-mail", "outlook-cal", "outlook-mail-received"]
 GENERATED = (".clear-ids.yaml", ".no-groups.yaml", ".clear-ids-no-groups.yaml")
 
 
@@ -81,7 +81,7 @@ def clear_ids(text: str) -> str:
             if any("skiptoken" in b for b in block if b.strip().startswith("regex:")):
                 out.extend(block)
             block = None
-        m = re.match(r"^(\s+)(userId|chatId|meetingId): \{ format: reversible-pseudonym \}\s*$", line)
+        m = re.match(r"^(\s+)(userId|chatId|meetingId): \{ format: reversible-pseudonym(?:, kind: [a-z]+)? \}\s*$", line)
         if m:
             line = f"{m.group(1)}{m.group(2)}: {{ pattern: {RAW_ID[m.group(2)]} }}\n"
         out.append(line)

@@ -23,12 +23,12 @@ use veil_proxy::token::entra::{self, EntraExchange};
 use veil_proxy::token::{aws_cognito, aws_sts, file, gcp};
 use veil_proxy::token::{HostIdentity, StaticToken, TokenProvider, ENV_UPSTREAM_TOKEN};
 
-/// The connector to serve (`entra-id`, `outlook-mail`, `outlook-cal`, `msft-teams`).
+/// The connector to serve (`entra-id`, `outlook-mail`, `outlook-cal`, `msft-teams`, `outlook-contacts`).
 pub const ENV_CONNECTOR: &str = "VEIL_CONNECTOR";
 /// A rule file to use instead of the shipped one.
 pub const ENV_RULES: &str = "VEIL_RULES";
-/// `default` (Graph ids as `p~` tokens), `clear-ids`, or (outlook-mail and
-/// outlook-cal) `no-groups` / `clear-ids-no-groups`.
+/// `default` (Graph ids as `p~` tokens), `clear-ids`, or (outlook-mail,
+/// outlook-mail-received and outlook-cal) `no-groups` / `clear-ids-no-groups`.
 pub const ENV_RULES_VARIANT: &str = "VEIL_RULES_VARIANT";
 /// Graph's base URL (default `https://graph.microsoft.com`).
 pub const ENV_UPSTREAM: &str = "VEIL_UPSTREAM";

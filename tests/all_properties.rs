@@ -31,7 +31,14 @@ use veil_engine::rules::RuleSet;
 use veil_engine::secret::Secret;
 
 /// The connectors with shipped rules and all-properties samples.
-const CONNECTORS: &[&str] = &["entra-id", "outlook-mail", "outlook-cal", "msft-teams"];
+const CONNECTORS: &[&str] = &[
+    "entra-id",
+    "outlook-mail",
+    "outlook-cal",
+    "msft-teams",
+    "outlook-contacts",
+    "outlook-mail-received",
+];
 
 /// Rule variants: name and rule-file suffix.
 const VARIANTS: &[(&str, &str)] = &[("default", ""), ("clear-ids", ".clear-ids")];

@@ -23,6 +23,8 @@ fn demo_plays_every_connector_and_leaks_nothing() {
         "calendar view",
         "Teams chats",
         "groups",
+        "Outlook contacts",
+        "received mail",
     ] {
         assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
     }
@@ -33,6 +35,13 @@ fn demo_plays_every_connector_and_leaks_nothing() {
         "Moreau",
         "Núñez",
         "Ångström",
+        "Hannah",
+        "Becker",
+        "Carvalho",
+        "counter-proposal",
+        "Wiśniewski",
+        "Rosewood",
+        "+44 20",
         "@contoso.example\",",
     ] {
         let leaked = text.lines().any(|l| l.contains(name) && !l.contains("t~"));

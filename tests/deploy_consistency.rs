@@ -22,7 +22,14 @@ use std::process::Command;
 use regex::Regex;
 use serde_yaml_ng::Value;
 
-const CONNECTORS: [&str; 4] = ["entra-id", "outlook-mail", "outlook-cal", "msft-teams"];
+const CONNECTORS: [&str; 6] = [
+    "entra-id",
+    "outlook-mail",
+    "outlook-cal",
+    "msft-teams",
+    "outlook-contacts",
+    "outlook-mail-received",
+];
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const CLIENT: &str = "1b3c5d7e-9f01-4a23-b456-789abcdef012";
 

@@ -69,7 +69,14 @@ fn committed_schema_is_the_generated_one() {
 /// tokenize; no `p~`-only parameters.
 #[test]
 fn clear_ids_variants_differ_only_in_ids() {
-    for connector in ["entra-id", "outlook-mail", "outlook-cal", "msft-teams"] {
+    for connector in [
+        "entra-id",
+        "outlook-mail",
+        "outlook-cal",
+        "msft-teams",
+        "outlook-contacts",
+        "outlook-mail-received",
+    ] {
         let d = RuleSet::from_file(Path::new(&format!("rules/{connector}.yaml"))).unwrap();
         let c =
             RuleSet::from_file(Path::new(&format!("rules/{connector}.clear-ids.yaml"))).unwrap();
@@ -214,7 +221,14 @@ fn each_person_has_one_pseudonym_string_across_connectors() {
     let mut seen: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
         Default::default();
     let mut files = 0;
-    for connector in ["entra-id", "outlook-mail", "outlook-cal", "msft-teams"] {
+    for connector in [
+        "entra-id",
+        "outlook-mail",
+        "outlook-cal",
+        "msft-teams",
+        "outlook-contacts",
+        "outlook-mail-received",
+    ] {
         let dir = std::path::Path::new("example-api-responses")
             .join(connector)
             .join("sanitized");

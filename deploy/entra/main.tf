@@ -20,7 +20,7 @@ locals {
   # scoped to some mailboxes (see `veil setup`; src/cli/setup.rs
   # EXCHANGE_ROLES is the same list). Calendars.ReadBasic.All has no
   # Exchange RBAC role, so it could only be consented tenant-wide.
-  exchange_permissions = ["Mail.ReadBasic.All", "Mail.Read", "MailboxSettings.Read", "Calendars.Read"]
+  exchange_permissions = ["Mail.ReadBasic.All", "Mail.Read", "MailboxSettings.Read", "Calendars.Read", "Contacts.Read"]
 
   requested = {
     for c in var.connectors : c => [

@@ -11,8 +11,8 @@ variable "connectors" {
   description = "The connectors to register (one app registration each)."
   type        = set(string)
   validation {
-    condition     = length(setsubtract(var.connectors, ["entra-id", "outlook-mail", "outlook-cal", "msft-teams"])) == 0
-    error_message = "connectors: each must be one of entra-id, outlook-mail, outlook-cal, msft-teams."
+    condition     = length(setsubtract(var.connectors, ["entra-id", "outlook-mail", "outlook-cal", "msft-teams", "outlook-contacts", "outlook-mail-received"])) == 0
+    error_message = "connectors: each must be one of entra-id, outlook-mail, outlook-cal, msft-teams, outlook-contacts, outlook-mail-received."
   }
 }
 

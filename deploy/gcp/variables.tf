@@ -12,18 +12,18 @@ variable "connector" {
   description = "The connector this service serves (one service per connector)."
   type        = string
   validation {
-    condition     = contains(["entra-id", "outlook-mail", "outlook-cal", "msft-teams"], var.connector)
-    error_message = "connector must be one of entra-id, outlook-mail, outlook-cal, msft-teams."
+    condition     = contains(["entra-id", "outlook-mail", "outlook-cal", "msft-teams", "outlook-contacts", "outlook-mail-received"], var.connector)
+    error_message = "connector must be one of entra-id, outlook-mail, outlook-cal, msft-teams, outlook-contacts, outlook-mail-received."
   }
 }
 
 variable "rules_variant" {
-  description = "default (Graph ids of people as reversible p~ tokens), clear-ids, or for outlook-mail and outlook-cal no-groups / clear-ids-no-groups."
+  description = "default (Graph ids of people as reversible p~ tokens), clear-ids, or for outlook-mail, outlook-mail-received and outlook-cal no-groups / clear-ids-no-groups."
   type        = string
   default     = "default"
   validation {
     condition     = contains(["default", "clear-ids", "no-groups", "clear-ids-no-groups"], var.rules_variant)
-    error_message = "rules_variant must be default, clear-ids, no-groups or clear-ids-no-groups (the last two for outlook-mail and outlook-cal only)."
+    error_message = "rules_variant must be default, clear-ids, no-groups or clear-ids-no-groups (the last two for outlook-mail, outlook-mail-received and outlook-cal only)."
   }
 }
 

@@ -816,29 +816,46 @@ class Gen:
         return self.directory("entra-id", {"users", "user", "manager", "groups", "group", "members", "transitiveMembers"})
 
     def outlook_mail(self) -> list:
+        sent = "one sent item of every message type, every property"
+        return self.mail("outlook-mail", [
+            ("sent-messages.json", "mailFolders/SentItems", "mailFolders('SentItems')/", sent),
+            ("sent-messages-paren.json", "mailFolders('SentItems')", "mailFolders('SentItems')/", sent)])
+
+    def outlook_mail_received(self) -> list:
+        sent = "one sent item of every message type, every property"
+        received = "one received item of every message type, every property"
+        return self.mail("outlook-mail-received", [
+            ("sent-messages.json", "mailFolders/SentItems", "mailFolders('SentItems')/", sent),
+            ("sent-messages-paren.json", "mailFolders('SentItems')", "mailFolders('SentItems')/", sent),
+            ("inbox-messages.json", "mailFolders/Inbox", "mailFolders('Inbox')/", received),
+            ("inbox-messages-paren.json", "mailFolders('Inbox')", "mailFolders('Inbox')/", received),
+            ("messages.json", "", "", "one message of every message type in any folder, every property")])
+
+    def mail(self, conn: str, listings: list) -> list:
+        """Message listings (file, path segments before `/messages` ("" = every folder), the same in the
+        context URL, description), one message of each type, the mailbox settings and the directory."""
         out = []
-        for file, folder in (("sent-messages.json", "SentItems"), ("sent-messages-paren.json", "('SentItems')")):
-            uid = self.person_in_url(f"outlook-mail/{file}")
-            seg = f"mailFolders/{folder}" if folder == "SentItems" else f"mailFolders{folder}"
-            out.append(Sample(file, f"/v1.0/users/{{userId}}/{seg}/messages",
+        for file, seg, ctx, description in listings:
+            uid = self.person_in_url(f"{conn}/{file}")
+            path = f"/{seg}/messages" if seg else "/messages"
+            out.append(Sample(file, f"/v1.0/users/{{userId}}{path}",
                               "microsoft.graph.message, calendarSharingMessage, eventMessage, eventMessageRequest, "
                               "eventMessageResponse (collection)",
-                              f"{GRAPH}/users/{uid}/{seg}/messages?$top=5",
-                              "one sent item of every message type, every property",
+                              f"{GRAPH}/users/{uid}{path}?$top=5", description,
                               self.listing([(k, {}) for k in MESSAGE_TYPES],
-                                           f"{GRAPH}/$metadata#users('{uid}')/mailFolders('SentItems')/messages",
-                                           next_link=f"{GRAPH}/users/{uid}/{seg}/messages?$top=5&$skip=5",
+                                           f"{GRAPH}/$metadata#users('{uid}')/{ctx}messages",
+                                           next_link=f"{GRAPH}/users/{uid}{path}?$top=5&$skip=5",
                                            odata_type=True)))
         for k in MESSAGE_TYPES:
-            uid = self.person_in_url(f"outlook-mail/message/{k}")
+            uid = self.person_in_url(f"{conn}/message/{k}")
             mid = "AAMkAD" + opaque(f"msg:{k}")[:40] + "AAA="
             file = "message.json" if k == "message" else f"message-{k.replace('_', '-')}.json"
             out.append(Sample(file, "/v1.0/users/{userId}/messages/{messageId}", self.M[k]["odata"].lstrip("#"),
                               f"{GRAPH}/users/{uid}/messages/{mid}", f"one {self.M[k]['odata'][17:]}, every property",
                               self.single(k, f"{GRAPH}/$metadata#users('{uid}')/messages/$entity",
                                           odata_type=True)))
-        out.append(self.mailbox_settings("outlook-mail"))
-        out += self.directory("outlook-mail", {"users", "user", "groups", "members", "group"})
+        out.append(self.mailbox_settings(conn))
+        out += self.directory(conn, {"users", "user", "groups", "members", "group"})
         return out
 
     def outlook_cal(self) -> list:
@@ -881,6 +898,31 @@ class Gen:
                           self.listing([("event", {}), ("event", {})],
                                        f"{GRAPH}/$metadata#users('{uid}')/events('{eid}')/instances",
                                        next_link=f"{GRAPH}/users/{uid}/events/{eid}/instances?{q}&$top=2&$skip=2")))
+        return out
+
+    def outlook_contacts(self) -> list:
+        out = []
+        uid = self.person_in_url("outlook-contacts/contacts")
+        out.append(Sample("contacts.json", "/v1.0/users/{userId}/contacts", "microsoft.graph.contact (collection)",
+                          f"{GRAPH}/users/{uid}/contacts?$top=1", "contacts, every property",
+                          self.listing([("contact", {})], f"{GRAPH}/$metadata#users('{uid}')/contacts",
+                                       next_link=f"{GRAPH}/users/{uid}/contacts?$top=1&$skip=1")))
+        uid = self.person_in_url("outlook-contacts/contact-folders")
+        out.append(Sample("contact-folders.json", "/v1.0/users/{userId}/contactFolders",
+                          "microsoft.graph.contactFolder (collection)", f"{GRAPH}/users/{uid}/contactFolders?$top=1",
+                          "contact folders, every property",
+                          self.listing([("contact_folder", {})], f"{GRAPH}/$metadata#users('{uid}')/contactFolders",
+                                       next_link=f"{GRAPH}/users/{uid}/contactFolders?$top=1&$skip=1")))
+        uid = self.person_in_url("outlook-contacts/folder-contacts")
+        fid = "AAMkAD" + opaque("contact-folder")[:40] + "AAA="
+        out.append(Sample("folder-contacts.json", "/v1.0/users/{userId}/contactFolders/{contactFolderId}/contacts",
+                          "microsoft.graph.contact (collection)",
+                          f"{GRAPH}/users/{uid}/contactFolders/{fid}/contacts?$top=1",
+                          "contacts of one folder, every property",
+                          self.listing([("contact", {})],
+                                       f"{GRAPH}/$metadata#users('{uid}')/contactFolders('{fid}')/contacts",
+                                       next_link=f"{GRAPH}/users/{uid}/contactFolders/{fid}/contacts?$top=1&$skip=1")))
+        out += self.directory("outlook-contacts", {"users", "user"})
         return out
 
     def msft_teams(self) -> list:
@@ -1095,8 +1137,12 @@ class Gen:
 
 # Connector, its method in Gen, and the first marker number of its range.
 CONNECTORS = [("entra-id", "entra_id", 10000), ("outlook-mail", "outlook_mail", 20000),
-              ("outlook-cal", "outlook_cal", 30000), ("msft-teams", "msft_teams", 50000)]
+              ("outlook-cal", "outlook_cal", 30000), ("msft-teams", "msft_teams", 50000),
+              ("outlook-contacts", "outlook_contacts", 70000),
+              ("outlook-mail-received", "outlook_mail_received", 75000)]
 MARKER_RANGE = 20000
+# Connectors whose range is smaller than MARKER_RANGE (so the five-digit markers last).
+MARKER_RANGES = {"outlook-contacts": 5000}
 
 
 def strings_at(doc, path_prefix="$"):
@@ -1156,7 +1202,8 @@ def main(argv=None) -> int:
         planter.start(base)
         gen.B.seq = gen.B.rot = 0
         samples = getattr(gen, fn)()
-        if planter.n >= base + MARKER_RANGE or (base + MARKER_RANGE) > 99999:
+        size = MARKER_RANGES.get(conn, MARKER_RANGE)
+        if planter.n >= base + size or (base + size) > 99999:
             problems.append(f"{conn}: markers overflow their range (raise the bases in CONNECTORS)")
         d = os.path.join(args.out, conn, "all-properties")
         os.makedirs(d, exist_ok=True)

@@ -210,6 +210,37 @@ async fn demo(a: Args) -> anyhow::Result<ExitCode> {
     )
     .await?;
 
+    // outlook-contacts: its own user tokens (tokens of the `user` kind), then
+    // that user's contacts.
+    let contacts = base("outlook-contacts");
+    let contact_users = call(
+        &client,
+        &contacts,
+        "/v1.0/users?$select=id,mail&$top=8",
+        "list users for the contacts connector (its user tokens carry the `user` kind)",
+    )
+    .await?;
+    let owner = contact_users["value"][0]["id"]
+        .as_str()
+        .context("no user id in the sample")?
+        .to_string();
+    // outlook-mail-received: the same user's inbox (a connector of its own:
+    // outlook-mail refuses the inbox, as above).
+    call(
+        &client,
+        &base("outlook-mail-received"),
+        &format!("/v1.0/users/{owner}/mailFolders/Inbox/messages?$top=5"),
+        "received mail (subjects, bodies and names removed; senders pseudonymized with their domain kept)",
+    )
+    .await?;
+    call(
+        &client,
+        &contacts,
+        &format!("/v1.0/users/{owner}/contacts?$top=6"),
+        "Outlook contacts (names, phones, postal addresses and notes removed; addresses pseudonymized with the company's domain kept)",
+    )
+    .await?;
+
     if a.no_serve {
         return Ok(ExitCode::SUCCESS);
     }

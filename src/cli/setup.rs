@@ -39,6 +39,7 @@ pub(crate) const EXCHANGE_ROLES: &[(&str, &str)] = &[
     ("Mail.Read", "Application Mail.Read"),
     ("MailboxSettings.Read", "Application MailboxSettings.Read"),
     ("Calendars.Read", "Application Calendars.Read"),
+    ("Contacts.Read", "Application Contacts.Read"),
 ];
 
 /// The Teams application access policy `veil setup` creates and `veil doctor` names.
@@ -87,7 +88,8 @@ pub enum Format {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The connector: entra-id, outlook-mail, outlook-cal or msft-teams.
+    /// The connector: entra-id, outlook-mail, outlook-cal, msft-teams, outlook-contacts or
+    /// outlook-mail-received.
     #[arg(long)]
     pub connector: String,
     /// The Directory (tenant) ID of the Microsoft 365 tenant (a GUID).
@@ -806,6 +808,24 @@ mod tests {
             .render(Format::Text);
         assert!(cal.contains("-Role \"Application Calendars.Read\""));
         assert!(!cal.contains("Application Mail.ReadBasic"));
+        let contacts = Plan::new(&args("outlook-contacts"))
+            .unwrap()
+            .render(Format::Text);
+        assert!(contacts.contains(
+            "-Role \"Application Contacts.Read\" -CustomResourceScope \"Veil outlook-contacts mailboxes\""
+        ), "{contacts}");
+        assert!(contacts.contains("-RecipientRestrictionFilter \"MemberOfGroup -eq"));
+        assert!(!contacts.contains("Application Mail.ReadBasic"));
+        assert!(!contacts.contains("Application Calendars.Read"));
+        assert!(contacts.contains("Exchange Administrator"));
+        let received = Plan::new(&args("outlook-mail-received"))
+            .unwrap()
+            .render(Format::Text);
+        assert!(received.contains(
+            "-Role \"Application Mail.ReadBasic\" -CustomResourceScope \"Veil outlook-mail-received mailboxes\""
+        ), "{received}");
+        assert!(received.contains("-Role \"Application MailboxSettings.Read\""));
+        assert!(!received.contains("Application Mail.Read\""));
         for c in ["entra-id", "msft-teams"] {
             let t = Plan::new(&args(c)).unwrap().render(Format::Text);
             assert!(!t.contains("New-ManagementRoleAssignment"), "{c}");

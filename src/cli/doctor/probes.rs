@@ -94,6 +94,23 @@ pub fn for_connector(connector: &str, now: SystemTime) -> Vec<Probe> {
             "/v1.0/users/{user}/mailFolders/SentItems/messages?$top=1&$select=id",
             MAILBOX_SCOPING,
         )),
+        "outlook-mail-received" => {
+            probes.push(Probe::new(
+                "the mailbox's sent items",
+                "/v1.0/users/{user}/mailFolders/SentItems/messages?$top=1&$select=id",
+                MAILBOX_SCOPING,
+            ));
+            probes.push(Probe::new(
+                "the mailbox's inbox",
+                "/v1.0/users/{user}/mailFolders/Inbox/messages?$top=1&$select=id",
+                MAILBOX_SCOPING,
+            ));
+        }
+        "outlook-contacts" => probes.push(Probe::new(
+            "the mailbox's contacts",
+            "/v1.0/users/{user}/contacts?$top=1&$select=id",
+            MAILBOX_SCOPING,
+        )),
         "outlook-cal" => {
             let end = now;
             let start = now - Duration::from_secs(7 * 86_400);
@@ -250,7 +267,14 @@ mod tests {
 
     #[test]
     fn every_connector_has_a_user_probe_and_its_own() {
-        for c in ["entra-id", "outlook-mail", "outlook-cal", "msft-teams"] {
+        for c in [
+            "entra-id",
+            "outlook-mail",
+            "outlook-cal",
+            "msft-teams",
+            "outlook-contacts",
+            "outlook-mail-received",
+        ] {
             let p = for_connector(c, SystemTime::now());
             assert_eq!(p[0].name, "list one user");
             assert!(p.len() >= 2, "{c}");

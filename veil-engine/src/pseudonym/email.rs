@@ -200,6 +200,55 @@ fn push_local_unquoted(local: &str, out: &mut String) {
     }
 }
 
+/// A list of e-mail domains, each matching itself and its subdomains
+/// (`contoso.example` matches `contoso.example` and `eu.contoso.example`,
+/// not `notcontoso.example`); `*` matches every domain. Comparison ignores
+/// letter case.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DomainList {
+    any: bool,
+    domains: Vec<String>,
+}
+
+impl DomainList {
+    /// Builds the list; an entry that is neither `*` nor a domain name
+    /// (letters, digits, `-`, dot-separated labels; a leading `*.` or `@` is
+    /// not accepted) is returned as the error.
+    pub fn new<S: AsRef<str>>(entries: &[S]) -> Result<DomainList, String> {
+        let mut list = DomainList::default();
+        for e in entries {
+            let e = e.as_ref().trim();
+            if e == "*" {
+                list.any = true;
+                continue;
+            }
+            if e.starts_with('[') || !is_domain(e) {
+                return Err(e.to_string());
+            }
+            list.domains.push(e.to_lowercase());
+        }
+        Ok(list)
+    }
+
+    /// Whether `domain` (as written in an address) is listed or below a listed domain.
+    pub fn contains(&self, domain: &str) -> bool {
+        if self.any {
+            return true;
+        }
+        let d = domain.to_lowercase();
+        self.domains.iter().any(|listed| {
+            d == *listed
+                || (d.len() > listed.len()
+                    && d.ends_with(listed.as_str())
+                    && d.as_bytes()[d.len() - listed.len() - 1] == b'.')
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.any && self.domains.is_empty()
+    }
+}
+
 /// Splits an RFC 5322 address list (a `To`/`Cc`/`From` header value) into its
 /// addresses, returned as bare `local@domain` strings in their original case;
 /// display names are dropped.
@@ -381,6 +430,45 @@ mod tests {
             canon("a.b@mail.x.com", true).as_deref(),
             Some("ab@mail.x.com")
         );
+    }
+
+    #[test]
+    fn domain_lists_match_domains_and_their_subdomains() {
+        let l = DomainList::new(&["Contoso.example", "fabrikam.example"]).unwrap();
+        for d in [
+            "contoso.example",
+            "CONTOSO.EXAMPLE",
+            "eu.contoso.example",
+            "fabrikam.example",
+        ] {
+            assert!(l.contains(d), "{d}");
+        }
+        for d in [
+            "notcontoso.example",
+            "contoso.example.evil",
+            "example",
+            "[192.0.2.1]",
+            "",
+        ] {
+            assert!(!l.contains(d), "{d}");
+        }
+        let any = DomainList::new(&["*"]).unwrap();
+        assert!(any.contains("anything.example") && !any.is_empty());
+        assert!(DomainList::new::<&str>(&[]).unwrap().is_empty());
+        for bad in [
+            "",
+            "@contoso.example",
+            "*.contoso.example",
+            "contoso..example",
+            "[192.0.2.1]",
+            "a b",
+        ] {
+            assert_eq!(
+                DomainList::new(&[bad]),
+                Err(bad.trim().to_string()),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

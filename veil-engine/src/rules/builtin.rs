@@ -5,11 +5,19 @@ use super::RuleSet;
 use crate::error::RuleError;
 
 /// The connectors Veil ships rules for.
-pub const CONNECTORS: &[&str] = &["entra-id", "outlook-mail", "outlook-cal", "msft-teams"];
+pub const CONNECTORS: &[&str] = &[
+    "entra-id",
+    "outlook-mail",
+    "outlook-cal",
+    "msft-teams",
+    "outlook-contacts",
+    "outlook-mail-received",
+];
 
 /// The rule variants: Graph ids as `p~` tokens (`default`) or in clear
 /// (`clear-ids`); `no-groups` and `clear-ids-no-groups` are the same
-/// without any `/v1.0/groups` endpoint (outlook-mail and outlook-cal only).
+/// without any `/v1.0/groups` endpoint (outlook-mail, outlook-mail-received
+/// and outlook-cal only).
 pub const VARIANTS: &[&str] = &["default", "clear-ids", "no-groups", "clear-ids-no-groups"];
 
 /// The text of a shipped rule file.
@@ -31,6 +39,22 @@ pub fn text(connector: &str, variant: &str) -> Option<&'static str> {
         }
         ("msft-teams", "default") => include_str!("../../../rules/msft-teams.yaml"),
         ("msft-teams", "clear-ids") => include_str!("../../../rules/msft-teams.clear-ids.yaml"),
+        ("outlook-contacts", "default") => include_str!("../../../rules/outlook-contacts.yaml"),
+        ("outlook-contacts", "clear-ids") => {
+            include_str!("../../../rules/outlook-contacts.clear-ids.yaml")
+        }
+        ("outlook-mail-received", "default") => {
+            include_str!("../../../rules/outlook-mail-received.yaml")
+        }
+        ("outlook-mail-received", "clear-ids") => {
+            include_str!("../../../rules/outlook-mail-received.clear-ids.yaml")
+        }
+        ("outlook-mail-received", "no-groups") => {
+            include_str!("../../../rules/outlook-mail-received.no-groups.yaml")
+        }
+        ("outlook-mail-received", "clear-ids-no-groups") => {
+            include_str!("../../../rules/outlook-mail-received.clear-ids-no-groups.yaml")
+        }
         _ => return None,
     })
 }
@@ -56,7 +80,9 @@ mod tests {
             for v in super::VARIANTS {
                 if super::text(c, v).is_none() {
                     // Only the mail and calendar connectors ship without groups.
-                    assert!(v.ends_with("no-groups") && !c.starts_with("outlook-"));
+                    assert!(
+                        v.ends_with("no-groups") && !["outlook-mail", "outlook-cal"].contains(c)
+                    );
                     assert!(super::load(c, v).is_err());
                     continue;
                 }

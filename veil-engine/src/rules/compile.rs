@@ -352,6 +352,7 @@ fn allowed_options(method: &str) -> &'static [&'static str] {
             "includeOriginal",
             "includeReversible",
             "onlyIfRegex",
+            "emailDomains",
         ],
         "pseudonymizeRegexMatches" => &["regex"],
         "tokenize" => &["regex", "kind"],
@@ -373,6 +374,7 @@ fn compile_transform(t: &TransformSpec) -> Result<(RuleTransform, Vec<CompiledPa
         ("onlyIfRegex", o.only_if_regex.is_some()),
         ("regex", o.regex.is_some()),
         ("kind", o.kind.is_some()),
+        ("emailDomains", o.email_domains.is_some()),
     ];
     let allowed = allowed_options(&t.method);
     for (name, present) in set {
@@ -488,6 +490,11 @@ fn compile_transform(t: &TransformSpec) -> Result<(RuleTransform, Vec<CompiledPa
                     .only_if_regex
                     .as_deref()
                     .map(|r| one_regex(r, "onlyIfRegex"))
+                    .transpose()?,
+                domains: o
+                    .email_domains
+                    .as_ref()
+                    .map(|d| transform::pseudonymize::EmailDomains::compile(d, encoding))
                     .transpose()?,
             })
         }

@@ -80,6 +80,29 @@ pub struct TransformOptions {
     /// accepted only by a parameter of the same `kind`.
     #[serde(default)]
     pub kind: Option<String>,
+    /// `pseudonymize` (Veil only): treat addresses outside the tenant's own
+    /// domains differently (see [`EmailDomainsSpec`]).
+    #[serde(default)]
+    pub email_domains: Option<EmailDomainsSpec>,
+}
+
+/// `emailDomains` of `pseudonymize`: addresses in `internal` domains are
+/// pseudonymized as without the option; every other (external) address has
+/// its local part pseudonymized the same way and its domain kept in clear
+/// when `keepExternal` lists it, otherwise replaced as `otherExternal` says.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EmailDomainsSpec {
+    /// The tenant's own (verified) domains; each covers its subdomains.
+    pub internal: Vec<String>,
+    /// External domains kept in clear (each covers its subdomains); `"*"`
+    /// keeps every external domain. Default: none.
+    #[serde(default)]
+    pub keep_external: Vec<String>,
+    /// What replaces an external domain not kept: `tokenize` (default,
+    /// `@h~<keyed hash>`) or `redact` (no domain).
+    #[serde(default)]
+    pub other_external: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for TransformSpec {
