@@ -95,15 +95,19 @@ impl Tenant {
         let entries = std::fs::read_dir(dir).with_context(|| {
             format!("cannot read the sample tenant's responses in {} (run from the repository root, or pass --samples DIR)", dir.display())
         })?;
-        for entry in entries.flatten() {
-            let reqs = entry.path().join("requests.yaml");
+        // Sorted, so that where two connectors answer the same request
+        // (`/v1.0/users`), the same sample answers on every machine.
+        let mut dirs: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        dirs.sort();
+        for dir in dirs {
+            let reqs = dir.join("requests.yaml");
             let Ok(text) = std::fs::read_to_string(&reqs) else {
                 continue;
             };
             let parsed: Requests =
                 serde_yaml_ng::from_str(&text).with_context(|| reqs.display().to_string())?;
             for s in parsed.samples {
-                let file = entry.path().join("original").join(&s.file);
+                let file = dir.join("original").join(&s.file);
                 let body = std::fs::read(&file).with_context(|| file.display().to_string())?;
                 let (path, query) = veil_engine::policy::split_url(&s.url);
                 samples.push(Sample {
