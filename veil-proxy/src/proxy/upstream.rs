@@ -31,7 +31,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::error::{ErrorKind, Phase, ProxyError};
+use super::error::{ErrorKind, Phase, ProxyError, UpstreamCause};
 
 /// Where and how Veil calls Graph.
 #[derive(Debug, Clone)]
@@ -293,7 +293,18 @@ impl Upstream {
                     Phase::Upstream,
                     ErrorKind::UpstreamInvalid,
                     "Graph answered with a content encoding Veil does not accept (only gzip); nothing of it is returned",
-                ))
+                )
+                .upstream_cause(UpstreamCause::Body)
+                .with_detail(format!(
+                    "Content-Encoding: {}",
+                    headers
+                        .get(http::header::CONTENT_ENCODING)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("?")
+                        .chars()
+                        .take(64)
+                        .collect::<String>()
+                )))
             }
         };
         if resp
@@ -433,7 +444,9 @@ fn read_error(e: &std::io::Error, max_body: usize, max_depth: usize) -> ProxyErr
             Phase::Upstream,
             ErrorKind::UpstreamTooLarge,
             format!("Graph's response nests deeper than Veil accepts ({max_depth} levels); nothing of it is returned"),
-        ),
+        )
+        .upstream_cause(UpstreamCause::Body)
+        .with_detail(format!("JSON nesting over {max_depth}")),
         Some(Limit::Budget) => ProxyError::new(
             Phase::Upstream,
             ErrorKind::Overloaded,
@@ -443,7 +456,9 @@ fn read_error(e: &std::io::Error, max_body: usize, max_depth: usize) -> ProxyErr
             Phase::Upstream,
             ErrorKind::UpstreamInvalid,
             "Graph's gzip-compressed response is truncated or corrupt; nothing of it is returned",
-        ),
+        )
+        .upstream_cause(UpstreamCause::Body)
+        .caused_by(e),
     }
 }
 
@@ -456,6 +471,8 @@ fn too_large(max: usize) -> ProxyError {
             max / (1024 * 1024)
         ),
     )
+    .upstream_cause(UpstreamCause::Body)
+    .with_detail(format!("inflated body over {max} bytes"))
 }
 
 /// Tracks JSON nesting over a byte stream, ignoring brackets in strings.
@@ -506,8 +523,12 @@ impl DepthScanner {
     }
 }
 
+/// The failed call as Veil's error: the kind (status and code the caller
+/// sees) follows reqwest's own classification; the cause (DNS, connect,
+/// TLS, timeout, reset, body) and the error chain are for the log.
 fn transport_error(e: &reqwest::Error) -> ProxyError {
-    if e.is_timeout() {
+    let cause = classify(e);
+    let err = if e.is_timeout() {
         ProxyError::new(
             Phase::Upstream,
             ErrorKind::UpstreamTimeout,
@@ -531,6 +552,76 @@ fn transport_error(e: &reqwest::Error) -> ProxyError {
             ErrorKind::UpstreamConnect,
             "the request to Graph failed",
         )
+    };
+    // reqwest's own text names the URL: keep the path out of the log (it
+    // may hold a re-identified id); the chain below it says what happened.
+    let err = err.upstream_cause(cause);
+    match std::error::Error::source(e) {
+        Some(source) => err.caused_by(source),
+        None => err.with_detail(cause.as_str()),
+    }
+}
+
+/// How a request to Graph failed, from the error's chain: hyper-util's
+/// `dns error`, a rustls error, the I/O error's kind, hyper's "closed
+/// before the message completed".
+pub(crate) fn classify(e: &reqwest::Error) -> UpstreamCause {
+    use std::io::ErrorKind as Io;
+    let mut io_kind = None;
+    let (mut dns, mut tls, mut closed, mut timed_out) = (false, false, false, e.is_timeout());
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if err.is::<tokio_rustls::rustls::Error>() {
+            tls = true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            io_kind.get_or_insert(io.kind());
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<tokio_rustls::rustls::Error>())
+            {
+                tls = true;
+            }
+        }
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            closed |= h.is_incomplete_message() || h.is_closed() || h.is_canceled();
+            timed_out |= h.is_timeout();
+        }
+        // hyper-util's connector names a failed name lookup so.
+        dns |= err.to_string() == "dns error";
+        current = err.source();
+    }
+    if timed_out || io_kind == Some(Io::TimedOut) {
+        return UpstreamCause::Timeout;
+    }
+    if dns {
+        return UpstreamCause::Dns;
+    }
+    if tls || (e.is_connect() && io_kind == Some(Io::InvalidData)) {
+        return UpstreamCause::Tls;
+    }
+    match io_kind {
+        Some(
+            Io::ConnectionRefused
+            | Io::HostUnreachable
+            | Io::NetworkUnreachable
+            | Io::AddrNotAvailable
+            | Io::AddrInUse,
+        ) => return UpstreamCause::Connect,
+        Some(Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe | Io::UnexpectedEof) => {
+            return UpstreamCause::Reset
+        }
+        _ => {}
+    }
+    if closed {
+        return UpstreamCause::Reset;
+    }
+    if e.is_connect() {
+        UpstreamCause::Connect
+    } else if e.is_body() || e.is_decode() {
+        UpstreamCause::Reset
+    } else {
+        UpstreamCause::Connect
     }
 }
 
