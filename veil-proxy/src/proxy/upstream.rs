@@ -574,14 +574,16 @@ pub(crate) fn classify(e: &reqwest::Error) -> UpstreamCause {
         if err.is::<tokio_rustls::rustls::Error>() {
             tls = true;
         }
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            io_kind.get_or_insert(io.kind());
-            if io
-                .get_ref()
-                .is_some_and(|inner| inner.is::<tokio_rustls::rustls::Error>())
-            {
-                tls = true;
+        // An I/O error may wrap another (hyper-rustls wraps tokio-rustls'),
+        // and its `source()` skips the one it wraps: look inside.
+        let mut io = err.downcast_ref::<std::io::Error>();
+        while let Some(i) = io {
+            if io_kind.is_none() || i.kind() != Io::Other {
+                io_kind = Some(i.kind());
             }
+            let inner = i.get_ref();
+            tls |= inner.is_some_and(|inner| inner.is::<tokio_rustls::rustls::Error>());
+            io = inner.and_then(|inner| inner.downcast_ref::<std::io::Error>());
         }
         if let Some(h) = err.downcast_ref::<hyper::Error>() {
             closed |= h.is_incomplete_message() || h.is_closed() || h.is_canceled();
@@ -743,5 +745,118 @@ mod tests {
         drop(held);
         assert!(read(&cfg, false, &body).is_ok());
         assert_eq!(cfg.budget.available_bytes(), cfg.budget.total_bytes());
+    }
+
+    /// A loopback server that runs `behave` on each connection.
+    async fn server<F, Fut>(behave: F) -> String
+    where
+        F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(behave(stream));
+            }
+        });
+        addr.to_string()
+    }
+
+    async fn call(base: String) -> ProxyError {
+        let upstream = Upstream::new(UpstreamConfig {
+            base_url: base,
+            connect_timeout: Duration::from_secs(2),
+            read_timeout: Duration::from_millis(300),
+            ..UpstreamConfig::default()
+        })
+        .unwrap();
+        upstream
+            .send(
+                &Method::GET,
+                "/v1.0/users/0b1c2d3e",
+                Vec::new(),
+                "graph-token",
+            )
+            .await
+            .expect_err("the call fails")
+    }
+
+    async fn read_some(stream: &mut tokio::net::TcpStream) {
+        use tokio::io::AsyncReadExt as _;
+        let mut buf = [0u8; 1024];
+        let _ = stream.read(&mut buf).await;
+    }
+
+    #[tokio::test]
+    async fn failed_calls_say_why_in_the_log_only() {
+        // Nothing listens: connect.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let e = call(format!("http://127.0.0.1:{port}")).await;
+        assert_eq!(
+            (e.kind, e.upstream_cause),
+            (ErrorKind::UpstreamConnect, Some(UpstreamCause::Connect)),
+            "{e:?}"
+        );
+        assert!(
+            e.detail
+                .as_deref()
+                .unwrap_or("")
+                .to_lowercase()
+                .contains("refused"),
+            "{e:?}"
+        );
+
+        // The connection is closed before an answer: reset.
+        let base = server(|mut s| async move {
+            read_some(&mut s).await;
+            drop(s);
+        })
+        .await;
+        let e = call(format!("http://{base}")).await;
+        assert_eq!(e.upstream_cause, Some(UpstreamCause::Reset), "{e:?}");
+
+        // Plain HTTP where TLS is expected: tls.
+        let base = server(|mut s| async move {
+            use tokio::io::AsyncWriteExt as _;
+            read_some(&mut s).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                .await;
+        })
+        .await;
+        let e = call(format!("https://{base}")).await;
+        assert_eq!(
+            (e.kind, e.upstream_cause),
+            (ErrorKind::UpstreamConnect, Some(UpstreamCause::Tls)),
+            "{e:?}"
+        );
+
+        // No answer: timeout.
+        let base = server(|mut s| async move {
+            read_some(&mut s).await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        })
+        .await;
+        let e = call(format!("http://{base}")).await;
+        assert_eq!(
+            (e.kind, e.upstream_cause),
+            (ErrorKind::UpstreamTimeout, Some(UpstreamCause::Timeout)),
+            "{e:?}"
+        );
+
+        // The caller's message names none of it, nor the path.
+        for text in [e.message.as_str(), &e.body().to_string()] {
+            assert!(
+                !text.contains("0b1c2d3e") && !text.contains("127.0.0.1"),
+                "{text}"
+            );
+        }
+        assert!(
+            !e.detail.as_deref().unwrap_or("").contains("0b1c2d3e"),
+            "{e:?}"
+        );
     }
 }
