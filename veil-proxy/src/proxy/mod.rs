@@ -350,6 +350,10 @@ impl Proxy {
                 Side::Client,
             )
             .map_err(|r| {
+                // Past the path check, the endpoint that refused is known.
+                if r.check != Check::Path {
+                    out.endpoint.clone_from(&r.closest);
+                }
                 ProxyError::new(Phase::Match, ErrorKind::BlockedByRules, r.to_string())
                     .refused_by(refusal_of(&r))
             })?;
