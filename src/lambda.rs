@@ -485,4 +485,104 @@ mod tests {
         );
         assert_eq!(s.metadata_prelude.status_code, 200);
     }
+
+    /// A proxy for entra-id in front of the sample tenant, the way a
+    /// Function URL with `AWS_IAM` auth runs it.
+    async fn sample_proxy() -> Proxy {
+        use veil_engine::pseudonym::{EmailPolicy, PseudonymConfig, Scheme};
+        use veil_engine::secret::Secret;
+        use veil_proxy::proxy::upstream::UpstreamConfig;
+        use veil_proxy::proxy::CallerAuthMode;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("example-api-responses");
+        let tenant = crate::sample_tenant::start(&dir, "lambda-test-token")
+            .await
+            .unwrap();
+        runtime::build(runtime::Parts {
+            connector: "entra-id".into(),
+            rules: veil_engine::rules::builtin::load("entra-id", "default").unwrap(),
+            pseudonym: PseudonymConfig {
+                scheme: Scheme::Hmac,
+                salt: Secret::from("lambda-test-salt-0123456789abcdef"),
+                encryption_keys: vec![(
+                    "k1".into(),
+                    Secret::from("lambda-test-key-0123456789abcdef"),
+                )],
+                email: EmailPolicy::default(),
+            },
+            tokens: std::sync::Arc::new(veil_proxy::token::StaticToken::new(Secret::from(
+                "lambda-test-token",
+            ))),
+            upstream: UpstreamConfig {
+                base_url: format!("http://{tenant}"),
+                ..UpstreamConfig::default()
+            },
+            caller_auth: CallerAuthMode::AwsIam {
+                allowed_arns: Vec::new(),
+            },
+            warnings: Vec::new(),
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_request_gives_one_emf_record() {
+        let proxy = sample_proxy().await;
+        let resp = handle_event(&proxy, event(), BUFFERED_LIMIT).await;
+        assert_eq!(resp.status(), 200, "{:?}", resp.body());
+        let record = metrics_record(&proxy, &resp).expect("a record");
+        // One line of JSON, as CloudWatch Logs reads it.
+        assert!(!record.to_string().contains('\n'));
+        assert_eq!(record["Connector"], "entra-id");
+        assert_eq!(record["Endpoint"], "/v1.0/users");
+        assert_eq!(record["Status"], "200");
+        assert_eq!(record["Requests"], 1);
+        assert!(
+            record["UpstreamLatency"]
+                .as_f64()
+                .is_some_and(|ms| ms > 0.0),
+            "{record}"
+        );
+        assert!(
+            record["ValuesTransformed.pseudonymize"].as_u64() >= Some(2),
+            "{record}"
+        );
+        let directives = record["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+        assert!(
+            directives.iter().all(|d| d["Namespace"] == "Veil"),
+            "{record}"
+        );
+        assert!(record["_aws"]["Timestamp"].as_u64() > Some(1_700_000_000_000));
+
+        // A refused request: the reason, no upstream latency.
+        let mut e = event();
+        e["rawPath"] = serde_json::json!("/v1.0/users/x/mailFolders/Inbox/messages");
+        e["rawQueryString"] = serde_json::json!("");
+        let resp = handle_event(&proxy, e, BUFFERED_LIMIT).await;
+        assert_eq!(resp.status(), 403);
+        let record = metrics_record(&proxy, &resp).unwrap();
+        assert_eq!(record["RefusalReason"], "no_endpoint", "{record}");
+        assert_eq!(record["Refusals"], 1);
+        assert_eq!(record["Endpoint"], "-");
+        assert!(record.get("UpstreamLatency").is_none(), "{record}");
+
+        // A body over the limit: 413 before the pipeline, counted.
+        let mut e = event();
+        e["body"] = serde_json::json!("x".repeat(MAX_REQUEST_BODY + 1));
+        let resp = handle_event(&proxy, e, BUFFERED_LIMIT).await;
+        assert_eq!(resp.status(), 413);
+        let body: Value = serde_json::from_slice(resp.body()).unwrap();
+        assert_eq!(body["error"]["code"], "request_too_large");
+        let record = metrics_record(&proxy, &resp).unwrap();
+        assert_eq!(record["RefusalReason"], "request_size", "{record}");
+        assert_eq!(record["Status"], "413");
+
+        // Over the buffered limit: its own code, still counted.
+        let resp = handle_event(&proxy, event(), 10).await;
+        assert_eq!(resp.status(), 502);
+        let body: Value = serde_json::from_slice(resp.body()).unwrap();
+        assert_eq!(body["error"]["code"], "response_too_large");
+        let record = metrics_record(&proxy, &resp).unwrap();
+        assert_eq!(record["Status"], "502");
+        assert_eq!(record["Endpoint"], "/v1.0/users");
+    }
 }
