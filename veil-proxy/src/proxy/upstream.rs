@@ -21,6 +21,12 @@
 //! The base URL must be `https://`; plain `http://` is accepted only for a
 //! loopback address (a local test server), so the Graph token never
 //! travels in clear.
+//!
+//! The request target reaches Graph byte for byte as normalization and
+//! re-identification left it: the client is hyper's (through hyper-rustls),
+//! given an `http::Uri`, which keeps the bytes it is given. (A client that
+//! parses URLs the WHATWG way would re-encode them: `'` in a query becomes
+//! `%27`.)
 
 use std::io::Write as _;
 use std::net::IpAddr;
@@ -168,11 +174,24 @@ pub struct UpstreamResponse {
     pub reservation: Option<Reservation>,
 }
 
+type HttpsClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Empty<Bytes>,
+>;
+
 /// The upstream client.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Upstream {
-    client: reqwest::Client,
+    client: HttpsClient,
     config: UpstreamConfig,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Whether `base` is an acceptable Graph base URL: `https://` for any host,
@@ -228,18 +247,31 @@ impl Upstream {
     pub fn new(config: UpstreamConfig) -> Result<Self, String> {
         let base = config.base_url.trim_end_matches('/').to_string();
         check_base_url(&base)?;
-        let client = reqwest::Client::builder()
-            .use_rustls_tls()
-            .connect_timeout(config.connect_timeout)
-            .read_timeout(config.read_timeout)
-            .timeout(config.total_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .redirect(reqwest::redirect::Policy::none())
-            // Veil inflates gzip itself, with limits, while the body arrives.
-            .gzip(false)
-            .user_agent(concat!("veil/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the upstream HTTP client: {e}"))?;
+        base.parse::<http::Uri>().map_err(|_| {
+            format!(
+                "the upstream base URL `{}` is not a URL Veil can call",
+                printable(&base)
+            )
+        })?;
+        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(tokio_rustls::rustls::crypto::ring::default_provider())
+            .map_err(|e| format!("cannot build the upstream TLS configuration: {e}"))?
+            // Plain http only reaches a loopback test server (check_base_url).
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        // No redirects are followed (a hyper client follows none), and no
+        // gzip is inflated by the client: Veil does it, with limits.
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_timer(hyper_util::rt::TokioTimer::new())
+                .build(https);
         Ok(Upstream {
             client,
             config: UpstreamConfig {
@@ -258,7 +290,8 @@ impl Upstream {
     }
 
     /// Sends one request. `path_and_query` comes only from the normalizer
-    /// and re-identification, never from Host or `X-Forwarded-*` headers.
+    /// and re-identification, never from Host or `X-Forwarded-*` headers,
+    /// and reaches Graph as it is.
     pub async fn send(
         &self,
         method: &Method,
@@ -266,21 +299,82 @@ impl Upstream {
         headers: Vec<(HeaderName, HeaderValue)>,
         bearer: &str,
     ) -> Result<UpstreamResponse, ProxyError> {
-        let url = format!("{}{}", self.config.base_url, path_and_query);
-        let mut req = self
-            .client
-            .request(method.clone(), &url)
-            .header(http::header::AUTHORIZATION, format!("Bearer {bearer}"))
-            .header(http::header::ACCEPT, "application/json")
-            .header(http::header::ACCEPT_ENCODING, "gzip");
+        let total = self.config.total_timeout;
+        match tokio::time::timeout(
+            total,
+            self.exchange(method, path_and_query, headers, bearer),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(timed_out("the whole call", total)),
+        }
+    }
+
+    async fn exchange(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        headers: Vec<(HeaderName, HeaderValue)>,
+        bearer: &str,
+    ) -> Result<UpstreamResponse, ProxyError> {
+        let uri: http::Uri = format!("{}{}", self.config.base_url, path_and_query)
+            .parse()
+            .map_err(|_| {
+                ProxyError::new(
+                    Phase::Upstream,
+                    ErrorKind::BadRequest,
+                    "the request target cannot be sent to Graph",
+                )
+            })?;
+        let authorization = HeaderValue::from_str(&format!("Bearer {bearer}")).map_err(|_| {
+            ProxyError::new(
+                Phase::Token,
+                ErrorKind::TokenUnavailable,
+                "the Graph token is not a valid header value",
+            )
+        })?;
+        let mut req = http::Request::builder()
+            .method(method.clone())
+            .uri(uri)
+            .body(http_body_util::Empty::<Bytes>::new())
+            .map_err(|_| {
+                ProxyError::new(
+                    Phase::Upstream,
+                    ErrorKind::BadRequest,
+                    "the request cannot be sent to Graph",
+                )
+            })?;
+        let h = req.headers_mut();
         for (name, value) in headers {
             if name != http::header::ACCEPT_ENCODING {
-                req = req.header(name, value);
+                h.append(name, value);
             }
         }
-        let resp = req.send().await.map_err(|e| transport_error(&e))?;
+        h.insert(http::header::AUTHORIZATION, authorization);
+        h.insert(
+            http::header::ACCEPT,
+            HeaderValue::from_static("application/json"),
+        );
+        h.insert(
+            http::header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip"),
+        );
+        h.insert(
+            http::header::USER_AGENT,
+            HeaderValue::from_static(concat!("veil/", env!("CARGO_PKG_VERSION"))),
+        );
+        // Connecting is bounded by the connector; the answer's head must
+        // then come within the read timeout.
+        let head_within = self.config.connect_timeout + self.config.read_timeout;
+        let resp = match tokio::time::timeout(head_within, self.client.request(req)).await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => return Err(transport_error(&e)),
+            Err(_) => return Err(timed_out("the answer's head", head_within)),
+        };
         let status = resp.status();
-        let headers = resp.headers().clone();
+        let (parts, mut body) = resp.into_parts();
+        let headers = parts.headers;
         let gzip = match headers
             .get(http::header::CONTENT_ENCODING)
             .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
@@ -307,19 +401,26 @@ impl Upstream {
                 )))
             }
         };
-        if resp
-            .content_length()
-            .is_some_and(|n| n > self.config.max_body_bytes as u64)
-        {
+        let announced = headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if announced.is_some_and(|n| n > self.config.max_body_bytes as u64) {
             return Err(too_large(self.config.max_body_bytes));
         }
         let mut reader = BodyReader::new(&self.config, gzip);
-        let mut resp = resp;
+        let read_timeout = self.config.read_timeout;
         loop {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => reader.feed(&chunk)?,
+            use http_body_util::BodyExt as _;
+            match tokio::time::timeout(read_timeout, body.frame()).await {
+                Err(_) => return Err(timed_out("a read of the body", read_timeout)),
                 Ok(None) => break,
-                Err(e) => return Err(transport_error(&e)),
+                Ok(Some(Err(e))) => return Err(body_error(&e)),
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(chunk) = frame.into_data() {
+                        reader.feed(&chunk)?;
+                    }
+                }
             }
         }
         let (body, reservation) = reader.finish()?;
@@ -330,6 +431,16 @@ impl Upstream {
             reservation: Some(reservation),
         })
     }
+}
+
+fn timed_out(what: &str, after: Duration) -> ProxyError {
+    ProxyError::new(
+        Phase::Upstream,
+        ErrorKind::UpstreamTimeout,
+        "Graph did not answer in time",
+    )
+    .upstream_cause(UpstreamCause::Timeout)
+    .with_detail(format!("{what} took over {} ms", after.as_millis()))
 }
 
 /// Why the inflated body was refused.
@@ -523,52 +634,48 @@ impl DepthScanner {
     }
 }
 
-/// The failed call as Veil's error: the kind (status and code the caller
-/// sees) follows reqwest's own classification; the cause (DNS, connect,
-/// TLS, timeout, reset, body) and the error chain are for the log.
-fn transport_error(e: &reqwest::Error) -> ProxyError {
-    let cause = classify(e);
-    let err = if e.is_timeout() {
-        ProxyError::new(
+/// A call that failed before Graph's answer arrived: the cause (DNS,
+/// connect, TLS, timeout, reset) and the error chain are for the log.
+fn transport_error(e: &hyper_util::client::legacy::Error) -> ProxyError {
+    let cause = classify(e, e.is_connect());
+    let err = match cause {
+        UpstreamCause::Timeout => ProxyError::new(
             Phase::Upstream,
             ErrorKind::UpstreamTimeout,
             "Graph did not answer in time",
-        )
-    } else if e.is_connect() {
-        ProxyError::new(
+        ),
+        _ if e.is_connect() => ProxyError::new(
             Phase::Upstream,
             ErrorKind::UpstreamConnect,
             "cannot connect to Graph",
-        )
-    } else if e.is_body() || e.is_decode() {
-        ProxyError::new(
-            Phase::Upstream,
-            ErrorKind::UpstreamInvalid,
-            "Graph's response ended early or could not be decoded",
-        )
-    } else {
-        ProxyError::new(
+        ),
+        _ => ProxyError::new(
             Phase::Upstream,
             ErrorKind::UpstreamConnect,
             "the request to Graph failed",
-        )
+        ),
     };
-    // reqwest's own text names the URL: keep the path out of the log (it
-    // may hold a re-identified id); the chain below it says what happened.
-    let err = err.upstream_cause(cause);
-    match std::error::Error::source(e) {
-        Some(source) => err.caused_by(source),
-        None => err.with_detail(cause.as_str()),
-    }
+    err.upstream_cause(cause).caused_by(e)
+}
+
+/// The answer's body stopped arriving.
+fn body_error(e: &hyper::Error) -> ProxyError {
+    ProxyError::new(
+        Phase::Upstream,
+        ErrorKind::UpstreamInvalid,
+        "Graph's response ended early or could not be decoded",
+    )
+    .upstream_cause(classify(e, false))
+    .caused_by(e)
 }
 
 /// How a request to Graph failed, from the error's chain: hyper-util's
 /// `dns error`, a rustls error, the I/O error's kind, hyper's "closed
 /// before the message completed".
-pub(crate) fn classify(e: &reqwest::Error) -> UpstreamCause {
+pub(crate) fn classify(e: &(dyn std::error::Error + 'static), connecting: bool) -> UpstreamCause {
     use std::io::ErrorKind as Io;
     let mut io_kind = None;
-    let (mut dns, mut tls, mut closed, mut timed_out) = (false, false, false, e.is_timeout());
+    let (mut dns, mut tls, mut closed, mut timed_out) = (false, false, false, false);
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = current {
         if err.is::<tokio_rustls::rustls::Error>() {
@@ -599,7 +706,7 @@ pub(crate) fn classify(e: &reqwest::Error) -> UpstreamCause {
     if dns {
         return UpstreamCause::Dns;
     }
-    if tls || (e.is_connect() && io_kind == Some(Io::InvalidData)) {
+    if tls || (connecting && io_kind == Some(Io::InvalidData)) {
         return UpstreamCause::Tls;
     }
     match io_kind {
@@ -615,12 +722,7 @@ pub(crate) fn classify(e: &reqwest::Error) -> UpstreamCause {
         }
         _ => {}
     }
-    if closed {
-        return UpstreamCause::Reset;
-    }
-    if e.is_connect() {
-        UpstreamCause::Connect
-    } else if e.is_body() || e.is_decode() {
+    if closed || !connecting {
         UpstreamCause::Reset
     } else {
         UpstreamCause::Connect
@@ -766,7 +868,7 @@ mod tests {
     async fn call(base: String) -> ProxyError {
         let upstream = Upstream::new(UpstreamConfig {
             base_url: base,
-            connect_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_millis(500),
             read_timeout: Duration::from_millis(300),
             ..UpstreamConfig::default()
         })
