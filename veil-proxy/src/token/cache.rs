@@ -627,6 +627,14 @@ mod tests {
         s.clock.advance(Duration::from_secs(5));
         assert_eq!(token(&s).await.unwrap(), "access-2");
         assert!(s.tokens.status().last_error.is_none());
+        // Every exchange counts once, by outcome (for the metrics).
+        assert_eq!(
+            s.tokens.refreshes(),
+            crate::token::TokenRefreshes {
+                succeeded: 1,
+                failed: 2
+            }
+        );
     }
 
     #[tokio::test]
