@@ -27,6 +27,8 @@
 //! given an `http::Uri`, which keeps the bytes it is given. (A client that
 //! parses URLs the WHATWG way would re-encode them: `'` in a query becomes
 //! `%27`.)
+//! Graph is called directly: `HTTPS_PROXY` and the like are not used (a
+//! warning is logged at start when one is set).
 
 use std::io::Write as _;
 use std::net::IpAddr;
@@ -265,6 +267,14 @@ impl Upstream {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
+        // Graph is called directly: an egress proxy from the environment
+        // is not used for it, and the operator is told so.
+        for name in ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"] {
+            if std::env::var_os(name).is_some_and(|v| !v.is_empty()) {
+                tracing::warn!(target: "veil::upstream", variable = name,
+                    "an egress proxy is set in the environment; Veil calls Graph directly, not through it");
+            }
+        }
         // No redirects are followed (a hyper client follows none), and no
         // gzip is inflated by the client: Veil does it, with limits.
         let client =
