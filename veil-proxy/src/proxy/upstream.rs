@@ -27,8 +27,9 @@
 //! given an `http::Uri`, which keeps the bytes it is given. (A client that
 //! parses URLs the WHATWG way would re-encode them: `'` in a query becomes
 //! `%27`.)
-//! Graph is called directly: `HTTPS_PROXY` and the like are not used (a
-//! warning is logged at start when one is set).
+//! An egress proxy named by the environment (`HTTPS_PROXY`, `ALL_PROXY`,
+//! with `NO_PROXY`, as curl reads them) is used through an HTTP `CONNECT`
+//! tunnel, so TLS still runs end to end with Graph.
 
 use std::io::Write as _;
 use std::net::IpAddr;
@@ -177,9 +178,51 @@ pub struct UpstreamResponse {
 }
 
 type HttpsClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    hyper_rustls::HttpsConnector<Route>,
     http_body_util::Empty<Bytes>,
 >;
+
+type TcpConnector = hyper_util::client::legacy::connect::HttpConnector;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How Veil reaches Graph's host: directly, or through an egress proxy by
+/// a `CONNECT` tunnel (decided once: the host is always the same).
+#[derive(Clone)]
+enum Route {
+    Direct(TcpConnector),
+    Tunnel(hyper_util::client::legacy::connect::proxy::Tunnel<TcpConnector>),
+}
+
+impl tower::Service<http::Uri> for Route {
+    type Response = <TcpConnector as tower::Service<http::Uri>>::Response;
+    type Error = BoxError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, BoxError>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        match self {
+            Route::Direct(c) => c.poll_ready(cx).map_err(Into::into),
+            Route::Tunnel(t) => t.poll_ready(cx).map_err(Into::into),
+        }
+    }
+
+    fn call(&mut self, dst: http::Uri) -> Self::Future {
+        match self {
+            Route::Direct(c) => {
+                let connecting = c.call(dst);
+                Box::pin(async move { connecting.await.map_err(Into::into) })
+            }
+            Route::Tunnel(t) => {
+                let connecting = t.call(dst);
+                Box::pin(async move { connecting.await.map_err(Into::into) })
+            }
+        }
+    }
+}
 
 /// The upstream client.
 #[derive(Clone)]
@@ -247,9 +290,21 @@ fn printable(s: &str) -> String {
 
 impl Upstream {
     pub fn new(config: UpstreamConfig) -> Result<Self, String> {
+        Upstream::with_proxies(
+            config,
+            hyper_util::client::proxy::matcher::Matcher::from_env(),
+        )
+    }
+
+    /// With the egress proxies `proxies` names (tests; [`Upstream::new`]
+    /// reads them from the environment).
+    pub(crate) fn with_proxies(
+        config: UpstreamConfig,
+        proxies: hyper_util::client::proxy::matcher::Matcher,
+    ) -> Result<Self, String> {
         let base = config.base_url.trim_end_matches('/').to_string();
         check_base_url(&base)?;
-        base.parse::<http::Uri>().map_err(|_| {
+        let base_uri = base.parse::<http::Uri>().map_err(|_| {
             format!(
                 "the upstream base URL `{}` is not a URL Veil can call",
                 printable(&base)
@@ -266,15 +321,7 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .wrap_connector(http);
-        // Graph is called directly: an egress proxy from the environment
-        // is not used for it, and the operator is told so.
-        for name in ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"] {
-            if std::env::var_os(name).is_some_and(|v| !v.is_empty()) {
-                tracing::warn!(target: "veil::upstream", variable = name,
-                    "an egress proxy is set in the environment; Veil calls Graph directly, not through it");
-            }
-        }
+            .wrap_connector(route(http, &base_uri, &proxies)?);
         // No redirects are followed (a hyper client follows none), and no
         // gzip is inflated by the client: Veil does it, with limits.
         let client =
@@ -441,6 +488,32 @@ impl Upstream {
             reservation: Some(reservation),
         })
     }
+}
+
+/// Direct, or a tunnel through the proxy that applies to Graph's host.
+fn route(
+    http: TcpConnector,
+    base: &http::Uri,
+    proxies: &hyper_util::client::proxy::matcher::Matcher,
+) -> Result<Route, String> {
+    let Some(proxy) = proxies.intercept(base) else {
+        return Ok(Route::Direct(http));
+    };
+    let proxy_uri = proxy.uri().clone();
+    if proxy_uri.scheme_str() != Some("http") {
+        return Err(format!(
+            "the egress proxy for Graph must be an http:// proxy (a CONNECT tunnel carries the TLS to Graph); got `{}://…`",
+            proxy_uri.scheme_str().unwrap_or("?")
+        ));
+    }
+    tracing::info!(target: "veil::upstream",
+        proxy = %format!("{}:{}", proxy_uri.host().unwrap_or("?"), proxy_uri.port_u16().unwrap_or(80)),
+        "Graph is reached through an egress proxy (CONNECT tunnel)");
+    let mut tunnel = hyper_util::client::legacy::connect::proxy::Tunnel::new(proxy_uri, http);
+    if let Some(auth) = proxy.basic_auth() {
+        tunnel = tunnel.with_auth(auth.clone());
+    }
+    Ok(Route::Tunnel(tunnel))
 }
 
 fn timed_out(what: &str, after: Duration) -> ProxyError {
@@ -970,5 +1043,89 @@ mod tests {
             !e.detail.as_deref().unwrap_or("").contains("0b1c2d3e"),
             "{e:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn graph_gets_the_target_as_is_directly_or_through_an_egress_proxy() {
+        use std::sync::{Arc, Mutex};
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        // Graph: records each request head, answers `{}`.
+        let heads = Arc::new(Mutex::new(Vec::<String>::new()));
+        let seen = heads.clone();
+        let graph = server(move |mut s| {
+            let seen = seen.clone();
+            async move {
+                let mut buf = vec![0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                seen.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+                    .await;
+            }
+        })
+        .await;
+        // An egress proxy: CONNECT, then bytes both ways.
+        let connects = Arc::new(Mutex::new(Vec::<String>::new()));
+        let asked = connects.clone();
+        let proxy = server(move |mut s| {
+            let asked = asked.clone();
+            async move {
+                let mut buf = vec![0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let target = head.split(' ').nth(1).unwrap_or("").to_string();
+                asked.lock().unwrap().push(head);
+                let Ok(mut up) = tokio::net::TcpStream::connect(&target).await else {
+                    return;
+                };
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                    .await;
+                let _ = tokio::io::copy_bidirectional(&mut s, &mut up).await;
+            }
+        })
+        .await;
+        let target = "/v1.0/users?$filter=startswith(displayName,'a')&$top=5";
+        let config = UpstreamConfig {
+            base_url: format!("http://{graph}"),
+            ..UpstreamConfig::default()
+        };
+        let direct = Upstream::with_proxies(
+            config.clone(),
+            hyper_util::client::proxy::matcher::Matcher::builder().build(),
+        )
+        .unwrap();
+        let tunneled = Upstream::with_proxies(
+            config,
+            hyper_util::client::proxy::matcher::Matcher::builder()
+                .http(format!("http://{proxy}"))
+                .build(),
+        )
+        .unwrap();
+        for upstream in [&direct, &tunneled] {
+            let resp = upstream
+                .send(&Method::GET, target, Vec::new(), "graph-token")
+                .await
+                .unwrap();
+            assert_eq!(resp.status, StatusCode::OK);
+            assert_eq!(&resp.body[..], b"{}");
+        }
+        let heads = heads.lock().unwrap().clone();
+        assert_eq!(heads.len(), 2);
+        for head in &heads {
+            assert!(
+                head.starts_with(&format!("GET {target} HTTP/1.1\r\n")),
+                "{head}"
+            );
+        }
+        let connects = connects.lock().unwrap().clone();
+        assert_eq!(connects.len(), 1, "only the second went through the proxy");
+        assert!(
+            connects[0].starts_with(&format!("CONNECT {graph} HTTP/1.1")),
+            "{}",
+            connects[0]
+        );
+        // The CONNECT request itself carries no Graph token.
+        assert!(!connects[0].contains("graph-token"));
     }
 }
