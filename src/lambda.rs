@@ -25,8 +25,10 @@ use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV
 use lambda_http::lambda_runtime::{self, LambdaEvent, MetadataPrelude, StreamResponse};
 use lambda_http::Body;
 use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
 use veil_proxy::config::var;
-use veil_proxy::proxy::{ErrorKind, Phase, Proxy, ProxyError, RequestContext};
+use veil_proxy::metrics::RequestMetrics;
+use veil_proxy::proxy::{ErrorKind, Phase, Proxy, ProxyError, RequestContext, MAX_REQUEST_BODY};
 
 use crate::runtime::{self, Host, Options};
 
@@ -58,6 +60,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 let proxy = proxy.clone();
                 async move {
                     let resp = handle_event(&proxy, event.payload, usize::MAX).await;
+                    emit_metrics(&proxy, &resp);
                     Ok::<_, Infallible>(into_stream_response(resp))
                 }
             });
@@ -72,6 +75,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
                         return Ok::<Value, Infallible>(answer);
                     }
                     let resp = handle_event(&proxy, event.payload, BUFFERED_LIMIT).await;
+                    emit_metrics(&proxy, &resp);
                     Ok(serde_json::to_value(into_buffered_response(resp)).unwrap_or_else(|_| {
                         serde_json::json!({
                             "statusCode": 500,
@@ -140,6 +144,9 @@ fn event_request(event: Value) -> Result<EventRequest, ProxyError> {
         .uri(uri)
         .body(body)
         .map_err(bad_event)?;
+    if ev.is_base64_encoded {
+        request.extensions_mut().insert(Base64Body);
+    }
     *request.headers_mut() = ev.headers;
     if let Some(cookies) = ev.cookies.filter(|c| !c.is_empty()) {
         let joined = HeaderValue::from_str(&cookies.join("; "))
@@ -167,7 +174,7 @@ async fn handle_event(proxy: &Proxy, event: Value, limit: usize) -> http::Respon
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(target: "veil::lambda", error = %e.message, "malformed event refused");
-            return veil_proxy::proxy::respond::error_response(&e, Vec::new());
+            return refused_before_pipeline(proxy, &e);
         }
     };
     request.extensions_mut().insert(RequestContext {
@@ -176,16 +183,92 @@ async fn handle_event(proxy: &Proxy, event: Value, limit: usize) -> http::Respon
         host_built_uri: true,
         request_id: Some(request_id.unwrap_or_else(crate::logging::request_id)),
     });
+    if body_size(&request) > MAX_REQUEST_BODY {
+        let e = ProxyError::new(
+            Phase::Normalize,
+            ErrorKind::PayloadTooLarge,
+            format!(
+                "the request body is larger than Veil accepts ({} KiB); Graph requests through Veil carry no body",
+                MAX_REQUEST_BODY / 1024
+            ),
+        );
+        tracing::warn!(target: "veil::lambda", error = %e.message, "request body too large");
+        return refused_before_pipeline(proxy, &e);
+    }
     let resp = proxy.handle(request).await;
     if resp.body().len() > limit {
         let e = ProxyError::new(
             Phase::Respond,
-            ErrorKind::UpstreamInvalid,
+            ErrorKind::ResponseTooLarge,
             "the sanitized response exceeds Lambda's 6 MB buffered limit: send `Accept-Encoding: gzip`, ask for a smaller page ($top), or deploy with invoke mode RESPONSE_STREAM",
-        );
-        return veil_proxy::proxy::respond::error_response(&e, Vec::new());
+        )
+        .with_detail(format!("{} bytes over a limit of {limit}", resp.body().len()));
+        tracing::warn!(target: "veil::lambda", error_code = e.kind.code(), error_detail = e.detail.as_deref().unwrap_or("-"), "response too large for a buffered answer");
+        let figures = resp.extensions().get::<RequestMetrics>().cloned();
+        let mut refused = veil_proxy::proxy::respond::error_response(&e, Vec::new());
+        if let Some(mut figures) = figures {
+            figures.status = refused.status().as_u16();
+            refused.extensions_mut().insert(figures);
+        }
+        return refused;
     }
     resp
+}
+
+/// The answer to an event refused before the pipeline, with its figures.
+fn refused_before_pipeline(proxy: &Proxy, e: &ProxyError) -> http::Response<Bytes> {
+    let mut resp = veil_proxy::proxy::respond::error_response(e, Vec::new());
+    let figures = RequestMetrics {
+        connector: proxy.health().connector.clone(),
+        status: resp.status().as_u16(),
+        refusal: e.refusal(),
+        ..RequestMetrics::default()
+    };
+    resp.extensions_mut().insert(figures);
+    resp
+}
+
+/// The request body's size once decoded: a base64 body is kept as the
+/// event carries it, so its decoded size is three quarters of it.
+fn body_size(request: &http::Request<Bytes>) -> usize {
+    let encoded = request.body().len();
+    if request.extensions().get::<Base64Body>().is_some() {
+        encoded / 4 * 3
+    } else {
+        encoded
+    }
+}
+
+/// Marks a request whose body the event carried base64-encoded.
+#[derive(Debug, Clone, Copy)]
+struct Base64Body;
+
+/// Graph token exchanges already counted in an earlier EMF record.
+static REFRESHES_REPORTED: AtomicU64 = AtomicU64::new(0);
+
+/// The request's CloudWatch Embedded Metric Format record (see
+/// [`veil_proxy::metrics::emf_line`]); the token exchanges since the
+/// previous record are counted in this one.
+fn metrics_record(proxy: &Proxy, resp: &http::Response<Bytes>) -> Option<Value> {
+    let figures = resp.extensions().get::<RequestMetrics>()?;
+    let r = proxy.token_refreshes();
+    let total = r.succeeded + r.failed;
+    let since = total.saturating_sub(REFRESHES_REPORTED.swap(total, Ordering::Relaxed));
+    Some(veil_proxy::metrics::emf_line(
+        figures,
+        since,
+        std::time::SystemTime::now(),
+    ))
+}
+
+/// Prints the request's EMF record on stdout (one line), where CloudWatch
+/// Logs picks it up.
+fn emit_metrics(proxy: &Proxy, resp: &http::Response<Bytes>) {
+    if let Some(record) = metrics_record(proxy, resp) {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{record}");
+    }
 }
 
 /// The buffered (payload format 2.0) answer: text bodies as they are,
@@ -401,5 +484,105 @@ mod tests {
                 .unwrap(),
         );
         assert_eq!(s.metadata_prelude.status_code, 200);
+    }
+
+    /// A proxy for entra-id in front of the sample tenant, the way a
+    /// Function URL with `AWS_IAM` auth runs it.
+    async fn sample_proxy() -> Proxy {
+        use veil_engine::pseudonym::{EmailPolicy, PseudonymConfig, Scheme};
+        use veil_engine::secret::Secret;
+        use veil_proxy::proxy::upstream::UpstreamConfig;
+        use veil_proxy::proxy::CallerAuthMode;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("example-api-responses");
+        let tenant = crate::sample_tenant::start(&dir, "lambda-test-token")
+            .await
+            .unwrap();
+        runtime::build(runtime::Parts {
+            connector: "entra-id".into(),
+            rules: veil_engine::rules::builtin::load("entra-id", "default").unwrap(),
+            pseudonym: PseudonymConfig {
+                scheme: Scheme::Hmac,
+                salt: Secret::from("lambda-test-salt-0123456789abcdef"),
+                encryption_keys: vec![(
+                    "k1".into(),
+                    Secret::from("lambda-test-key-0123456789abcdef"),
+                )],
+                email: EmailPolicy::default(),
+            },
+            tokens: std::sync::Arc::new(veil_proxy::token::StaticToken::new(Secret::from(
+                "lambda-test-token",
+            ))),
+            upstream: UpstreamConfig {
+                base_url: format!("http://{tenant}"),
+                ..UpstreamConfig::default()
+            },
+            caller_auth: CallerAuthMode::AwsIam {
+                allowed_arns: Vec::new(),
+            },
+            warnings: Vec::new(),
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_request_gives_one_emf_record() {
+        let proxy = sample_proxy().await;
+        let resp = handle_event(&proxy, event(), BUFFERED_LIMIT).await;
+        assert_eq!(resp.status(), 200, "{:?}", resp.body());
+        let record = metrics_record(&proxy, &resp).expect("a record");
+        // One line of JSON, as CloudWatch Logs reads it.
+        assert!(!record.to_string().contains('\n'));
+        assert_eq!(record["Connector"], "entra-id");
+        assert_eq!(record["Endpoint"], "/v1.0/users");
+        assert_eq!(record["Status"], "200");
+        assert_eq!(record["Requests"], 1);
+        assert!(
+            record["UpstreamLatency"]
+                .as_f64()
+                .is_some_and(|ms| ms > 0.0),
+            "{record}"
+        );
+        assert!(
+            record["ValuesTransformed.pseudonymize"].as_u64() >= Some(2),
+            "{record}"
+        );
+        let directives = record["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+        assert!(
+            directives.iter().all(|d| d["Namespace"] == "Veil"),
+            "{record}"
+        );
+        assert!(record["_aws"]["Timestamp"].as_u64() > Some(1_700_000_000_000));
+
+        // A refused request: the reason, no upstream latency.
+        let mut e = event();
+        e["rawPath"] = serde_json::json!("/v1.0/users/x/mailFolders/Inbox/messages");
+        e["rawQueryString"] = serde_json::json!("");
+        let resp = handle_event(&proxy, e, BUFFERED_LIMIT).await;
+        assert_eq!(resp.status(), 403);
+        let record = metrics_record(&proxy, &resp).unwrap();
+        assert_eq!(record["RefusalReason"], "no_endpoint", "{record}");
+        assert_eq!(record["Refusals"], 1);
+        assert_eq!(record["Endpoint"], "-");
+        assert!(record.get("UpstreamLatency").is_none(), "{record}");
+
+        // A body over the limit: 413 before the pipeline, counted.
+        let mut e = event();
+        e["body"] = serde_json::json!("x".repeat(MAX_REQUEST_BODY + 1));
+        let resp = handle_event(&proxy, e, BUFFERED_LIMIT).await;
+        assert_eq!(resp.status(), 413);
+        let body: Value = serde_json::from_slice(resp.body()).unwrap();
+        assert_eq!(body["error"]["code"], "request_too_large");
+        let record = metrics_record(&proxy, &resp).unwrap();
+        assert_eq!(record["RefusalReason"], "request_size", "{record}");
+        assert_eq!(record["Status"], "413");
+
+        // Over the buffered limit: its own code, still counted.
+        let resp = handle_event(&proxy, event(), 10).await;
+        assert_eq!(resp.status(), 502);
+        let body: Value = serde_json::from_slice(resp.body()).unwrap();
+        assert_eq!(body["error"]["code"], "response_too_large");
+        let record = metrics_record(&proxy, &resp).unwrap();
+        assert_eq!(record["Status"], "502");
+        assert_eq!(record["Endpoint"], "/v1.0/users");
     }
 }

@@ -213,6 +213,19 @@ async fn a_valid_token_is_accepted_and_never_forwarded() {
     );
     let stderr = s.veil.stderr();
     assert!(!stderr.contains(&token), "the token is in the log");
+    // The log names the caller by issuer and subject.
+    let line = s.veil.access_log().pop().expect("an access line");
+    assert_eq!(line["caller_issuer"], s.issuer(), "{line}");
+    assert_eq!(line["caller_subject"], SUBJECT, "{line}");
+    // A refused caller: the check and why, and no one named.
+    call(&s.veil, None).await;
+    let line = s.veil.access_log().pop().expect("an access line");
+    assert_eq!(line["refusal"], "caller_auth", "{line}");
+    assert_eq!(
+        line["error_message"], "missing Authorization header",
+        "{line}"
+    );
+    assert_eq!(line["caller_subject"], "-", "{line}");
 }
 
 #[tokio::test]

@@ -344,7 +344,7 @@ fn lambda_function_url_end_to_end() {
     let err = resp.json();
     let message = err["error"]["message"].as_str().unwrap_or_default();
     lambda.check(
-        err["error"]["code"] == "upstream_invalid_response"
+        err["error"]["code"] == "response_too_large"
             && message.contains("6 MB")
             && message.contains("Accept-Encoding: gzip")
             && message.contains("RESPONSE_STREAM"),

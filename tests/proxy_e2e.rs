@@ -736,6 +736,28 @@ async fn one_structured_log_line_per_request() {
     }
     assert_eq!(log[before]["upstream_status"], 200);
     assert_eq!(log[before + 1]["error_code"], "blocked_by_rules");
+    // Why it was refused, and by which check; what the transforms did, as
+    // a JSON array (one count per transform, in rule order).
+    assert_eq!(log[before + 1]["refusal"], "no_endpoint");
+    assert_eq!(log[before]["refusal"], "-");
+    assert_eq!(log[before]["upstream_error"], "-");
+    for line in &log[before..] {
+        assert!(line["transform_changes"].is_array(), "{line}");
+        assert!(
+            line["request_id"].as_str().is_some_and(|id| id != "-"),
+            "{line}"
+        );
+        // Unauthenticated: no caller is named.
+        assert_eq!(line["caller_subject"], "-", "{line}");
+        assert_eq!(line["caller_arn"], "-", "{line}");
+    }
+    assert!(
+        log[before]["transform_changes"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|n| n.as_u64() > Some(0))),
+        "{}",
+        log[before]
+    );
     let stderr = veil.stderr();
     for secret in [
         PRIYA,

@@ -14,7 +14,7 @@ use veil_engine::pseudonym::{EmailPolicy, PseudonymConfig, Scheme};
 use veil_engine::rules::builtin;
 use veil_engine::secret::Secret;
 use veil_proxy::proxy::upstream::UpstreamConfig;
-use veil_proxy::proxy::CallerAuthMode;
+use veil_proxy::proxy::{CallerAuthMode, WARN_DEVELOPMENT_TOKEN, WARN_NO_CALLER_AUTH};
 use veil_proxy::token::StaticToken;
 
 use crate::runtime::{self, Parts};
@@ -116,7 +116,12 @@ async fn demo(a: Args) -> anyhow::Result<ExitCode> {
                 ..UpstreamConfig::default()
             },
             caller_auth: CallerAuthMode::Unauthenticated,
-            warnings: Vec::new(),
+            // What `/healthz` says is true of the demo: its own token and no
+            // caller authentication (it takes no flag for either).
+            warnings: vec![
+                format!("{WARN_DEVELOPMENT_TOKEN} is the demo's fixed `{DEMO_TOKEN}`, which only its sample tenant accepts"),
+                format!("{WARN_NO_CALLER_AUTH}: `veil demo` serves without it, on 127.0.0.1 only"),
+            ],
         })?;
         let listener = bind(a.port, i as u16).await?;
         let addr = listener.local_addr()?;

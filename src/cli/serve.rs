@@ -35,6 +35,13 @@
 //!
 //! The upstream deadline and the bounds on Graph's answers live in
 //! [`veil_proxy::proxy::upstream`].
+//!
+//! # Metrics
+//!
+//! With `--metrics-listen ADDR` (`VEIL_METRICS_LISTEN`; off by default)
+//! Veil serves Prometheus metrics at `GET /metrics` on that separate
+//! address, plain HTTP, so the metrics port can stay inside the cluster
+//! while the proxy port faces callers ([`veil_proxy::metrics`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -54,7 +61,10 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
-use veil_proxy::proxy::{retry_after, ErrorKind, Phase, Proxy, ProxyError, RequestContext};
+use veil_proxy::metrics::{Metrics, RequestMetrics};
+use veil_proxy::proxy::{
+    retry_after, ErrorKind, Phase, Proxy, ProxyError, Refusal, RequestContext, MAX_REQUEST_BODY,
+};
 
 use crate::runtime::{
     self, number, Host, Options, ENV_BODY_READ_TIMEOUT, ENV_HEADER_READ_TIMEOUT, ENV_IDLE_TIMEOUT,
@@ -102,10 +112,14 @@ pub struct Args {
     /// Seconds to send the request body (VEIL_BODY_READ_TIMEOUT_SECS, default 10).
     #[arg(long)]
     body_read_timeout_secs: Option<u64>,
+    /// Serve Prometheus metrics at /metrics on this separate address (off by default).
+    #[arg(long, env = ENV_METRICS_LISTEN)]
+    metrics_listen: Option<SocketAddr>,
 }
 
-/// Largest request body accepted (requests carry none; this bounds abuse).
-pub const MAX_REQUEST_BODY: usize = 64 * 1024;
+/// The address of the metrics listener (`--metrics-listen`).
+pub const ENV_METRICS_LISTEN: &str = "VEIL_METRICS_LISTEN";
+
 /// Connections beyond the cap that may be waiting for their 503 at once;
 /// past this they are closed without an answer.
 const MAX_REFUSING: usize = 64;
@@ -254,7 +268,16 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        serve_with(listener, proxy, tls, limits, shutdown_signal()).await
+        let metrics = match a.metrics_listen {
+            Some(addr) => {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+                Some(start_metrics(l, &proxy)?)
+            }
+            None => None,
+        };
+        serve_with(listener, proxy, tls, limits, metrics, shutdown_signal()).await
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -498,6 +521,8 @@ impl Drop for Registered {
 /// Everything a connection task shares.
 struct Shared {
     proxy: Proxy,
+    /// Where requests are counted (`--metrics-listen`).
+    metrics: Option<Arc<Metrics>>,
     limits: ServeLimits,
     builder: auto::Builder<TokioExecutor>,
     in_flight: Arc<Semaphore>,
@@ -511,7 +536,7 @@ pub async fn serve(
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    serve_with(listener, proxy, tls, ServeLimits::default(), shutdown).await
+    serve_with(listener, proxy, tls, ServeLimits::default(), None, shutdown).await
 }
 
 /// Serves `proxy` on `listener` until `shutdown` completes, then waits (up
@@ -521,6 +546,7 @@ pub async fn serve_with(
     proxy: Proxy,
     tls: Option<tokio_rustls::TlsAcceptor>,
     limits: ServeLimits,
+    metrics: Option<Arc<Metrics>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
@@ -551,6 +577,7 @@ pub async fn serve_with(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let shared = Arc::new(Shared {
         proxy,
+        metrics,
         limits,
         builder,
         in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
@@ -723,6 +750,14 @@ async fn refuse(
         .limits
         .header_read_timeout
         .min(Duration::from_secs(5));
+    if let Some(metrics) = &shared.metrics {
+        metrics.record(&RequestMetrics {
+            connector: shared.proxy.health().connector.clone(),
+            status: 503,
+            refusal: Some(Refusal::Overloaded),
+            ..RequestMetrics::default()
+        });
+    }
     let service = hyper::service::service_fn(|_req: hyper::Request<Incoming>| async {
         let e = ProxyError::new(
             Phase::Normalize,
@@ -754,13 +789,84 @@ async fn refuse(
     .await;
 }
 
-/// An error answer of the server itself (before the pipeline runs).
-fn refusal(e: &ProxyError, close: bool) -> hyper::Response<Full<Bytes>> {
+/// An error answer of the server itself (before the pipeline runs),
+/// marked with the refusal for the metrics.
+fn refusal(e: &ProxyError, close: bool) -> hyper::Response<Bytes> {
     let mut headers: Vec<(HeaderName, HeaderValue)> = retry_after(e.kind).into_iter().collect();
     if close {
         headers.push((http::header::CONNECTION, HeaderValue::from_static("close")));
     }
-    veil_proxy::proxy::respond::error_response(e, headers).map(Full::new)
+    // Not at info when overloaded: a flood of these must not add to the load.
+    if e.kind == ErrorKind::Overloaded {
+        tracing::debug!(target: "veil::serve", error_code = e.kind.code(), "refused: overloaded");
+    } else {
+        tracing::info!(target: "veil::serve", error_code = e.kind.code(),
+            refusal = e.refusal().map(Refusal::as_str).unwrap_or("-"),
+            error_message = %e.message, "refused before the pipeline");
+    }
+    let mut resp = veil_proxy::proxy::respond::error_response(e, headers);
+    if let Some(r) = e.refusal() {
+        resp.extensions_mut().insert(r);
+    }
+    resp
+}
+
+/// Starts the metrics listener: `GET /metrics` answers the Prometheus
+/// text, anything else 404. Plain HTTP/1.1, one request per connection.
+fn start_metrics(listener: TcpListener, proxy: &Proxy) -> anyhow::Result<Arc<Metrics>> {
+    let source = proxy.clone();
+    let metrics = Arc::new(Metrics::new(move || source.token_refreshes()));
+    let addr = listener.local_addr()?;
+    tracing::info!(target: "veil::serve", %addr, path = "/metrics", "metrics listening");
+    let served = metrics.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(target: "veil::serve", error = %e, "metrics accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let metrics = served.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                    let metrics = metrics.clone();
+                    async move {
+                        let found = req.uri().path() == "/metrics"
+                            && matches!(*req.method(), http::Method::GET | http::Method::HEAD);
+                        let resp = if found {
+                            hyper::Response::builder()
+                                .header(
+                                    http::header::CONTENT_TYPE,
+                                    veil_proxy::metrics::CONTENT_TYPE,
+                                )
+                                .body(Full::new(Bytes::from(metrics.encode())))
+                        } else {
+                            hyper::Response::builder()
+                                .status(http::StatusCode::NOT_FOUND)
+                                .body(Full::new(Bytes::from_static(
+                                    b"not found: metrics are at /metrics\n",
+                                )))
+                        };
+                        Ok::<_, std::convert::Infallible>(resp.unwrap_or_default())
+                    }
+                });
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder
+                    .keep_alive(false)
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(10));
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(30),
+                    builder.serve_connection(TokioIo::new(stream), service),
+                )
+                .await;
+            });
+        }
+    });
+    Ok(metrics)
 }
 
 async fn handle(
@@ -768,6 +874,28 @@ async fn handle(
     req: hyper::Request<Incoming>,
     peer: SocketAddr,
 ) -> hyper::Response<Full<Bytes>> {
+    let started = Instant::now();
+    let resp = handle_request(shared, req, peer).await;
+    if let Some(metrics) = &shared.metrics {
+        match resp.extensions().get::<RequestMetrics>() {
+            Some(figures) => metrics.record(figures),
+            None => metrics.record(&RequestMetrics {
+                connector: shared.proxy.health().connector.clone(),
+                status: resp.status().as_u16(),
+                latency: started.elapsed(),
+                refusal: resp.extensions().get::<Refusal>().copied(),
+                ..RequestMetrics::default()
+            }),
+        }
+    }
+    resp.map(Full::new)
+}
+
+async fn handle_request(
+    shared: &Shared,
+    req: hyper::Request<Incoming>,
+    peer: SocketAddr,
+) -> hyper::Response<Bytes> {
     let http1 = req.version() < http::Version::HTTP_2;
     let Ok(_permit) = shared.in_flight.clone().try_acquire_owned() else {
         let e = ProxyError::new(
@@ -834,5 +962,5 @@ async fn handle(
         host_built_uri: false,
         request_id: Some(crate::logging::request_id()),
     });
-    shared.proxy.handle(req).await.map(Full::new)
+    shared.proxy.handle(req).await
 }

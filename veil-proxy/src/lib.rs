@@ -8,10 +8,13 @@
 //! - [`secrets`]: where the salt and encryption keys come from (env, file, SSM, Secrets Manager).
 //! - [`config`]: pseudonym settings read from the environment.
 //! - [`aws`]: a minimal SigV4 client for the AWS APIs Veil calls.
+//! - [`metrics`]: per-request figures as Prometheus text or CloudWatch
+//!   Embedded Metric Format lines.
 #![forbid(unsafe_code)]
 
 pub mod aws;
 pub mod config;
+pub mod metrics;
 pub mod proxy;
 pub mod secrets;
 pub mod token;

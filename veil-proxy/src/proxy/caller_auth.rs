@@ -236,6 +236,11 @@ impl CallerAuth {
         self.inner.authorize(&claims)
     }
 
+    /// The issuer whose tokens are accepted (for the log's caller identity).
+    pub fn issuer(&self) -> &str {
+        &self.inner.config.issuer
+    }
+
     /// One line for the health check.
     pub fn describe(&self) -> String {
         let config = &self.inner.config;

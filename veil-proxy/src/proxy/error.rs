@@ -5,6 +5,12 @@
 //! fixes the HTTP status, Veil's error code and Psoxy's code for
 //! `X-Psoxy-Error`), and whether retrying may help. Its message is safe to
 //! show the caller: it never holds secrets, tokens, ids or personal data.
+//!
+//! It also keeps, for the log only, **why**: which check refused the
+//! request ([`Refusal`]), how a call to Graph failed ([`UpstreamCause`]:
+//! DNS, connect, TLS, timeout, reset, body) and the underlying error's
+//! text (`detail`). None of these is ever sent to the caller
+//! ([`ProxyError::body`] holds only the code and the message).
 
 use std::fmt;
 
@@ -79,6 +85,9 @@ pub enum ErrorKind {
     UpstreamTimeout,
     /// Graph's 2xx answer was not usable JSON (502).
     UpstreamInvalid,
+    /// The sanitized answer is larger than the host can return (Lambda's
+    /// 6 MB buffered response payload) (502).
+    ResponseTooLarge,
     /// A rule could not be applied to Graph's answer (500): fail closed.
     SanitizeFailed,
     /// Veil is misconfigured (500).
@@ -96,7 +105,8 @@ impl ErrorKind {
             ErrorKind::TokenUnavailable
             | ErrorKind::UpstreamConnect
             | ErrorKind::UpstreamInvalid
-            | ErrorKind::UpstreamTooLarge => StatusCode::BAD_GATEWAY,
+            | ErrorKind::UpstreamTooLarge
+            | ErrorKind::ResponseTooLarge => StatusCode::BAD_GATEWAY,
             ErrorKind::TokenTemporarilyUnavailable
             | ErrorKind::Overloaded
             | ErrorKind::CallerAuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -128,6 +138,7 @@ impl ErrorKind {
             ErrorKind::UpstreamConnect => "upstream_unreachable",
             ErrorKind::UpstreamTimeout => "upstream_timeout",
             ErrorKind::UpstreamInvalid => "upstream_invalid_response",
+            ErrorKind::ResponseTooLarge => "response_too_large",
             ErrorKind::SanitizeFailed => "sanitize_failed",
             ErrorKind::Config => "configuration_error",
         }
@@ -153,6 +164,7 @@ impl ErrorKind {
             | ErrorKind::UpstreamTimeout
             | ErrorKind::UpstreamInvalid
             | ErrorKind::UpstreamTooLarge
+            | ErrorKind::ResponseTooLarge
             | ErrorKind::Overloaded => "API_ERROR",
             ErrorKind::SanitizeFailed => "SANITIZATION_ERROR",
             ErrorKind::Config => "CONFIGURATION_FAILURE",
@@ -183,6 +195,109 @@ impl ErrorKind {
     }
 }
 
+/// Which check refused a request: the log line's `refusal` and the
+/// refusals metric's `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Refusal {
+    /// The request target or headers are malformed or hostile.
+    RequestTarget,
+    /// The target, the headers or the body are over Veil's limits.
+    RequestSize,
+    /// The caller did not send its request in time.
+    RequestTimeout,
+    /// Veil is at its limit of connections, requests or memory.
+    Overloaded,
+    /// The caller's address is not in the IP allowlist.
+    IpAllowlist,
+    /// Caller authentication (the error message says why).
+    CallerAuth,
+    /// No endpoint of the rules matches the path.
+    NoEndpoint,
+    /// The endpoint does not allow the method.
+    Method,
+    /// A path parameter is refused by its schema.
+    PathParam,
+    /// A query parameter is not allowed, repeated, or refused by its schema.
+    QueryParam,
+    /// `$select` names a property outside the endpoint's `responseSchema`.
+    SelectProperty,
+    /// `$expand` names a property outside the endpoint's `responseSchema`.
+    ExpandProperty,
+    /// The request carries a body (Veil forwards none).
+    RequestBody,
+    /// A `p~` token did not decrypt.
+    Reidentify,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 14] = [
+        Refusal::RequestTarget,
+        Refusal::RequestSize,
+        Refusal::RequestTimeout,
+        Refusal::Overloaded,
+        Refusal::IpAllowlist,
+        Refusal::CallerAuth,
+        Refusal::NoEndpoint,
+        Refusal::Method,
+        Refusal::PathParam,
+        Refusal::QueryParam,
+        Refusal::SelectProperty,
+        Refusal::ExpandProperty,
+        Refusal::RequestBody,
+        Refusal::Reidentify,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::RequestTarget => "request_target",
+            Refusal::RequestSize => "request_size",
+            Refusal::RequestTimeout => "request_timeout",
+            Refusal::Overloaded => "overloaded",
+            Refusal::IpAllowlist => "ip_allowlist",
+            Refusal::CallerAuth => "caller_auth",
+            Refusal::NoEndpoint => "no_endpoint",
+            Refusal::Method => "method",
+            Refusal::PathParam => "path_param",
+            Refusal::QueryParam => "query_param",
+            Refusal::SelectProperty => "select_property",
+            Refusal::ExpandProperty => "expand_property",
+            Refusal::RequestBody => "request_body",
+            Refusal::Reidentify => "reidentify",
+        }
+    }
+}
+
+/// How a call to Graph failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UpstreamCause {
+    /// Graph's host name did not resolve.
+    Dns,
+    /// The TCP connection was refused or could not be made.
+    Connect,
+    /// The TLS handshake failed (certificate, protocol).
+    Tls,
+    /// A connect, read or total deadline passed.
+    Timeout,
+    /// The connection was reset or closed before the answer was complete.
+    Reset,
+    /// The answer's body is unusable: over Veil's limits, a corrupt gzip
+    /// stream, an encoding Veil does not accept.
+    Body,
+}
+
+impl UpstreamCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamCause::Dns => "dns",
+            UpstreamCause::Connect => "connect",
+            UpstreamCause::Tls => "tls",
+            UpstreamCause::Timeout => "timeout",
+            UpstreamCause::Reset => "reset",
+            UpstreamCause::Body => "body",
+        }
+    }
+}
+
 /// A request that failed, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyError {
@@ -190,6 +305,14 @@ pub struct ProxyError {
     pub kind: ErrorKind,
     /// Safe to show the caller.
     pub message: String,
+    /// Which check refused the request, when the kind alone does not say
+    /// (see [`ProxyError::refusal`]). Logged, never sent.
+    pub refused_by: Option<Refusal>,
+    /// How the call to Graph failed. Logged, never sent.
+    pub upstream_cause: Option<UpstreamCause>,
+    /// The underlying error (its whole chain). Logged, never sent: it may
+    /// name hosts, addresses and library internals.
+    pub detail: Option<String>,
 }
 
 impl ProxyError {
@@ -198,6 +321,66 @@ impl ProxyError {
             phase,
             kind,
             message: message.into(),
+            refused_by: None,
+            upstream_cause: None,
+            detail: None,
+        }
+    }
+
+    /// Names the check that refused the request.
+    pub fn refused_by(mut self, check: Refusal) -> Self {
+        self.refused_by = Some(check);
+        self
+    }
+
+    /// Records how the call to Graph failed.
+    pub fn upstream_cause(mut self, cause: UpstreamCause) -> Self {
+        self.upstream_cause = Some(cause);
+        self
+    }
+
+    /// Keeps the underlying error for the log: the error and its sources,
+    /// joined by `: `.
+    pub fn caused_by(mut self, err: &(dyn std::error::Error + 'static)) -> Self {
+        let mut text = err.to_string();
+        let mut source = err.source();
+        while let Some(s) = source {
+            let more = s.to_string();
+            if !text.ends_with(&more) {
+                text.push_str(": ");
+                text.push_str(&more);
+            }
+            source = s.source();
+        }
+        self.detail = Some(text);
+        self
+    }
+
+    /// Keeps a detail for the log.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Which check refused the request: the one named, else the one the
+    /// kind implies. `None` for failures that are not refusals (Graph,
+    /// tokens, sanitizing, configuration).
+    pub fn refusal(&self) -> Option<Refusal> {
+        if self.refused_by.is_some() {
+            return self.refused_by;
+        }
+        match self.kind {
+            ErrorKind::BadRequest => Some(Refusal::RequestTarget),
+            ErrorKind::UriTooLong | ErrorKind::HeadersTooLarge | ErrorKind::PayloadTooLarge => {
+                Some(Refusal::RequestSize)
+            }
+            ErrorKind::RequestTimeout => Some(Refusal::RequestTimeout),
+            ErrorKind::Overloaded => Some(Refusal::Overloaded),
+            ErrorKind::Unauthenticated
+            | ErrorKind::Forbidden
+            | ErrorKind::CallerAuthUnavailable => Some(Refusal::CallerAuth),
+            ErrorKind::BadToken => Some(Refusal::Reidentify),
+            _ => None,
         }
     }
 
@@ -225,3 +408,61 @@ impl fmt::Display for ProxyError {
 }
 
 impl std::error::Error for ProxyError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_are_logged_never_sent() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused by 10.0.0.7");
+        let e = ProxyError::new(
+            Phase::Upstream,
+            ErrorKind::UpstreamConnect,
+            "cannot connect to Graph",
+        )
+        .upstream_cause(UpstreamCause::Connect)
+        .caused_by(&io);
+        assert_eq!(e.detail.as_deref(), Some("refused by 10.0.0.7"));
+        assert_eq!(e.upstream_cause, Some(UpstreamCause::Connect));
+        let body = e.body().to_string();
+        assert!(
+            !body.contains("10.0.0.7") && !body.contains("connect\""),
+            "{body}"
+        );
+        assert_eq!(e.refusal(), None);
+    }
+
+    #[test]
+    fn refusals_follow_the_kind_unless_named() {
+        let e = |k| ProxyError::new(Phase::Normalize, k, "x");
+        assert_eq!(
+            e(ErrorKind::PayloadTooLarge).refusal(),
+            Some(Refusal::RequestSize)
+        );
+        assert_eq!(
+            e(ErrorKind::Unauthenticated).refusal(),
+            Some(Refusal::CallerAuth)
+        );
+        assert_eq!(e(ErrorKind::BlockedByRules).refusal(), None);
+        assert_eq!(
+            e(ErrorKind::Forbidden)
+                .refused_by(Refusal::IpAllowlist)
+                .refusal(),
+            Some(Refusal::IpAllowlist)
+        );
+        assert_eq!(e(ErrorKind::SanitizeFailed).refusal(), None);
+        let names: std::collections::BTreeSet<_> =
+            Refusal::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names.len(), Refusal::ALL.len());
+    }
+
+    #[test]
+    fn the_response_size_limit_is_its_own_kind() {
+        let k = ErrorKind::ResponseTooLarge;
+        assert_eq!(k.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(k.code(), "response_too_large");
+        assert_eq!(k.psoxy_code(), "API_ERROR");
+        assert!(!k.retryable());
+    }
+}

@@ -18,7 +18,9 @@
 //!    the whole phase (token, call, one retry after a 401, body) under one
 //!    deadline ([`upstream::UpstreamConfig::total_timeout`]);
 //! 8. **answer**: sanitize, reduce errors, allowlist headers ([`respond`]);
-//! 9. **log** one structured line.
+//! 9. **log** one structured line, and hand the request's figures to the
+//!    host in the response's extensions ([`crate::metrics::RequestMetrics`];
+//!    both in `access.rs`).
 //!
 //! Every failure is a [`ProxyError`] naming its phase; the caller gets its
 //! status and JSON body, never unsanitized data, and `Retry-After` with
@@ -26,6 +28,7 @@
 //! (version, rules hash) are left off: an anonymous caller learns nothing
 //! about the deployment.
 
+mod access;
 pub mod caller_auth;
 pub mod error;
 pub mod health;
@@ -41,17 +44,30 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use ipnet::IpNet;
 
-pub use error::{ErrorKind, Phase, ProxyError};
+use access::{refusal_of, Outcome};
+pub use error::{ErrorKind, Phase, ProxyError, Refusal, UpstreamCause};
 use health::HealthInfo;
 use normalize::{Limits, Target};
 use upstream::Upstream;
 
 use crate::token::TokenProvider;
-use veil_engine::policy::{Request as PolicyRequest, Side};
+use veil_engine::policy::{Check, Request as PolicyRequest, Side};
 use veil_engine::pseudonym::Pseudonymizer;
 use veil_engine::reidentify::reidentify_for;
 use veil_engine::rules::RuleSet;
-use veil_engine::sanitize::Report;
+
+/// How the health check's warning about a development Graph token begins.
+pub const WARN_DEVELOPMENT_TOKEN: &str = "DEVELOPMENT ONLY: the Graph token";
+/// How the health check's warning about absent caller authentication begins.
+pub const WARN_NO_CALLER_AUTH: &str = "caller authentication is OFF";
+
+/// The log's and the metrics' endpoint for health checks (`/healthz` or
+/// Psoxy's health-check header on any path).
+pub const HEALTH_ENDPOINT: &str = "health";
+
+/// Largest request body the hosts accept (413 above it): requests through
+/// Veil carry none, so this only bounds abuse.
+pub const MAX_REQUEST_BODY: usize = 64 * 1024;
 
 /// The request id header, accepted from the caller and always answered.
 pub const HEADER_REQUEST_ID: &str = "x-request-id";
@@ -80,6 +96,15 @@ pub struct RequestContext {
     pub host_built_uri: bool,
     /// A request id for logs (from the host, or generated).
     pub request_id: Option<String>,
+}
+
+/// Who the caller is, once authenticated (for the log: never a token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallerIdentity {
+    /// A verified OIDC token's issuer and subject.
+    Oidc { issuer: String, subject: String },
+    /// The IAM caller ARN AWS verified for a Lambda Function URL.
+    AwsIam { arn: String },
 }
 
 /// How callers are authenticated.
@@ -135,20 +160,6 @@ pub struct Proxy {
     inner: Arc<Inner>,
 }
 
-/// What the log line says about a request.
-#[derive(Debug, Default)]
-struct Outcome {
-    endpoint: Option<String>,
-    upstream_status: Option<u16>,
-    report: Option<Report>,
-    bytes_in: usize,
-    error: Option<(Phase, &'static str)>,
-    /// The caller passed authentication (Veil's headers may be shown).
-    authenticated: bool,
-    /// The target came from `X-Psoxy-TargetPath` / `X-Psoxy-TargetQuery`.
-    target_from_headers: bool,
-}
-
 impl Proxy {
     pub fn new(
         rules: RuleSet,
@@ -161,18 +172,25 @@ impl Proxy {
             HeaderValue::from_str(&rules.sha256).unwrap_or(HeaderValue::from_static("unknown"));
         config.health.caller_auth = config.caller_auth.describe();
         config.health.token_provider = tokens.kind().to_string();
-        if tokens.development_only() {
+        // A host that says where the development token comes from, or why
+        // callers are not authenticated, is believed; else `veil serve`'s
+        // and Lambda's settings are named.
+        let told =
+            |warnings: &[String], prefix: &str| warnings.iter().any(|w| w.starts_with(prefix));
+        if tokens.development_only() && !told(&config.health.warnings, WARN_DEVELOPMENT_TOKEN) {
             config.health.warnings.push(format!(
-                "DEVELOPMENT ONLY: the Graph token comes from the `{}` provider (the fixed {}); production deployments get it by workload identity federation (VEIL_TOKEN_PROVIDER)",
+                "{WARN_DEVELOPMENT_TOKEN} comes from the `{}` provider (the fixed {}); production deployments get it by workload identity federation (VEIL_TOKEN_PROVIDER)",
                 tokens.kind(),
                 crate::token::ENV_UPSTREAM_TOKEN
             ));
         }
-        if matches!(config.caller_auth, CallerAuthMode::Unauthenticated) {
+        if matches!(config.caller_auth, CallerAuthMode::Unauthenticated)
+            && !told(&config.health.warnings, WARN_NO_CALLER_AUTH)
+        {
             config
                 .health
                 .warnings
-                .push("caller authentication is OFF (--allow-unauthenticated)".into());
+                .push(format!("{WARN_NO_CALLER_AUTH} (--allow-unauthenticated)"));
         }
         Proxy {
             inner: Arc::new(Inner {
@@ -213,14 +231,15 @@ impl Proxy {
         let response = match self.pipeline(&req, &ctx, &mut outcome).await {
             Ok(resp) => resp,
             Err(e) => {
-                outcome.error = Some((e.phase, e.kind.code()));
                 let mut headers = if outcome.authenticated {
                     self.veil_headers()
                 } else {
                     Vec::new()
                 };
                 headers.extend(retry_after(e.kind));
-                respond::error_response(&e, headers)
+                let resp = respond::error_response(&e, headers);
+                outcome.error = Some(e);
+                resp
             }
         };
         let mut response = response;
@@ -234,7 +253,14 @@ impl Proxy {
                 .insert(HeaderName::from_static(HEADER_REQUEST_ID), id);
         }
         self.log(&ctx, &method, &response, &outcome, started);
+        let figures = self.figures(&response, outcome, started);
+        response.extensions_mut().insert(figures);
         response
+    }
+
+    /// Graph token exchanges so far (see [`TokenProvider::refreshes`]).
+    pub fn token_refreshes(&self) -> crate::token::TokenRefreshes {
+        self.inner.tokens.refreshes()
     }
 
     fn veil_headers(&self) -> Vec<(HeaderName, HeaderValue)> {
@@ -273,10 +299,11 @@ impl Proxy {
         self.check_ip(ctx)?;
         // 3. health
         if let Some(resp) = self.health_check(req, ctx, &target).await {
+            out.endpoint = Some(HEALTH_ENDPOINT.into());
             return Ok(resp);
         }
         // 4. authenticate
-        self.authenticate(req, ctx).await?;
+        out.caller = self.authenticate(req, ctx).await?;
         out.authenticated = true;
         // 5. match
         let rules = &self.inner.rules;
@@ -289,7 +316,14 @@ impl Proxy {
                 },
                 Side::Client,
             )
-            .map_err(|r| ProxyError::new(Phase::Match, ErrorKind::BlockedByRules, r.to_string()))?;
+            .map_err(|r| {
+                // Past the path check, the endpoint that refused is known.
+                if r.check != Check::Path {
+                    out.endpoint.clone_from(&r.closest);
+                }
+                ProxyError::new(Phase::Match, ErrorKind::BlockedByRules, r.to_string())
+                    .refused_by(refusal_of(&r))
+            })?;
         let endpoint = allowed.endpoint;
         out.endpoint = Some(endpoint.label.clone());
         if !req.body().is_empty() {
@@ -297,7 +331,8 @@ impl Proxy {
                 Phase::Match,
                 ErrorKind::BlockedByRules,
                 "request bodies are not forwarded",
-            ));
+            )
+            .refused_by(Refusal::RequestBody));
         }
         // 6. re-identify
         let upstream_target = reidentify_for(
@@ -306,7 +341,10 @@ impl Proxy {
             target.query.as_deref(),
             &self.inner.pseudonymizer,
         )
-        .map_err(|e| ProxyError::new(Phase::Reidentify, ErrorKind::BadToken, e.to_string()))?;
+        .map_err(|e| {
+            ProxyError::new(Phase::Reidentify, ErrorKind::BadToken, e.to_string())
+                .refused_by(Refusal::Reidentify)
+        })?;
         let path_and_query = match &upstream_target.query {
             Some(q) => format!("{}?{q}", upstream_target.path),
             None => upstream_target.path.clone(),
@@ -321,9 +359,12 @@ impl Proxy {
             })
             .collect();
         // 7. upstream (one retry with a fresh token after a 401)
+        let upstream_started = Instant::now();
         let upstream = self
             .upstream_phase(req.method(), &path_and_query, &forwarded)
-            .await?;
+            .await;
+        out.upstream_latency = Some(upstream_started.elapsed());
+        let upstream = upstream?;
         // A 403 for missing consent: drop the cached token (no retry here).
         let consent_error = (upstream.status == StatusCode::FORBIDDEN)
             .then(|| respond::missing_consent_code(&upstream.body))
@@ -349,6 +390,7 @@ impl Proxy {
             let (body, report) =
                 respond::sanitize_body(endpoint, &upstream.body, &self.inner.pseudonymizer)?;
             out.report = Some(report);
+            out.transform_kinds = endpoint.sanitizer.transform_names();
             let body = if req.method() == Method::HEAD {
                 Bytes::new()
             } else {
@@ -422,7 +464,7 @@ impl Proxy {
         let graph_token = tokens
             .status()
             .to_json(tokens.kind(), tokens.development_only());
-        let (status, report) = if psoxy {
+        let (status, mut report) = if psoxy {
             (
                 h.psoxy_status(),
                 h.to_psoxy_json(ctx.remote_ip, graph_token),
@@ -432,6 +474,16 @@ impl Proxy {
             report["graphToken"] = graph_token;
             (status, report)
         };
+        if tokens.development_only() {
+            // The warning that says where this deployment's token comes from.
+            if let Some(w) = h
+                .warnings
+                .iter()
+                .find(|w| w.starts_with(WARN_DEVELOPMENT_TOKEN))
+            {
+                report["graphToken"]["warning"] = w.as_str().into();
+            }
+        }
         let body = Bytes::from(serde_json::to_vec_pretty(&report).unwrap_or_default());
         Some(respond::json_response(
             status,
@@ -454,28 +506,35 @@ impl Proxy {
                     Phase::Authenticate,
                     ErrorKind::Forbidden,
                     "the caller's address is not in the allowed ranges",
-                ));
+                )
+                .refused_by(Refusal::IpAllowlist));
             }
         }
         Ok(())
     }
 
-    /// Authenticates the caller. With `--allow-unauthenticated` every caller
-    /// passes (development only: anyone who reaches Veil can read through it).
+    /// Authenticates the caller and says who it is (`None` when nothing
+    /// identifies it). With `--allow-unauthenticated` every caller passes
+    /// (development only: anyone who reaches Veil can read through it).
     async fn authenticate(
         &self,
         req: &Request<Bytes>,
         ctx: &RequestContext,
-    ) -> Result<(), ProxyError> {
+    ) -> Result<Option<CallerIdentity>, ProxyError> {
         let cfg = &self.inner.config;
+        let aws_caller = || {
+            ctx.aws_caller_arn
+                .clone()
+                .map(|arn| CallerIdentity::AwsIam { arn })
+        };
         match &cfg.caller_auth {
-            CallerAuthMode::Unauthenticated => Ok(()),
+            CallerAuthMode::Unauthenticated => Ok(None),
             CallerAuthMode::AwsIam { allowed_arns } => {
                 if allowed_arns.is_empty() {
-                    return Ok(());
+                    return Ok(aws_caller());
                 }
                 match &ctx.aws_caller_arn {
-                    Some(arn) if allowed_arns.iter().any(|a| caller_arn_matches(a, arn)) => Ok(()),
+                    Some(arn) if allowed_arns.iter().any(|a| caller_arn_matches(a, arn)) => Ok(aws_caller()),
                     Some(_) => Err(ProxyError::new(Phase::Authenticate, ErrorKind::Forbidden, "the calling AWS principal is not allowed")),
                     None => Err(ProxyError::new(Phase::Authenticate, ErrorKind::Unauthenticated, "no AWS caller identity in the request (is the Function URL's auth type AWS_IAM?)")),
                 }
@@ -485,7 +544,11 @@ impl Proxy {
                     .headers()
                     .get(http::header::AUTHORIZATION)
                     .and_then(|v| v.to_str().ok());
-                auth.verify(header).await.map(|_| ())
+                let caller = auth.verify(header).await?;
+                Ok(Some(CallerIdentity::Oidc {
+                    issuer: auth.issuer().to_string(),
+                    subject: caller.subject,
+                }))
             }
         }
     }
@@ -546,37 +609,6 @@ impl Proxy {
             .send(method, path_and_query, headers.to_vec(), &bearer)
             .await?;
         Ok((resp, token))
-    }
-
-    fn log(
-        &self,
-        ctx: &RequestContext,
-        method: &Method,
-        resp: &Response<Bytes>,
-        out: &Outcome,
-        started: Instant,
-    ) {
-        let changes: Vec<usize> = out
-            .report
-            .as_ref()
-            .map(|r| r.changes.clone())
-            .unwrap_or_default();
-        tracing::info!(
-            target: "veil::access",
-            request_id = ctx.request_id.as_deref().unwrap_or("-"),
-            connector = %self.inner.config.connector,
-            method = %method,
-            endpoint = out.endpoint.as_deref().unwrap_or("-"),
-            status = resp.status().as_u16(),
-            upstream_status = out.upstream_status.unwrap_or(0),
-            latency_ms = started.elapsed().as_secs_f64() * 1e3,
-            bytes_in = out.bytes_in,
-            bytes_out = resp.body().len(),
-            transform_changes = ?changes,
-            target_source = if out.target_from_headers { "x-psoxy-target-headers" } else { "request-line" },
-            error_phase = out.error.map(|e| e.0.as_str()).unwrap_or("-"),
-            error_code = out.error.map(|e| e.1).unwrap_or("-"),
-        );
     }
 }
 

@@ -21,6 +21,15 @@
 //! The base URL must be `https://`; plain `http://` is accepted only for a
 //! loopback address (a local test server), so the Graph token never
 //! travels in clear.
+//!
+//! The request target reaches Graph byte for byte as normalization and
+//! re-identification left it: the client is hyper's (through hyper-rustls),
+//! given an `http::Uri`, which keeps the bytes it is given. (A client that
+//! parses URLs the WHATWG way would re-encode them: `'` in a query becomes
+//! `%27`.)
+//! An egress proxy named by the environment (`HTTPS_PROXY`, `ALL_PROXY`,
+//! with `NO_PROXY`, as curl reads them) is used through an HTTP `CONNECT`
+//! tunnel, so TLS still runs end to end with Graph.
 
 use std::io::Write as _;
 use std::net::IpAddr;
@@ -31,7 +40,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::error::{ErrorKind, Phase, ProxyError};
+use super::error::{ErrorKind, Phase, ProxyError, UpstreamCause};
 
 /// Where and how Veil calls Graph.
 #[derive(Debug, Clone)]
@@ -168,11 +177,66 @@ pub struct UpstreamResponse {
     pub reservation: Option<Reservation>,
 }
 
+type HttpsClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<Route>,
+    http_body_util::Empty<Bytes>,
+>;
+
+type TcpConnector = hyper_util::client::legacy::connect::HttpConnector;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How Veil reaches Graph's host: directly, or through an egress proxy by
+/// a `CONNECT` tunnel (decided once: the host is always the same).
+#[derive(Clone)]
+enum Route {
+    Direct(TcpConnector),
+    Tunnel(hyper_util::client::legacy::connect::proxy::Tunnel<TcpConnector>),
+}
+
+impl tower::Service<http::Uri> for Route {
+    type Response = <TcpConnector as tower::Service<http::Uri>>::Response;
+    type Error = BoxError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, BoxError>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        match self {
+            Route::Direct(c) => c.poll_ready(cx).map_err(Into::into),
+            Route::Tunnel(t) => t.poll_ready(cx).map_err(Into::into),
+        }
+    }
+
+    fn call(&mut self, dst: http::Uri) -> Self::Future {
+        match self {
+            Route::Direct(c) => {
+                let connecting = c.call(dst);
+                Box::pin(async move { connecting.await.map_err(Into::into) })
+            }
+            Route::Tunnel(t) => {
+                let connecting = t.call(dst);
+                Box::pin(async move { connecting.await.map_err(Into::into) })
+            }
+        }
+    }
+}
+
 /// The upstream client.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Upstream {
-    client: reqwest::Client,
+    client: HttpsClient,
     config: UpstreamConfig,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Whether `base` is an acceptable Graph base URL: `https://` for any host,
@@ -226,20 +290,45 @@ fn printable(s: &str) -> String {
 
 impl Upstream {
     pub fn new(config: UpstreamConfig) -> Result<Self, String> {
+        Upstream::with_proxies(
+            config,
+            hyper_util::client::proxy::matcher::Matcher::from_env(),
+        )
+    }
+
+    /// With the egress proxies `proxies` names (tests; [`Upstream::new`]
+    /// reads them from the environment).
+    pub(crate) fn with_proxies(
+        config: UpstreamConfig,
+        proxies: hyper_util::client::proxy::matcher::Matcher,
+    ) -> Result<Self, String> {
         let base = config.base_url.trim_end_matches('/').to_string();
         check_base_url(&base)?;
-        let client = reqwest::Client::builder()
-            .use_rustls_tls()
-            .connect_timeout(config.connect_timeout)
-            .read_timeout(config.read_timeout)
-            .timeout(config.total_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .redirect(reqwest::redirect::Policy::none())
-            // Veil inflates gzip itself, with limits, while the body arrives.
-            .gzip(false)
-            .user_agent(concat!("veil/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the upstream HTTP client: {e}"))?;
+        let base_uri = base.parse::<http::Uri>().map_err(|_| {
+            format!(
+                "the upstream base URL `{}` is not a URL Veil can call",
+                printable(&base)
+            )
+        })?;
+        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(tokio_rustls::rustls::crypto::ring::default_provider())
+            .map_err(|e| format!("cannot build the upstream TLS configuration: {e}"))?
+            // Plain http only reaches a loopback test server (check_base_url).
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(route(http, &base_uri, &proxies)?);
+        // No redirects are followed (a hyper client follows none), and no
+        // gzip is inflated by the client: Veil does it, with limits.
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_timer(hyper_util::rt::TokioTimer::new())
+                .build(https);
         Ok(Upstream {
             client,
             config: UpstreamConfig {
@@ -258,7 +347,8 @@ impl Upstream {
     }
 
     /// Sends one request. `path_and_query` comes only from the normalizer
-    /// and re-identification, never from Host or `X-Forwarded-*` headers.
+    /// and re-identification, never from Host or `X-Forwarded-*` headers,
+    /// and reaches Graph as it is.
     pub async fn send(
         &self,
         method: &Method,
@@ -266,21 +356,82 @@ impl Upstream {
         headers: Vec<(HeaderName, HeaderValue)>,
         bearer: &str,
     ) -> Result<UpstreamResponse, ProxyError> {
-        let url = format!("{}{}", self.config.base_url, path_and_query);
-        let mut req = self
-            .client
-            .request(method.clone(), &url)
-            .header(http::header::AUTHORIZATION, format!("Bearer {bearer}"))
-            .header(http::header::ACCEPT, "application/json")
-            .header(http::header::ACCEPT_ENCODING, "gzip");
+        let total = self.config.total_timeout;
+        match tokio::time::timeout(
+            total,
+            self.exchange(method, path_and_query, headers, bearer),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(timed_out("the whole call", total)),
+        }
+    }
+
+    async fn exchange(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        headers: Vec<(HeaderName, HeaderValue)>,
+        bearer: &str,
+    ) -> Result<UpstreamResponse, ProxyError> {
+        let uri: http::Uri = format!("{}{}", self.config.base_url, path_and_query)
+            .parse()
+            .map_err(|_| {
+                ProxyError::new(
+                    Phase::Upstream,
+                    ErrorKind::BadRequest,
+                    "the request target cannot be sent to Graph",
+                )
+            })?;
+        let authorization = HeaderValue::from_str(&format!("Bearer {bearer}")).map_err(|_| {
+            ProxyError::new(
+                Phase::Token,
+                ErrorKind::TokenUnavailable,
+                "the Graph token is not a valid header value",
+            )
+        })?;
+        let mut req = http::Request::builder()
+            .method(method.clone())
+            .uri(uri)
+            .body(http_body_util::Empty::<Bytes>::new())
+            .map_err(|_| {
+                ProxyError::new(
+                    Phase::Upstream,
+                    ErrorKind::BadRequest,
+                    "the request cannot be sent to Graph",
+                )
+            })?;
+        let h = req.headers_mut();
         for (name, value) in headers {
             if name != http::header::ACCEPT_ENCODING {
-                req = req.header(name, value);
+                h.append(name, value);
             }
         }
-        let resp = req.send().await.map_err(|e| transport_error(&e))?;
+        h.insert(http::header::AUTHORIZATION, authorization);
+        h.insert(
+            http::header::ACCEPT,
+            HeaderValue::from_static("application/json"),
+        );
+        h.insert(
+            http::header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip"),
+        );
+        h.insert(
+            http::header::USER_AGENT,
+            HeaderValue::from_static(concat!("veil/", env!("CARGO_PKG_VERSION"))),
+        );
+        // Connecting is bounded by the connector; the answer's head must
+        // then come within the read timeout.
+        let head_within = self.config.connect_timeout + self.config.read_timeout;
+        let resp = match tokio::time::timeout(head_within, self.client.request(req)).await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => return Err(transport_error(&e)),
+            Err(_) => return Err(timed_out("the answer's head", head_within)),
+        };
         let status = resp.status();
-        let headers = resp.headers().clone();
+        let (parts, mut body) = resp.into_parts();
+        let headers = parts.headers;
         let gzip = match headers
             .get(http::header::CONTENT_ENCODING)
             .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
@@ -293,22 +444,40 @@ impl Upstream {
                     Phase::Upstream,
                     ErrorKind::UpstreamInvalid,
                     "Graph answered with a content encoding Veil does not accept (only gzip); nothing of it is returned",
-                ))
+                )
+                .upstream_cause(UpstreamCause::Body)
+                .with_detail(format!(
+                    "Content-Encoding: {}",
+                    headers
+                        .get(http::header::CONTENT_ENCODING)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("?")
+                        .chars()
+                        .take(64)
+                        .collect::<String>()
+                )))
             }
         };
-        if resp
-            .content_length()
-            .is_some_and(|n| n > self.config.max_body_bytes as u64)
-        {
+        let announced = headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if announced.is_some_and(|n| n > self.config.max_body_bytes as u64) {
             return Err(too_large(self.config.max_body_bytes));
         }
         let mut reader = BodyReader::new(&self.config, gzip);
-        let mut resp = resp;
+        let read_timeout = self.config.read_timeout;
         loop {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => reader.feed(&chunk)?,
+            use http_body_util::BodyExt as _;
+            match tokio::time::timeout(read_timeout, body.frame()).await {
+                Err(_) => return Err(timed_out("a read of the body", read_timeout)),
                 Ok(None) => break,
-                Err(e) => return Err(transport_error(&e)),
+                Ok(Some(Err(e))) => return Err(body_error(&e)),
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(chunk) = frame.into_data() {
+                        reader.feed(&chunk)?;
+                    }
+                }
             }
         }
         let (body, reservation) = reader.finish()?;
@@ -319,6 +488,42 @@ impl Upstream {
             reservation: Some(reservation),
         })
     }
+}
+
+/// Direct, or a tunnel through the proxy that applies to Graph's host.
+fn route(
+    http: TcpConnector,
+    base: &http::Uri,
+    proxies: &hyper_util::client::proxy::matcher::Matcher,
+) -> Result<Route, String> {
+    let Some(proxy) = proxies.intercept(base) else {
+        return Ok(Route::Direct(http));
+    };
+    let proxy_uri = proxy.uri().clone();
+    if proxy_uri.scheme_str() != Some("http") {
+        return Err(format!(
+            "the egress proxy for Graph must be an http:// proxy (a CONNECT tunnel carries the TLS to Graph); got `{}://…`",
+            proxy_uri.scheme_str().unwrap_or("?")
+        ));
+    }
+    tracing::info!(target: "veil::upstream",
+        proxy = %format!("{}:{}", proxy_uri.host().unwrap_or("?"), proxy_uri.port_u16().unwrap_or(80)),
+        "Graph is reached through an egress proxy (CONNECT tunnel)");
+    let mut tunnel = hyper_util::client::legacy::connect::proxy::Tunnel::new(proxy_uri, http);
+    if let Some(auth) = proxy.basic_auth() {
+        tunnel = tunnel.with_auth(auth.clone());
+    }
+    Ok(Route::Tunnel(tunnel))
+}
+
+fn timed_out(what: &str, after: Duration) -> ProxyError {
+    ProxyError::new(
+        Phase::Upstream,
+        ErrorKind::UpstreamTimeout,
+        "Graph did not answer in time",
+    )
+    .upstream_cause(UpstreamCause::Timeout)
+    .with_detail(format!("{what} took over {} ms", after.as_millis()))
 }
 
 /// Why the inflated body was refused.
@@ -433,7 +638,9 @@ fn read_error(e: &std::io::Error, max_body: usize, max_depth: usize) -> ProxyErr
             Phase::Upstream,
             ErrorKind::UpstreamTooLarge,
             format!("Graph's response nests deeper than Veil accepts ({max_depth} levels); nothing of it is returned"),
-        ),
+        )
+        .upstream_cause(UpstreamCause::Body)
+        .with_detail(format!("JSON nesting over {max_depth}")),
         Some(Limit::Budget) => ProxyError::new(
             Phase::Upstream,
             ErrorKind::Overloaded,
@@ -443,7 +650,9 @@ fn read_error(e: &std::io::Error, max_body: usize, max_depth: usize) -> ProxyErr
             Phase::Upstream,
             ErrorKind::UpstreamInvalid,
             "Graph's gzip-compressed response is truncated or corrupt; nothing of it is returned",
-        ),
+        )
+        .upstream_cause(UpstreamCause::Body)
+        .caused_by(e),
     }
 }
 
@@ -456,6 +665,8 @@ fn too_large(max: usize) -> ProxyError {
             max / (1024 * 1024)
         ),
     )
+    .upstream_cause(UpstreamCause::Body)
+    .with_detail(format!("inflated body over {max} bytes"))
 }
 
 /// Tracks JSON nesting over a byte stream, ignoring brackets in strings.
@@ -506,31 +717,98 @@ impl DepthScanner {
     }
 }
 
-fn transport_error(e: &reqwest::Error) -> ProxyError {
-    if e.is_timeout() {
-        ProxyError::new(
+/// A call that failed before Graph's answer arrived: the cause (DNS,
+/// connect, TLS, timeout, reset) and the error chain are for the log.
+fn transport_error(e: &hyper_util::client::legacy::Error) -> ProxyError {
+    let cause = classify(e, e.is_connect());
+    let err = match cause {
+        UpstreamCause::Timeout => ProxyError::new(
             Phase::Upstream,
             ErrorKind::UpstreamTimeout,
             "Graph did not answer in time",
-        )
-    } else if e.is_connect() {
-        ProxyError::new(
+        ),
+        _ if e.is_connect() => ProxyError::new(
             Phase::Upstream,
             ErrorKind::UpstreamConnect,
             "cannot connect to Graph",
-        )
-    } else if e.is_body() || e.is_decode() {
-        ProxyError::new(
-            Phase::Upstream,
-            ErrorKind::UpstreamInvalid,
-            "Graph's response ended early or could not be decoded",
-        )
-    } else {
-        ProxyError::new(
+        ),
+        _ => ProxyError::new(
             Phase::Upstream,
             ErrorKind::UpstreamConnect,
             "the request to Graph failed",
-        )
+        ),
+    };
+    err.upstream_cause(cause).caused_by(e)
+}
+
+/// The answer's body stopped arriving.
+fn body_error(e: &hyper::Error) -> ProxyError {
+    ProxyError::new(
+        Phase::Upstream,
+        ErrorKind::UpstreamInvalid,
+        "Graph's response ended early or could not be decoded",
+    )
+    .upstream_cause(classify(e, false))
+    .caused_by(e)
+}
+
+/// How a request to Graph failed, from the error's chain: hyper-util's
+/// `dns error`, a rustls error, the I/O error's kind, hyper's "closed
+/// before the message completed".
+pub(crate) fn classify(e: &(dyn std::error::Error + 'static), connecting: bool) -> UpstreamCause {
+    use std::io::ErrorKind as Io;
+    let mut io_kind = None;
+    let (mut dns, mut tls, mut closed, mut timed_out) = (false, false, false, false);
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if err.is::<tokio_rustls::rustls::Error>() {
+            tls = true;
+        }
+        // An I/O error may wrap another (hyper-rustls wraps tokio-rustls'),
+        // and its `source()` skips the one it wraps: look inside.
+        let mut io = err.downcast_ref::<std::io::Error>();
+        while let Some(i) = io {
+            if io_kind.is_none() || i.kind() != Io::Other {
+                io_kind = Some(i.kind());
+            }
+            let inner = i.get_ref();
+            tls |= inner.is_some_and(|inner| inner.is::<tokio_rustls::rustls::Error>());
+            io = inner.and_then(|inner| inner.downcast_ref::<std::io::Error>());
+        }
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            closed |= h.is_incomplete_message() || h.is_closed() || h.is_canceled();
+            timed_out |= h.is_timeout();
+        }
+        // hyper-util's connector names a failed name lookup so.
+        dns |= err.to_string() == "dns error";
+        current = err.source();
+    }
+    if timed_out || io_kind == Some(Io::TimedOut) {
+        return UpstreamCause::Timeout;
+    }
+    if dns {
+        return UpstreamCause::Dns;
+    }
+    if tls || (connecting && io_kind == Some(Io::InvalidData)) {
+        return UpstreamCause::Tls;
+    }
+    match io_kind {
+        Some(
+            Io::ConnectionRefused
+            | Io::HostUnreachable
+            | Io::NetworkUnreachable
+            | Io::AddrNotAvailable
+            | Io::AddrInUse,
+        ) => return UpstreamCause::Connect,
+        Some(Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe | Io::UnexpectedEof) => {
+            return UpstreamCause::Reset
+        }
+        _ => {}
+    }
+    if closed || !connecting {
+        UpstreamCause::Reset
+    } else {
+        UpstreamCause::Connect
     }
 }
 
@@ -652,5 +930,202 @@ mod tests {
         drop(held);
         assert!(read(&cfg, false, &body).is_ok());
         assert_eq!(cfg.budget.available_bytes(), cfg.budget.total_bytes());
+    }
+
+    /// A loopback server that runs `behave` on each connection.
+    async fn server<F, Fut>(behave: F) -> String
+    where
+        F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(behave(stream));
+            }
+        });
+        addr.to_string()
+    }
+
+    async fn call(base: String) -> ProxyError {
+        let upstream = Upstream::new(UpstreamConfig {
+            base_url: base,
+            connect_timeout: Duration::from_millis(500),
+            read_timeout: Duration::from_millis(300),
+            ..UpstreamConfig::default()
+        })
+        .unwrap();
+        upstream
+            .send(
+                &Method::GET,
+                "/v1.0/users/0b1c2d3e",
+                Vec::new(),
+                "graph-token",
+            )
+            .await
+            .expect_err("the call fails")
+    }
+
+    async fn read_some(stream: &mut tokio::net::TcpStream) {
+        use tokio::io::AsyncReadExt as _;
+        let mut buf = [0u8; 1024];
+        let _ = stream.read(&mut buf).await;
+    }
+
+    #[tokio::test]
+    async fn failed_calls_say_why_in_the_log_only() {
+        // Nothing listens: connect.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let e = call(format!("http://127.0.0.1:{port}")).await;
+        assert_eq!(
+            (e.kind, e.upstream_cause),
+            (ErrorKind::UpstreamConnect, Some(UpstreamCause::Connect)),
+            "{e:?}"
+        );
+        assert!(
+            e.detail
+                .as_deref()
+                .unwrap_or("")
+                .to_lowercase()
+                .contains("refused"),
+            "{e:?}"
+        );
+
+        // The connection is closed before an answer: reset.
+        let base = server(|mut s| async move {
+            read_some(&mut s).await;
+            drop(s);
+        })
+        .await;
+        let e = call(format!("http://{base}")).await;
+        assert_eq!(e.upstream_cause, Some(UpstreamCause::Reset), "{e:?}");
+
+        // Plain HTTP where TLS is expected: tls.
+        let base = server(|mut s| async move {
+            use tokio::io::AsyncWriteExt as _;
+            read_some(&mut s).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                .await;
+        })
+        .await;
+        let e = call(format!("https://{base}")).await;
+        assert_eq!(
+            (e.kind, e.upstream_cause),
+            (ErrorKind::UpstreamConnect, Some(UpstreamCause::Tls)),
+            "{e:?}"
+        );
+
+        // No answer: timeout.
+        let base = server(|mut s| async move {
+            read_some(&mut s).await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        })
+        .await;
+        let e = call(format!("http://{base}")).await;
+        assert_eq!(
+            (e.kind, e.upstream_cause),
+            (ErrorKind::UpstreamTimeout, Some(UpstreamCause::Timeout)),
+            "{e:?}"
+        );
+
+        // The caller's message names none of it, nor the path.
+        for text in [e.message.as_str(), &e.body().to_string()] {
+            assert!(
+                !text.contains("0b1c2d3e") && !text.contains("127.0.0.1"),
+                "{text}"
+            );
+        }
+        assert!(
+            !e.detail.as_deref().unwrap_or("").contains("0b1c2d3e"),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn graph_gets_the_target_as_is_directly_or_through_an_egress_proxy() {
+        use std::sync::{Arc, Mutex};
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        // Graph: records each request head, answers `{}`.
+        let heads = Arc::new(Mutex::new(Vec::<String>::new()));
+        let seen = heads.clone();
+        let graph = server(move |mut s| {
+            let seen = seen.clone();
+            async move {
+                let mut buf = vec![0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                seen.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+                    .await;
+            }
+        })
+        .await;
+        // An egress proxy: CONNECT, then bytes both ways.
+        let connects = Arc::new(Mutex::new(Vec::<String>::new()));
+        let asked = connects.clone();
+        let proxy = server(move |mut s| {
+            let asked = asked.clone();
+            async move {
+                let mut buf = vec![0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let target = head.split(' ').nth(1).unwrap_or("").to_string();
+                asked.lock().unwrap().push(head);
+                let Ok(mut up) = tokio::net::TcpStream::connect(&target).await else {
+                    return;
+                };
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                    .await;
+                let _ = tokio::io::copy_bidirectional(&mut s, &mut up).await;
+            }
+        })
+        .await;
+        let target = "/v1.0/users?$filter=startswith(displayName,'a')&$top=5";
+        let config = UpstreamConfig {
+            base_url: format!("http://{graph}"),
+            ..UpstreamConfig::default()
+        };
+        let direct = Upstream::with_proxies(
+            config.clone(),
+            hyper_util::client::proxy::matcher::Matcher::builder().build(),
+        )
+        .unwrap();
+        let tunneled = Upstream::with_proxies(
+            config,
+            hyper_util::client::proxy::matcher::Matcher::builder()
+                .http(format!("http://{proxy}"))
+                .build(),
+        )
+        .unwrap();
+        for upstream in [&direct, &tunneled] {
+            let resp = upstream
+                .send(&Method::GET, target, Vec::new(), "graph-token")
+                .await
+                .unwrap();
+            assert_eq!(resp.status, StatusCode::OK);
+            assert_eq!(&resp.body[..], b"{}");
+        }
+        let heads = heads.lock().unwrap().clone();
+        assert_eq!(heads.len(), 2);
+        for head in &heads {
+            assert!(
+                head.starts_with(&format!("GET {target} HTTP/1.1\r\n")),
+                "{head}"
+            );
+        }
+        let connects = connects.lock().unwrap().clone();
+        assert_eq!(connects.len(), 1, "only the second went through the proxy");
+        assert!(
+            connects[0].starts_with(&format!("CONNECT {graph} HTTP/1.1")),
+            "{}",
+            connects[0]
+        );
+        // The CONNECT request itself carries no Graph token.
+        assert!(!connects[0].contains("graph-token"));
     }
 }

@@ -168,6 +168,8 @@ pub struct FederatedTokens {
     /// Set by a 401-driven eviction, cleared when Graph accepts a token
     /// (lets [`TokenProvider::token_accepted`] skip the lock).
     awaiting_acceptance: std::sync::atomic::AtomicBool,
+    /// Exchanges so far: succeeded, failed (for metrics).
+    refreshes: [std::sync::atomic::AtomicU64; 2],
 }
 
 impl FederatedTokens {
@@ -190,6 +192,7 @@ impl FederatedTokens {
             state: Mutex::new(State::default()),
             refresh: tokio::sync::Mutex::new(()),
             awaiting_acceptance: std::sync::atomic::AtomicBool::new(false),
+            refreshes: Default::default(),
         }
     }
 
@@ -272,6 +275,8 @@ impl FederatedTokens {
             }),
         };
         let now = self.clock.now();
+        self.refreshes[usize::from(result.is_err())]
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match result {
             Ok(t) => {
                 let lifetime = t.expires_in;
@@ -394,6 +399,14 @@ impl TokenProvider for FederatedTokens {
         st.token = None;
         st.last_forbidden_evict = Some(now);
         true
+    }
+
+    fn refreshes(&self) -> super::TokenRefreshes {
+        use std::sync::atomic::Ordering;
+        super::TokenRefreshes {
+            succeeded: self.refreshes[0].load(Ordering::Relaxed),
+            failed: self.refreshes[1].load(Ordering::Relaxed),
+        }
     }
 
     fn status(&self) -> TokenStatus {
@@ -614,6 +627,14 @@ mod tests {
         s.clock.advance(Duration::from_secs(5));
         assert_eq!(token(&s).await.unwrap(), "access-2");
         assert!(s.tokens.status().last_error.is_none());
+        // Every exchange counts once, by outcome (for the metrics).
+        assert_eq!(
+            s.tokens.refreshes(),
+            crate::token::TokenRefreshes {
+                succeeded: 1,
+                failed: 2
+            }
+        );
     }
 
     #[tokio::test]

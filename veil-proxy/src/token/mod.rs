@@ -70,6 +70,17 @@ pub trait TokenProvider: Send + Sync {
     fn status(&self) -> TokenStatus {
         TokenStatus::default()
     }
+    /// Exchanges for a new Graph token so far (none for fixed tokens).
+    fn refreshes(&self) -> TokenRefreshes {
+        TokenRefreshes::default()
+    }
+}
+
+/// How many times a provider fetched a new Graph token, by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenRefreshes {
+    pub succeeded: u64,
+    pub failed: u64,
 }
 
 /// The state of a provider's cache, for the health check.
