@@ -240,3 +240,54 @@ fn each_person_has_one_pseudonym_string_across_connectors() {
         "people with several pseudonym strings: {split:?}"
     );
 }
+
+/// Every reversible token a shipped rule file makes, and every `p~`
+/// parameter it takes, has a kind: so no token of one kind (a user) is
+/// accepted where another belongs (a chat). Parameters are bound by name.
+#[test]
+fn every_reversible_token_and_parameter_in_shipped_rules_has_a_kind() {
+    use veil_engine::pseudonym::TokenKind;
+    use veil_engine::transform::Transform;
+    let (mut tokenizers, mut params) = (0, 0);
+    for entry in std::fs::read_dir("rules").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let file = path.display().to_string();
+        let rs = RuleSet::from_file(&path).unwrap();
+        for ep in &rs.endpoints {
+            for (i, t) in ep.sanitizer.transforms().iter().enumerate() {
+                if let Transform::Tokenize(tk) = &t.transform {
+                    tokenizers += 1;
+                    assert!(
+                        tk.kind.is_some(),
+                        "{file} `{}` transforms[{i}] {:?}: tokenize without `kind`",
+                        ep.label,
+                        t.paths
+                    );
+                }
+            }
+            for (name, s) in ep.path_param_schemas.iter().chain(&ep.query_param_schemas) {
+                if !s.reversible {
+                    continue;
+                }
+                params += 1;
+                let expected = match name.as_str() {
+                    "userId" => TokenKind::User,
+                    "chatId" => TokenKind::Chat,
+                    "meetingId" => TokenKind::Event,
+                    other => panic!("{file} `{}`: no kind known for `{other}`", ep.label),
+                };
+                assert_eq!(
+                    s.token_kind,
+                    Some(expected),
+                    "{file} `{}`: parameter `{name}`",
+                    ep.label
+                );
+            }
+        }
+    }
+    assert!(tokenizers >= 60, "{tokenizers} tokenize transforms");
+    assert!(params >= 20, "{params} reversible parameters");
+}
