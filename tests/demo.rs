@@ -50,7 +50,7 @@ fn demo_plays_every_connector_and_leaks_nothing() {
     for line in sent_parts {
         for name in names {
             assert!(
-                !(line.contains(name) && !line.contains("t~")),
+                !line.contains(name) || line.contains("t~"),
                 "`{name}` in clear in the demo output: {line}\n{text}"
             );
         }
