@@ -1,8 +1,10 @@
 //! `veil rules …`: the rule author's test loop.
 //!
 //! - `test [--update]`: sanitize every sample with its request URL, compare
-//!   with the golden output, check that paging links round-trip, and check
-//!   that no sensitive value of the fictional tenant survives;
+//!   with the golden output (or, with `--update`, rewrite it and show what
+//!   changed), check that paging links round-trip, and check that no
+//!   sensitive value of the fictional tenant survives and that the generic
+//!   detectors ([`veil_engine::detect`]) find nothing in what leaves;
 //! - `report`: what leaves the building, per sample, and each transform's
 //!   match counts (dead transforms flagged);
 //! - `lint`: static checks of the rule files;
@@ -13,7 +15,8 @@
 //! `clear-ids-no-groups`); `example-api-responses/<connector>/` with
 //! `requests.yaml`, `original/*.json`, and goldens in `sanitized/` (default
 //! variant) and `sanitized/<variant>/`. A no-groups variant must refuse the
-//! group samples.
+//! group samples. `--rules-dir` and `--samples-dir` move both; `--rules FILE`
+//! takes one rule file of any name, tested on its connector's samples.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -189,14 +192,15 @@ fn read_requests(c: &CorpusArgs, connector: &str) -> anyhow::Result<(PathBuf, St
 /// The suite of `--rules FILE`.
 fn file_suite(c: &CorpusArgs, file: &Path) -> anyhow::Result<Suite> {
     let rules = RuleSet::from_file(file).map_err(|e| anyhow!("{e}"))?;
+    // `outlook-cal.clear-ids.yaml` → connector `outlook-cal`, variant `clear-ids`.
     let stem = file
-        .file_name()
+        .file_stem()
         .unwrap_or_default()
         .to_string_lossy()
         .into_owned();
-    let (from_name, variant_from_name) = match stem.trim_end_matches(".yaml").split_once('.') {
+    let (from_name, variant_from_name) = match stem.split_once('.') {
         Some((n, v)) => (n.to_string(), Some(v.to_string())),
-        None => (stem.trim_end_matches(".yaml").to_string(), None),
+        None => (stem.clone(), None),
     };
     let meta = rules.connector.as_ref();
     let connector = c
@@ -222,7 +226,10 @@ fn file_suite(c: &CorpusArgs, file: &Path) -> anyhow::Result<Suite> {
             } else if meta.is_some() {
                 format!("`connector.name` in {}", file.display())
             } else {
-                format!("the file name `{stem}`, read as `<connector>.yaml`")
+                format!(
+                    "the file name of {}, read as `<connector>.yaml`",
+                    file.display()
+                )
             },
             c.samples_dir
                 .join(&connector)
