@@ -266,6 +266,14 @@ fn suites(c: &CorpusArgs) -> anyhow::Result<Vec<Suite>> {
     if let Some(file) = &c.rules {
         return Ok(vec![file_suite(c, file)?]);
     }
+    if !c.rules_dir.is_dir() {
+        bail!(
+            "no rule directory {}: pass `--rules-dir DIR` (rule files named \
+             `<connector>.yaml`, variants `<connector>.<variant>.yaml`) or one file with \
+             `--rules FILE`",
+            c.rules_dir.display()
+        );
+    }
     if let Some(connector) = &c.connector {
         let file = c.rules_dir.join(format!("{connector}.yaml"));
         if !file.is_file() {
