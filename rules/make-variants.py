@@ -81,7 +81,12 @@ def clear_ids(text: str) -> str:
             if any("skiptoken" in b for b in block if b.strip().startswith("regex:")):
                 out.extend(block)
             block = None
-        m = re.match(r"^(\s+)(userId|chatId|meetingId): \{ format: reversible-pseudonym(?:, kind: [a-z]+)? \}\s*$", line)
+        # `{ format: reversible-pseudonym, kind: user }` (the kind is
+        # optional): the clear-ids variant takes the raw Graph id instead.
+        m = re.match(
+            r"^(\s+)(userId|chatId|meetingId): \{ format: reversible-pseudonym(, kind: [a-z]+)? \}\s*$",
+            line,
+        )
         if m:
             line = f"{m.group(1)}{m.group(2)}: {{ pattern: {RAW_ID[m.group(2)]} }}\n"
         out.append(line)

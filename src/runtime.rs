@@ -99,6 +99,9 @@ pub struct Options {
     pub variant: Option<String>,
     pub upstream: Option<String>,
     pub allow_unauthenticated: bool,
+    /// `--allow-legacy-short-salt` (or `VEIL_ALLOW_LEGACY_SHORT_SALT`): keep
+    /// the weak salt of a Psoxy deployment being migrated (psoxy scheme).
+    pub allow_legacy_short_salt: bool,
 }
 
 /// Splits a comma-separated list.
@@ -143,18 +146,24 @@ pub fn load_rules(opts: &Options) -> anyhow::Result<(String, RuleSet)> {
 /// Loads the salt and the encryption keys from wherever the environment
 /// points (the value, a file, SSM Parameter Store, Secrets Manager: see
 /// `veil_proxy::secrets`), checks them (present, long enough, not one of
-/// [`WELL_KNOWN_SECRETS`]) and says where each came from.
+/// [`WELL_KNOWN_SECRETS`]) and says where each came from. `options` are
+/// the command line's (`--allow-legacy-short-salt`); the environment's
+/// `VEIL_ALLOW_LEGACY_SHORT_SALT` is read as well.
 pub async fn load_pseudonym(
     http: &reqwest::Client,
+    options: secrets::SecretOptions,
 ) -> anyhow::Result<(PseudonymConfig, SecretsReport)> {
-    secrets::load_pseudonym_config_with(http, &var, WELL_KNOWN_SECRETS)
+    secrets::load_pseudonym_config_opts(http, &var, WELL_KNOWN_SECRETS, options)
         .await
         .map_err(|e| anyhow!(e))
 }
 
 /// For `veil doctor`: one line per secret, its source and fingerprint.
 pub async fn load_secrets(http: &reqwest::Client) -> anyhow::Result<Vec<String>> {
-    Ok(load_pseudonym(http).await?.1.lines())
+    Ok(load_pseudonym(http, secrets::SecretOptions::default())
+        .await?
+        .1
+        .lines())
 }
 
 /// The caller-authentication mode for a host.
@@ -420,7 +429,10 @@ pub async fn from_env(host: Host, opts: &Options) -> anyhow::Result<Proxy> {
         .timeout(Duration::from_secs(10))
         .build()
         .context("HTTP client")?;
-    let (pseudonym, report) = load_pseudonym(&http).await?;
+    let options = secrets::SecretOptions {
+        allow_legacy_short_salt: opts.allow_legacy_short_salt,
+    };
+    let (pseudonym, report) = load_pseudonym(&http, options).await?;
     let lines = report.lines();
     tracing::info!(target: "veil::secrets", salt = %lines[0], encryption_keys = %lines[1], "secrets loaded");
     let warnings = report.warnings();

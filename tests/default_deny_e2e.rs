@@ -244,3 +244,106 @@ async fn graph_errors_echo_nothing_of_the_request() {
         "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
     );
 }
+
+/// The `p~` tokens of `/v1.0/users` and of the first user's chats through
+/// Veil with the shipped msft-teams rules: (user tokens, chat tokens).
+async fn teams_tokens(veil: &Veil) -> (Vec<String>, Vec<String>) {
+    let ids = |body: &Value| -> Vec<String> {
+        body["value"]
+            .as_array()
+            .expect("value")
+            .iter()
+            .map(|v| v["id"].as_str().expect("id").to_string())
+            .collect()
+    };
+    let resp = client().get(veil.url("/v1.0/users")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let users = ids(&resp.json().await.unwrap());
+    let resp = client()
+        .get(veil.url(&format!("/v1.0/users/{}/chats?$top=5", users[0])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let chats = ids(&resp.json().await.unwrap());
+    assert!(!users.is_empty() && !chats.is_empty());
+    for t in users.iter().chain(&chats) {
+        assert!(t.starts_with("p~"), "{t}");
+    }
+    (users, chats)
+}
+
+/// A token that decrypts but may not stand where it was sent: 400
+/// `invalid_reversible_token` (as for any unusable token), nothing forwarded.
+async fn wrong_token(veil: &Veil, graph: &GraphServer, target: &str, needle: &str) {
+    let before = graph.count();
+    let resp = client().get(veil.url(target)).send().await.unwrap();
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, 400, "{target}: {body}");
+    assert_error_shape(&body, "invalid_reversible_token");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(needle), "{target}: {message}");
+    assert_eq!(graph.count(), before, "{target} reached Graph");
+}
+
+#[tokio::test]
+async fn shipped_teams_rules_refuse_a_user_token_in_a_chat_slot() {
+    // The shipped rules (no VEIL_RULES): every token carries its kind, and
+    // each `p~` path parameter takes only its own kind.
+    let (graph, veil) = start_pair("msft-teams").await;
+    let (users, chats) = teams_tokens(&veil).await;
+    let wrong_kind = |expected: &str, found: &str| {
+        format!("this place takes a {expected} token, and this is a {found} token")
+    };
+    // Both decrypt, but a user's token is no chat id…
+    wrong_token(
+        &veil,
+        &graph,
+        &format!("/v1.0/chats/{}/messages?$top=8", users[0]),
+        &wrong_kind("chat", "user"),
+    )
+    .await;
+    // …and a chat's token is no user id.
+    wrong_token(
+        &veil,
+        &graph,
+        &format!("/v1.0/users/{}/chats?$top=5", chats[0]),
+        &wrong_kind("user", "chat"),
+    )
+    .await;
+    wrong_token(
+        &veil,
+        &graph,
+        &format!(
+            "/v1.0/users/{}/onlineMeetings/{}/attendanceReports",
+            users[0], users[1]
+        ),
+        &wrong_kind("event", "user"),
+    )
+    .await;
+    // The chat's own token reads its messages, with the real id upstream.
+    let resp = client()
+        .get(veil.url(&format!("/v1.0/chats/{}/messages?$top=8", chats[0])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", veil.stderr());
+    let target = decode(&graph.last().target);
+    assert!(
+        target.starts_with("/v1.0/chats/19:") && target.contains("@thread.v2/messages"),
+        "{target}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_filter_says_what_is_allowed() {
+    let (graph, veil) = start_pair("msft-teams").await;
+    refused(
+        &veil,
+        &graph,
+        "/v1.0/users?$filter=startswith(displayName,'Ann')",
+        "query parameter `$filter` does not match the allowed pattern `(?i)^(accountEnabled eq (true|false)|",
+    )
+    .await;
+}

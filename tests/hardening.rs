@@ -541,3 +541,113 @@ async fn plain_http_upstream_to_a_remote_host_is_refused_at_start_up() {
     );
     assert!(log.contains("VEIL_BODY_BUDGET_MB"), "{log}");
 }
+
+/// A psoxy-scheme salt below the strength policy (that of a Psoxy
+/// deployment being migrated).
+const LEGACY_SALT: &str = "Contoso2019!";
+
+fn legacy_salt_config(graph: &GraphServer, scheme: &str) -> VeilConfig {
+    VeilConfig::new(CONNECTOR, &graph.url())
+        .env("VEIL_SCHEME", scheme)
+        .env("VEIL_SALT", LEGACY_SALT)
+}
+
+#[tokio::test]
+async fn allow_legacy_short_salt_flag_admits_a_named_psoxy_salt_on_serve() {
+    let graph = GraphServer::start(CONNECTOR).await;
+    // Without the flag (or the variable): refused, naming both ways.
+    let refused = serve_refused(&legacy_salt_config(&graph, "psoxy"));
+    assert!(
+        refused.contains("--allow-legacy-short-salt")
+            && refused.contains("VEIL_ALLOW_LEGACY_SHORT_SALT=true"),
+        "{refused}"
+    );
+    // The flag is for the psoxy scheme only.
+    let dir = tempfile::tempdir().unwrap();
+    let run = |scheme: &str, name: &str| {
+        let log = dir.path().join(name);
+        let port = free_port();
+        let child = legacy_salt_config(&graph, scheme)
+            .command(port)
+            .arg("--allow-legacy-short-salt")
+            .stderr(std::process::Stdio::from(
+                std::fs::File::create(&log).unwrap(),
+            ))
+            .spawn()
+            .expect("spawn veil");
+        (child, port, log)
+    };
+    let (mut hmac, _, hmac_log) = run("hmac", "hmac.log");
+    let status = hmac.wait().unwrap();
+    let text = std::fs::read_to_string(&hmac_log).unwrap();
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(text.contains("only for the psoxy"), "{text}");
+    // With the flag and the psoxy scheme: Veil serves, and says it runs on
+    // a legacy secret.
+    let (mut psoxy, port, psoxy_log) = run("psoxy", "psoxy.log");
+    let url = format!("http://127.0.0.1:{port}{}", users());
+    let mut answered = None;
+    for _ in 0..300 {
+        if let Some(s) = psoxy.try_wait().unwrap() {
+            panic!(
+                "veil exited ({s}): {}",
+                std::fs::read_to_string(&psoxy_log).unwrap_or_default()
+            );
+        }
+        if let Ok(resp) = client().get(&url).send().await {
+            answered = Some(resp.status().as_u16());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = psoxy.kill();
+    let _ = psoxy.wait();
+    let log = std::fs::read_to_string(&psoxy_log).unwrap();
+    assert_eq!(answered, Some(200), "{log}");
+    assert!(
+        log.contains("a legacy Psoxy secret") && log.contains("--allow-legacy-short-salt"),
+        "{log}"
+    );
+    assert!(!log.contains(LEGACY_SALT), "{log}");
+}
+
+#[test]
+fn allow_legacy_short_salt_flag_admits_a_named_psoxy_salt_on_sanitize() {
+    let sanitize = |flag: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_veil"));
+        cmd.args([
+            "sanitize",
+            "--rules",
+            "rules/outlook-mail.yaml",
+            "--scheme",
+            "psoxy",
+            "--url",
+            "/v1.0/users/5d1f8c3a-92b4-4e6f-a7c1-3b8e0d4f2a61/mailboxSettings",
+            "example-api-responses/outlook-mail/original/mailbox-settings.json",
+        ]);
+        if flag {
+            cmd.arg("--allow-legacy-short-salt");
+        }
+        for name in VEIL_ENV {
+            cmd.env_remove(name);
+        }
+        cmd.env("VEIL_SALT", LEGACY_SALT)
+            .env("VEIL_ENCRYPTION_KEY", KEY)
+            .output()
+            .expect("run veil sanitize")
+    };
+    let out = sanitize(false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(err.contains("--allow-legacy-short-salt"), "{err}");
+    let out = sanitize(true);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("veil: warning: a legacy Psoxy secret"),
+        "{err}"
+    );
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(body.get("timeZone").is_some(), "{body}");
+}

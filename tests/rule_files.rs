@@ -254,3 +254,269 @@ fn each_person_has_one_pseudonym_string_across_connectors() {
         "people with several pseudonym strings: {split:?}"
     );
 }
+
+/// Every reversible token a shipped rule file makes, and every `p~`
+/// parameter it takes, has a kind: so no token of one kind (a user) is
+/// accepted where another belongs (a chat). Parameters are bound by name.
+#[test]
+fn every_reversible_token_and_parameter_in_shipped_rules_has_a_kind() {
+    use veil_engine::pseudonym::TokenKind;
+    use veil_engine::transform::Transform;
+    let (mut tokenizers, mut params) = (0, 0);
+    for entry in std::fs::read_dir("rules").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let file = path.display().to_string();
+        let rs = RuleSet::from_file(&path).unwrap();
+        for ep in &rs.endpoints {
+            for (i, t) in ep.sanitizer.transforms().iter().enumerate() {
+                if let Transform::Tokenize(tk) = &t.transform {
+                    tokenizers += 1;
+                    assert!(
+                        tk.kind.is_some(),
+                        "{file} `{}` transforms[{i}] {:?}: tokenize without `kind`",
+                        ep.label,
+                        t.paths
+                    );
+                }
+            }
+            for (name, s) in ep.path_param_schemas.iter().chain(&ep.query_param_schemas) {
+                if !s.reversible {
+                    continue;
+                }
+                params += 1;
+                let expected = match name.as_str() {
+                    "userId" => TokenKind::User,
+                    "chatId" => TokenKind::Chat,
+                    "meetingId" => TokenKind::Event,
+                    other => panic!("{file} `{}`: no kind known for `{other}`", ep.label),
+                };
+                assert_eq!(
+                    s.token_kind,
+                    Some(expected),
+                    "{file} `{}`: parameter `{name}`",
+                    ep.label
+                );
+            }
+        }
+    }
+    assert!(tokenizers >= 60, "{tokenizers} tokenize transforms");
+    assert!(params >= 20, "{params} reversible parameters");
+}
+
+/// `veil rules <args>` run in `dir` (not the repository).
+fn veil_in(dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run veil");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn rule_tools_work_on_a_rule_file_outside_the_repository() {
+    let repo = std::env::current_dir().unwrap();
+    let samples = repo.join("example-api-responses");
+    let dir = tempfile::tempdir().unwrap();
+    // Any name: the connector comes from the file's `connector.name`.
+    std::fs::copy(
+        "rules/outlook-cal.yaml",
+        dir.path().join("calendar-v2.yaml"),
+    )
+    .unwrap();
+    // No samples here: the error says which were expected and how to point at them.
+    let (ok, text) = veil_in(
+        dir.path(),
+        &["rules", "test", "--rules", "calendar-v2.yaml"],
+    );
+    assert!(!ok, "{text}");
+    for needle in [
+        "no samples for connector `outlook-cal`",
+        "outlook-cal/requests.yaml",
+        "--samples-dir DIR",
+    ] {
+        assert!(text.contains(needle), "`{needle}` not in: {text}");
+    }
+    let samples_arg = samples.to_str().unwrap();
+    for command in ["test", "lint", "report"] {
+        let (ok, text) = veil_in(
+            dir.path(),
+            &[
+                "rules",
+                command,
+                "--rules",
+                "calendar-v2.yaml",
+                "--samples-dir",
+                samples_arg,
+            ],
+        );
+        assert!(ok, "rules {command}: {text}");
+        assert!(!text.contains("[clear-ids]"), "only the one file: {text}");
+    }
+    let (ok, text) = veil_in(
+        dir.path(),
+        &[
+            "rules",
+            "test",
+            "--rules",
+            "calendar-v2.yaml",
+            "--samples-dir",
+            samples_arg,
+        ],
+    );
+    assert!(
+        ok && text.contains("outlook-cal [default]") && text.contains(" passed, 0 failed"),
+        "{text}"
+    );
+    let (ok, text) = veil_in(
+        dir.path(),
+        &[
+            "rules",
+            "review",
+            "--rules",
+            "calendar-v2.yaml",
+            "--samples-dir",
+            samples_arg,
+            "--out",
+            "review.html",
+        ],
+    );
+    assert!(ok, "{text}");
+    let html = std::fs::read_to_string(dir.path().join("review.html")).unwrap();
+    assert!(
+        html.contains("the rule file calendar-v2.yaml"),
+        "review names its source"
+    );
+    // A directory of rule files needs `<connector>.yaml`; the error says so.
+    let (ok, text) = veil_in(
+        dir.path(),
+        &[
+            "rules",
+            "test",
+            "--rules-dir",
+            ".",
+            "--connector",
+            "outlook-cal",
+            "--samples-dir",
+            samples_arg,
+        ],
+    );
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("outlook-cal.yaml")
+            && text.contains("`<connector>.yaml`")
+            && text.contains("--rules FILE"),
+        "{text}"
+    );
+}
+
+/// A connector of one endpoint and one sample in `dir`: the sample holds
+/// personal data that `sensitive-values.yaml` does not list.
+fn tiny_connector(dir: &Path, kept: &[&str]) {
+    let conn = dir.join("samples").join("tiny");
+    std::fs::create_dir_all(conn.join("original")).unwrap();
+    std::fs::write(
+        conn.join("requests.yaml"),
+        "samples:\n  - file: rooms.json\n    url: https://graph.microsoft.com/v1.0/places/microsoft.graph.room\n",
+    )
+    .unwrap();
+    std::fs::write(
+        conn.join("original").join("rooms.json"),
+        r#"{"value": [{"id": "5f1c2b9e-0d7a-4c3e-9b18-6a2e4d8c1f07", "building": "North",
+          "phone": "+1 425 555 0199", "address": "10.20.30.40",
+          "bookingUrl": "https://rooms.contoso.example/book?room=7&pwd=hunter2"}]}"#,
+    )
+    .unwrap();
+    let props: String = kept
+        .iter()
+        .map(|k| format!("                {k}: {{ type: string }}\n"))
+        .collect();
+    std::fs::write(
+        dir.join("tiny.yaml"),
+        format!(
+            "defaultDeny: true\nendpoints:\n  - pathTemplate: /v1.0/places/microsoft.graph.room\n    allowedQueryParams: []\n    responseSchema:\n      type: object\n      properties:\n        value:\n          type: array\n          items:\n            type: object\n            properties:\n{props}"
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_rules_test_runs_the_generic_detectors_and_shows_what_update_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let test = |update: bool| {
+        let mut args = vec![
+            "rules",
+            "test",
+            "--rules",
+            "tiny.yaml",
+            "--samples-dir",
+            "samples",
+        ];
+        if update {
+            args.push("--update");
+        }
+        veil_in(dir.path(), &args)
+    };
+    tiny_connector(dir.path(), &["id", "building"]);
+    let (ok, text) = test(true);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("new golden samples/tiny/sanitized/rooms.json"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 golden file(s) written with changes"),
+        "{text}"
+    );
+    let (ok, text) = test(false);
+    assert!(ok && text.contains("1 passed, 0 failed"), "{text}");
+
+    // The allowlist now lets a phone number, an IP address and a link with
+    // a password through: none is in sensitive-values.yaml (there is none),
+    // the generic detectors find each.
+    tiny_connector(
+        dir.path(),
+        &["id", "building", "phone", "address", "bookingUrl"],
+    );
+    let (ok, text) = test(false);
+    assert!(!ok, "{text}");
+    for needle in [
+        "leak: phone `+1 425 555 0199` at $.value[0].phone (generic detector)",
+        "leak: ipv4 `10.20.30.40` at $.value[0].address (generic detector)",
+        "leak: url-credential `&pwd=hunter2` at $.value[0].bookingUrl (generic detector)",
+    ] {
+        assert!(text.contains(needle), "`{needle}` not in: {text}");
+    }
+    // `--update` writes the golden all the same, and shows what changed in it.
+    let (ok, text) = test(true);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("updated golden samples/tiny/sanitized/rooms.json (-1 +4 lines)")
+            && text.contains("+ \"phone\": \"+1 425 555 0199\",")
+            && text.contains("+ \"address\": \"10.20.30.40\","),
+        "{text}"
+    );
+    // Back to the first allowlist; then an update that changes nothing
+    // shows no change.
+    tiny_connector(dir.path(), &["id", "building"]);
+    let (ok, text) = test(true);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("updated golden") && text.contains("(-4 +1 lines)"),
+        "{text}"
+    );
+    let (ok, text) = test(true);
+    assert!(ok && !text.contains("updated golden"), "{text}");
+    assert!(
+        text.contains("0 golden file(s) written with changes"),
+        "{text}"
+    );
+}

@@ -218,29 +218,6 @@ pub(super) struct ReviewedSuite<'a> {
     pub endpoints: Vec<(&'a CompiledEndpoint, Vec<ReviewedSample<'a>>)>,
 }
 
-/// Detector findings over every string that leaves.
-fn findings(v: &Value, path: String, out: &mut Vec<(String, String)>) {
-    match v {
-        Value::String(s) => {
-            // Bare ids (digits, hex, GUIDs, base64url) are not free text.
-            let id_shaped = s.len() >= 8
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_=".contains(c));
-            if !id_shaped && veil_engine::detect::screen(s).is_some() {
-                out.push((path, s.clone()));
-            }
-        }
-        Value::Array(a) => a
-            .iter()
-            .enumerate()
-            .for_each(|(i, c)| findings(c, format!("{path}[{i}]"), out)),
-        Value::Object(m) => m
-            .iter()
-            .for_each(|(k, c)| findings(c, format!("{path}.{k}"), out)),
-        _ => {}
-    }
-}
-
 const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1d1d1f}\
 h1{font-size:22px}h2{font-size:19px;border-bottom:2px solid #444;margin-top:40px}\
 h3{font-size:16px;margin-top:28px}table{border-collapse:collapse;margin:8px 0;width:100%}\
@@ -312,8 +289,10 @@ pub(super) fn page(suites: &[ReviewedSuite<'_>], generated_from: &str) -> String
             }
             for s in samples {
                 let list = outcomes(s.original, s.sanitized);
-                let mut found = Vec::new();
-                findings(s.sanitized, "$".into(), &mut found);
+                let found: Vec<(String, String)> = veil_engine::detect::find_in_json(s.sanitized)
+                    .into_iter()
+                    .map(|f| (f.path, format!("{}: {}", f.finding.kind, f.finding.text)))
+                    .collect();
                 let _ = write!(
                     h,
                     "<article class=\"sample\"><h4>{} <small><code>{}</code></small></h4>",

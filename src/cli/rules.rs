@@ -1,8 +1,10 @@
 //! `veil rules …`: the rule author's test loop.
 //!
 //! - `test [--update]`: sanitize every sample with its request URL, compare
-//!   with the golden output, check that paging links round-trip, and check
-//!   that no sensitive value of the fictional tenant survives;
+//!   with the golden output (or, with `--update`, rewrite it and show what
+//!   changed), check that paging links round-trip, and check that no
+//!   sensitive value of the fictional tenant survives and that the generic
+//!   detectors ([`veil_engine::detect`]) find nothing in what leaves;
 //! - `report`: what leaves the building, per sample, and each transform's
 //!   match counts (dead transforms flagged);
 //! - `lint`: static checks of the rule files;
@@ -13,7 +15,8 @@
 //! `clear-ids-no-groups`); `example-api-responses/<connector>/` with
 //! `requests.yaml`, `original/*.json`, and goldens in `sanitized/` (default
 //! variant) and `sanitized/<variant>/`. A no-groups variant must refuse the
-//! group samples.
+//! group samples. `--rules-dir` and `--samples-dir` move both; `--rules FILE`
+//! takes one rule file of any name, tested on its connector's samples.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -76,14 +79,22 @@ enum RulesCommand {
 
 #[derive(Debug, clap::Args)]
 struct CorpusArgs {
-    /// Only this connector (e.g. outlook-mail).
+    /// Only this connector (e.g. outlook-mail); with `--rules`, the
+    /// connector whose samples the file is tested on.
     #[arg(long)]
     connector: Option<String>,
-    /// Directory of the rule files.
-    #[arg(long, default_value = "rules")]
+    /// Directory of the rule files, named `<connector>.yaml` and
+    /// `<connector>.<variant>.yaml`.
+    #[arg(long, default_value = "rules", conflicts_with = "rules")]
     rules_dir: PathBuf,
-    /// Directory of the sample responses.
-    #[arg(long, default_value = "example-api-responses")]
+    /// One rule file, of any name and anywhere: it is tested on the samples
+    /// of its connector (`--connector`, else the file's `connector.name`,
+    /// else the file name up to the first dot).
+    #[arg(long, value_name = "FILE")]
+    rules: Option<PathBuf>,
+    /// Directory of the sample responses: `<connector>/requests.yaml`,
+    /// `<connector>/original/*.json`, goldens in `<connector>/sanitized/`.
+    #[arg(long, default_value = "example-api-responses", value_name = "DIR")]
     samples_dir: PathBuf,
 }
 
@@ -123,7 +134,7 @@ struct Sample {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Sensitive {
+pub(super) struct Sensitive {
     #[serde(default)]
     people: Vec<String>,
     #[serde(default)]
@@ -137,7 +148,7 @@ struct Sensitive {
 /// One rule file of one connector, with its samples.
 struct Suite {
     connector: String,
-    variant: &'static str,
+    variant: String,
     rules_file: PathBuf,
     rules: RuleSet,
     dir: PathBuf,
@@ -153,10 +164,137 @@ fn is_groups_sample(sample: &Sample) -> bool {
     path == "/v1.0/groups" || path.starts_with("/v1.0/groups/")
 }
 
+/// What a rule author needs to know when the samples are not where they
+/// were looked for.
+fn samples_hint(c: &CorpusArgs) -> String {
+    format!(
+        "pass `--samples-dir DIR`, the directory that holds `<connector>/requests.yaml` and \
+         `<connector>/original/*.json` (now `{}`; in the Veil repository: \
+         `example-api-responses`)",
+        c.samples_dir.display()
+    )
+}
+
+/// Reads one connector's `requests.yaml`.
+fn read_requests(c: &CorpusArgs, connector: &str) -> anyhow::Result<(PathBuf, String)> {
+    let dir = c.samples_dir.join(connector);
+    let path = dir.join("requests.yaml");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok((dir, text)),
+        Err(e) => bail!(
+            "no samples for connector `{connector}`: cannot read {} ({e}); {}",
+            path.display(),
+            samples_hint(c)
+        ),
+    }
+}
+
+/// The suite of `--rules FILE`.
+fn file_suite(c: &CorpusArgs, file: &Path) -> anyhow::Result<Suite> {
+    let rules = RuleSet::from_file(file).map_err(|e| anyhow!("{e}"))?;
+    // `outlook-cal.clear-ids.yaml` → connector `outlook-cal`, variant `clear-ids`.
+    let stem = file
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let (from_name, variant_from_name) = match stem.split_once('.') {
+        Some((n, v)) => (n.to_string(), Some(v.to_string())),
+        None => (stem.clone(), None),
+    };
+    let meta = rules.connector.as_ref();
+    let connector = c
+        .connector
+        .clone()
+        .or_else(|| meta.map(|m| m.name.clone()))
+        .unwrap_or(from_name);
+    let variant = meta
+        .and_then(|m| m.variant.clone())
+        .or(variant_from_name)
+        .unwrap_or_else(|| "default".into());
+    if !c
+        .samples_dir
+        .join(&connector)
+        .join("requests.yaml")
+        .is_file()
+    {
+        bail!(
+            "no samples for connector `{connector}` (named by {}): expected {}; {}, and \
+             `--connector NAME` for the samples of another connector",
+            if c.connector.is_some() {
+                "--connector".to_string()
+            } else if meta.is_some() {
+                format!("`connector.name` in {}", file.display())
+            } else {
+                format!(
+                    "the file name of {}, read as `<connector>.yaml`",
+                    file.display()
+                )
+            },
+            c.samples_dir
+                .join(&connector)
+                .join("requests.yaml")
+                .display(),
+            samples_hint(c)
+        );
+    }
+    let (dir, text) = read_requests(c, &connector)?;
+    let golden_dir = if variant == "default" {
+        dir.join("sanitized")
+    } else {
+        dir.join("sanitized").join(&variant)
+    };
+    let requests: Requests = serde_yaml_ng::from_str(&text)
+        .with_context(|| format!("{}", dir.join("requests.yaml").display()))?;
+    let (refused, samples) = requests
+        .samples
+        .into_iter()
+        .partition(|x| variant.ends_with("no-groups") && is_groups_sample(x));
+    Ok(Suite {
+        connector,
+        variant,
+        rules_file: file.to_path_buf(),
+        rules,
+        dir,
+        golden_dir,
+        samples,
+        refused,
+    })
+}
+
 fn suites(c: &CorpusArgs) -> anyhow::Result<Vec<Suite>> {
+    if let Some(file) = &c.rules {
+        return Ok(vec![file_suite(c, file)?]);
+    }
+    if !c.rules_dir.is_dir() {
+        bail!(
+            "no rule directory {}: pass `--rules-dir DIR` (rule files named \
+             `<connector>.yaml`, variants `<connector>.<variant>.yaml`) or one file with \
+             `--rules FILE`",
+            c.rules_dir.display()
+        );
+    }
+    if let Some(connector) = &c.connector {
+        let file = c.rules_dir.join(format!("{connector}.yaml"));
+        if !file.is_file() {
+            bail!(
+                "no rule file {}: in --rules-dir a connector's rules are named \
+                 `<connector>.yaml` (variants `<connector>.<variant>.yaml`); to test a \
+                 file of another name or place, pass it with `--rules FILE`",
+                file.display()
+            );
+        }
+        read_requests(c, connector)?;
+    }
     let mut out = Vec::new();
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&c.samples_dir)
-        .with_context(|| format!("cannot read {}", c.samples_dir.display()))?
+        .map_err(|e| {
+            anyhow!(
+                "cannot read the samples directory {} ({e}); {}",
+                c.samples_dir.display(),
+                samples_hint(c)
+            )
+        })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("requests.yaml").is_file())
         .collect();
@@ -209,7 +347,7 @@ fn suites(c: &CorpusArgs) -> anyhow::Result<Vec<Suite>> {
                 .partition(|x| variant.ends_with("no-groups") && is_groups_sample(x));
             out.push(Suite {
                 connector: connector.clone(),
-                variant,
+                variant: variant.to_string(),
                 rules_file,
                 rules,
                 dir: dir.clone(),
@@ -221,9 +359,12 @@ fn suites(c: &CorpusArgs) -> anyhow::Result<Vec<Suite>> {
     }
     if out.is_empty() {
         bail!(
-            "no connector samples found under {} with rules in {}",
+            "no connector samples found under {} with rules in {}: rule files there are \
+             named `<connector>.yaml` for a samples directory `<connector>/`; test one file \
+             with `--rules FILE --connector NAME`; {}",
             c.samples_dir.display(),
-            c.rules_dir.display()
+            c.rules_dir.display(),
+            samples_hint(c)
         );
     }
     Ok(out)
@@ -342,7 +483,7 @@ fn test(c: &CorpusArgs, update: bool) -> anyhow::Result<ExitCode> {
             Ok(t) => serde_yaml_ng::from_str(&t).context("sensitive-values.yaml")?,
             Err(_) => Sensitive::default(),
         };
-    let (mut passed, mut failed) = (0usize, 0usize);
+    let (mut passed, mut failed, mut updated) = (0usize, 0usize, 0usize);
     for s in suites(c)? {
         // Every endpoint must be proven against at least one sample.
         for ep in &s.rules.endpoints {
@@ -373,9 +514,14 @@ fn test(c: &CorpusArgs, update: bool) -> anyhow::Result<ExitCode> {
         for sample in &s.samples {
             let name = format!("{} [{}] {}", s.connector, s.variant, sample.file);
             match check_sample(&s, sample, &p, &sensitive, update) {
-                Ok(()) => {
+                Ok(None) => {
                     passed += 1;
                     println!("ok      {name}");
+                }
+                Ok(Some(change)) => {
+                    passed += 1;
+                    updated += 1;
+                    println!("ok      {name}\n{}", indent(&change));
                 }
                 Err(e) => {
                     failed += 1;
@@ -383,6 +529,11 @@ fn test(c: &CorpusArgs, update: bool) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+    }
+    if update {
+        println!(
+            "\n{updated} golden file(s) written with changes (shown above); review them before committing"
+        );
     }
     println!("\n{passed} passed, {failed} failed");
     Ok(if failed == 0 {
@@ -402,14 +553,20 @@ fn check_sample(
     p: &Pseudonymizer,
     sensitive: &Sensitive,
     update: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<String>> {
     let run = run_sample(s, sample, p)?;
     let out = pretty(&run.sanitized);
     let golden = s.golden_dir.join(&sample.file);
     let mut problems = Vec::new();
+    let mut change = None;
     if update {
-        std::fs::create_dir_all(&s.golden_dir)?;
-        std::fs::write(&golden, &out)?;
+        let before = std::fs::read_to_string(&golden).ok();
+        if before.as_deref() != Some(out.as_str()) {
+            std::fs::create_dir_all(&s.golden_dir)?;
+            std::fs::write(&golden, &out)
+                .with_context(|| format!("cannot write {}", golden.display()))?;
+            change = Some(golden_change(&golden, before.as_deref(), &out));
+        }
     } else {
         match std::fs::read_to_string(&golden) {
             Ok(expected) if expected == out => {}
@@ -426,12 +583,98 @@ fn check_sample(
         }
     }
     problems.extend(paging_problems(s, &run, p));
-    problems.extend(leaks(&out, sensitive));
+    problems.extend(leaks(&run.sanitized, &out, sensitive));
     if problems.is_empty() {
-        Ok(())
+        Ok(change)
     } else {
+        // The golden was written all the same: show what changed in it.
+        problems.extend(change);
         bail!(problems.join("\n"))
     }
+}
+
+/// Most changed lines shown per golden file after `--update`.
+const CHANGED_LINES_SHOWN: usize = 12;
+/// Longer lines are cut around their first difference.
+const LINE_WIDTH: usize = 140;
+
+/// What `--update` changed in one golden file: a compact line diff (no
+/// context; long lines cut around where they differ, at most
+/// [`CHANGED_LINES_SHOWN`] lines).
+fn golden_change(golden: &Path, before: Option<&str>, after: &str) -> String {
+    let Some(before) = before else {
+        return format!(
+            "new golden {} ({} lines)",
+            golden.display(),
+            after.lines().count()
+        );
+    };
+    let diff = similar::TextDiff::from_lines(before, after);
+    let mut lines: Vec<String> = Vec::new();
+    let (mut minus, mut plus) = (0usize, 0usize);
+    for op in diff.ops() {
+        let old: Vec<&str> = diff
+            .iter_changes(op)
+            .filter(|c| c.tag() == similar::ChangeTag::Delete)
+            .map(|c| c.value().trim())
+            .collect();
+        let new: Vec<&str> = diff
+            .iter_changes(op)
+            .filter(|c| c.tag() == similar::ChangeTag::Insert)
+            .map(|c| c.value().trim())
+            .collect();
+        minus += old.len();
+        plus += new.len();
+        // The n-th removed and the n-th added line of a change are cut at
+        // the same place: where they first differ.
+        for (i, l) in old.iter().enumerate() {
+            lines.push(format!("- {}", cut(l, new.get(i).copied())));
+        }
+        for (i, l) in new.iter().enumerate() {
+            lines.push(format!("+ {}", cut(l, old.get(i).copied())));
+        }
+    }
+    let shown = lines.len().min(CHANGED_LINES_SHOWN);
+    let mut out = format!(
+        "updated golden {} (-{minus} +{plus} lines):\n",
+        golden.display()
+    );
+    for l in &lines[..shown] {
+        out.push_str(l);
+        out.push('\n');
+    }
+    if lines.len() > shown {
+        let _ = writeln!(out, "… {} more changed line(s)", lines.len() - shown);
+    }
+    out
+}
+
+/// `line`, cut to [`LINE_WIDTH`] characters around its first difference
+/// from `other` (or its start).
+fn cut(line: &str, other: Option<&str>) -> String {
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= LINE_WIDTH {
+        return line.to_string();
+    }
+    let first_diff = other
+        .map(|o| {
+            chars
+                .iter()
+                .zip(o.chars())
+                .take_while(|(a, b)| **a == *b)
+                .count()
+        })
+        .unwrap_or(0);
+    let start = first_diff
+        .saturating_sub(LINE_WIDTH / 4)
+        .min(chars.len() - LINE_WIDTH);
+    let end = start + LINE_WIDTH;
+    format!(
+        "{}{}{}",
+        if start > 0 { "…" } else { "" },
+        chars[start..end].iter().collect::<String>(),
+        if end < chars.len() { "…" } else { "" }
+    )
 }
 
 /// Every paging link in a sanitized page must be a request the rules allow
@@ -493,36 +736,11 @@ fn paging_problems(s: &Suite, run: &Run, p: &Pseudonymizer) -> Vec<String> {
     out
 }
 
-fn email_in_clear(text: &str) -> Vec<String> {
-    static EMAIL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"[A-Za-z0-9._%+~'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
-            .expect("static regex")
-    });
-    EMAIL
-        .find_iter(text)
-        .map(|m| m.as_str())
-        .filter(|m| {
-            let (local, domain) = m.split_once('@').unwrap_or((m, ""));
-            // Pseudonyms keep their domain; Teams thread and chat ids and
-            // OData annotations (`value@odata.context`) look like addresses.
-            let pseudonym = ["t~", "p~", "h~"]
-                .iter()
-                .any(|p| local.starts_with(p) || local.contains(&format!(":{p}")));
-            let not_an_address = [
-                "thread.tacv2",
-                "thread.v2",
-                "thread.skype",
-                "unq.gbl.spaces",
-            ]
-            .contains(&domain)
-                || domain.starts_with("odata.");
-            !(pseudonym || not_an_address)
-        })
-        .map(str::to_string)
-        .collect()
-}
-
-fn leaks(out: &str, sensitive: &Sensitive) -> Vec<String> {
+/// What the sanitized output `doc` (pretty-printed: `out`) must not hold:
+/// the tenant's planted values (`sensitive-values.yaml`), and anything the
+/// generic detectors find (e-mail addresses in clear, phone numbers, IP
+/// and MAC addresses, credentials in URLs), wherever it comes from.
+pub(super) fn leaks(doc: &Value, out: &str, sensitive: &Sensitive) -> Vec<String> {
     let mut found = Vec::new();
     let lower = out.to_lowercase();
     for (kind, list) in [
@@ -537,8 +755,11 @@ fn leaks(out: &str, sensitive: &Sensitive) -> Vec<String> {
             }
         }
     }
-    for e in email_in_clear(out) {
-        found.push(format!("leak: email address in clear `{e}`"));
+    for f in veil_engine::detect::find_in_json(doc) {
+        found.push(format!(
+            "leak: {} `{}` at {} (generic detector)",
+            f.finding.kind, f.finding.text, f.path
+        ));
     }
     found
 }
@@ -769,11 +990,14 @@ fn review(c: &CorpusArgs, out: &Path) -> anyhow::Result<ExitCode> {
                 .collect(),
         })
         .collect();
+    let rules_source = match &c.rules {
+        Some(file) => format!("the rule file {}", file.display()),
+        None => format!("the rule files in {}", c.rules_dir.display()),
+    };
     let html = page(
         &reviewed,
         &format!(
-            "the rule files in {} and the samples in {} (golden test secrets)",
-            c.rules_dir.display(),
+            "{rules_source} and the samples in {} (golden test secrets)",
             c.samples_dir.display()
         ),
     );

@@ -41,6 +41,10 @@ pub struct Args {
     /// Write compact JSON instead of pretty-printed.
     #[arg(long)]
     compact: bool,
+    /// Accept a psoxy-scheme salt (or key) that fails the strength checks:
+    /// the salt of an existing Psoxy deployment (VEIL_ALLOW_LEGACY_SHORT_SALT).
+    #[arg(long)]
+    allow_legacy_short_salt: bool,
     /// The response body (JSON); stdin when absent.
     input: Option<PathBuf>,
 }
@@ -69,7 +73,15 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let not_json = |line: usize, column: usize, e: &dyn std::fmt::Display| {
         anyhow!("{input_name}:{line}:{column}: the input is not valid JSON: {e}")
     };
-    let config = veil_proxy::config::pseudonym_config_from_env(a.scheme).map_err(|e| anyhow!(e))?;
+    let options = veil_proxy::secrets::SecretOptions {
+        allow_legacy_short_salt: a.allow_legacy_short_salt,
+    };
+    let (config, report) =
+        veil_proxy::secrets::load_local_with(a.scheme, &veil_proxy::config::var, options)
+            .map_err(|e| anyhow!(e))?;
+    for w in report.warnings() {
+        eprintln!("veil: warning: {w}");
+    }
     let p = Pseudonymizer::new(config).map_err(|e| anyhow!("{e}"))?;
     let endpoint = allowed.endpoint;
     let failed = |e: &dyn std::fmt::Display| anyhow!("sanitizing failed, nothing was written: {e}");

@@ -97,6 +97,11 @@ pub struct Args {
     /// Serve without caller authentication (development only).
     #[arg(long)]
     allow_unauthenticated: bool,
+    /// Keep a psoxy-scheme salt (or key) that fails the strength checks: the
+    /// salt of an existing Psoxy deployment being migrated. Flagged in the
+    /// health details and the start-up log (VEIL_ALLOW_LEGACY_SHORT_SALT).
+    #[arg(long)]
+    allow_legacy_short_salt: bool,
     /// Most client connections at once (VEIL_MAX_CONNECTIONS, default 1024).
     #[arg(long)]
     max_connections: Option<usize>,
@@ -247,6 +252,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         variant: a.variant.clone(),
         upstream: a.upstream.clone(),
         allow_unauthenticated: a.allow_unauthenticated,
+        allow_legacy_short_salt: a.allow_legacy_short_salt,
     };
     let limits = ServeLimits::from_args(&a)?.fit_open_files();
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -9,10 +9,15 @@
 //! address or Wi-Fi BSSID, or a credential in a URL query (`pwd=`, `p=`,
 //! `tk=`, …) is cut out. Conservative means a false positive costs a few
 //! characters of kept text; a false negative would cost a person's data.
+//!
+//! The same detectors check what leaves: [`find_in_json`] lists every value
+//! they find in a sanitized document (`veil rules test` fails on any, and
+//! `veil rules review` shows them).
 
 use std::sync::LazyLock;
 
 use regex::Regex;
+use serde_json::Value;
 
 /// The kinds of data the detectors find, in the order they run.
 pub const KINDS: &[&str] = &["url-credential", "email", "mac", "ipv6", "ipv4", "phone"];
@@ -77,14 +82,24 @@ fn stands_alone(text: &str, m: regex::Match<'_>) -> bool {
     !glued(text[..m.start()].chars().next_back()) && !glued(text[m.end()..].chars().next())
 }
 
-/// Cuts every detected value out of `text`. Returns the screened text and
-/// how many values were cut, or `None` when nothing was found.
-pub fn screen(text: &str) -> Option<(String, usize)> {
+/// A value a detector found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// One of [`KINDS`].
+    pub kind: &'static str,
+    /// The value as it appears in the text.
+    pub text: String,
+}
+
+/// Runs the detectors in order, each on the text the earlier ones left
+/// (an address is cut before the phone detector sees its digits).
+/// Returns the text with every hit cut out, and the hits.
+fn scan(text: &str) -> (Option<String>, Vec<Finding>) {
     let mut out: Option<String> = None;
-    let mut hits = 0;
+    let mut hits = Vec::new();
     for (kind, re) in DETECTORS.iter() {
         let current = out.as_deref().unwrap_or(text);
-        let mut found = 0;
+        let before = hits.len();
         let replaced = re.replace_all(current, |c: &regex::Captures<'_>| {
             let Some(hit) = c.get(1) else {
                 return c[0].to_string();
@@ -92,15 +107,93 @@ pub fn screen(text: &str) -> Option<(String, usize)> {
             if *kind == "phone" && !(phone_like(hit.as_str()) && stands_alone(current, hit)) {
                 return c[0].to_string();
             }
-            found += 1;
+            hits.push(Finding {
+                kind,
+                text: hit.as_str().to_string(),
+            });
             String::new()
         });
-        if found > 0 {
-            hits += found;
+        if hits.len() > before {
             out = Some(replaced.into_owned());
         }
     }
-    out.map(|s| (s, hits))
+    (out, hits)
+}
+
+/// Cuts every detected value out of `text`. Returns the screened text and
+/// how many values were cut, or `None` when nothing was found.
+pub fn screen(text: &str) -> Option<(String, usize)> {
+    let (out, hits) = scan(text);
+    out.map(|s| (s, hits.len()))
+}
+
+/// Every value the detectors find in `text`, which is left as it is.
+pub fn find(text: &str) -> Vec<Finding> {
+    scan(text).1
+}
+
+/// Whether a string is a bare id (8 or more ASCII letters, digits, `-`,
+/// `_`, `=`: a GUID, a Teams message id, a base64url key, a `p~` token's
+/// body): not free text, so not screened. A phone number written as bare
+/// digits is therefore not found in an id-shaped value.
+pub fn is_bare_id(s: &str) -> bool {
+    s.len() >= 8
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=".contains(c))
+}
+
+/// A detector finding in a JSON document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonFinding {
+    /// Concrete JSON path of the string, e.g. `$.value[0].location`.
+    pub path: String,
+    /// The whole string the value was found in.
+    pub value: String,
+    pub finding: Finding,
+}
+
+/// Runs the detectors over every string value of `doc` that is not a bare
+/// id ([`is_bare_id`]); member names are not personal data in Graph
+/// responses and are not screened.
+pub fn find_in_json(doc: &Value) -> Vec<JsonFinding> {
+    fn walk(v: &Value, path: &mut String, out: &mut Vec<JsonFinding>) {
+        match v {
+            Value::String(s) if !is_bare_id(s) => {
+                for finding in find(s) {
+                    out.push(JsonFinding {
+                        path: path.clone(),
+                        value: s.clone(),
+                        finding,
+                    });
+                }
+            }
+            Value::Array(a) => {
+                for (i, c) in a.iter().enumerate() {
+                    let len = path.len();
+                    path.push_str(&format!("[{i}]"));
+                    walk(c, path, out);
+                    path.truncate(len);
+                }
+            }
+            Value::Object(m) => {
+                for (k, c) in m {
+                    let len = path.len();
+                    if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                        path.push('.');
+                        path.push_str(k);
+                    } else {
+                        path.push_str(&format!("['{}']", k.replace('\'', "\\'")));
+                    }
+                    walk(c, path, out);
+                    path.truncate(len);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(doc, &mut "$".to_string(), &mut out);
+    out
 }
 
 #[cfg(test)]
@@ -131,6 +224,52 @@ mod tests {
             assert_eq!(out, kept, "{text}");
             assert!(hits >= 1);
         }
+    }
+
+    #[test]
+    fn find_names_each_value_and_its_kind() {
+        let hits = find("Ann ann.lee@contoso.example, +1 425 555 0101, AP 00:1a:2b:3c:4d:5e");
+        let got: Vec<(&str, &str)> = hits.iter().map(|f| (f.kind, f.text.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("email", "ann.lee@contoso.example"),
+                ("mac", "00:1a:2b:3c:4d:5e"),
+                ("phone", "+1 425 555 0101"),
+            ]
+        );
+        assert!(find("t~ABugMhmTPeMUmoV0PPEGEXffaYfnEaQQLeOM62Peji4@contoso.example").is_empty());
+    }
+
+    #[test]
+    fn find_in_json_walks_strings_and_skips_bare_ids() {
+        let doc = serde_json::json!({
+            "value": [
+                {"id": "1730999999999", "location": "Room 12 (call 020 7946 0123)"},
+                {"@odata.type": "x", "link": "https://zoom.us/j/1?pwd=secret"}
+            ],
+            "it's": "10.0.0.12"
+        });
+        let got: Vec<(String, &str, String)> = find_in_json(&doc)
+            .into_iter()
+            .map(|f| (f.path, f.finding.kind, f.finding.text))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "$.value[0].location".to_string(),
+                    "phone",
+                    "020 7946 0123".to_string()
+                ),
+                (
+                    "$.value[1].link".to_string(),
+                    "url-credential",
+                    "?pwd=secret".to_string()
+                ),
+                ("$['it\\'s']".to_string(), "ipv4", "10.0.0.12".to_string()),
+            ]
+        );
     }
 
     #[test]

@@ -321,7 +321,7 @@ impl ParamSchema {
         // A reversible parameter's pattern is for the decrypted value.
         if let Some(re) = self.pattern.as_ref().filter(|_| !self.reversible) {
             if !re.is_match(value) {
-                return Err("does not match the allowed pattern".into());
+                return Err(pattern_refusal(re));
             }
         }
         if let Some(allowed) = &self.allowed {
@@ -334,6 +334,18 @@ impl ParamSchema {
         }
         Ok(())
     }
+}
+
+/// The refusal of a value that does not match `re`: it shows the pattern
+/// the rule file allows (without the anchoring Veil adds), so the caller
+/// can see what is accepted, e.g. `$filter` values of a given form.
+fn pattern_refusal(re: &Regex) -> String {
+    let full = re.as_str();
+    let shown = full
+        .strip_prefix("^(?:")
+        .and_then(|s| s.strip_suffix(")$"))
+        .unwrap_or(full);
+    format!("does not match the allowed pattern `{shown}`")
 }
 
 /// Whose request is being matched.
@@ -1006,5 +1018,25 @@ endpoints:
         assert!(r.check("p~abc").is_err(), "too short to be a token");
         assert!(r.check("p~abcdefghijklmnop/x").is_err());
         assert!(r.check("48d31887-5fad-4d73-a9f5-3c356e68a038").is_err());
+    }
+
+    #[test]
+    fn a_refused_value_shows_the_allowed_pattern() {
+        let f = ParamSchema {
+            kind: ParamKind::String,
+            // As the rule loader compiles `pattern:` (anchored).
+            pattern: Some(Regex::new("^(?:(?i)^createdDateTime ge [0-9TZ:.+-]+$)$").unwrap()),
+            allowed: None,
+            reversible: false,
+            any_of: Vec::new(),
+            required: false,
+            token_kind: None,
+        };
+        assert!(f.check("createdDateTime ge 2026-01-01T00:00:00Z").is_ok());
+        let err = f.check("startswith(displayName,'A')").unwrap_err();
+        assert_eq!(
+            err,
+            "does not match the allowed pattern `(?i)^createdDateTime ge [0-9TZ:.+-]+$`"
+        );
     }
 }

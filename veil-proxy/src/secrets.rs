@@ -222,7 +222,7 @@ impl SecretsReport {
     pub fn warnings(&self) -> Vec<String> {
         if self.legacy_short_salt {
             vec![format!(
-                "a legacy Psoxy secret below the strength policy is in use ({ENV_ALLOW_LEGACY_SHORT_SALT}): \
+                "a legacy Psoxy secret below the strength policy is in use (--allow-legacy-short-salt or {ENV_ALLOW_LEGACY_SHORT_SALT}): \
                  pseudonyms can be reversed by guessing it; plan a move to the hmac scheme with a \
                  generated salt ({GENERATE_HINT})"
             )]
