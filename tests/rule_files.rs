@@ -291,6 +291,7 @@ fn every_reversible_token_and_parameter_in_shipped_rules_has_a_kind() {
                     "userId" => TokenKind::User,
                     "chatId" => TokenKind::Chat,
                     "meetingId" => TokenKind::Event,
+                    "$skiptoken" => TokenKind::Page,
                     other => panic!("{file} `{}`: no kind known for `{other}`", ep.label),
                 };
                 assert_eq!(
