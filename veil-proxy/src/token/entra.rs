@@ -567,7 +567,7 @@ fn parse_success(body: &[u8]) -> Result<GraphToken, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::test_http::{Canned, TestServer};
+    use crate::test_http::{Canned, TestServer};
 
     fn jwt(claims: &Value) -> String {
         let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);

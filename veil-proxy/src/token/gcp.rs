@@ -163,7 +163,7 @@ pub fn from_env(_http: reqwest::Client) -> Result<Arc<dyn HostIdentity>, String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::test_http::{Canned, TestServer};
+    use crate::test_http::{Canned, TestServer};
 
     const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln";
 

@@ -15,8 +15,6 @@ pub mod cache;
 pub mod entra;
 pub mod file;
 pub mod gcp;
-#[cfg(test)]
-pub(crate) mod test_http;
 
 use std::future::Future;
 use std::pin::Pin;

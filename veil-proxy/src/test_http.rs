@@ -1,4 +1,5 @@
-//! A tiny real HTTP/1.1 server on 127.0.0.1 for the token modules' tests:
+//! A tiny real HTTP/1.1 server on 127.0.0.1 for the unit tests (token
+//! providers, the issuer's discovery document and JWKS):
 //! it records every request and answers from a script.
 
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,8 @@ pub struct Canned {
     pub status: u16,
     pub content_type: String,
     pub body: Vec<u8>,
+    /// Further response headers.
+    pub headers: Vec<(String, String)>,
     pub delay: Duration,
 }
 
@@ -41,6 +44,7 @@ impl Canned {
             status,
             content_type: "application/json; charset=utf-8".into(),
             body: body.to_string().into_bytes(),
+            headers: Vec::new(),
             delay: Duration::ZERO,
         }
     }
@@ -50,8 +54,14 @@ impl Canned {
             status,
             content_type: "text/plain".into(),
             body: body.as_bytes().to_vec(),
+            headers: Vec::new(),
             delay: Duration::ZERO,
         }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Canned {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
     }
 
     pub fn delay(mut self, d: Duration) -> Canned {
@@ -110,12 +120,16 @@ impl TestServer {
                     if !canned.delay.is_zero() {
                         tokio::time::sleep(canned.delay).await;
                     }
-                    let head = format!(
-                        "HTTP/1.1 {} X\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    let mut head = format!(
+                        "HTTP/1.1 {} X\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n",
                         canned.status,
                         canned.content_type,
                         canned.body.len()
                     );
+                    for (name, value) in &canned.headers {
+                        head.push_str(&format!("{name}: {value}\r\n"));
+                    }
+                    head.push_str("\r\n");
                     let _ = stream.write_all(head.as_bytes()).await;
                     let _ = stream.write_all(&canned.body).await;
                     let _ = stream.shutdown().await;
