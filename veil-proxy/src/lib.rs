@@ -6,6 +6,7 @@
 //!   match → re-identify → upstream → answer → log), host-agnostic.
 //! - [`auth`]: caller authentication (IP allowlist, OIDC bearer tokens,
 //!   the Lambda IAM caller).
+//! - [`error`]: [`error::ProxyError`], every phase's failure (status, code, phase).
 //! - [`token`]: Graph access tokens (the provider trait and its kinds).
 //! - [`secrets`]: where the salt and encryption keys come from (env, file, SSM, Secrets Manager).
 //! - [`config`]: pseudonym settings read from the environment.
@@ -17,6 +18,7 @@
 pub mod auth;
 pub mod aws;
 pub mod config;
+pub mod error;
 pub mod proxy;
 pub mod refresh;
 pub mod secrets;

@@ -19,7 +19,7 @@ use ipnet::IpNet;
 
 pub use oidc::{Caller, CallerAuth, CallerAuthConfig};
 
-use crate::proxy::{ErrorKind, Phase, ProxyError};
+use crate::error::{ErrorKind, Phase, ProxyError};
 
 /// How callers are authenticated.
 pub enum CallerAuthMode {

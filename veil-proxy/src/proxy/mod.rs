@@ -25,7 +25,6 @@
 //! (version, rules hash) are left off: an anonymous caller learns nothing
 //! about the deployment.
 
-pub mod error;
 pub mod health;
 pub mod normalize;
 pub mod respond;
@@ -40,7 +39,7 @@ use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use ipnet::IpNet;
 
 pub use crate::auth::CallerAuthMode;
-pub use error::{ErrorKind, Phase, ProxyError};
+pub use crate::error::{self, ErrorKind, Phase, ProxyError};
 use health::HealthInfo;
 use normalize::{Limits, Target};
 use upstream::Upstream;

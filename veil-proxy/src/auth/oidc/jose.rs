@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::config::CallerAuthConfig;
 use super::unauthenticated;
-use crate::proxy::ProxyError;
+use crate::error::ProxyError;
 
 /// Largest bearer token accepted (Google ID tokens are about 1 KiB).
 const MAX_TOKEN_BYTES: usize = 16 * 1024;

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::unauthenticated;
-use crate::proxy::ProxyError;
+use crate::error::ProxyError;
 
 /// Keys beyond this many in one JWKS are ignored.
 const MAX_KEYS: usize = 100;

@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use super::config::{fetch_url, KeyLocation};
 use super::jwks::{parse_jwks, KeySet};
-use crate::proxy::{ErrorKind, Phase, ProxyError};
+use crate::error::{ErrorKind, Phase, ProxyError};
 use crate::refresh::{CellPolicy, Clock, Fetched, RefreshCell};
 
 /// Bounds and default for how long a fetched key set is trusted.

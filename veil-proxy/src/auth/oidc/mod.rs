@@ -53,7 +53,7 @@ use jose::TokenHeader;
 use jwks::{select_key, selection_error, KeySet, Selection};
 use key_source::KeySource;
 
-use crate::proxy::{ErrorKind, Phase, ProxyError};
+use crate::error::{ErrorKind, Phase, ProxyError};
 use crate::refresh::{Clock, SystemClock};
 
 /// The authenticated caller, for logs.
