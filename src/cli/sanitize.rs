@@ -69,7 +69,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let not_json = |line: usize, column: usize, e: &dyn std::fmt::Display| {
         anyhow!("{input_name}:{line}:{column}: the input is not valid JSON: {e}")
     };
-    let config = veil_proxy::config::pseudonym_config_from_env(a.scheme).map_err(|e| anyhow!(e))?;
+    let config =
+        veil_proxy::secrets::pseudonym_config_from_env(a.scheme).map_err(|e| anyhow!(e))?;
     let p = Pseudonymizer::new(config).map_err(|e| anyhow!("{e}"))?;
     let endpoint = allowed.endpoint;
     let failed = |e: &dyn std::fmt::Display| anyhow!("sanitizing failed, nothing was written: {e}");

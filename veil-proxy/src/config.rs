@@ -1,8 +1,12 @@
-//! Configuration read from the environment. Every variable Veil reads is a
-//! named constant here, so an operator can find them all in one place.
+//! The pseudonym settings read from the environment: their variables
+//! (the secrets' sources are in [`crate::secrets`], the token providers'
+//! in [`crate::token`], the AWS client's in [`crate::aws`], the hosts' in
+//! the binary) and how their values are parsed.
 
-use veil_engine::pseudonym::{DomainPolicy, EmailPolicy, PseudonymConfig, Scheme};
+use veil_engine::pseudonym::{DomainPolicy, EmailPolicy, Scheme};
 use veil_engine::secret::Secret;
+
+use crate::env::Lookup;
 
 /// The pseudonymization secret ("salt").
 pub const ENV_SALT: &str = "VEIL_SALT";
@@ -25,21 +29,8 @@ pub const ENV_ALLOW_LEGACY_SHORT_SALT: &str = "VEIL_ALLOW_LEGACY_SHORT_SALT";
 /// The key id used for `VEIL_ENCRYPTION_KEY`.
 pub const DEFAULT_KEY_ID: &str = "k1";
 
-/// An environment lookup over fixed pairs, for tests of code that takes a
-/// lookup function instead of reading the process environment.
-#[cfg(test)]
-pub(crate) fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Sync {
-    let map: std::collections::HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    move |name: &str| map.get(name).cloned().filter(|v| !v.is_empty())
-}
-
-/// Reads a variable; empty counts as unset.
-pub fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
+/// Reads a variable of the process environment (see [`crate::env`]).
+pub use crate::env::var;
 
 /// Parses `kid:secret,kid:secret` (newest first) from `VEIL_ENCRYPTION_KEYS`.
 pub fn parse_key_list(list: &str) -> Result<Vec<(String, Secret)>, String> {
@@ -92,29 +83,25 @@ pub fn parse_domain_policy(s: &str) -> Result<DomainPolicy, String> {
 /// `scheme` overrides `VEIL_SCHEME` when given.
 pub fn pseudonym_settings(
     scheme: Option<Scheme>,
-    env: crate::aws::Lookup<'_>,
+    env: Lookup<'_>,
 ) -> Result<(Scheme, EmailPolicy), String> {
     let scheme = match scheme {
         Some(s) => s,
-        None => env(ENV_SCHEME)
+        None => env
+            .get(ENV_SCHEME)
             .map(|s| s.parse())
             .transpose()?
             .unwrap_or_default(),
     };
     let email = EmailPolicy {
-        ignore_dots: env(ENV_EMAIL_IGNORE_DOTS).is_some_and(|v| v == "true" || v == "1"),
-        domain: env(ENV_EMAIL_DOMAIN)
+        ignore_dots: env
+            .get(ENV_EMAIL_IGNORE_DOTS)
+            .is_some_and(|v| v == "true" || v == "1"),
+        domain: env
+            .get(ENV_EMAIL_DOMAIN)
             .map(|s| parse_domain_policy(&s))
             .transpose()?
             .unwrap_or_default(),
     };
     Ok((scheme, email))
-}
-
-/// Builds the pseudonym configuration from the environment, with the
-/// secrets from the environment or files (see [`crate::secrets`]; the
-/// binary's servers use [`crate::secrets::load_pseudonym_config`], which
-/// also reads AWS sources). `scheme` overrides `VEIL_SCHEME` when given.
-pub fn pseudonym_config_from_env(scheme: Option<Scheme>) -> Result<PseudonymConfig, String> {
-    crate::secrets::load_local(scheme, &var).map(|(config, _)| config)
 }

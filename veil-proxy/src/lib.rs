@@ -10,6 +10,8 @@
 //! - [`token`]: Graph access tokens (the provider trait and its kinds).
 //! - [`secrets`]: where the salt and encryption keys come from (env, file, SSM, Secrets Manager).
 //! - [`config`]: pseudonym settings read from the environment.
+//! - [`env`]: where configuration is read from (the process environment, or
+//!   a map in tests); a leaf every module may use.
 //! - [`aws`]: a minimal SigV4 client for the AWS APIs Veil calls.
 //! - [`refresh`]: the refresh-ahead, single-flight cache cell (and its
 //!   clock) that keeps Graph tokens and the issuer's signing keys.
@@ -18,6 +20,7 @@
 pub mod auth;
 pub mod aws;
 pub mod config;
+pub mod env;
 pub mod error;
 pub mod proxy;
 pub mod refresh;

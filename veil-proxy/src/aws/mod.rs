@@ -20,7 +20,6 @@ use std::time::SystemTime;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 
-use crate::token::TokenError;
 use veil_engine::secret::Secret;
 
 /// The access key id of the AWS credentials (set by Lambda from the execution role).
@@ -49,9 +48,7 @@ const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// The longest excerpt of an AWS error message put into Veil's messages.
 const MAX_AWS_MESSAGE_CHARS: usize = 300;
 
-/// How configuration variables are read: the process environment in
-/// production ([`crate::config::var`]), a map in tests. Empty counts as unset.
-pub type Lookup<'a> = &'a (dyn Fn(&str) -> Option<String> + Sync);
+pub use crate::env::Lookup;
 
 /// The AWS services Veil calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,15 +139,6 @@ impl AwsError {
     }
 }
 
-impl From<AwsError> for TokenError {
-    fn from(e: AwsError) -> TokenError {
-        TokenError {
-            retryable: e.retryable,
-            message: e.message,
-        }
-    }
-}
-
 /// AWS credentials from the environment.
 #[derive(Clone)]
 pub struct Credentials {
@@ -176,11 +164,11 @@ impl Credentials {
     /// Reads `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and the optional
     /// `AWS_SESSION_TOKEN`.
     pub fn from_lookup(env: Lookup<'_>) -> Result<Credentials, AwsError> {
-        match (env(ENV_ACCESS_KEY_ID), env(ENV_SECRET_ACCESS_KEY)) {
+        match (env.get(ENV_ACCESS_KEY_ID), env.get(ENV_SECRET_ACCESS_KEY)) {
             (Some(id), Some(secret)) => Ok(Credentials {
                 access_key_id: id.trim().to_string(),
                 secret_access_key: Secret::from(secret.trim()),
-                session_token: env(ENV_SESSION_TOKEN).map(|t| Secret::from(t.trim())),
+                session_token: env.get(ENV_SESSION_TOKEN).map(|t| Secret::from(t.trim())),
             }),
             (None, None) => Err(AwsError::new(
                 AwsErrorKind::NoCredentials,
@@ -248,7 +236,7 @@ impl AwsConfig {
     /// Reads credentials (required), region and endpoint overrides.
     pub fn from_lookup(env: Lookup<'_>) -> Result<AwsConfig, AwsError> {
         let credentials = Credentials::from_lookup(env)?;
-        let region = match (env(ENV_REGION), env(ENV_DEFAULT_REGION)) {
+        let region = match (env.get(ENV_REGION), env.get(ENV_DEFAULT_REGION)) {
             (Some(r), _) => Some((ENV_REGION, r)),
             (None, Some(r)) => Some((ENV_DEFAULT_REGION, r)),
             (None, None) => None,
@@ -267,11 +255,12 @@ impl AwsConfig {
         };
         let mut endpoints = Vec::new();
         for service in Service::ALL {
-            if let Some(v) = env(service.endpoint_env()) {
+            if let Some(v) = env.get(service.endpoint_env()) {
                 endpoints.push((service, check_endpoint(service.endpoint_env(), &v)?));
             }
         }
-        let endpoint_all = env(ENV_ENDPOINT_URL)
+        let endpoint_all = env
+            .get(ENV_ENDPOINT_URL)
             .map(|v| check_endpoint(ENV_ENDPOINT_URL, &v))
             .transpose()?;
         Ok(AwsConfig {
@@ -516,7 +505,7 @@ impl AwsClient {
     pub fn from_env(http: reqwest::Client) -> Result<AwsClient, AwsError> {
         Ok(AwsClient::new(
             http,
-            AwsConfig::from_lookup(&crate::config::var)?,
+            AwsConfig::from_lookup(&crate::env::ProcessEnv)?,
         ))
     }
 
@@ -744,7 +733,7 @@ async fn read_limited(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::lookup;
+    use crate::env::lookup;
 
     const CREDS: [(&str, &str); 2] = [
         (ENV_ACCESS_KEY_ID, "AKIDEXAMPLE"),

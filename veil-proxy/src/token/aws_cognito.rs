@@ -40,7 +40,7 @@ pub struct CognitoSettings {
 }
 
 fn required(env: Lookup<'_>, name: &str, what: &str) -> Result<String, String> {
-    env(name)
+    env.get(name)
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
         .ok_or_else(|| format!("{name} is not set: it holds {what} (aws-cognito)"))
@@ -93,7 +93,7 @@ impl CognitoSettings {
             "the developer user identifier Veil logs in as",
         )?;
         check(ENV_LOGIN, &login, 1024, |c| !c.is_control())?;
-        let identity_id = env(ENV_IDENTITY_ID).map(|v| v.trim().to_string());
+        let identity_id = env.get(ENV_IDENTITY_ID).map(|v| v.trim().to_string());
         if let Some(id) = &identity_id {
             check(ENV_IDENTITY_ID, id, 55, |c| {
                 c.is_ascii_alphanumeric() || c == '-' || c == ':'
@@ -140,7 +140,7 @@ pub struct AwsCognito {
 pub fn from_env(http: reqwest::Client) -> Result<Arc<dyn HostIdentity>, String> {
     Ok(Arc::new(AwsCognito::from_lookup(
         http,
-        &crate::config::var,
+        &crate::env::ProcessEnv,
     )?))
 }
 
@@ -227,7 +227,7 @@ impl HostIdentity for AwsCognito {
 mod tests {
     use super::*;
     use crate::aws;
-    use crate::config::lookup;
+    use crate::env::lookup;
 
     const POOL: &str = "eu-west-1:0f7d4c9a-5b1e-4a7f-9c3d-2e8b6a1f4d0c";
 

@@ -79,7 +79,8 @@ pub struct StsSettings {
 impl StsSettings {
     /// Reads and validates `VEIL_AWS_STS_*`.
     pub fn from_lookup(env: Lookup<'_>) -> Result<StsSettings, String> {
-        let audience = env(ENV_AUDIENCE)
+        let audience = env
+            .get(ENV_AUDIENCE)
             .map(|a| a.trim().to_string())
             .unwrap_or_else(|| DEFAULT_AUDIENCE.to_string());
         if audience.is_empty() || audience.len() > MAX_AUDIENCE_LEN {
@@ -87,11 +88,12 @@ impl StsSettings {
                 "{ENV_AUDIENCE}: the audience must be 1 to {MAX_AUDIENCE_LEN} characters"
             ));
         }
-        let algorithm = env(ENV_SIGNING_ALGORITHM)
+        let algorithm = env
+            .get(ENV_SIGNING_ALGORITHM)
             .map(|a| a.parse())
             .transpose()?
             .unwrap_or_default();
-        let duration_secs = match env(ENV_DURATION_SECS) {
+        let duration_secs = match env.get(ENV_DURATION_SECS) {
             None => DEFAULT_DURATION_SECS,
             Some(d) => {
                 let range = format!("{MIN_DURATION_SECS} to {MAX_DURATION_SECS} seconds");
@@ -133,7 +135,10 @@ pub struct AwsSts {
 
 /// From the process environment.
 pub fn from_env(http: reqwest::Client) -> Result<Arc<dyn HostIdentity>, String> {
-    Ok(Arc::new(AwsSts::from_lookup(http, &crate::config::var)?))
+    Ok(Arc::new(AwsSts::from_lookup(
+        http,
+        &crate::env::ProcessEnv,
+    )?))
 }
 
 impl AwsSts {
@@ -242,7 +247,7 @@ impl HostIdentity for AwsSts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::lookup;
+    use crate::env::lookup;
 
     #[test]
     fn defaults_and_wire_parameters() {

@@ -24,7 +24,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::TokenError;
-use crate::config::var;
+use crate::env::var;
 use veil_engine::secret::Secret;
 
 /// The Directory (tenant) ID of the Microsoft 365 tenant (a GUID, or its

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::entra::looks_like_jwt;
 use super::{BoxFuture, HostIdentity, TokenError};
-use crate::config::var;
+use crate::env::var;
 use veil_engine::secret::Secret;
 
 /// The path of the token file.

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use super::entra::{error_chain, looks_like_jwt};
 use super::{BoxFuture, HostIdentity, TokenError};
-use crate::config::var;
+use crate::env::var;
 use veil_engine::secret::Secret;
 
 /// The metadata server's `host[:port]` (the standard Google variable).

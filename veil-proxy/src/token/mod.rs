@@ -34,6 +34,15 @@ pub struct TokenError {
     pub retryable: bool,
 }
 
+impl From<crate::aws::AwsError> for TokenError {
+    fn from(e: crate::aws::AwsError) -> TokenError {
+        TokenError {
+            retryable: e.retryable,
+            message: e.message,
+        }
+    }
+}
+
 /// A source of Graph bearer tokens.
 pub trait TokenProvider: Send + Sync {
     /// Short name for the health check and logs: `static`, `aws-sts`, …
