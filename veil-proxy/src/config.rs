@@ -6,7 +6,7 @@
 use veil_engine::pseudonym::{DomainPolicy, EmailPolicy, Scheme};
 use veil_engine::secret::Secret;
 
-use crate::env::Lookup;
+use crate::env::{ConfigError, ConfigErrors, Lookup, Problems};
 
 /// The pseudonymization secret ("salt").
 pub const ENV_SALT: &str = "VEIL_SALT";
@@ -68,40 +68,80 @@ pub fn parse_flag(name: &str, value: Option<String>) -> Result<bool, String> {
 
 /// Parses a domain policy name.
 pub fn parse_domain_policy(s: &str) -> Result<DomainPolicy, String> {
+    domain_policy(s).map_err(|e| e.to_string())
+}
+
+fn domain_policy(s: &str) -> Result<DomainPolicy, ConfigError> {
     match s.to_ascii_lowercase().as_str() {
         "preserve" => Ok(DomainPolicy::Preserve),
         "redact" => Ok(DomainPolicy::Redact),
         "tokenize" => Ok(DomainPolicy::Tokenize),
         "encrypt" => Ok(DomainPolicy::Encrypt),
-        o => Err(format!(
-            "{ENV_EMAIL_DOMAIN}: unknown policy `{o}` (preserve, redact, tokenize, encrypt)"
+        o => Err(ConfigError::invalid(
+            ENV_EMAIL_DOMAIN,
+            format!("unknown policy `{o}` (preserve, redact, tokenize, encrypt)"),
         )),
     }
 }
 
 /// The scheme and email policy from the environment (read through `env`);
-/// `scheme` overrides `VEIL_SCHEME` when given.
+/// `scheme` overrides `VEIL_SCHEME` when given. Reports every problem.
 pub fn pseudonym_settings(
     scheme: Option<Scheme>,
     env: Lookup<'_>,
-) -> Result<(Scheme, EmailPolicy), String> {
-    let scheme = match scheme {
-        Some(s) => s,
-        None => env
-            .get(ENV_SCHEME)
-            .map(|s| s.parse())
-            .transpose()?
-            .unwrap_or_default(),
+) -> Result<(Scheme, EmailPolicy), ConfigErrors> {
+    let mut problems = Problems::new();
+    let scheme = match (scheme, env.get(ENV_SCHEME)) {
+        (Some(s), _) => Some(s),
+        (None, None) => Some(Scheme::default()),
+        (None, Some(name)) => problems.check(
+            name.parse()
+                .map_err(|e: String| ConfigError::invalid(ENV_SCHEME, e)),
+        ),
     };
-    let email = EmailPolicy {
-        ignore_dots: env
-            .get(ENV_EMAIL_IGNORE_DOTS)
-            .is_some_and(|v| v == "true" || v == "1"),
-        domain: env
-            .get(ENV_EMAIL_DOMAIN)
-            .map(|s| parse_domain_policy(&s))
-            .transpose()?
-            .unwrap_or_default(),
+    let domain = match env.get(ENV_EMAIL_DOMAIN) {
+        None => Some(DomainPolicy::default()),
+        Some(name) => problems.check(domain_policy(&name)),
     };
-    Ok((scheme, email))
+    let ignore_dots = env
+        .get(ENV_EMAIL_IGNORE_DOTS)
+        .is_some_and(|v| v == "true" || v == "1");
+    problems.finish(|| {
+        (
+            scheme.unwrap_or_default(),
+            EmailPolicy {
+                ignore_dots,
+                domain: domain.unwrap_or_default(),
+            },
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::lookup;
+
+    #[test]
+    fn pseudonym_settings_report_every_problem() {
+        let (scheme, email) = pseudonym_settings(None, &lookup(&[])).unwrap();
+        assert_eq!(
+            (scheme, email.domain),
+            (Scheme::default(), DomainPolicy::default())
+        );
+        let e = pseudonym_settings(
+            None,
+            &lookup(&[(ENV_SCHEME, "rot13"), (ENV_EMAIL_DOMAIN, "hide")]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "VEIL_SCHEME: unknown pseudonym scheme 'rot13': expected 'hmac' or 'psoxy'\n\
+             VEIL_EMAIL_DOMAIN_POLICY: unknown policy `hide` (preserve, redact, tokenize, encrypt)"
+        );
+        // The command line's scheme wins over the variable.
+        let (scheme, _) =
+            pseudonym_settings(Some(Scheme::Psoxy), &lookup(&[(ENV_SCHEME, "rot13")])).unwrap();
+        assert_eq!(scheme, Scheme::Psoxy);
+    }
 }
