@@ -110,6 +110,42 @@ impl Routes {
     }
 }
 
+/// Serves HTTP/1.1 on `listener` until the returned task is aborted: each
+/// request goes to `handle` with a clone of `state`. Every test server
+/// (this module's, and the end-to-end tests' Graph, Entra and STS) runs on
+/// this one accept loop.
+pub fn serve_http<S, H, F, B>(
+    listener: TcpListener,
+    state: Arc<S>,
+    handle: H,
+) -> tokio::task::JoinHandle<()>
+where
+    S: Send + Sync + 'static,
+    H: Fn(Arc<S>, hyper::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = hyper::Response<B>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (state, handle) = (state.clone(), handle.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |req: hyper::Request<Incoming>| {
+                    let fut = handle(state.clone(), req);
+                    async move { Ok::<_, Infallible>(fut.await) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
+}
+
 /// The server; stops when dropped.
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
@@ -128,36 +164,19 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let recorded: Arc<Mutex<Vec<Recorded>>> = Arc::default();
-        let (log, routes) = (recorded.clone(), Arc::new(routes));
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (log, routes) = (log.clone(), routes.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: hyper::Request<Incoming>| {
-                        let (log, routes) = (log.clone(), routes.clone());
-                        async move {
-                            let request = record(req).await;
-                            let reply = routes.answer(&request);
-                            log.lock().unwrap().push(request);
-                            let mut response = hyper::Response::builder().status(reply.status);
-                            for (name, value) in &reply.headers {
-                                response = response.header(name, value);
-                            }
-                            Ok::<_, Infallible>(
-                                response
-                                    .body(Full::new(reply.body))
-                                    .expect("valid test reply"),
-                            )
-                        }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+        let state = Arc::new((recorded.clone(), routes));
+        let task = serve_http(listener, state, |state, req| async move {
+            let (log, routes) = &*state;
+            let request = record(req).await;
+            let reply = routes.answer(&request);
+            log.lock().unwrap().push(request);
+            let mut response = hyper::Response::builder().status(reply.status);
+            for (name, value) in &reply.headers {
+                response = response.header(name, value);
             }
+            response
+                .body(Full::new(reply.body))
+                .expect("valid test reply")
         });
         TestServer {
             addr,
