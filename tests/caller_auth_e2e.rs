@@ -108,7 +108,7 @@ async fn a_valid_token_is_accepted_and_never_forwarded() {
             );
         }
     }
-    assert_eq!(s.jwks.count("/jwks"), 1, "the key set is cached");
+    assert_eq!(s.jwks.hits("/jwks"), 1, "the key set is cached");
     let stderr = s.veil.stderr();
     assert!(!stderr.contains(&token), "the token is in the log");
 }

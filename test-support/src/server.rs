@@ -9,9 +9,11 @@
 //! assert_eq!(jwks.count("/jwks"), 0);
 //! ```
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -49,29 +51,53 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
+    /// How long to wait before answering.
+    pub delay: Duration,
 }
 
 impl Reply {
-    pub fn json(status: u16, body: &Value) -> Reply {
+    /// `body` with this content type.
+    pub fn bytes(status: u16, content_type: &str, body: impl Into<Bytes>) -> Reply {
         Reply {
             status,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: Bytes::from(body.to_string()),
+            headers: vec![("content-type".into(), content_type.into())],
+            body: body.into(),
+            delay: Duration::ZERO,
         }
+    }
+
+    pub fn json(status: u16, body: impl Borrow<Value>) -> Reply {
+        Reply::bytes(
+            status,
+            "application/json; charset=utf-8",
+            body.borrow().to_string(),
+        )
+    }
+
+    pub fn text(status: u16, body: &str) -> Reply {
+        Reply::bytes(status, "text/plain", body.to_string())
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Reply {
         self.headers.push((name.to_string(), value.to_string()));
         self
     }
+
+    pub fn delay(mut self, delay: Duration) -> Reply {
+        self.delay = delay;
+        self
+    }
 }
 
 type Handler = Arc<dyn Fn(&Recorded) -> Reply + Send + Sync>;
+type Fallback = Arc<dyn Fn(usize, &Recorded) -> Reply + Send + Sync>;
 
 /// The routes of a [`TestServer`].
 #[derive(Default, Clone)]
 pub struct Routes {
     routes: HashMap<(String, String), Handler>,
+    /// Answers what no route does, with the request's index (from 0).
+    fallback: Option<Fallback>,
 }
 
 impl Routes {
@@ -99,13 +125,24 @@ impl Routes {
         self.route("GET", path, handler)
     }
 
-    fn answer(&self, request: &Recorded) -> Reply {
-        match self
+    /// Answers every request no route matches with `handler(index, request)`
+    /// (instead of `404`).
+    pub fn otherwise(
+        mut self,
+        handler: impl Fn(usize, &Recorded) -> Reply + Send + Sync + 'static,
+    ) -> Routes {
+        self.fallback = Some(Arc::new(handler));
+        self
+    }
+
+    fn answer(&self, index: usize, request: &Recorded) -> Reply {
+        let route = self
             .routes
-            .get(&(request.method.clone(), request.path.clone()))
-        {
-            Some(handler) => handler(request),
-            None => Reply::json(404, &serde_json::json!({})),
+            .get(&(request.method.clone(), request.path.clone()));
+        match (route, &self.fallback) {
+            (Some(handler), _) => handler(request),
+            (None, Some(fallback)) => fallback(index, request),
+            (None, None) => Reply::json(404, serde_json::json!({})),
         }
     }
 }
@@ -168,8 +205,15 @@ impl TestServer {
         let task = serve_http(listener, state, |state, req| async move {
             let (log, routes) = &*state;
             let request = record(req).await;
-            let reply = routes.answer(&request);
-            log.lock().unwrap().push(request);
+            let index = {
+                let mut log = log.lock().unwrap();
+                log.push(request.clone());
+                log.len() - 1
+            };
+            let reply = routes.answer(index, &request);
+            if !reply.delay.is_zero() {
+                tokio::time::sleep(reply.delay).await;
+            }
             let mut response = hyper::Response::builder().status(reply.status);
             for (name, value) in &reply.headers {
                 response = response.header(name, value);
@@ -190,12 +234,30 @@ impl TestServer {
         format!("http://{}", self.addr)
     }
 
+    /// Answers every request with `handler(index, request)`.
+    pub async fn respond_with(
+        handler: impl Fn(usize, &Recorded) -> Reply + Send + Sync + 'static,
+    ) -> TestServer {
+        TestServer::start(Routes::new().otherwise(handler)).await
+    }
+
+    /// Answers the n-th request with `script[n]`, the last one thereafter.
+    pub async fn script(script: Vec<Reply>) -> TestServer {
+        assert!(!script.is_empty(), "an empty script");
+        TestServer::respond_with(move |n, _| script[n.min(script.len() - 1)].clone()).await
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         self.recorded.lock().unwrap().clone()
     }
 
+    /// How many requests there were.
+    pub fn count(&self) -> usize {
+        self.recorded.lock().unwrap().len()
+    }
+
     /// How many requests had this path.
-    pub fn count(&self, path: &str) -> usize {
+    pub fn hits(&self, path: &str) -> usize {
         self.recorded
             .lock()
             .unwrap()
@@ -240,7 +302,7 @@ mod tests {
     #[tokio::test]
     async fn routes_answer_and_every_request_is_recorded() {
         let server = TestServer::start(Routes::new().get("/a", |r| {
-            Reply::json(200, &serde_json::json!({"q": r.target})).header("x-test", "1")
+            Reply::json(200, serde_json::json!({"q": r.target})).header("x-test", "1")
         }))
         .await;
         let (status, head, body) = get(&server, "/a?x=1").await;
@@ -248,8 +310,23 @@ mod tests {
         assert!(head.contains("x-test: 1"), "{head}");
         assert_eq!(body, r#"{"q":"/a?x=1"}"#);
         assert_eq!(get(&server, "/b").await.0, 404);
-        assert_eq!((server.count("/a"), server.count("/b")), (1, 1));
+        assert_eq!((server.hits("/a"), server.hits("/b")), (1, 1));
         assert_eq!(server.requests()[0].header("host"), Some("127.0.0.1"));
+    }
+
+    #[tokio::test]
+    async fn a_script_answers_in_order_then_repeats_its_last_reply() {
+        let server = TestServer::script(vec![
+            Reply::text(503, "busy"),
+            Reply::text(200, "ok").delay(Duration::from_millis(50)),
+        ])
+        .await;
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            statuses.push(get(&server, "/any").await.0);
+        }
+        assert_eq!(statuses, [503, 200, 200]);
+        assert_eq!(server.count(), 3);
     }
 
     async fn get(server: &TestServer, target: &str) -> (u16, String, String) {

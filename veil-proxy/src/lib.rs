@@ -26,6 +26,3 @@ pub mod proxy;
 pub mod refresh;
 pub mod secrets;
 pub mod token;
-
-#[cfg(test)]
-mod test_http;

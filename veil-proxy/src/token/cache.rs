@@ -291,8 +291,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::test_http::{Canned, Recorded, TestServer};
     use crate::token::entra::EntraConfig;
+    use veil_test_support::server::{Recorded, Reply as Canned, TestServer};
 
     /// A host identity that counts its fetches and can be made to fail.
     struct CountingHost {

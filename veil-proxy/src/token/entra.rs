@@ -567,7 +567,7 @@ fn parse_success(body: &[u8]) -> Result<GraphToken, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_http::{Canned, TestServer};
+    use veil_test_support::server::{Reply as Canned, TestServer};
 
     fn jwt(claims: &Value) -> String {
         let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
@@ -613,7 +613,7 @@ mod tests {
 
     #[tokio::test]
     async fn sends_exactly_the_client_credentials_form() {
-        let server = TestServer::start(vec![Canned::json(
+        let server = TestServer::script(vec![Canned::json(
             200,
             serde_json::json!({"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"graph-access-token"}),
         )])
@@ -700,7 +700,7 @@ mod tests {
             ),
         ];
         let n = cases.len();
-        let server = TestServer::start(cases.iter().map(|c| c.0.clone()).collect()).await;
+        let server = TestServer::script(cases.iter().map(|c| c.0.clone()).collect()).await;
         let ex = exchange(&server.base());
         let token = host_token();
         let token_text = String::from_utf8_lossy(token.expose()).into_owned();
@@ -746,7 +746,7 @@ mod tests {
         assert!(e.retryable);
         assert!(e.to_string().contains("cannot be reached"), "{e}");
 
-        let server = TestServer::start(vec![
+        let server = TestServer::script(vec![
             Canned::json(503, serde_json::json!({"error":"temporarily_unavailable","error_description":"AADSTS50196: The server terminated an operation."})),
             Canned::json(200, serde_json::json!({"token_type":"Bearer","access_token":"x"})),
         ])

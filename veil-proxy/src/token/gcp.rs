@@ -163,7 +163,7 @@ pub fn from_env(_http: reqwest::Client) -> Result<Arc<dyn HostIdentity>, String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_http::{Canned, TestServer};
+    use veil_test_support::server::{Reply as Canned, TestServer};
 
     const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln";
 
@@ -207,7 +207,7 @@ mod tests {
             "{}",
             e.message
         );
-        let server = TestServer::start(vec![
+        let server = TestServer::script(vec![
             Canned::text(404, "not found"),
             Canned::text(200, "<html>captive portal</html>"),
         ])

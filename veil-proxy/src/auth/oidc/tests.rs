@@ -14,7 +14,7 @@ use super::jose::unix_now;
 use super::key_source::key_set_lifetime;
 use super::*;
 use crate::refresh::ManualClock;
-use crate::test_http::{Canned, TestServer as HttpServer};
+use veil_test_support::server::{Reply as Canned, TestServer as HttpServer};
 
 // Test-only keys, generated once with `openssl genpkey` (RSA converted
 // to PKCS#1 with `openssl rsa -traditional`, as `EncodingKey::from_rsa_der`
@@ -60,7 +60,7 @@ impl TestServer {
         let base = Arc::new(OnceLock::<String>::new());
         let (served_state, served_base) = (state.clone(), base.clone());
         let server = HttpServer::respond_with(move |_, request| {
-            answer(&served_state, served_base.get().unwrap(), &request.target)
+            answer(&served_state, served_base.get().unwrap(), &request.path)
         })
         .await;
         base.set(server.base()).unwrap();
@@ -104,8 +104,11 @@ fn answer(state: &ServerState, base: &str, path: &str) -> Canned {
                 0 => 200,
                 status => status,
             };
-            let mut canned = Canned::text(status, &state.jwks.lock().unwrap());
-            canned.content_type = "application/json".into();
+            let canned = Canned::bytes(
+                status,
+                "application/json",
+                state.jwks.lock().unwrap().clone(),
+            );
             match state.cache_control.lock().unwrap().as_deref() {
                 Some(cache_control) => canned.header("Cache-Control", cache_control),
                 None => canned,
