@@ -14,14 +14,10 @@ use super::jose::unix_now;
 use super::key_source::key_set_lifetime;
 use super::*;
 use crate::refresh::ManualClock;
+use veil_test_support::keys::{der, RSA1_PEM, RSA1_PUBLIC_PEM, RSA2_PEM};
 use veil_test_support::server::{Reply as Canned, TestServer as HttpServer};
 
-// Test-only keys, generated once with `openssl genpkey` (RSA converted
-// to PKCS#1 with `openssl rsa -traditional`, as `EncodingKey::from_rsa_der`
-// wants), so the tests need no PEM support from jsonwebtoken.
-const RSA1_PEM: &str = include_str!("../../../../tests/fixtures/keys/rsa1.pem");
-const RSA1_PUBLIC_PEM: &str = include_str!("../../../../tests/fixtures/keys/rsa1.pub.pem");
-const RSA2_PEM: &str = include_str!("../../../../tests/fixtures/keys/rsa2.pem");
+// A test-only P-256 key (PKCS#8), besides the shared RSA fixtures.
 const EC1_PEM: &str = "\
 -----BEGIN PRIVATE KEY-----\n\
 MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgiTbeYUD1ptIC4fMI\n\
@@ -120,16 +116,6 @@ fn answer(state: &ServerState, base: &str, path: &str) -> Canned {
 }
 
 // ---- Keys, tokens and configurations ----
-
-fn der(pem: &str) -> Vec<u8> {
-    let body: String = pem
-        .lines()
-        .filter(|line| !line.starts_with("-----"))
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .unwrap()
-}
 
 fn encoding_key(pem: &str, alg: Algorithm) -> EncodingKey {
     match alg.family() {
