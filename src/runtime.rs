@@ -11,8 +11,8 @@ use ipnet::IpNet;
 use veil_engine::pseudonym::{PseudonymConfig, Pseudonymizer};
 use veil_engine::rules::{builtin, RuleSet};
 use veil_engine::secret::Secret;
+use veil_proxy::auth::{CallerAuth, CallerAuthConfig};
 use veil_proxy::config::{self, var};
-use veil_proxy::proxy::caller_auth::{CallerAuth, CallerAuthConfig};
 use veil_proxy::proxy::health::HealthInfo;
 use veil_proxy::proxy::normalize::Limits;
 use veil_proxy::proxy::upstream::{Upstream, UpstreamConfig};
@@ -74,15 +74,14 @@ pub const ENV_LAMBDA_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
 /// The port Cloud Run asks the container to listen on.
 pub const ENV_PORT: &str = "PORT";
 
+/// The fixed, public secrets the golden files of `veil rules test` are
+/// made with. Test only: `veil serve` refuses them.
+pub const GOLDEN_SALT: &str = "veil-example-salt-NOT-FOR-PRODUCTION-0001";
+pub const GOLDEN_KEY: &str = "veil-example-key-NOT-FOR-PRODUCTION-00001";
+
 /// Secrets that are published (tests, examples) and so never acceptable
 /// outside tests.
-pub const WELL_KNOWN_SECRETS: &[&str] = &[
-    crate::cli::rules::GOLDEN_SALT,
-    crate::cli::rules::GOLDEN_KEY,
-    "salt",
-    "secret",
-    "changeme",
-];
+pub const WELL_KNOWN_SECRETS: &[&str] = &[GOLDEN_SALT, GOLDEN_KEY, "salt", "secret", "changeme"];
 
 /// Which host runs the proxy (decides the default caller authentication).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,121 +5,27 @@
 
 mod support;
 
-use std::convert::Infallible;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use support::*;
-use tokio::net::TcpListener;
-
-// Test-only RSA keys, shared with veil-proxy's caller_auth unit tests
-// (PKCS#1 in PEM armour, as `EncodingKey::from_rsa_der` wants).
-const RSA1_PEM: &str = include_str!("fixtures/keys/rsa1.pem");
-const RSA1_PUBLIC_PEM: &str = include_str!("fixtures/keys/rsa1.pub.pem");
-const RSA2_PEM: &str = include_str!("fixtures/keys/rsa2.pem");
+use veil_test_support::jwt::{now, sign_rs256 as sign, with};
+use veil_test_support::keys::{der, jwk, jwks, RSA1_PEM, RSA1_PUBLIC_PEM, RSA2_PEM};
+use veil_test_support::server::{Reply, Routes, TestServer};
 
 const AUDIENCE: &str = "veil-test";
 const SUBJECT: &str = "vendor-sa";
 const KID: &str = "rsa-1";
 
-// ---- A JWKS server ----
+// ---- The issuer's JWKS ----
 
-struct JwksServer {
-    base: String,
-    fetches: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for JwksServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl JwksServer {
-    async fn start(jwks: Value) -> JwksServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let fetches = Arc::new(AtomicUsize::new(0));
-        let body = Bytes::from(jwks.to_string());
-        let counter = fetches.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (body, counter) = (body.clone(), counter.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: hyper::Request<Incoming>| {
-                        let (body, counter) = (body.clone(), counter.clone());
-                        async move {
-                            let resp = if req.uri().path() == "/jwks" {
-                                counter.fetch_add(1, Ordering::SeqCst);
-                                hyper::Response::builder()
-                                    .header("content-type", "application/json")
-                                    .header("cache-control", "public, max-age=3600")
-                                    .body(Full::new(body))
-                            } else {
-                                hyper::Response::builder()
-                                    .status(404)
-                                    .body(Full::new(Bytes::from_static(b"{}")))
-                            };
-                            Ok::<_, Infallible>(resp.unwrap())
-                        }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        JwksServer {
-            base,
-            fetches,
-            task,
-        }
-    }
-}
-
-// ---- Keys and tokens ----
-
-fn der(pem: &str) -> Vec<u8> {
-    let body: String = pem
-        .lines()
-        .filter(|line| !line.starts_with("-----"))
-        .map(str::trim)
-        .collect();
-    STANDARD.decode(body).expect("PEM body")
-}
-
-fn rsa_key(pem: &str) -> EncodingKey {
-    EncodingKey::from_rsa_der(&der(pem))
-}
-
-fn jwk(pem: &str, kid: &str) -> Value {
-    let mut jwk = Jwk::from_encoding_key(&rsa_key(pem), Algorithm::RS256).expect("jwk");
-    jwk.common.key_id = Some(kid.to_string());
-    jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-    serde_json::to_value(&jwk).unwrap()
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+/// Serves `keys` at `/jwks` (cached for an hour).
+async fn jwks_server(keys: Value) -> TestServer {
+    TestServer::start(Routes::new().get("/jwks", move |_| {
+        Reply::json(200, &keys).header("cache-control", "public, max-age=3600")
+    }))
+    .await
 }
 
 fn claims(issuer: &str) -> Value {
@@ -132,17 +38,6 @@ fn claims(issuer: &str) -> Value {
     })
 }
 
-fn with(mut claims: Value, name: &str, value: Value) -> Value {
-    claims[name] = value;
-    claims
-}
-
-fn sign(pem: &str, kid: Option<&str>, claims: &Value) -> String {
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = kid.map(str::to_string);
-    encode(&header, claims, &rsa_key(pem)).expect("sign")
-}
-
 fn b64(v: &Value) -> String {
     URL_SAFE_NO_PAD.encode(v.to_string())
 }
@@ -150,29 +45,36 @@ fn b64(v: &Value) -> String {
 // ---- Veil with caller authentication ----
 
 struct Setup {
-    jwks: JwksServer,
+    jwks: TestServer,
+    issuer: String,
     graph: GraphServer,
     veil: Veil,
 }
 
 impl Setup {
     fn issuer(&self) -> &str {
-        &self.jwks.base
+        &self.issuer
     }
 }
 
 async fn setup() -> Setup {
-    let jwks = JwksServer::start(json!({"keys": [jwk(RSA1_PEM, KID)]})).await;
+    let jwks = jwks_server(jwks(vec![jwk(RSA1_PEM, KID)])).await;
     let graph = GraphServer::start("outlook-mail").await;
     let veil = VeilConfig::new("outlook-mail", &graph.url())
         .authenticated()
-        .env("VEIL_CALLER_ISSUER", &jwks.base)
+        .env("VEIL_CALLER_ISSUER", &jwks.base())
         .env("VEIL_CALLER_AUDIENCES", AUDIENCE)
         .env("VEIL_CALLER_SUBJECTS", SUBJECT)
-        .env("VEIL_CALLER_JWKS_URL", &format!("{}/jwks", jwks.base))
+        .env("VEIL_CALLER_JWKS_URL", &format!("{}/jwks", jwks.base()))
         .start()
         .await;
-    Setup { jwks, graph, veil }
+    let issuer = jwks.base();
+    Setup {
+        jwks,
+        issuer,
+        graph,
+        veil,
+    }
 }
 
 const TARGET: &str = "/v1.0/users?$top=2";
@@ -206,11 +108,7 @@ async fn a_valid_token_is_accepted_and_never_forwarded() {
             );
         }
     }
-    assert_eq!(
-        s.jwks.fetches.load(Ordering::SeqCst),
-        1,
-        "the key set is cached"
-    );
+    assert_eq!(s.jwks.hits("/jwks"), 1, "the key set is cached");
     let stderr = s.veil.stderr();
     assert!(!stderr.contains(&token), "the token is in the log");
     // The log names the caller by issuer and subject.

@@ -246,7 +246,7 @@ async fn demo(a: Args) -> anyhow::Result<ExitCode> {
     // that user's contacts.
     let contacts = base("outlook-contacts");
     let contact_users = call(
-        &client,
+        client,
         &contacts,
         "/v1.0/users?$select=id,mail&$top=8",
         "list users for the contacts connector (its user tokens carry the `user` kind)",
@@ -259,14 +259,14 @@ async fn demo(a: Args) -> anyhow::Result<ExitCode> {
     // outlook-mail-received: the same user's inbox (a connector of its own:
     // outlook-mail refuses the inbox, as above).
     call(
-        &client,
+        client,
         &base("outlook-mail-received"),
         &format!("/v1.0/users/{owner}/mailFolders/Inbox/messages?$top=5"),
         "received mail (subjects, bodies and names removed; senders pseudonymized with their domain kept)",
     )
     .await?;
     call(
-        &client,
+        client,
         &contacts,
         &format!("/v1.0/users/{owner}/contacts?$top=6"),
         "Outlook contacts (names, phones, postal addresses and notes removed; addresses pseudonymized with the company's domain kept)",

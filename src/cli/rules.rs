@@ -32,10 +32,7 @@ use veil_engine::reidentify::reidentify_for;
 use veil_engine::rules::RuleSet;
 use veil_engine::secret::Secret;
 
-/// The fixed, public secrets the golden files are made with. Test only:
-/// `veil serve` refuses them.
-pub const GOLDEN_SALT: &str = "veil-example-salt-NOT-FOR-PRODUCTION-0001";
-pub const GOLDEN_KEY: &str = "veil-example-key-NOT-FOR-PRODUCTION-00001";
+use crate::runtime::{GOLDEN_KEY, GOLDEN_SALT};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -1068,15 +1065,4 @@ fn shadowed(ep: &veil_engine::rules::CompiledEndpoint) -> Vec<String> {
         }
     }
     out.lines().map(str::to_string).collect()
-}
-
-/// Path of the golden file of a sample (used by tests).
-#[allow(dead_code)]
-pub fn golden_path(samples_dir: &Path, connector: &str, variant: &str, file: &str) -> PathBuf {
-    let base = samples_dir.join(connector).join("sanitized");
-    if variant == "default" {
-        base.join(file)
-    } else {
-        base.join(variant).join(file)
-    }
 }

@@ -77,7 +77,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         allow_legacy_short_salt: a.allow_legacy_short_salt,
     };
     let (config, report) =
-        veil_proxy::secrets::load_local_with(a.scheme, &veil_proxy::config::var, options)
+        veil_proxy::secrets::load_local_with(a.scheme, &veil_proxy::env::ProcessEnv, options)
             .map_err(|e| anyhow!(e))?;
     for w in report.warnings() {
         eprintln!("veil: warning: {w}");

@@ -25,7 +25,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
@@ -34,6 +33,7 @@ use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use jsonwebtoken::{decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
+use veil_test_support::keys;
 
 use super::{decode as pct_decode, Reply};
 
@@ -56,21 +56,12 @@ const ISSUER_KID: &str = "issuer-key-1";
 const ENTRA_KID: &str = "entra-key-1";
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-fn der(pem: &str) -> Vec<u8> {
-    let body: String = pem
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .map(str::trim)
-        .collect();
-    STANDARD.decode(body).expect("PEM body")
-}
-
 fn issuer_key() -> EncodingKey {
-    EncodingKey::from_rsa_der(&der(include_str!("../fixtures/keys/rsa1.pem")))
+    keys::rsa_key(keys::RSA1_PEM)
 }
 
 fn entra_key() -> EncodingKey {
-    EncodingKey::from_rsa_der(&der(include_str!("../fixtures/keys/rsa2.pem")))
+    keys::rsa_key(keys::RSA2_PEM)
 }
 
 fn jwk(key: &EncodingKey, kid: &str) -> Jwk {

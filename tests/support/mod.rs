@@ -10,9 +10,8 @@ pub mod moto;
 pub mod sts;
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::io::Write as _;
-use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -20,9 +19,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use percent_encoding::percent_decode_str;
 use regex::Regex;
 use serde_json::{json, Value};
@@ -121,13 +117,7 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A port that was free a moment ago (the listener is dropped).
-pub fn free_port() -> u16 {
-    StdTcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0")
-}
+pub use veil_test_support::free_port;
 
 /// An HTTP client for tests: no proxy, no automatic gzip (so the raw body
 /// is what Veil sent), generous timeout.
@@ -394,43 +384,10 @@ struct GraphState {
     recorded: Mutex<Vec<Recorded>>,
 }
 
+pub use veil_test_support::server::serve_http;
+
 /// A real HTTP/1.1 server standing in for Microsoft Graph: it records every
 /// request and answers from scripts, else from the connector's samples.
-/// Serves HTTP/1.1 on `listener` until the returned task is aborted: each
-/// request goes to `handle` with a clone of `state`. Every test server
-/// (Graph, Entra, STS) runs on this.
-pub fn serve_http<S, H, F, B>(
-    listener: TcpListener,
-    state: Arc<S>,
-    handle: H,
-) -> tokio::task::JoinHandle<()>
-where
-    S: Send + Sync + 'static,
-    H: Fn(Arc<S>, hyper::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
-    F: std::future::Future<Output = hyper::Response<B>> + Send + 'static,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let (state, handle) = (state.clone(), handle.clone());
-            tokio::spawn(async move {
-                let service = service_fn(move |req: hyper::Request<Incoming>| {
-                    let fut = handle(state.clone(), req);
-                    async move { Ok::<_, Infallible>(fut.await) }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    })
-}
-
 pub struct GraphServer {
     pub addr: SocketAddr,
     state: Arc<GraphState>,

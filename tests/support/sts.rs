@@ -22,8 +22,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -31,25 +29,15 @@ use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde_json::json;
 use tokio::net::TcpListener;
+use veil_test_support::keys;
 
 /// The issuer of the tokens (the per-account STS issuer shape).
 pub const ISSUER: &str = "https://4c0e2b9a-7d61-4f3e-a8b5-2c9d1e0f7a63.tokens.sts.global.api.aws";
 /// The role the tokens are for.
 pub const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/veil-outlook-mail";
 
-const ISSUER_KEY_PEM: &str = include_str!("../fixtures/keys/rsa1.pem");
-
-fn der(pem: &str) -> Vec<u8> {
-    let body: String = pem
-        .lines()
-        .filter(|line| !line.starts_with("-----"))
-        .map(str::trim)
-        .collect();
-    STANDARD.decode(body).expect("PEM body")
-}
-
 fn encoding_key() -> EncodingKey {
-    EncodingKey::from_rsa_der(&der(ISSUER_KEY_PEM))
+    keys::rsa_key(keys::RSA1_PEM)
 }
 
 /// The key that verifies the tokens.

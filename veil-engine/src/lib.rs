@@ -8,7 +8,7 @@
 //! - [`rules`]: the rule-file model, its loader (YAML/JSON, Psoxy format) and compilation.
 //! - [`jsonpath`]: JSONPath selection, compiled so one traversal serves a whole rule set.
 //! - [`transform`]: what each transform (`redact`, `pseudonymize`, …) does to one value.
-//! - [`schema_filter`]: the `responseSchema` allowlist filter.
+//! - [`schema_filter`]: the `responseSchema` allowlist filter ([`schema_spec`]: the schema as written).
 //! - [`sanitize`]: applies an endpoint's rules to a JSON document.
 //! - [`stream`]: the same on response bytes, in one pass without a document tree.
 //! - [`pseudonym`]: pseudonym and reversible-token cryptography (`t~`, `p~`).
@@ -28,6 +28,7 @@ pub mod reidentify;
 pub mod rules;
 pub mod sanitize;
 pub mod schema_filter;
+pub mod schema_spec;
 pub mod secret;
 pub mod stream;
 pub mod transform;

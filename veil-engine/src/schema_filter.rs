@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use crate::rules::model::SchemaSpec;
+use crate::schema_spec::SchemaSpec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {

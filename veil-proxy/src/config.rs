@@ -1,8 +1,12 @@
-//! Configuration read from the environment. Every variable Veil reads is a
-//! named constant here, so an operator can find them all in one place.
+//! The pseudonym settings read from the environment: their variables
+//! (the secrets' sources are in [`crate::secrets`], the token providers'
+//! in [`crate::token`], the AWS client's in [`crate::aws`], the hosts' in
+//! the binary) and how their values are parsed.
 
-use veil_engine::pseudonym::{DomainPolicy, EmailPolicy, PseudonymConfig, Scheme};
+use veil_engine::pseudonym::{DomainPolicy, EmailPolicy, Scheme};
 use veil_engine::secret::Secret;
+
+use crate::env::{ConfigError, ConfigErrors, Lookup, Problems};
 
 /// The pseudonymization secret ("salt").
 pub const ENV_SALT: &str = "VEIL_SALT";
@@ -25,21 +29,8 @@ pub const ENV_ALLOW_LEGACY_SHORT_SALT: &str = "VEIL_ALLOW_LEGACY_SHORT_SALT";
 /// The key id used for `VEIL_ENCRYPTION_KEY`.
 pub const DEFAULT_KEY_ID: &str = "k1";
 
-/// An environment lookup over fixed pairs, for tests of code that takes a
-/// lookup function instead of reading the process environment.
-#[cfg(test)]
-pub(crate) fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Sync {
-    let map: std::collections::HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    move |name: &str| map.get(name).cloned().filter(|v| !v.is_empty())
-}
-
-/// Reads a variable; empty counts as unset.
-pub fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
+/// Reads a variable of the process environment (see [`crate::env`]).
+pub use crate::env::var;
 
 /// Parses `kid:secret,kid:secret` (newest first) from `VEIL_ENCRYPTION_KEYS`.
 pub fn parse_key_list(list: &str) -> Result<Vec<(String, Secret)>, String> {
@@ -77,44 +68,80 @@ pub fn parse_flag(name: &str, value: Option<String>) -> Result<bool, String> {
 
 /// Parses a domain policy name.
 pub fn parse_domain_policy(s: &str) -> Result<DomainPolicy, String> {
+    domain_policy(s).map_err(|e| e.to_string())
+}
+
+fn domain_policy(s: &str) -> Result<DomainPolicy, ConfigError> {
     match s.to_ascii_lowercase().as_str() {
         "preserve" => Ok(DomainPolicy::Preserve),
         "redact" => Ok(DomainPolicy::Redact),
         "tokenize" => Ok(DomainPolicy::Tokenize),
         "encrypt" => Ok(DomainPolicy::Encrypt),
-        o => Err(format!(
-            "{ENV_EMAIL_DOMAIN}: unknown policy `{o}` (preserve, redact, tokenize, encrypt)"
+        o => Err(ConfigError::invalid(
+            ENV_EMAIL_DOMAIN,
+            format!("unknown policy `{o}` (preserve, redact, tokenize, encrypt)"),
         )),
     }
 }
 
 /// The scheme and email policy from the environment (read through `env`);
-/// `scheme` overrides `VEIL_SCHEME` when given.
+/// `scheme` overrides `VEIL_SCHEME` when given. Reports every problem.
 pub fn pseudonym_settings(
     scheme: Option<Scheme>,
-    env: crate::aws::Lookup<'_>,
-) -> Result<(Scheme, EmailPolicy), String> {
-    let scheme = match scheme {
-        Some(s) => s,
-        None => env(ENV_SCHEME)
-            .map(|s| s.parse())
-            .transpose()?
-            .unwrap_or_default(),
+    env: Lookup<'_>,
+) -> Result<(Scheme, EmailPolicy), ConfigErrors> {
+    let mut problems = Problems::new();
+    let scheme = match (scheme, env.get(ENV_SCHEME)) {
+        (Some(s), _) => Some(s),
+        (None, None) => Some(Scheme::default()),
+        (None, Some(name)) => problems.check(
+            name.parse()
+                .map_err(|e: String| ConfigError::invalid(ENV_SCHEME, e)),
+        ),
     };
-    let email = EmailPolicy {
-        ignore_dots: env(ENV_EMAIL_IGNORE_DOTS).is_some_and(|v| v == "true" || v == "1"),
-        domain: env(ENV_EMAIL_DOMAIN)
-            .map(|s| parse_domain_policy(&s))
-            .transpose()?
-            .unwrap_or_default(),
+    let domain = match env.get(ENV_EMAIL_DOMAIN) {
+        None => Some(DomainPolicy::default()),
+        Some(name) => problems.check(domain_policy(&name)),
     };
-    Ok((scheme, email))
+    let ignore_dots = env
+        .get(ENV_EMAIL_IGNORE_DOTS)
+        .is_some_and(|v| v == "true" || v == "1");
+    problems.finish(|| {
+        (
+            scheme.unwrap_or_default(),
+            EmailPolicy {
+                ignore_dots,
+                domain: domain.unwrap_or_default(),
+            },
+        )
+    })
 }
 
-/// Builds the pseudonym configuration from the environment, with the
-/// secrets from the environment or files (see [`crate::secrets`]; the
-/// binary's servers use [`crate::secrets::load_pseudonym_config`], which
-/// also reads AWS sources). `scheme` overrides `VEIL_SCHEME` when given.
-pub fn pseudonym_config_from_env(scheme: Option<Scheme>) -> Result<PseudonymConfig, String> {
-    crate::secrets::load_local(scheme, &var).map(|(config, _)| config)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::lookup;
+
+    #[test]
+    fn pseudonym_settings_report_every_problem() {
+        let (scheme, email) = pseudonym_settings(None, &lookup(&[])).unwrap();
+        assert_eq!(
+            (scheme, email.domain),
+            (Scheme::default(), DomainPolicy::default())
+        );
+        let e = pseudonym_settings(
+            None,
+            &lookup(&[(ENV_SCHEME, "rot13"), (ENV_EMAIL_DOMAIN, "hide")]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "VEIL_SCHEME: unknown pseudonym scheme 'rot13': expected 'hmac' or 'psoxy'\n\
+             VEIL_EMAIL_DOMAIN_POLICY: unknown policy `hide` (preserve, redact, tokenize, encrypt)"
+        );
+        // The command line's scheme wins over the variable.
+        let (scheme, _) =
+            pseudonym_settings(Some(Scheme::Psoxy), &lookup(&[(ENV_SCHEME, "rot13")])).unwrap();
+        assert_eq!(scheme, Scheme::Psoxy);
+    }
 }

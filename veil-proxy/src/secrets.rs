@@ -144,7 +144,7 @@ pub fn source(which: Which, env: Lookup<'_>) -> Result<Option<Source>, String> {
     let set: Vec<(&'static str, Kind, String)> = which
         .variables()
         .iter()
-        .filter_map(|(name, kind)| env(name).map(|v| (*name, *kind, v)))
+        .filter_map(|(name, kind)| env.get(name).map(|v| (*name, *kind, v)))
         .collect();
     match set.as_slice() {
         [] => Ok(None),
@@ -194,7 +194,7 @@ impl SecretOptions {
     pub fn with_env(self, env: Lookup<'_>) -> Result<SecretOptions, String> {
         let from_env = config::parse_flag(
             ENV_ALLOW_LEGACY_SHORT_SALT,
-            env(ENV_ALLOW_LEGACY_SHORT_SALT),
+            env.get(ENV_ALLOW_LEGACY_SHORT_SALT),
         )?;
         Ok(SecretOptions {
             allow_legacy_short_salt: self.allow_legacy_short_salt || from_env,
@@ -266,9 +266,10 @@ fn trim_line_break(mut s: String) -> String {
 /// Reads a secret from the environment or a file; `None` for AWS sources.
 fn read_local(which: Which, source: &Source, env: Lookup<'_>) -> Option<Result<String, String>> {
     match source {
-        Source::Env(name) => {
-            Some(env(name).ok_or_else(|| format!("{} ({source}) is not set", which.name())))
-        }
+        Source::Env(name) => Some(
+            env.get(name)
+                .ok_or_else(|| format!("{} ({source}) is not set", which.name())),
+        ),
         Source::File(path) => Some(
             std::fs::read(path)
                 .map_err(|e| format!("{} ({source}): cannot read the file: {e}", which.name()))
@@ -594,6 +595,14 @@ pub fn load_local(
     load_local_with(scheme, env, SecretOptions::default())
 }
 
+/// Builds the pseudonym configuration from the process environment, with
+/// the secrets from the environment or files (the servers use
+/// [`load_pseudonym_config`], which also reads AWS sources). `scheme`
+/// overrides `VEIL_SCHEME` when given.
+pub fn pseudonym_config_from_env(scheme: Option<Scheme>) -> Result<PseudonymConfig, String> {
+    load_local(scheme, &crate::env::ProcessEnv).map(|(config, _)| config)
+}
+
 /// [`load_local`] with options from the command line.
 pub fn load_local_with(
     scheme: Option<Scheme>,
@@ -627,7 +636,7 @@ pub fn load_local_with(
 pub async fn load_pseudonym_config(
     http: &reqwest::Client,
 ) -> Result<(PseudonymConfig, SecretsReport), String> {
-    load_pseudonym_config_with(http, &config::var, WELL_KNOWN_SECRETS).await
+    load_pseudonym_config_with(http, &crate::env::ProcessEnv, WELL_KNOWN_SECRETS).await
 }
 
 /// Reads one secret from wherever its source is.
@@ -690,7 +699,7 @@ pub async fn load_pseudonym_config_opts(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::lookup;
+    use crate::env::lookup;
 
     const SALT: &str = "unit-salt-7Qm2vX9kLp4RtZ8nWc3HyB6dFj1sGa5e";
     const KEY: &str = "unit-key-Hs4Nq8Lw2Xe6Tz9Rb3Vm7Kp1Yc5Dg0Uf";

@@ -1,12 +1,13 @@
 //! Reading a rule file (YAML or JSON) into the [`RuleFile`] model, with
 //! precise errors: file, line, column, the place in the document and a
-//! "did you mean" for misspelled keys.
+//! "did you mean" for misspelled keys ([`super::diagnostics`]).
 
 use std::path::Path;
 use std::sync::LazyLock;
 
 use regex::Regex;
 
+use super::diagnostics::with_suggestion;
 use super::model::RuleFile;
 use crate::error::RuleError;
 
@@ -95,37 +96,6 @@ static AT_LINE: LazyLock<Regex> =
 
 fn strip_location(msg: &str) -> String {
     AT_LINE.replace(msg, "").into_owned()
-}
-
-static UNKNOWN_FIELD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"unknown (?:field|variant) `([^`]*)`, expected (?:one of )?(.*)$")
-        .expect("static regex")
-});
-
-/// Adds "did you mean `x`?" to serde's unknown-field messages.
-pub fn with_suggestion(msg: &str) -> String {
-    let Some(c) = UNKNOWN_FIELD.captures(msg) else {
-        return msg.to_string();
-    };
-    let expected: Vec<&str> = c[2]
-        .split([',', ' '])
-        .map(|s| s.trim_matches('`'))
-        .filter(|s| !s.is_empty() && *s != "or")
-        .collect();
-    match closest(&c[1], expected.iter().copied()) {
-        Some(best) => format!("{msg} (did you mean `{best}`?)"),
-        None => msg.to_string(),
-    }
-}
-
-/// The candidate closest to `word`, if it is plausibly a misspelling.
-pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    let lw = word.to_ascii_lowercase();
-    candidates
-        .map(|c| (strsim::damerau_levenshtein(&lw, &c.to_ascii_lowercase()), c))
-        .filter(|(d, c)| *d <= 3.max(c.len() / 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! Rule files: the model ([`model`], [`transform_spec`]), reading them
-//! ([`load`]), Java-regex translation ([`java_regex`]) and compiling them
+//! ([`load`], "did you mean" in [`diagnostics`]), Java-regex translation ([`java_regex`]) and compiling them
 //! into a [`RuleSet`] ([`compile`]).
 
 pub mod builtin;
 pub mod compile;
+pub mod diagnostics;
 pub mod java_regex;
 pub mod load;
 pub mod model;

@@ -6,9 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
+
+pub use crate::schema_spec::SchemaSpec;
 
 /// A rule file.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -130,45 +131,4 @@ pub struct ParameterSchema {
     pub token_kind: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
-}
-
-/// A JSON-Schema-shaped allowlist filter (`responseSchema`).
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SchemaSpec {
-    #[serde(default, rename = "$schema")]
-    pub schema: Option<String>,
-    #[serde(default, rename = "$ref")]
-    pub reference: Option<String>,
-    /// `object`, `array`, `string`, `integer`, `number`, `boolean`, `null`.
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
-    #[serde(default)]
-    pub format: Option<String>,
-    #[serde(default)]
-    pub description: Option<String>,
-    #[serde(default)]
-    pub properties: Option<IndexMap<String, SchemaSpec>>,
-    #[serde(default)]
-    pub items: Option<Box<SchemaSpec>>,
-    #[serde(default)]
-    pub any_of: Option<Vec<SchemaSpec>>,
-    /// Like `anyOf` (Psoxy's files write `oneOf`): the first alternative
-    /// that fits, its `const` members included, applies.
-    #[serde(default)]
-    pub one_of: Option<Vec<SchemaSpec>>,
-    /// The value must be this string (Psoxy also writes `constant`); an
-    /// alternative of `anyOf`/`oneOf` whose `const` members differ does
-    /// not fit.
-    #[serde(default, rename = "const", alias = "constant")]
-    pub constant: Option<String>,
-    #[serde(default)]
-    pub definitions: Option<BTreeMap<String, SchemaSpec>>,
-    #[serde(default)]
-    pub required: Option<Vec<String>>,
-    #[serde(default)]
-    pub title: Option<String>,
-    /// Only `false` (what the filter does anyway) is accepted.
-    #[serde(default)]
-    pub additional_properties: Option<bool>,
 }

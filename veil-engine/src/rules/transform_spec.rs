@@ -149,7 +149,9 @@ impl<'de> Visitor<'de> for SpecVisitor {
         check_method::<A::Error>(&method)?;
         let options: TransformOptions =
             serde_path_to_error::deserialize(serde_json::Value::Object(rest)).map_err(|e| {
-                de::Error::custom(crate::rules::load::with_suggestion(&e.inner().to_string()))
+                de::Error::custom(crate::rules::diagnostics::with_suggestion(
+                    &e.inner().to_string(),
+                ))
             })?;
         Ok(TransformSpec { method, options })
     }
@@ -159,7 +161,7 @@ fn check_method<E: de::Error>(method: &str) -> Result<(), E> {
     if METHODS.contains(&method) {
         return Ok(());
     }
-    let hint = crate::rules::load::closest(method, METHODS.iter().copied())
+    let hint = crate::rules::diagnostics::closest(method, METHODS.iter().copied())
         .map(|s| format!(" (did you mean `{s}`?)"))
         .unwrap_or_default();
     Err(E::custom(format!(

@@ -8,10 +8,11 @@
 //! 1. **normalize** the request target and headers ([`normalize`]); a
 //!    target named by Psoxy's `X-Psoxy-TargetPath` / `X-Psoxy-TargetQuery`
 //!    headers replaces the request line's and passes the same checks;
-//! 2. the caller **IP allowlist** (it applies to the health check too);
+//! 2. the caller **IP allowlist** ([`crate::auth::check_ip`]; it applies to
+//!    the health check too);
 //! 3. **health** check, answered here ([`health`]): `{"status"}` only,
 //!    unless the caller authenticates (then the details);
-//! 4. **authenticate** the caller ([`caller_auth`], Lambda caller ARN);
+//! 4. **authenticate** the caller ([`crate::auth`]: OIDC, Lambda caller ARN);
 //! 5. **match** an endpoint of the rules ([`veil_engine::policy`]);
 //! 6. **re-identify** `p~` tokens ([`veil_engine::reidentify`]);
 //! 7. call **upstream** with a Graph token ([`upstream`], [`crate::token`]),
@@ -29,8 +30,6 @@
 //! about the deployment.
 
 mod access;
-pub mod caller_auth;
-pub mod error;
 pub mod health;
 pub mod normalize;
 pub mod respond;
@@ -44,8 +43,9 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use ipnet::IpNet;
 
+pub use crate::auth::{CallerAuthMode, CallerIdentity};
+pub use crate::error::{self, ErrorKind, Phase, ProxyError, Refusal, UpstreamCause};
 use access::{refusal_of, Outcome};
-pub use error::{ErrorKind, Phase, ProxyError, Refusal, UpstreamCause};
 use health::HealthInfo;
 use normalize::{Limits, Target};
 use upstream::Upstream;
@@ -96,44 +96,6 @@ pub struct RequestContext {
     pub host_built_uri: bool,
     /// A request id for logs (from the host, or generated).
     pub request_id: Option<String>,
-}
-
-/// Who the caller is, once authenticated (for the log: never a token).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallerIdentity {
-    /// A verified OIDC token's issuer and subject.
-    Oidc { issuer: String, subject: String },
-    /// The IAM caller ARN AWS verified for a Lambda Function URL.
-    AwsIam { arn: String },
-}
-
-/// How callers are authenticated.
-pub enum CallerAuthMode {
-    /// `Authorization: Bearer <JWT>` verified against an OIDC issuer.
-    Oidc(caller_auth::CallerAuth),
-    /// AWS Lambda Function URL with `AWS_IAM` auth: AWS verified the
-    /// signature; Veil checks the caller ARN when a list is configured.
-    AwsIam { allowed_arns: Vec<String> },
-    /// No caller authentication (`--allow-unauthenticated`).
-    Unauthenticated,
-}
-
-impl CallerAuthMode {
-    pub fn describe(&self) -> String {
-        match self {
-            CallerAuthMode::Oidc(a) => a.describe(),
-            CallerAuthMode::AwsIam { allowed_arns } if allowed_arns.is_empty() => {
-                "aws-iam (Function URL; any principal the resource policy allows)".into()
-            }
-            CallerAuthMode::AwsIam { allowed_arns } => format!(
-                "aws-iam (Function URL; {} allowed caller ARNs)",
-                allowed_arns.len()
-            ),
-            CallerAuthMode::Unauthenticated => {
-                "NONE (unauthenticated: anyone who can reach Veil can call it)".into()
-            }
-        }
-    }
 }
 
 /// Everything the pipeline needs, built once per process.
@@ -496,61 +458,24 @@ impl Proxy {
     /// The caller IP allowlist (before everything else but normalization,
     /// the health check included).
     fn check_ip(&self, ctx: &RequestContext) -> Result<(), ProxyError> {
-        let cfg = &self.inner.config;
-        if !cfg.ip_allowlist.is_empty() {
-            let ok = ctx
-                .remote_ip
-                .is_some_and(|ip| cfg.ip_allowlist.iter().any(|n| n.contains(&ip)));
-            if !ok {
-                return Err(ProxyError::new(
-                    Phase::Authenticate,
-                    ErrorKind::Forbidden,
-                    "the caller's address is not in the allowed ranges",
-                )
-                .refused_by(Refusal::IpAllowlist));
-            }
-        }
-        Ok(())
+        crate::auth::check_ip(&self.inner.config.ip_allowlist, ctx.remote_ip)
     }
 
-    /// Authenticates the caller and says who it is (`None` when nothing
-    /// identifies it). With `--allow-unauthenticated` every caller passes
-    /// (development only: anyone who reaches Veil can read through it).
+    /// Authenticates the caller ([`CallerAuthMode::authenticate`]).
     async fn authenticate(
         &self,
         req: &Request<Bytes>,
         ctx: &RequestContext,
     ) -> Result<Option<CallerIdentity>, ProxyError> {
-        let cfg = &self.inner.config;
-        let aws_caller = || {
-            ctx.aws_caller_arn
-                .clone()
-                .map(|arn| CallerIdentity::AwsIam { arn })
-        };
-        match &cfg.caller_auth {
-            CallerAuthMode::Unauthenticated => Ok(None),
-            CallerAuthMode::AwsIam { allowed_arns } => {
-                if allowed_arns.is_empty() {
-                    return Ok(aws_caller());
-                }
-                match &ctx.aws_caller_arn {
-                    Some(arn) if allowed_arns.iter().any(|a| caller_arn_matches(a, arn)) => Ok(aws_caller()),
-                    Some(_) => Err(ProxyError::new(Phase::Authenticate, ErrorKind::Forbidden, "the calling AWS principal is not allowed")),
-                    None => Err(ProxyError::new(Phase::Authenticate, ErrorKind::Unauthenticated, "no AWS caller identity in the request (is the Function URL's auth type AWS_IAM?)")),
-                }
-            }
-            CallerAuthMode::Oidc(auth) => {
-                let header = req
-                    .headers()
-                    .get(http::header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok());
-                let caller = auth.verify(header).await?;
-                Ok(Some(CallerIdentity::Oidc {
-                    issuer: auth.issuer().to_string(),
-                    subject: caller.subject,
-                }))
-            }
-        }
+        let authorization = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        self.inner
+            .config
+            .caller_auth
+            .authenticate(authorization, ctx.aws_caller_arn.as_deref())
+            .await
     }
 
     /// Phase 7 under one deadline: token, call, and one retry with a fresh
@@ -655,65 +580,5 @@ impl tower::Service<Request<Bytes>> for Proxy {
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
         let this = self.clone();
         Box::pin(async move { Ok(this.handle(req).await) })
-    }
-}
-
-/// Whether the caller ARN Lambda reports matches an allowed ARN. An IAM
-/// role (`arn:aws:iam::A:role/[path/]R`) matches every session of it
-/// (`arn:aws:sts::A:assumed-role/R/<session>`), since a role's callers
-/// always arrive as sessions; anything else must match exactly.
-pub fn caller_arn_matches(allowed: &str, caller: &str) -> bool {
-    if allowed == caller {
-        return true;
-    }
-    let Some((partition_account, role_path)) = allowed
-        .strip_prefix("arn:")
-        .and_then(|rest| rest.split_once(":iam::"))
-    else {
-        return false;
-    };
-    let Some((account, role)) = role_path.split_once(":role/") else {
-        return false;
-    };
-    // The session ARN carries the role's name without its path.
-    let name = role.rsplit('/').next().unwrap_or(role);
-    let prefix = format!("arn:{partition_account}:sts::{account}:assumed-role/{name}/");
-    caller
-        .strip_prefix(&prefix)
-        .is_some_and(|session| !session.is_empty() && !session.contains('/'))
-}
-
-#[cfg(test)]
-mod arn_tests {
-    use super::caller_arn_matches;
-
-    #[test]
-    fn role_arns_match_their_sessions_only() {
-        let role = "arn:aws:iam::123456789012:role/vendor-reader";
-        assert!(caller_arn_matches(role, role));
-        assert!(caller_arn_matches(
-            role,
-            "arn:aws:sts::123456789012:assumed-role/vendor-reader/session-1"
-        ));
-        assert!(caller_arn_matches(
-            "arn:aws:iam::123456789012:role/team/x/vendor-reader",
-            "arn:aws:sts::123456789012:assumed-role/vendor-reader/s"
-        ));
-        for other in [
-            "arn:aws:sts::123456789012:assumed-role/vendor-reader2/s",
-            "arn:aws:sts::210987654321:assumed-role/vendor-reader/s",
-            "arn:aws:sts::123456789012:assumed-role/vendor-reader/",
-            "arn:aws:sts::123456789012:assumed-role/vendor-reader/s/x",
-            "arn:aws-cn:sts::123456789012:assumed-role/vendor-reader/s",
-            "arn:aws:iam::123456789012:user/vendor-reader",
-        ] {
-            assert!(!caller_arn_matches(role, other), "{other}");
-        }
-        let user = "arn:aws:iam::123456789012:user/alice";
-        assert!(caller_arn_matches(user, user));
-        assert!(!caller_arn_matches(
-            user,
-            "arn:aws:sts::123456789012:assumed-role/alice/s"
-        ));
     }
 }

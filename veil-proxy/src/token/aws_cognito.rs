@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use crate::aws::{AwsClient, AwsConfig, AwsError, Call, Lookup, Service};
+use crate::env::{ConfigError, ConfigErrors, Problems};
 use crate::token::{BoxFuture, HostIdentity, TokenError};
 use veil_engine::secret::Secret;
 
@@ -39,71 +40,91 @@ pub struct CognitoSettings {
     pub identity_id: Option<String>,
 }
 
-fn required(env: Lookup<'_>, name: &str, what: &str) -> Result<String, String> {
-    env(name)
+fn required(env: Lookup<'_>, name: &str, what: &str) -> Result<String, ConfigError> {
+    env.get(name)
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| format!("{name} is not set: it holds {what} (aws-cognito)"))
+        .ok_or_else(|| ConfigError::missing(name, format!("{what} (aws-cognito)")))
 }
 
 /// Checks the API model's bounds on a string: length and allowed characters.
-fn check(name: &str, value: &str, max: usize, ok: impl Fn(char) -> bool) -> Result<(), String> {
+fn check(
+    name: &str,
+    value: &str,
+    max: usize,
+    ok: impl Fn(char) -> bool,
+) -> Result<(), ConfigError> {
     if value.len() > max || !value.chars().all(ok) {
-        return Err(format!(
-            "{name}: `{value}` is not valid (at most {max} characters of the allowed set)"
+        return Err(ConfigError::invalid(
+            name,
+            format!("`{value}` is not valid (at most {max} characters of the allowed set)"),
         ));
     }
     Ok(())
 }
 
 impl CognitoSettings {
-    /// Reads and validates `VEIL_COGNITO_*`.
-    pub fn from_lookup(env: Lookup<'_>) -> Result<CognitoSettings, String> {
-        let identity_pool_id = required(
+    /// Reads and validates `VEIL_COGNITO_*`, reporting every problem.
+    pub fn from_lookup(env: Lookup<'_>) -> Result<CognitoSettings, ConfigErrors> {
+        let mut problems = Problems::new();
+        let identity_pool_id = problems.check(required(
             env,
             ENV_IDENTITY_POOL_ID,
             "the identity pool id (`<region>:<uuid>`)",
-        )?;
-        let region = match identity_pool_id.split_once(':') {
-            Some((region, id))
-                if crate::aws::is_valid_region(region)
-                    && !id.is_empty()
-                    && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') =>
-            {
-                region.to_string()
-            }
-            _ => {
-                return Err(format!(
-                    "{ENV_IDENTITY_POOL_ID}: `{identity_pool_id}` is not an identity pool id \
-                     (`<region>:<uuid>`, as the Cognito console shows it)"
-                ))
-            }
-        };
-        let developer_provider = required(
-            env,
-            ENV_DEVELOPER_PROVIDER,
-            "the developer provider name of the identity pool",
-        )?;
-        check(ENV_DEVELOPER_PROVIDER, &developer_provider, 128, |c| {
-            c.is_alphanumeric() || "_.-".contains(c)
-        })?;
-        let login = required(
-            env,
-            ENV_LOGIN,
-            "the developer user identifier Veil logs in as",
-        )?;
-        check(ENV_LOGIN, &login, 1024, |c| !c.is_control())?;
-        let identity_id = env(ENV_IDENTITY_ID).map(|v| v.trim().to_string());
+        ));
+        let region = identity_pool_id.as_deref().and_then(|pool| {
+            problems.check(match pool.split_once(':') {
+                Some((region, id))
+                    if crate::aws::is_valid_region(region)
+                        && !id.is_empty()
+                        && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') =>
+                {
+                    Ok(region.to_string())
+                }
+                _ => Err(ConfigError::invalid(
+                    ENV_IDENTITY_POOL_ID,
+                    format!(
+                        "`{pool}` is not an identity pool id \
+                         (`<region>:<uuid>`, as the Cognito console shows it)"
+                    ),
+                )),
+            })
+        });
+        let developer_provider = problems
+            .check(required(
+                env,
+                ENV_DEVELOPER_PROVIDER,
+                "the developer provider name of the identity pool",
+            ))
+            .filter(|provider| {
+                problems
+                    .check(check(ENV_DEVELOPER_PROVIDER, provider, 128, |c| {
+                        c.is_alphanumeric() || "_.-".contains(c)
+                    }))
+                    .is_some()
+            });
+        let login = problems
+            .check(required(
+                env,
+                ENV_LOGIN,
+                "the developer user identifier Veil logs in as",
+            ))
+            .filter(|login| {
+                problems
+                    .check(check(ENV_LOGIN, login, 1024, |c| !c.is_control()))
+                    .is_some()
+            });
+        let identity_id = env.get(ENV_IDENTITY_ID).map(|v| v.trim().to_string());
         if let Some(id) = &identity_id {
-            check(ENV_IDENTITY_ID, id, 55, |c| {
+            problems.check(check(ENV_IDENTITY_ID, id, 55, |c| {
                 c.is_ascii_alphanumeric() || c == '-' || c == ':'
-            })?;
+            }));
         }
-        Ok(CognitoSettings {
-            identity_pool_id,
-            region,
-            developer_provider,
-            login,
+        problems.finish(|| CognitoSettings {
+            identity_pool_id: identity_pool_id.unwrap_or_default(),
+            region: region.unwrap_or_default(),
+            developer_provider: developer_provider.unwrap_or_default(),
+            login: login.unwrap_or_default(),
             identity_id,
         })
     }
@@ -140,7 +161,7 @@ pub struct AwsCognito {
 pub fn from_env(http: reqwest::Client) -> Result<Arc<dyn HostIdentity>, String> {
     Ok(Arc::new(AwsCognito::from_lookup(
         http,
-        &crate::config::var,
+        &crate::env::ProcessEnv,
     )?))
 }
 
@@ -227,7 +248,7 @@ impl HostIdentity for AwsCognito {
 mod tests {
     use super::*;
     use crate::aws;
-    use crate::config::lookup;
+    use crate::env::lookup;
 
     const POOL: &str = "eu-west-1:0f7d4c9a-5b1e-4a7f-9c3d-2e8b6a1f4d0c";
 
@@ -269,20 +290,38 @@ mod tests {
     fn missing_and_invalid_settings_name_the_variable() {
         for missing in [ENV_IDENTITY_POOL_ID, ENV_DEVELOPER_PROVIDER, ENV_LOGIN] {
             let pairs: Vec<_> = full().into_iter().filter(|(k, _)| *k != missing).collect();
-            let e = CognitoSettings::from_lookup(&lookup(&pairs)).unwrap_err();
+            let e = CognitoSettings::from_lookup(&lookup(&pairs))
+                .unwrap_err()
+                .to_string();
             assert!(e.starts_with(&format!("{missing} is not set")), "{e}");
         }
         let mut pairs = full();
         pairs[0] = (ENV_IDENTITY_POOL_ID, "not-a-pool");
-        let e = CognitoSettings::from_lookup(&lookup(&pairs)).unwrap_err();
+        let e = CognitoSettings::from_lookup(&lookup(&pairs))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("VEIL_COGNITO_IDENTITY_POOL_ID: `not-a-pool` is not an identity pool id"),
             "{e}"
         );
         let mut pairs = full();
         pairs[1] = (ENV_DEVELOPER_PROVIDER, "bad provider!");
-        let e = CognitoSettings::from_lookup(&lookup(&pairs)).unwrap_err();
+        let e = CognitoSettings::from_lookup(&lookup(&pairs))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("VEIL_COGNITO_DEVELOPER_PROVIDER"), "{e}");
+        // Every problem at once, each naming its variable.
+        let e = CognitoSettings::from_lookup(&lookup(&[(ENV_IDENTITY_ID, "bad id!")])).unwrap_err();
+        let settings: Vec<&str> = e.problems().iter().map(|p| p.setting.as_str()).collect();
+        assert_eq!(
+            settings,
+            [
+                ENV_IDENTITY_POOL_ID,
+                ENV_DEVELOPER_PROVIDER,
+                ENV_LOGIN,
+                ENV_IDENTITY_ID
+            ]
+        );
         let pairs: Vec<_> = full()
             .into_iter()
             .filter(|(k, _)| !k.starts_with("AWS_"))

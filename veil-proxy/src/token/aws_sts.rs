@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use crate::aws::{self, AwsClient, AwsConfig, AwsErrorKind, Call, Lookup, Service};
+use crate::env::{ConfigError, ConfigErrors, Problems};
 use crate::token::{BoxFuture, HostIdentity, TokenError};
 use veil_engine::secret::Secret;
 
@@ -56,13 +57,14 @@ impl SigningAlgorithm {
 }
 
 impl std::str::FromStr for SigningAlgorithm {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
         match s.trim() {
             "RS256" => Ok(SigningAlgorithm::Rs256),
             "ES384" => Ok(SigningAlgorithm::Es384),
-            other => Err(format!(
-                "{ENV_SIGNING_ALGORITHM}: `{other}` is not supported: use RS256 or ES384"
+            other => Err(ConfigError::invalid(
+                ENV_SIGNING_ALGORITHM,
+                format!("`{other}` is not supported: use RS256 or ES384"),
             )),
         }
     }
@@ -77,39 +79,46 @@ pub struct StsSettings {
 }
 
 impl StsSettings {
-    /// Reads and validates `VEIL_AWS_STS_*`.
-    pub fn from_lookup(env: Lookup<'_>) -> Result<StsSettings, String> {
-        let audience = env(ENV_AUDIENCE)
+    /// Reads and validates `VEIL_AWS_STS_*`, reporting every problem.
+    pub fn from_lookup(env: Lookup<'_>) -> Result<StsSettings, ConfigErrors> {
+        let mut problems = Problems::new();
+        let audience = env
+            .get(ENV_AUDIENCE)
             .map(|a| a.trim().to_string())
             .unwrap_or_else(|| DEFAULT_AUDIENCE.to_string());
         if audience.is_empty() || audience.len() > MAX_AUDIENCE_LEN {
-            return Err(format!(
-                "{ENV_AUDIENCE}: the audience must be 1 to {MAX_AUDIENCE_LEN} characters"
+            problems.add(ConfigError::invalid(
+                ENV_AUDIENCE,
+                format!("the audience must be 1 to {MAX_AUDIENCE_LEN} characters"),
             ));
         }
-        let algorithm = env(ENV_SIGNING_ALGORITHM)
-            .map(|a| a.parse())
-            .transpose()?
-            .unwrap_or_default();
-        let duration_secs = match env(ENV_DURATION_SECS) {
-            None => DEFAULT_DURATION_SECS,
+        let algorithm = match env.get(ENV_SIGNING_ALGORITHM) {
+            None => Some(SigningAlgorithm::default()),
+            Some(a) => problems.check(a.parse()),
+        };
+        let duration_secs = problems.check(match env.get(ENV_DURATION_SECS) {
+            None => Ok(DEFAULT_DURATION_SECS),
             Some(d) => {
                 let range = format!("{MIN_DURATION_SECS} to {MAX_DURATION_SECS} seconds");
-                let n: u32 = d.trim().parse().map_err(|_| {
-                    format!("{ENV_DURATION_SECS}: `{d}` is not a number of seconds ({range})")
-                })?;
-                if !(MIN_DURATION_SECS..=MAX_DURATION_SECS).contains(&n) {
-                    return Err(format!(
-                        "{ENV_DURATION_SECS}: {n} is out of range ({range})"
-                    ));
+                match d.trim().parse::<u32>() {
+                    Err(_) => Err(ConfigError::invalid(
+                        ENV_DURATION_SECS,
+                        format!("`{d}` is not a number of seconds ({range})"),
+                    )),
+                    Ok(n) if !(MIN_DURATION_SECS..=MAX_DURATION_SECS).contains(&n) => {
+                        Err(ConfigError::invalid(
+                            ENV_DURATION_SECS,
+                            format!("{n} is out of range ({range})"),
+                        ))
+                    }
+                    Ok(n) => Ok(n),
                 }
-                n
             }
-        };
-        Ok(StsSettings {
+        });
+        problems.finish(|| StsSettings {
             audience,
-            algorithm,
-            duration_secs,
+            algorithm: algorithm.unwrap_or_default(),
+            duration_secs: duration_secs.unwrap_or(DEFAULT_DURATION_SECS),
         })
     }
 
@@ -133,7 +142,10 @@ pub struct AwsSts {
 
 /// From the process environment.
 pub fn from_env(http: reqwest::Client) -> Result<Arc<dyn HostIdentity>, String> {
-    Ok(Arc::new(AwsSts::from_lookup(http, &crate::config::var)?))
+    Ok(Arc::new(AwsSts::from_lookup(
+        http,
+        &crate::env::ProcessEnv,
+    )?))
 }
 
 impl AwsSts {
@@ -242,7 +254,7 @@ impl HostIdentity for AwsSts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::lookup;
+    use crate::env::lookup;
 
     #[test]
     fn defaults_and_wire_parameters() {
@@ -293,12 +305,28 @@ mod tests {
                 "VEIL_AWS_STS_DURATION_SECS: `5m` is not a number",
             ),
         ] {
-            let e = StsSettings::from_lookup(&lookup(&pairs)).unwrap_err();
+            let e = StsSettings::from_lookup(&lookup(&pairs))
+                .unwrap_err()
+                .to_string();
             assert!(e.starts_with(want), "{e}");
         }
         let long = "a".repeat(1001);
-        let e = StsSettings::from_lookup(&lookup(&[(ENV_AUDIENCE, &long)])).unwrap_err();
+        let e = StsSettings::from_lookup(&lookup(&[(ENV_AUDIENCE, &long)]))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("VEIL_AWS_STS_AUDIENCE"), "{e}");
+        // Every problem at once, each naming its variable.
+        let e = StsSettings::from_lookup(&lookup(&[
+            (ENV_AUDIENCE, &long),
+            (ENV_SIGNING_ALGORITHM, "HS256"),
+            (ENV_DURATION_SECS, "5m"),
+        ]))
+        .unwrap_err();
+        let settings: Vec<&str> = e.problems().iter().map(|p| p.setting.as_str()).collect();
+        assert_eq!(
+            settings,
+            [ENV_AUDIENCE, ENV_SIGNING_ALGORITHM, ENV_DURATION_SECS]
+        );
     }
 
     #[test]

@@ -21,70 +21,18 @@
 //!   is answered without a retry. So a Graph that refuses every token costs
 //!   one extra exchange per backoff interval, not one per request.
 //! - Graph's 403 for missing consent evicts the token at most once a minute.
+//!
+//! The token itself lives in a [`RefreshCell`], the same cell that keeps
+//! the caller-authentication issuer's signing keys.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::entra::EntraExchange;
 use super::{BoxFuture, HostIdentity, TokenError, TokenProvider, TokenStatus};
+use crate::refresh::{CellPolicy, Fetched, RefreshCell};
+pub use crate::refresh::{Clock, ManualClock, SystemClock};
 use veil_engine::secret::Secret;
-
-/// A source of time, so tests can move it.
-pub trait Clock: Send + Sync {
-    /// Monotonic time, for expiry.
-    fn now(&self) -> Instant;
-    /// Wall-clock time, for the health check.
-    fn wall(&self) -> SystemTime;
-}
-
-/// The real clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-    fn wall(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
-
-/// A clock that moves only when told to (tests).
-#[derive(Debug)]
-pub struct ManualClock {
-    start: Instant,
-    wall_start: SystemTime,
-    offset: Mutex<Duration>,
-}
-
-impl Default for ManualClock {
-    fn default() -> Self {
-        ManualClock {
-            start: Instant::now(),
-            wall_start: SystemTime::now(),
-            offset: Mutex::new(Duration::ZERO),
-        }
-    }
-}
-
-impl ManualClock {
-    pub fn advance(&self, by: Duration) {
-        *self.offset.lock().unwrap_or_else(|e| e.into_inner()) += by;
-    }
-    fn offset(&self) -> Duration {
-        *self.offset.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Instant {
-        self.start + self.offset()
-    }
-    fn wall(&self) -> SystemTime {
-        self.wall_start + self.offset()
-    }
-}
 
 /// When to renew, how long to remember failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,21 +69,21 @@ impl Default for CachePolicy {
     }
 }
 
-#[derive(Clone)]
-struct Cached {
-    token: Secret,
-    /// Renew from here on.
-    refresh_at: Instant,
-    /// Hand out until here.
-    usable_until: Instant,
-    expires_at: Instant,
+impl CachePolicy {
+    fn cell(&self) -> CellPolicy {
+        CellPolicy {
+            refresh_before: self.refresh_before,
+            jitter: self.jitter,
+            min_remaining: Some(self.min_remaining),
+            failure_ttl: self.failure_ttl,
+            stale_failure_ttl: self.failure_ttl,
+        }
+    }
 }
 
+/// What the cache keeps besides the token.
 #[derive(Default)]
-struct State {
-    token: Option<Cached>,
-    /// The last failure and until when it stands in for new attempts.
-    failure: Option<(TokenError, Instant)>,
+struct Evictions {
     /// The full message of the last failure and when (for the health check);
     /// cleared by a success.
     last_error: Option<(String, SystemTime)>,
@@ -145,26 +93,14 @@ struct State {
     unauthorized: Option<(Instant, Duration)>,
 }
 
-enum Peek {
-    /// Use it; nothing to do.
-    Fresh(Secret),
-    /// Usable, but due for renewal.
-    Due(Secret),
-    /// Nothing usable, and a failure is remembered.
-    Failed(TokenError),
-    /// Nothing usable: fetch.
-    Missing,
-}
-
 /// Graph tokens from a host identity exchanged at Entra ID, cached.
 pub struct FederatedTokens {
     host: Arc<dyn HostIdentity>,
     entra: EntraExchange,
-    clock: Arc<dyn Clock>,
     policy: CachePolicy,
-    state: Mutex<State>,
-    /// Held by the one refresh in flight.
-    refresh: tokio::sync::Mutex<()>,
+    /// The token: refresh ahead, single flight, failure memory.
+    cell: RefreshCell<Secret, TokenError>,
+    state: Mutex<Evictions>,
     /// Set by a 401-driven eviction, cleared when Graph accepts a token
     /// (lets [`TokenProvider::token_accepted`] skip the lock).
     awaiting_acceptance: std::sync::atomic::AtomicBool,
@@ -187,10 +123,9 @@ impl FederatedTokens {
         FederatedTokens {
             host,
             entra,
-            clock,
+            cell: RefreshCell::new(clock, policy.cell()),
             policy,
-            state: Mutex::new(State::default()),
-            refresh: tokio::sync::Mutex::new(()),
+            state: Mutex::new(Evictions::default()),
             awaiting_acceptance: std::sync::atomic::AtomicBool::new(false),
             refreshes: Default::default(),
         }
@@ -204,56 +139,20 @@ impl FederatedTokens {
         &self.entra
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Evictions> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn peek(&self, now: Instant) -> Peek {
-        let st = self.lock();
-        let failing = st
-            .failure
-            .as_ref()
-            .filter(|(_, until)| now < *until)
-            .map(|(e, _)| e.clone());
-        match (&st.token, failing) {
-            (Some(c), _) if now < c.refresh_at => Peek::Fresh(c.token.clone()),
-            // A renewal failed a moment ago: keep serving the old token.
-            (Some(c), Some(_)) if now < c.usable_until => Peek::Fresh(c.token.clone()),
-            (Some(c), None) if now < c.usable_until => Peek::Due(c.token.clone()),
-            (_, Some(e)) => Peek::Failed(e),
-            _ => Peek::Missing,
-        }
+    fn clock(&self) -> &Arc<dyn Clock> {
+        self.cell.clock()
     }
 
     async fn get(&self) -> Result<Secret, TokenError> {
-        match self.peek(self.clock.now()) {
-            Peek::Fresh(t) => return Ok(t),
-            Peek::Failed(e) => return Err(e),
-            Peek::Due(t) => {
-                // Renew ahead; whoever finds a renewal running keeps the old token.
-                return match self.refresh.try_lock() {
-                    Ok(_guard) => match self.peek(self.clock.now()) {
-                        Peek::Due(old) => Ok(self.refresh_now().await.unwrap_or(old)),
-                        Peek::Fresh(t) => Ok(t),
-                        _ => Ok(t),
-                    },
-                    Err(_) => Ok(t),
-                };
-            }
-            Peek::Missing => {}
-        }
-        let _guard = self.refresh.lock().await;
-        // Someone else may have refreshed (or failed) while we waited.
-        match self.peek(self.clock.now()) {
-            Peek::Fresh(t) => Ok(t),
-            Peek::Failed(e) => Err(e),
-            Peek::Due(old) => Ok(self.refresh_now().await.unwrap_or(old)),
-            Peek::Missing => self.refresh_now().await,
-        }
+        self.cell.get(|| self.exchange()).await
     }
 
-    /// One host-token fetch and one exchange; the caller holds `refresh`.
-    async fn refresh_now(&self) -> Result<Secret, TokenError> {
+    /// One host-token fetch and one exchange (run by the cell's single flight).
+    async fn exchange(&self) -> Result<Fetched<Secret>, TokenError> {
         let result = match self.host.fetch().await {
             Err(e) => Err((
                 TokenError {
@@ -274,33 +173,21 @@ impl FederatedTokens {
                 (caller, Some(e.message))
             }),
         };
-        let now = self.clock.now();
         self.refreshes[usize::from(result.is_err())]
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match result {
             Ok(t) => {
-                let lifetime = t.expires_in;
-                let ahead =
-                    (self.policy.refresh_before + jitter(self.policy.jitter)).min(lifetime / 2);
-                let keep = self.policy.min_remaining.min(lifetime / 4);
-                let expires_at = now + lifetime;
-                let mut st = self.lock();
-                st.token = Some(Cached {
-                    token: t.access_token.clone(),
-                    refresh_at: expires_at - ahead,
-                    usable_until: expires_at - keep,
-                    expires_at,
-                });
-                st.failure = None;
-                st.last_error = None;
-                drop(st);
+                self.lock().last_error = None;
                 tracing::info!(
                     target: "veil::token",
                     provider = self.host.kind(),
-                    expires_in_secs = lifetime.as_secs(),
+                    expires_in_secs = t.expires_in.as_secs(),
                     "obtained a Graph token from Entra ID"
                 );
-                Ok(t.access_token)
+                Ok(Fetched {
+                    value: t.access_token,
+                    lifetime: t.expires_in,
+                })
             }
             Err((caller, detail)) => {
                 let detail = detail.unwrap_or_else(|| caller.message.clone());
@@ -311,30 +198,11 @@ impl FederatedTokens {
                     error = %detail,
                     "no Graph token"
                 );
-                let mut st = self.lock();
-                st.failure = Some((caller.clone(), now + self.policy.failure_ttl));
-                st.last_error = Some((detail, self.clock.wall()));
+                self.lock().last_error = Some((detail, self.clock().wall()));
                 Err(caller)
             }
         }
     }
-}
-
-/// A random duration below `max` (zero when `max` is zero).
-fn jitter(max: Duration) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let nanos = max.as_nanos() as u64;
-    if nanos == 0 {
-        return Duration::ZERO;
-    }
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    Duration::from_nanos(h.finish() % nanos)
 }
 
 impl TokenProvider for FederatedTokens {
@@ -347,16 +215,17 @@ impl TokenProvider for FederatedTokens {
     }
 
     fn invalidate(&self) {
-        self.lock().token = None;
+        self.cell.evict();
     }
 
     fn invalidate_rejected(&self, rejected: &Secret) -> bool {
         use std::sync::atomic::Ordering;
-        let now = self.clock.now();
+        let now = self.clock().now();
         let mut st = self.lock();
-        match &st.token {
+        let is_rejected = |token: &Secret| token.expose() == rejected.expose();
+        match self.cell.entry() {
             // Already replaced (or being replaced): retry with the current one.
-            Some(c) if c.token.expose() != rejected.expose() => return true,
+            Some(c) if !is_rejected(&c.value) => return true,
             None => return true,
             Some(_) => {}
         }
@@ -374,7 +243,10 @@ impl TokenProvider for FederatedTokens {
             Some((_, wait)) => (wait * 2).min(self.policy.unauthorized_evict_max),
             None => self.policy.unauthorized_evict_interval,
         };
-        st.token = None;
+        if !self.cell.evict_if(is_rejected) {
+            // Replaced meanwhile: retry with the current one.
+            return true;
+        }
         st.unauthorized = Some((now, backoff));
         self.awaiting_acceptance.store(true, Ordering::Release);
         true
@@ -388,15 +260,14 @@ impl TokenProvider for FederatedTokens {
     }
 
     fn invalidate_after_forbidden(&self) -> bool {
-        let now = self.clock.now();
+        let now = self.clock().now();
         let mut st = self.lock();
         let recently = st
             .last_forbidden_evict
             .is_some_and(|t| now.duration_since(t) < self.policy.forbidden_evict_interval);
-        if st.token.is_none() || recently {
+        if recently || !self.cell.evict_if(|_| true) {
             return false;
         }
-        st.token = None;
         st.last_forbidden_evict = Some(now);
         true
     }
@@ -410,10 +281,10 @@ impl TokenProvider for FederatedTokens {
     }
 
     fn status(&self) -> TokenStatus {
-        let now = self.clock.now();
-        let wall = self.clock.wall();
+        let now = self.clock().now();
+        let wall = self.clock().wall();
+        let cached = self.cell.entry().filter(|c| c.usable(now));
         let st = self.lock();
-        let cached = st.token.as_ref().filter(|c| now < c.usable_until);
         TokenStatus {
             caches: true,
             cached: cached.is_some(),
@@ -434,7 +305,7 @@ mod tests {
 
     use super::*;
     use crate::token::entra::EntraConfig;
-    use crate::token::test_http::{Canned, Recorded, TestServer};
+    use veil_test_support::server::{Recorded, Reply as Canned, TestServer};
 
     /// A host identity that counts its fetches and can be made to fail.
     struct CountingHost {

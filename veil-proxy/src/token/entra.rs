@@ -24,7 +24,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::TokenError;
-use crate::config::var;
+use crate::env::{Lookup, ProcessEnv};
 use veil_engine::secret::Secret;
 
 /// The Directory (tenant) ID of the Microsoft 365 tenant (a GUID, or its
@@ -113,11 +113,17 @@ impl EntraConfig {
         })
     }
 
-    /// From `VEIL_TENANT_ID`, `VEIL_CLIENT_ID`, `VEIL_ENTRA_AUTHORITY`, `VEIL_GRAPH_SCOPE`.
+    /// From `VEIL_TENANT_ID`, `VEIL_CLIENT_ID`, `VEIL_ENTRA_AUTHORITY`,
+    /// `VEIL_GRAPH_SCOPE` in the process environment.
     pub fn from_env() -> Result<Self, String> {
+        EntraConfig::from_lookup(&ProcessEnv)
+    }
+
+    /// [`EntraConfig::from_env`] from any [`Lookup`].
+    pub fn from_lookup(env: Lookup<'_>) -> Result<Self, String> {
         let missing: Vec<&str> = [ENV_TENANT_ID, ENV_CLIENT_ID]
             .into_iter()
-            .filter(|n| var(n).is_none())
+            .filter(|n| env.get(n).is_none())
             .collect();
         if !missing.is_empty() {
             return Err(format!(
@@ -126,10 +132,12 @@ impl EntraConfig {
             ));
         }
         EntraConfig::new(
-            &var(ENV_ENTRA_AUTHORITY).unwrap_or_else(|| DEFAULT_AUTHORITY.into()),
-            &var(ENV_TENANT_ID).unwrap_or_default(),
-            &var(ENV_CLIENT_ID).unwrap_or_default(),
-            &var(ENV_GRAPH_SCOPE).unwrap_or_else(|| DEFAULT_SCOPE.into()),
+            &env.get(ENV_ENTRA_AUTHORITY)
+                .unwrap_or_else(|| DEFAULT_AUTHORITY.into()),
+            &env.get(ENV_TENANT_ID).unwrap_or_default(),
+            &env.get(ENV_CLIENT_ID).unwrap_or_default(),
+            &env.get(ENV_GRAPH_SCOPE)
+                .unwrap_or_else(|| DEFAULT_SCOPE.into()),
         )
     }
 
@@ -567,7 +575,21 @@ fn parse_success(body: &[u8]) -> Result<GraphToken, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::test_http::{Canned, TestServer};
+    use veil_test_support::server::{Reply as Canned, TestServer};
+
+    #[test]
+    fn config_from_lookup_names_every_missing_id() {
+        use crate::env::MapEnv;
+        let e = EntraConfig::from_lookup(&MapEnv::default()).unwrap_err();
+        assert!(e.contains("needs VEIL_TENANT_ID and VEIL_CLIENT_ID"), "{e}");
+        let config = EntraConfig::from_lookup(&MapEnv::new(&[
+            (ENV_TENANT_ID, "7c4b1a2e-0d3f-4e5a-9b6c-8d7e6f5a4b3c"),
+            (ENV_CLIENT_ID, "2f9e8d7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f"),
+        ]))
+        .unwrap();
+        assert_eq!(config.tenant_id, "7c4b1a2e-0d3f-4e5a-9b6c-8d7e6f5a4b3c");
+        assert_eq!(config.scope, DEFAULT_SCOPE);
+    }
 
     fn jwt(claims: &Value) -> String {
         let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
@@ -613,7 +635,7 @@ mod tests {
 
     #[tokio::test]
     async fn sends_exactly_the_client_credentials_form() {
-        let server = TestServer::start(vec![Canned::json(
+        let server = TestServer::script(vec![Canned::json(
             200,
             serde_json::json!({"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"graph-access-token"}),
         )])
@@ -700,7 +722,7 @@ mod tests {
             ),
         ];
         let n = cases.len();
-        let server = TestServer::start(cases.iter().map(|c| c.0.clone()).collect()).await;
+        let server = TestServer::script(cases.iter().map(|c| c.0.clone()).collect()).await;
         let ex = exchange(&server.base());
         let token = host_token();
         let token_text = String::from_utf8_lossy(token.expose()).into_owned();
@@ -746,7 +768,7 @@ mod tests {
         assert!(e.retryable);
         assert!(e.to_string().contains("cannot be reached"), "{e}");
 
-        let server = TestServer::start(vec![
+        let server = TestServer::script(vec![
             Canned::json(503, serde_json::json!({"error":"temporarily_unavailable","error_description":"AADSTS50196: The server terminated an operation."})),
             Canned::json(200, serde_json::json!({"token_type":"Bearer","access_token":"x"})),
         ])

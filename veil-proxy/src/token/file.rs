@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::entra::looks_like_jwt;
 use super::{BoxFuture, HostIdentity, TokenError};
-use crate::config::var;
+use crate::env::{Lookup, ProcessEnv};
 use veil_engine::secret::Secret;
 
 /// The path of the token file.
@@ -134,9 +134,14 @@ impl HostIdentity for TokenFile {
 /// From `VEIL_FEDERATED_TOKEN_FILE`, else `AZURE_FEDERATED_TOKEN_FILE`.
 /// The file need not exist yet; each fetch reads it.
 pub fn from_env(_http: reqwest::Client) -> Result<Arc<dyn HostIdentity>, String> {
-    let (path, source) = match var(ENV_FEDERATED_TOKEN_FILE) {
+    Ok(Arc::new(from_lookup(&ProcessEnv)?))
+}
+
+/// [`from_env`] from any [`Lookup`].
+pub fn from_lookup(env: Lookup<'_>) -> Result<TokenFile, String> {
+    let (path, source) = match env.get(ENV_FEDERATED_TOKEN_FILE) {
         Some(p) => (p, ENV_FEDERATED_TOKEN_FILE),
-        None => match var(ENV_AZURE_FEDERATED_TOKEN_FILE) {
+        None => match env.get(ENV_AZURE_FEDERATED_TOKEN_FILE) {
             Some(p) => (p, ENV_AZURE_FEDERATED_TOKEN_FILE),
             None => {
                 return Err(format!(
@@ -145,12 +150,33 @@ pub fn from_env(_http: reqwest::Client) -> Result<Arc<dyn HostIdentity>, String>
             }
         },
     };
-    Ok(Arc::new(TokenFile::new(path, source)))
+    Ok(TokenFile::new(path, source))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_path_comes_from_veil_then_azure_variables() {
+        use crate::env::MapEnv;
+        let both = MapEnv::new(&[
+            (ENV_FEDERATED_TOKEN_FILE, "/veil/token"),
+            (ENV_AZURE_FEDERATED_TOKEN_FILE, "/azure/token"),
+        ]);
+        let file = from_lookup(&both).unwrap();
+        assert_eq!(
+            (file.path(), file.source),
+            (Path::new("/veil/token"), ENV_FEDERATED_TOKEN_FILE)
+        );
+        let azure = MapEnv::new(&[(ENV_AZURE_FEDERATED_TOKEN_FILE, "/azure/token")]);
+        assert_eq!(
+            from_lookup(&azure).unwrap().source,
+            ENV_AZURE_FEDERATED_TOKEN_FILE
+        );
+        let e = from_lookup(&MapEnv::default()).unwrap_err();
+        assert!(e.contains(ENV_FEDERATED_TOKEN_FILE), "{e}");
+    }
 
     #[tokio::test]
     async fn reads_the_file_at_each_fetch() {

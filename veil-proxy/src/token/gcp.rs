@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use super::entra::{error_chain, looks_like_jwt};
 use super::{BoxFuture, HostIdentity, TokenError};
-use crate::config::var;
+use crate::env::{Lookup, ProcessEnv};
 use veil_engine::secret::Secret;
 
 /// The metadata server's `host[:port]` (the standard Google variable).
@@ -155,15 +155,24 @@ impl HostIdentity for GcpMetadata {
 /// called with its own proxy-free client, so `_http` is not used; the
 /// parameter keeps the shape every provider's `from_env` has.
 pub fn from_env(_http: reqwest::Client) -> Result<Arc<dyn HostIdentity>, String> {
-    let host = var(ENV_METADATA_HOST).unwrap_or_else(|| DEFAULT_METADATA_HOST.into());
-    let audience = var(ENV_GCP_AUDIENCE).unwrap_or_else(|| DEFAULT_AUDIENCE.into());
-    Ok(Arc::new(GcpMetadata::new(&host, &audience)?))
+    Ok(Arc::new(from_lookup(&ProcessEnv)?))
+}
+
+/// [`from_env`] from any [`Lookup`].
+pub fn from_lookup(env: Lookup<'_>) -> Result<GcpMetadata, String> {
+    let host = env
+        .get(ENV_METADATA_HOST)
+        .unwrap_or_else(|| DEFAULT_METADATA_HOST.into());
+    let audience = env
+        .get(ENV_GCP_AUDIENCE)
+        .unwrap_or_else(|| DEFAULT_AUDIENCE.into());
+    GcpMetadata::new(&host, &audience)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::test_http::{Canned, TestServer};
+    use veil_test_support::server::{Reply as Canned, TestServer};
 
     const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln";
 
@@ -207,7 +216,7 @@ mod tests {
             "{}",
             e.message
         );
-        let server = TestServer::start(vec![
+        let server = TestServer::script(vec![
             Canned::text(404, "not found"),
             Canned::text(200, "<html>captive portal</html>"),
         ])

@@ -15,8 +15,6 @@ pub mod cache;
 pub mod entra;
 pub mod file;
 pub mod gcp;
-#[cfg(test)]
-pub(crate) mod test_http;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -34,6 +32,15 @@ pub struct TokenError {
     pub message: String,
     /// Whether trying again later may help (network trouble, throttling).
     pub retryable: bool,
+}
+
+impl From<crate::aws::AwsError> for TokenError {
+    fn from(e: crate::aws::AwsError) -> TokenError {
+        TokenError {
+            retryable: e.retryable,
+            message: e.message,
+        }
+    }
 }
 
 /// A source of Graph bearer tokens.

@@ -1,0 +1,144 @@
+//! The OIDC issuer's configuration and its validation.
+
+use std::net::IpAddr;
+
+use jsonwebtoken::Algorithm;
+use reqwest::Url;
+use serde::Deserialize;
+
+use super::jwks::required_kind;
+
+/// Default clock-skew allowance for `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY_SECS: u64 = 60;
+/// Largest accepted leeway: more would make `exp` meaningless.
+pub const MAX_LEEWAY_SECS: u64 = 300;
+
+/// How callers are authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallerAuthConfig {
+    /// The exact `iss` required, e.g. `https://accounts.google.com`.
+    pub issuer: String,
+    /// `aud` must contain one of these.
+    pub audiences: Vec<String>,
+    /// Where the issuer's JWKS is; when absent, the `jwks_uri` of
+    /// `{issuer}/.well-known/openid-configuration`.
+    pub jwks_url: Option<String>,
+    /// Callers allowed by `sub`.
+    pub allowed_subjects: Vec<String>,
+    /// Callers allowed by `email` (only if the token says `email_verified: true`).
+    pub allowed_emails: Vec<String>,
+    /// Clock-skew allowance in seconds (default 60, at most 300).
+    pub leeway_secs: u64,
+    /// Accepted signing algorithms (default RS256 and ES256). HS* is never
+    /// accepted; `none` cannot even be named.
+    pub algorithms: Vec<Algorithm>,
+}
+
+impl Default for CallerAuthConfig {
+    fn default() -> Self {
+        CallerAuthConfig {
+            issuer: String::new(),
+            audiences: Vec::new(),
+            jwks_url: None,
+            allowed_subjects: Vec::new(),
+            allowed_emails: Vec::new(),
+            leeway_secs: DEFAULT_LEEWAY_SECS,
+            algorithms: vec![Algorithm::RS256, Algorithm::ES256],
+        }
+    }
+}
+
+/// Where the issuer's keys are found.
+pub(super) enum KeyLocation {
+    /// The configured JWKS URL.
+    Jwks(Url),
+    /// The issuer's discovery document, which names the JWKS URL.
+    Discovery(Url),
+}
+
+/// Parses a URL keys may be fetched from: HTTPS, or HTTP to a loopback host.
+pub(super) fn fetch_url(url: &str) -> Result<Url, String> {
+    let url = Url::parse(url).map_err(|_| "not a valid URL".to_string())?;
+    let loopback = match url.host_str() {
+        Some(host) if host.eq_ignore_ascii_case("localhost") => true,
+        Some(host) => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    };
+    match url.scheme() {
+        "https" if url.host_str().is_some() => Ok(url),
+        "http" if loopback => Ok(url),
+        _ => Err("must be an https URL".into()),
+    }
+}
+
+/// Checks the configuration; returns where the keys are.
+pub(super) fn validate(config: &CallerAuthConfig) -> Result<KeyLocation, String> {
+    const WHAT: &str = "caller authentication";
+    if config.issuer.trim().is_empty() {
+        return Err(format!("{WHAT}: issuer must not be empty"));
+    }
+    if config.issuer.trim() != config.issuer {
+        return Err(format!(
+            "{WHAT}: issuer must not have surrounding whitespace"
+        ));
+    }
+    if config.audiences.is_empty() {
+        return Err(format!("{WHAT}: at least one audience is required"));
+    }
+    if config.audiences.iter().any(|a| a.trim().is_empty()) {
+        return Err(format!("{WHAT}: audiences must not be empty"));
+    }
+    if config.allowed_subjects.is_empty() && config.allowed_emails.is_empty() {
+        return Err(format!(
+            "{WHAT}: at least one allowed subject or email is required"
+        ));
+    }
+    if config
+        .allowed_subjects
+        .iter()
+        .chain(&config.allowed_emails)
+        .any(|a| a.trim().is_empty())
+    {
+        return Err(format!(
+            "{WHAT}: allowed subjects and emails must not be empty"
+        ));
+    }
+    if config.leeway_secs > MAX_LEEWAY_SECS {
+        return Err(format!(
+            "{WHAT}: leeway must be at most {MAX_LEEWAY_SECS} seconds"
+        ));
+    }
+    if config.algorithms.is_empty() {
+        return Err(format!(
+            "{WHAT}: at least one signing algorithm is required"
+        ));
+    }
+    if let Some(alg) = config
+        .algorithms
+        .iter()
+        .find(|alg| required_kind(**alg).is_none())
+    {
+        return Err(format!(
+            "{WHAT}: signing algorithm {alg:?} is not allowed (only asymmetric algorithms are)"
+        ));
+    }
+    match &config.jwks_url {
+        Some(url) => fetch_url(url)
+            .map(KeyLocation::Jwks)
+            .map_err(|e| format!("{WHAT}: jwks_url {e}")),
+        None => {
+            let discovery = format!(
+                "{}/.well-known/openid-configuration",
+                config.issuer.trim_end_matches('/')
+            );
+            fetch_url(&discovery).map(KeyLocation::Discovery).map_err(|e| {
+                format!("{WHAT}: without jwks_url the issuer must be an https URL for discovery ({e})")
+            })
+        }
+    }
+}

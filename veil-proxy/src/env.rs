@@ -1,0 +1,204 @@
+//! Where configuration is read from: the [`Env`] trait, with the process
+//! environment ([`ProcessEnv`], [`var`]) and a fixed map ([`MapEnv`], for
+//! tests and previews) as implementations. Every `from_env`/`from_lookup`
+//! takes a [`Lookup`], so it can be tested without touching the process
+//! environment. An empty value counts as unset.
+//!
+//! Reading a group of settings collects every problem ([`Problems`])
+//! before failing, so an operator fixes them all in one round; each
+//! problem is a [`ConfigError`] naming its setting.
+//!
+//! This module depends on nothing else in the crate: every other module
+//! may use it.
+
+use std::collections::HashMap;
+
+/// A source of configuration variables.
+pub trait Env: Sync {
+    /// The variable's value; `None` when it is unset or empty.
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// How configuration variables are read (see the module doc).
+pub type Lookup<'a> = &'a dyn Env;
+
+/// Any `Fn(&str) -> Option<String>` is a lookup (e.g. `&var`).
+impl<F: Fn(&str) -> Option<String> + Sync> Env for F {
+    fn get(&self, name: &str) -> Option<String> {
+        self(name).filter(|v| !v.is_empty())
+    }
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        var(name)
+    }
+}
+
+/// Reads a variable of the process environment; empty counts as unset.
+pub fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Fixed variables.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MapEnv(HashMap<String, String>);
+
+impl MapEnv {
+    pub fn new(pairs: &[(&str, &str)]) -> MapEnv {
+        MapEnv(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+}
+
+impl Env for MapEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+}
+
+/// One configuration problem. Its message names the setting and never
+/// contains a secret value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigError {
+    /// The variable (or setting) at fault.
+    pub setting: String,
+    message: String,
+}
+
+impl ConfigError {
+    /// `<setting>: <problem>`.
+    pub fn invalid(setting: &str, problem: impl std::fmt::Display) -> ConfigError {
+        ConfigError {
+            setting: setting.to_string(),
+            message: format!("{setting}: {problem}"),
+        }
+    }
+
+    /// `<setting> is not set: it holds <what>`.
+    pub fn missing(setting: &str, what: impl std::fmt::Display) -> ConfigError {
+        ConfigError {
+            setting: setting.to_string(),
+            message: format!("{setting} is not set: it holds {what}"),
+        }
+    }
+}
+
+/// Every problem of a group of settings (at least one), one per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(Vec<ConfigError>);
+
+impl ConfigErrors {
+    pub fn problems(&self) -> &[ConfigError] {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl From<ConfigErrors> for String {
+    fn from(e: ConfigErrors) -> String {
+        e.to_string()
+    }
+}
+
+/// Collects the problems found while reading a group of settings.
+#[derive(Debug, Default)]
+pub struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    pub fn new() -> Problems {
+        Problems::default()
+    }
+
+    /// Records a problem.
+    pub fn add(&mut self, error: ConfigError) {
+        self.0.push(error);
+    }
+
+    /// The value, or `None` after recording the problem.
+    pub fn check<T>(&mut self, result: Result<T, ConfigError>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.add(e);
+                None
+            }
+        }
+    }
+
+    /// `build()` when no problem was recorded (it may then unwrap what
+    /// [`Problems::check`] returned), every problem otherwise.
+    pub fn finish<T>(self, build: impl FnOnce() -> T) -> Result<T, ConfigErrors> {
+        if self.0.is_empty() {
+            Ok(build())
+        } else {
+            Err(ConfigErrors(self.0))
+        }
+    }
+}
+
+/// A [`MapEnv`] of `pairs` (tests).
+#[cfg(test)]
+pub(crate) fn lookup(pairs: &[(&str, &str)]) -> MapEnv {
+    MapEnv::new(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_values_are_unset_in_every_implementation() {
+        let map = MapEnv::new(&[("A", "1"), ("B", "")]);
+        assert_eq!(map.get("A").as_deref(), Some("1"));
+        assert_eq!(map.get("B"), None);
+        assert_eq!(map.get("C"), None);
+        let closure = |name: &str| (name == "B").then(String::new);
+        assert_eq!(Env::get(&closure, "B"), None);
+        let lookup: Lookup<'_> = &map;
+        assert_eq!(lookup.get("A").as_deref(), Some("1"));
+        assert_eq!(ProcessEnv.get("VEIL_TEST_SURELY_UNSET_VARIABLE"), None);
+    }
+
+    #[test]
+    fn problems_are_collected_and_each_names_its_setting() {
+        let mut problems = Problems::new();
+        let a = problems.check(Err::<u8, _>(ConfigError::invalid(
+            "VEIL_A",
+            "`x` is not a number",
+        )));
+        let b = problems.check(Ok::<u8, ConfigError>(2));
+        problems.add(ConfigError::missing("VEIL_C", "the login"));
+        assert_eq!((a, b), (None, Some(2)));
+        let e = problems.finish(|| ()).unwrap_err();
+        let settings: Vec<&str> = e.problems().iter().map(|p| p.setting.as_str()).collect();
+        assert_eq!(settings, ["VEIL_A", "VEIL_C"]);
+        assert_eq!(
+            e.to_string(),
+            "VEIL_A: `x` is not a number\nVEIL_C is not set: it holds the login"
+        );
+        assert_eq!(Problems::new().finish(|| 7), Ok(7));
+    }
+}
