@@ -626,6 +626,53 @@ endpoints:
     }
 
     #[test]
+    fn in_the_psoxy_scheme_slots_with_a_kind_are_held_by_the_values_shape() {
+        use crate::pseudonym::TokenKind::{Chat, User};
+        use crate::rules::RuleSet;
+        let p = Pseudonymizer::new(PseudonymConfig {
+            scheme: Scheme::Psoxy,
+            salt: Secret::from("0123456789abcdef0123456789abcdef"),
+            encryption_keys: vec![("k1".into(), Secret::from("k".repeat(32).as_str()))],
+            email: EmailPolicy::default(),
+        })
+        .unwrap();
+        let rules = RuleSet::from_str("kinds.yaml", KIND_RULES).unwrap();
+        let ep = |path: &str| {
+            rules
+                .match_request(
+                    crate::policy::Request {
+                        method: "GET",
+                        path,
+                        query: None,
+                    },
+                    crate::policy::Side::Client,
+                )
+                .unwrap()
+                .endpoint
+        };
+        let chat_id = "19:8a2c4f_e91d@thread.v2";
+        let user_id = "4f1c2a9e-7b3d-4c8e-9a61-2d5f8b0e3c17";
+        // Psoxy's tokens, whatever the kind: a client's stored tokens work.
+        let chat = p.encrypt_kind(chat_id, Some(Chat)).unwrap();
+        assert_eq!(chat, p.encrypt(chat_id).unwrap());
+        let path = format!("/v1.0/chats/{chat}/messages");
+        let r = reidentify_for(ep(&path), &path, None, &p).unwrap();
+        assert_eq!(r.path, format!("/v1.0/chats/{chat_id}/messages"));
+        // A user's token in the chat slot: its value is no chat id.
+        let user = p.encrypt_kind(user_id, Some(User)).unwrap();
+        let path = format!("/v1.0/chats/{user}/messages");
+        let err = reidentify_for(ep(&path), &path, None, &p).unwrap_err();
+        assert!(
+            matches!(err.error, CryptoError::UnacceptableValue(_)),
+            "{err}"
+        );
+        assert!(!err.to_string().contains(user_id), "{err}");
+        // A chat's token in the user slot, likewise.
+        let path = format!("/v1.0/users/{chat}");
+        assert!(reidentify_for(ep(&path), &path, None, &p).is_err());
+    }
+
+    #[test]
     fn kind_shapes() {
         use crate::pseudonym::TokenKind;
         let ok = |k: TokenKind, v: &str| {

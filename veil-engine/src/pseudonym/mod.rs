@@ -425,7 +425,11 @@ impl Pseudonymizer {
     ) -> Result<Vec<u8>, CryptoError> {
         match &self.keys {
             Keys::Hmac(k) => k.encrypt_kind(value.as_bytes(), kind),
-            Keys::Psoxy(k) => k.encrypt_kind(value, kind),
+            // The psoxy scheme makes Psoxy's tokens, bit for bit, whatever
+            // the rule's kind: a migrating client's stored tokens and its
+            // joins on them keep working. Its slots are held by the
+            // decrypted value's shape instead (see `decrypt_expecting`).
+            Keys::Psoxy(k) => k.encrypt_kind(value, None),
         }
     }
 
@@ -469,14 +473,24 @@ impl Pseudonymizer {
     /// any token where `expected` is `None`, else only a token of exactly
     /// that kind ([`CryptoError::WrongKind`] otherwise, also for a token
     /// without a kind).
+    ///
+    /// In the psoxy scheme, whose tokens are Psoxy's and carry no kind
+    /// ([`Self::encrypt_kind`]), a token without a kind is accepted where a
+    /// kind is expected; the caller then holds the slot by the decrypted
+    /// value's shape (`reidentify` checks it for every kind: a GUID or an
+    /// address for a user, `19:…@thread.v2` for a chat, …). A token that
+    /// does carry another kind is refused in both schemes.
     pub fn decrypt_expecting(
         &self,
         token: &str,
         expected: Option<TokenKind>,
     ) -> Result<String, CryptoError> {
         let (value, found) = self.decrypt_kind(token)?;
+        let kindless_psoxy = found.is_none() && matches!(self.keys, Keys::Psoxy(_));
         match expected {
-            Some(e) if found != Some(e) => Err(CryptoError::WrongKind { expected: e, found }),
+            Some(e) if found != Some(e) && !kindless_psoxy => {
+                Err(CryptoError::WrongKind { expected: e, found })
+            }
             _ => Ok(value),
         }
     }
@@ -954,8 +968,47 @@ mod tests {
     }
 
     #[test]
+    fn the_psoxy_scheme_makes_psoxys_tokens_and_holds_slots_by_shape() {
+        let v = "48d31887-5fad-4d73-a9f5-3c356e68a038";
+        let plain = PSOXY.encrypt(v).unwrap();
+        for kind in TokenKind::ALL {
+            assert_eq!(PSOXY.encrypt_kind(v, Some(kind)).unwrap(), plain);
+            assert_eq!(PSOXY.decrypt_expecting(&plain, Some(kind)).unwrap(), v);
+        }
+        // Psoxy's own vector is accepted in a kinded slot.
+        assert_eq!(
+            PSOXY
+                .decrypt_expecting(PSOXY_P_VECTOR, Some(TokenKind::User))
+                .unwrap(),
+            v
+        );
+        // A token that does carry a kind (psoxy keys can read them) is held
+        // to it.
+        let Keys::Psoxy(k) = &PSOXY.keys else {
+            unreachable!()
+        };
+        let body = k.encrypt_kind(v, Some(TokenKind::User)).unwrap();
+        let mut user = String::from(encoding::REVERSIBLE_PREFIX);
+        encoding::push_b64(&mut user, &body);
+        assert_eq!(
+            PSOXY.decrypt_expecting(&user, Some(TokenKind::Chat)),
+            Err(CryptoError::WrongKind {
+                expected: TokenKind::Chat,
+                found: Some(TokenKind::User)
+            })
+        );
+        assert_eq!(
+            PSOXY
+                .decrypt_expecting(&user, Some(TokenKind::User))
+                .unwrap(),
+            v
+        );
+    }
+
+    #[test]
     fn kinds_are_bound_into_tokens() {
-        for p in [&*HMAC, &*PSOXY] {
+        {
+            let p = &*HMAC;
             let v = "48d31887-5fad-4d73-a9f5-3c356e68a038";
             let plain = p.encrypt(v).unwrap();
             assert_eq!(p.encrypt_kind(v, None).unwrap(), plain);
