@@ -102,6 +102,13 @@ pub struct Args {
     /// Seconds to send the request body (VEIL_BODY_READ_TIMEOUT_SECS, default 10).
     #[arg(long)]
     body_read_timeout_secs: Option<u64>,
+    /// Veil's public base URL (https://host[:port]): paging links point at it
+    /// instead of graph.microsoft.com (VEIL_PUBLIC_BASE_URL; default: Graph's links).
+    #[arg(long)]
+    public_base_url: Option<String>,
+    /// Sanitize by the DOM path instead of streaming (for comparisons).
+    #[arg(long, hide = true)]
+    dom_sanitizer: bool,
 }
 
 /// Largest request body accepted (requests carry none; this bounds abuse).
@@ -233,6 +240,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         variant: a.variant.clone(),
         upstream: a.upstream.clone(),
         allow_unauthenticated: a.allow_unauthenticated,
+        public_base_url: a.public_base_url.clone(),
+        dom_sanitizer: a.dom_sanitizer,
     };
     let limits = ServeLimits::from_args(&a)?.fit_open_files();
     let rt = tokio::runtime::Builder::new_multi_thread()
