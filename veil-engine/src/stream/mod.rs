@@ -769,6 +769,16 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
             }
             return Ok(true);
         }
+        if let Scalar::Str(s) = s {
+            if let Some(text) = s.plain() {
+                if self
+                    .san
+                    .write_remembered(text, matched, &mut self.w, &mut self.out)
+                {
+                    return Ok(true);
+                }
+            }
+        }
         let mut v = match s {
             Scalar::Str(s) => Value::String(s.text()?.into_owned()),
             Scalar::Num(n) => Value::Number(n.number()?),
