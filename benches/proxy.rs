@@ -3,19 +3,27 @@
 //! An in-process test Graph server (hyper 1, loopback) serves a realistic
 //! ~100 KB page of 40 sent messages for one user. The release `veil` binary
 //! (`target/release/veil`, built by `cargo bench` as the bench's binary
-//! target) runs as a child process in front of it with the shipped
-//! `outlook-mail` rules. Measured in one run:
+//! target) runs as child processes in front of it with the shipped
+//! `outlook-mail` rules: one with the streaming sanitizer (the default) and
+//! one with `--dom-sanitizer` (the DOM path, the reference and the baseline:
+//! parse the page into a tree, sanitize, serialize). Both must answer the
+//! same bytes. Measured in one run:
 //!
 //! 1. start-up: process spawn → first `200` of `/healthz` → first `200` of
 //!    the sent-items page (5 fresh processes, median);
-//! 2. load at concurrency 16 (HTTP/1.1 keep-alive, pooled client; 1 s
-//!    warm-up, then 10 s): (a) straight to the test server, (b) through
-//!    Veil with a `p~` user id, (c) through Veil with `Accept-Encoding:
-//!    gzip`; requests/s, p50 and p99 latency; then (d) direct and (e)
-//!    through Veil one request at a time (what Veil adds without queueing);
-//! 3. Veil's resident memory during and after the load, and the size of the
-//!    binary.
+//! 2. load (HTTP/1.1 keep-alive, pooled client; 1 s warm-up, then 10 s per
+//!    case): at concurrency 16 (a) straight to the test server, (b) through
+//!    Veil by the DOM path, (c) through Veil streaming, (d) the same with
+//!    `Accept-Encoding: gzip`; then one request at a time (what Veil adds
+//!    without queueing): (e) direct, (f) DOM path, (g) streaming. Requests/s,
+//!    p50 and p99 latency; the ratio (c)/(b) is the streaming gain;
+//! 3. memory: a fresh Veil per path answers 16 concurrent requests for a
+//!    ≈7 MB page, twice; its peak RSS (VmHWM);
+//! 4. summary: Veil's resident memory during and after the load, the size
+//!    of the binary, each target and whether it is met.
 //!
+//! `VEIL_BENCH_ROUNDS=N` repeats the load cases N times, interleaved, and
+//! reports medians; `VEIL_BENCH_SECS` sets the seconds per case.
 //! Targets are reported, never asserted. Everything listens on 127.0.0.1,
 //! every loop has a deadline, and the child processes are killed at the end.
 //!
@@ -56,6 +64,13 @@ const TARGET_ADDED_P99_MS: f64 = 2.0;
 const TARGET_THROUGHPUT_RATIO: f64 = 0.5;
 const TARGET_FIRST_ANSWER_MS: f64 = 50.0;
 const TARGET_RSS_MB: f64 = 50.0;
+const TARGET_VS_DOM: f64 = 4.0;
+const TARGET_ADDED_P50_1_MS: f64 = 0.5;
+/// The memory phase: this many messages (≈ 7 MB) per page, this many
+/// requests at once.
+const BIG_MESSAGES: usize = 2600;
+const BIG_CONCURRENCY: usize = 16;
+const TARGET_BIG_RSS_MB: f64 = 300.0;
 
 fn main() {
     let bin = Path::new(env!("CARGO_BIN_EXE_veil"));
@@ -91,10 +106,13 @@ async fn run(bin: &Path) {
         pages.messages.len()
     );
 
-    // The instance that takes the load; it also supplies the `p~` id.
-    let veil = Veil::spawn(bin, graph, &secrets);
+    // The instances that take the load: streaming (the default) and the
+    // DOM sanitizer (the reference path, `--dom-sanitizer`), same secrets.
+    let veil = Veil::spawn(bin, graph, &secrets, &[]);
+    let veil_dom = Veil::spawn(bin, graph, &secrets, &["--dom-sanitizer"]);
     let client = client(false);
     wait_healthy(&client, &veil).await;
+    wait_healthy(&client, &veil_dom).await;
     let pid = veil.pid();
     let users: Value = serde_json::from_slice(
         &get_ok(&client, &format!("{}/v1.0/users", veil.base()), None).await,
@@ -105,12 +123,16 @@ async fn run(bin: &Path) {
         .expect("a user id in Veil's answer")
         .to_string();
     assert!(p_id.starts_with("p~"), "user id is not a p~ token: {p_id}");
-    let veil_url = format!(
-        "{}/v1.0/users/{p_id}/mailFolders/SentItems/messages?$top=40",
-        veil.base()
-    );
+    let page_path = format!("/v1.0/users/{p_id}/mailFolders/SentItems/messages?$top=40");
+    let veil_url = format!("{}{page_path}", veil.base());
+    let dom_url = format!("{}{page_path}", veil_dom.base());
     let sanitized = get_ok(&client, &veil_url, None).await;
     check_sanitized(&sanitized);
+    assert_eq!(
+        sanitized,
+        get_ok(&client, &dom_url, None).await,
+        "the streaming and the DOM path answer differently"
+    );
     let gzipped_len = {
         let gz = client
             .get(&veil_url)
@@ -125,7 +147,7 @@ async fn run(bin: &Path) {
         gz.bytes().await.expect("gzip body").len()
     };
     println!(
-        "  through Veil      {} bytes sanitized ({} bytes gzip), user id {}…",
+        "  through Veil      {} bytes sanitized ({} bytes gzip), user id {}…; DOM path: same bytes",
         sanitized.len(),
         gzipped_len,
         &p_id[..12.min(p_id.len())]
@@ -133,7 +155,7 @@ async fn run(bin: &Path) {
     let idle = proc_status(pid);
 
     // 1. Start-up.
-    println!("\n[1/3] start-up: {STARTUP_RUNS} fresh processes");
+    println!("\n[1/4] start-up: {STARTUP_RUNS} fresh processes");
     let mut healthz_ms = Vec::new();
     let mut first_ms = Vec::new();
     for i in 0..STARTUP_RUNS {
@@ -148,43 +170,78 @@ async fn run(bin: &Path) {
     let healthz_median = median(&mut healthz_ms);
     let first_median = median(&mut first_ms);
 
-    // 2. Load.
+    // 2. Load, in rounds; each round runs every case once, so machine noise
+    // hits all alike; medians over the rounds are reported.
+    let rounds = env_number("VEIL_BENCH_ROUNDS", 1);
+    let secs = env_number("VEIL_BENCH_SECS", MEASURE.as_secs() as usize);
+    let measure_for = Duration::from_secs(secs as u64);
     println!(
-        "\n[2/3] load: concurrency {CONCURRENCY}, HTTP/1.1 keep-alive, {} s warm-up + {} s each",
+        "\n[2/4] load: concurrency {CONCURRENCY} and 1, HTTP/1.1 keep-alive, {} s warm-up + {secs} s each, {rounds} round(s)",
         WARMUP.as_secs(),
-        MEASURE.as_secs()
     );
     let auth = HeaderValue::from_str(&format!("Bearer {UPSTREAM_TOKEN}")).unwrap();
-    let direct = measure(
-        "(a) direct",
-        &direct_url,
-        Some(auth.clone()),
-        false,
-        CONCURRENCY,
-    )
-    .await;
     let sampler = RssSampler::start(pid);
-    let through = measure("(b) through Veil", &veil_url, None, false, CONCURRENCY).await;
-    let through_gzip = measure("(c) through Veil, gzip", &veil_url, None, true, CONCURRENCY).await;
+    let cases: [(&'static str, &str, bool, bool, usize); 7] = [
+        ("(a) direct", &direct_url, true, false, CONCURRENCY),
+        ("(b) Veil, DOM path", &dom_url, false, false, CONCURRENCY),
+        ("(c) Veil, streaming", &veil_url, false, false, CONCURRENCY),
+        (
+            "(d) Veil, streaming, gzip",
+            &veil_url,
+            false,
+            true,
+            CONCURRENCY,
+        ),
+        ("(e) direct, c=1", &direct_url, true, false, 1),
+        ("(f) Veil, DOM path, c=1", &dom_url, false, false, 1),
+        ("(g) Veil, streaming, c=1", &veil_url, false, false, 1),
+    ];
+    let mut runs: Vec<Vec<Stats>> = cases.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        if rounds > 1 {
+            println!("  round {}", round + 1);
+        }
+        for (i, (name, url, with_auth, gzip, c)) in cases.iter().enumerate() {
+            let a = with_auth.then(|| auth.clone());
+            runs[i].push(measure(name, url, a, *gzip, *c, measure_for).await);
+        }
+    }
     let peak_sampled = sampler.stop();
-    // One request at a time: what Veil adds to a request, without queueing.
-    let direct_1 = measure("(d) direct, c=1", &direct_url, Some(auth), false, 1).await;
-    let through_1 = measure("(e) through Veil, c=1", &veil_url, None, false, 1).await;
+    let [direct, dom, through, through_gzip, direct_1, dom_1, through_1]: [Stats; 7] = runs
+        .into_iter()
+        .map(median_stats)
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("seven cases"));
     let after = proc_status(pid);
     drop(veil);
+    drop(veil_dom);
 
-    // 3. Summary.
+    // 3. Memory under large pages.
+    let big = memory_phase(bin, &secrets, &p_id).await;
+
+    // 4. Summary.
     let added_p99 = through.p99_ms - direct.p99_ms;
     let ratio = through.rps / direct.rps;
+    let vs_dom = through.rps / dom.rps;
+    let added_p50_1 = through_1.p50_ms - direct_1.p50_ms;
     let hwm_mb = after.hwm_kb as f64 / 1024.0;
-    println!("\n[3/3] summary");
+    println!("\n[4/4] summary (medians of {rounds} round(s))");
     println!(
-        "  {:<26} {:>10} {:>10} {:>10} {:>8} {:>12}",
-        "load (c=16)", "req/s", "p50 ms", "p99 ms", "errors", "MB/s body"
+        "  {:<30} {:>10} {:>10} {:>10} {:>8} {:>12}",
+        "load", "req/s", "p50 ms", "p99 ms", "errors", "MB/s body"
     );
-    for s in [&direct, &through, &through_gzip, &direct_1, &through_1] {
+    for s in [
+        &direct,
+        &dom,
+        &through,
+        &through_gzip,
+        &direct_1,
+        &dom_1,
+        &through_1,
+    ] {
         println!(
-            "  {:<26} {:>10.0} {:>10.2} {:>10.2} {:>8} {:>12.1}",
+            "  {:<30} {:>10.0} {:>10.2} {:>10.2} {:>8} {:>12.1}",
             s.name,
             s.rps,
             s.p50_ms,
@@ -195,35 +252,48 @@ async fn run(bin: &Path) {
     }
     println!();
     println!(
-        "  {:<42} {:>14} {:>14}  verdict",
+        "  {:<46} {:>14} {:>14}  verdict",
         "measure", "measured", "target"
     );
     let row = |name: &str, measured: String, target: String, ok: bool| {
         println!(
-            "  {name:<42} {measured:>14} {target:>14}  {}",
+            "  {name:<46} {measured:>14} {target:>14}  {}",
             if ok { "meets" } else { "misses" }
         );
     };
     row(
-        "added p99 latency, (b) − (a)",
+        "streaming / DOM path throughput, (c) / (b)",
+        format!("{vs_dom:.2}×"),
+        format!("≥ {TARGET_VS_DOM:.0}×"),
+        vs_dom >= TARGET_VS_DOM,
+    );
+    row(
+        "added p50 latency at c=1, (g) − (e)",
+        format!("{added_p50_1:.2} ms"),
+        format!("≤ {TARGET_ADDED_P50_1_MS} ms"),
+        added_p50_1 <= TARGET_ADDED_P50_1_MS,
+    );
+    println!(
+        "  {:<46} {:>14}",
+        "added p50 at c=1, DOM path, (f) − (e)",
+        format!("{:.2} ms", dom_1.p50_ms - direct_1.p50_ms)
+    );
+    row(
+        "added p99 latency, (c) − (a)",
         format!("{added_p99:.2} ms"),
         format!("≤ {TARGET_ADDED_P99_MS} ms"),
         added_p99 <= TARGET_ADDED_P99_MS,
     );
-    println!(
-        "  {:<42} {:>14}",
-        "added p50 / p99 latency at c=1, (e) − (d)",
-        format!(
-            "{:.2} / {:.2} ms",
-            through_1.p50_ms - direct_1.p50_ms,
-            through_1.p99_ms - direct_1.p99_ms
-        )
-    );
     row(
-        "throughput ratio, (b) / (a)",
+        "throughput ratio, (c) / (a)",
         format!("{:.0} %", ratio * 100.0),
         format!("≥ {:.0} %", TARGET_THROUGHPUT_RATIO * 100.0),
         ratio >= TARGET_THROUGHPUT_RATIO,
+    );
+    println!(
+        "  {:<46} {:>14}",
+        "throughput ratio, DOM path, (b) / (a)",
+        format!("{:.0} %", dom.rps / direct.rps * 100.0)
     );
     row(
         "first answered request (median of 5)",
@@ -237,6 +307,18 @@ async fn run(bin: &Path) {
         format!("≤ {TARGET_RSS_MB} MB"),
         hwm_mb <= TARGET_RSS_MB,
     );
+    for (name, hwm) in [("streaming", big.streaming_kb), ("DOM path", big.dom_kb)] {
+        let mb = hwm as f64 / 1024.0;
+        row(
+            &format!(
+                "peak RSS, {BIG_CONCURRENCY} × {:.1} MB pages, {name}",
+                big.page_bytes as f64 / 1e6
+            ),
+            format!("{mb:.1} MB"),
+            format!("≤ {TARGET_BIG_RSS_MB} MB"),
+            mb <= TARGET_BIG_RSS_MB,
+        );
+    }
     println!();
     println!("  /healthz first 200 (median)            {healthz_median:>8.1} ms");
     println!(
@@ -244,7 +326,7 @@ async fn run(bin: &Path) {
         idle.rss_kb as f64 / 1024.0
     );
     println!(
-        "  RSS max sampled during (b)+(c)         {:>8.1} MB",
+        "  RSS max sampled during the load        {:>8.1} MB",
         peak_sampled as f64 / 1024.0
     );
     println!(
@@ -257,6 +339,80 @@ async fn run(bin: &Path) {
     );
 }
 
+/// Peak memory (VmHWM) of a fresh Veil answering `BIG_CONCURRENCY`
+/// concurrent requests for a large page, twice over, by each path.
+struct BigPages {
+    page_bytes: usize,
+    streaming_kb: u64,
+    dom_kb: u64,
+}
+
+async fn memory_phase(bin: &Path, secrets: &Secrets, p_id: &str) -> BigPages {
+    let pages = Arc::new(Pages::with_messages(BIG_MESSAGES));
+    let page_bytes = pages.messages.len();
+    let graph = start_graph(pages).await;
+    println!(
+        "\n[3/4] memory: {BIG_CONCURRENCY} concurrent requests for a {:.1} MB page ({BIG_MESSAGES} messages), twice, fresh process per path",
+        page_bytes as f64 / 1e6
+    );
+    let mut hwm = [0u64; 2];
+    for (i, extra) in [&[][..], &["--dom-sanitizer"][..]].into_iter().enumerate() {
+        let veil = Veil::spawn(bin, graph, secrets, extra);
+        let client = client(false);
+        wait_healthy(&client, &veil).await;
+        let url = format!(
+            "{}/v1.0/users/{p_id}/mailFolders/SentItems/messages?$top=40",
+            veil.base()
+        );
+        let before = proc_status(veil.pid());
+        let started = Instant::now();
+        for _ in 0..2 {
+            let tasks: Vec<_> = (0..BIG_CONCURRENCY)
+                .map(|_| {
+                    let (client, url) = (client.clone(), url.clone());
+                    tokio::spawn(async move { get_ok(&client, &url, None).await.len() })
+                })
+                .collect();
+            for t in tasks {
+                t.await.expect("big page request");
+            }
+        }
+        let after = proc_status(veil.pid());
+        hwm[i] = after.hwm_kb;
+        println!(
+            "  {:<10} idle {:>6.1} MB, VmHWM {:>6.1} MB, {} requests in {:.2} s",
+            if i == 0 { "streaming" } else { "DOM path" },
+            before.rss_kb as f64 / 1024.0,
+            after.hwm_kb as f64 / 1024.0,
+            2 * BIG_CONCURRENCY,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    BigPages {
+        page_bytes,
+        streaming_kb: hwm[0],
+        dom_kb: hwm[1],
+    }
+}
+
+fn env_number(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| panic!("{name}=`{v}` is not a positive number")),
+        Err(_) => default,
+    }
+}
+
+/// The run with the median throughput, under its case's name.
+fn median_stats(mut v: Vec<Stats>) -> Stats {
+    v.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    let mid = v.len() / 2;
+    v.swap_remove(mid)
+}
+
 // ---------------------------------------------------------------------------
 // The test Graph server.
 
@@ -267,9 +423,13 @@ struct Pages {
 
 impl Pages {
     fn new() -> Self {
+        Self::with_messages(MESSAGES)
+    }
+
+    fn with_messages(n: usize) -> Self {
         Pages {
             users: Bytes::from(serde_json::to_vec(&users_page()).unwrap()),
-            messages: Bytes::from(serde_json::to_vec(&messages_page()).unwrap()),
+            messages: Bytes::from(serde_json::to_vec(&messages_page(n)).unwrap()),
         }
     }
 }
@@ -400,10 +560,10 @@ fn person(k: u64) -> Value {
     json!({"emailAddress": {"name": format!("{f} {l}"), "address": format!("{local}@{domain}")}})
 }
 
-fn messages_page() -> Value {
+fn messages_page(n: usize) -> Value {
     let me =
         json!({"emailAddress": {"name": "Priya Raman", "address": "priya.raman@contoso.example"}});
-    let messages: Vec<Value> = (0..MESSAGES as u64)
+    let messages: Vec<Value> = (0..n as u64)
         .map(|i| {
             let r = mix(i);
             let to: Vec<Value> = (0..1 + r % 4).map(|j| person(mix(r + j))).collect();
@@ -523,7 +683,7 @@ struct Veil {
 }
 
 impl Veil {
-    fn spawn(bin: &Path, upstream: SocketAddr, secrets: &Secrets) -> Self {
+    fn spawn(bin: &Path, upstream: SocketAddr, secrets: &Secrets, extra: &[&str]) -> Self {
         // Reserve a free port, release it, and hand it to Veil.
         let addr = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -537,6 +697,7 @@ impl Veil {
             .args(["--connector", "outlook-mail"])
             .args(["--upstream", &format!("http://{upstream}")])
             .arg("--allow-unauthenticated")
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -609,7 +770,7 @@ async fn get_ok(client: &reqwest::Client, url: &str, auth: Option<&HeaderValue>)
 async fn startup_once(bin: &Path, graph: SocketAddr, secrets: &Secrets, p_id: &str) -> (f64, f64) {
     let client = client(false);
     let t0 = Instant::now();
-    let veil = Veil::spawn(bin, graph, secrets);
+    let veil = Veil::spawn(bin, graph, secrets, &[]);
     let health = format!("{}/healthz", veil.base());
     let page = format!(
         "{}/v1.0/users/{p_id}/mailFolders/SentItems/messages?$top=40",
@@ -660,6 +821,7 @@ async fn measure(
     auth: Option<HeaderValue>,
     gzip: bool,
     concurrency: usize,
+    duration: Duration,
 ) -> Stats {
     let client = client(gzip);
     let mut headers = hyper::HeaderMap::new();
@@ -669,7 +831,7 @@ async fn measure(
     let _ = load(&client, url, &headers, WARMUP, concurrency).await;
     let started = Instant::now();
     let (mut latencies, errors, body_bytes) =
-        load(&client, url, &headers, MEASURE, concurrency).await;
+        load(&client, url, &headers, duration, concurrency).await;
     let elapsed = started.elapsed();
     latencies.sort_unstable();
     let s = Stats {

@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use veil_engine::pseudonym::{PseudonymConfig, Pseudonymizer};
 use veil_engine::rules::{builtin, RuleSet};
 use veil_engine::secret::Secret;
+use veil_engine::stream::{BodyOptions, PublicBase, SanitizerPath};
 use veil_proxy::auth::{CallerAuth, CallerAuthConfig};
 use veil_proxy::config::{self, var};
 use veil_proxy::proxy::health::HealthInfo;
@@ -71,6 +72,10 @@ pub const ENV_ALLOWED_CALLER_ARNS: &str = "VEIL_ALLOWED_CALLER_ARNS";
 pub const ENV_ALLOW_UNAUTHENTICATED: &str = "VEIL_ALLOW_UNAUTHENTICATED";
 /// Set by the Lambda runtime; its presence selects the Lambda host.
 pub const ENV_LAMBDA_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
+/// The public base URL of this Veil (`https://host[:port]`): when set,
+/// sanitized `@odata.nextLink`/`@odata.deltaLink` point at it instead of
+/// graph.microsoft.com. Unset: Graph's links, as Psoxy clients expect.
+pub const ENV_PUBLIC_BASE_URL: &str = "VEIL_PUBLIC_BASE_URL";
 /// The port Cloud Run asks the container to listen on.
 pub const ENV_PORT: &str = "PORT";
 
@@ -101,6 +106,10 @@ pub struct Options {
     /// `--allow-legacy-short-salt` (or `VEIL_ALLOW_LEGACY_SHORT_SALT`): keep
     /// the weak salt of a Psoxy deployment being migrated (psoxy scheme).
     pub allow_legacy_short_salt: bool,
+    /// `--public-base-url` (else [`ENV_PUBLIC_BASE_URL`]).
+    pub public_base_url: Option<String>,
+    /// Sanitize by the DOM path (the reference) instead of streaming.
+    pub dom_sanitizer: bool,
 }
 
 /// Splits a comma-separated list.
@@ -355,6 +364,29 @@ pub struct Parts {
 
 /// Builds the proxy from its parts (the demo supplies its own).
 pub fn build(parts: Parts) -> anyhow::Result<Proxy> {
+    build_with(parts, BodyOptions::default())
+}
+
+/// The sanitizer options from options and environment.
+pub fn body_options(opts: &Options) -> anyhow::Result<BodyOptions> {
+    let public_base = match opts.public_base_url.clone() {
+        Some(u) => Some(PublicBase::parse(&u).map_err(|e| anyhow!("--public-base-url: {e}"))?),
+        None => var(ENV_PUBLIC_BASE_URL)
+            .map(|u| PublicBase::parse(&u).map_err(|e| anyhow!("{ENV_PUBLIC_BASE_URL}: {e}")))
+            .transpose()?,
+    };
+    Ok(BodyOptions {
+        public_base,
+        path: if opts.dom_sanitizer {
+            SanitizerPath::Dom
+        } else {
+            SanitizerPath::Streaming
+        },
+    })
+}
+
+/// [`build`] with the sanitizer options.
+pub fn build_with(parts: Parts, body: BodyOptions) -> anyhow::Result<Proxy> {
     let key_ids = parts
         .pseudonym
         .encryption_keys
@@ -410,6 +442,7 @@ pub fn build(parts: Parts) -> anyhow::Result<Proxy> {
         ip_allowlist,
         limits: Limits::default(),
         health,
+        body,
     };
     Ok(Proxy::new(
         parts.rules,
@@ -436,13 +469,17 @@ pub async fn from_env(host: Host, opts: &Options) -> anyhow::Result<Proxy> {
     tracing::info!(target: "veil::secrets", salt = %lines[0], encryption_keys = %lines[1], "secrets loaded");
     let warnings = report.warnings();
     let caller_auth = caller_auth(host, opts.allow_unauthenticated, http)?;
-    build(Parts {
-        connector,
-        rules,
-        pseudonym,
-        tokens: token_provider()?,
-        upstream: upstream_config(opts)?,
-        caller_auth,
-        warnings,
-    })
+    let body = body_options(opts)?;
+    build_with(
+        Parts {
+            connector,
+            rules,
+            pseudonym,
+            tokens: token_provider()?,
+            upstream: upstream_config(opts)?,
+            caller_auth,
+            warnings,
+        },
+        body,
+    )
 }

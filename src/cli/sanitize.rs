@@ -5,11 +5,14 @@
 //! reads INPUT (stdin when absent), writes sanitized JSON to stdout, exit 0.
 //! Secrets come from `VEIL_SALT` and `VEIL_ENCRYPTION_KEY`.
 //!
-//! With `--compact` the response is sanitized as the proxy does it: in one
-//! streaming pass over the bytes, without a document tree
-//! ([`veil_engine::stream`]); the input file is held in memory once. The
-//! pretty-printed output needs the sanitized document as a tree, so without
-//! `--compact` the DOM sanitizer runs (same result, more memory).
+//! With `--compact` the response is sanitized as the proxy does it,
+//! streaming over the bytes without a document tree
+//! ([`veil_engine::stream`]), and written as it is produced
+//! ([`veil_engine::stream::sanitize_to`]: a first pass proves the whole
+//! body sanitizes, so on failure nothing is written); the input file is held
+//! in memory once, the output only in pieces. The pretty-printed output
+//! needs the sanitized document as a tree, so without `--compact` the DOM
+//! sanitizer runs (same result, more memory).
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -19,7 +22,7 @@ use anyhow::{anyhow, Context};
 use veil_engine::policy::{split_url, Request, Side};
 use veil_engine::pseudonym::{Pseudonymizer, Scheme};
 use veil_engine::rules::RuleSet;
-use veil_engine::stream::BodyError;
+use veil_engine::stream::{self, BodyError, BodyOptions, WriteError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -85,33 +88,55 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let p = Pseudonymizer::new(config).map_err(|e| anyhow!("{e}"))?;
     let endpoint = allowed.endpoint;
     let failed = |e: &dyn std::fmt::Display| anyhow!("sanitizing failed, nothing was written: {e}");
-    let (mut out, report) = if a.compact {
-        endpoint.sanitize_bytes(&body, &p).map_err(|e| match e {
-            BodyError::InvalidJson {
-                line,
-                column,
-                message,
-            } => not_json(line, column, &message),
-            BodyError::Transform(e) => failed(&e),
-        })?
+    let body_error = |e: BodyError| match e {
+        BodyError::InvalidJson {
+            line,
+            column,
+            message,
+        } => not_json(line, column, &message),
+        BodyError::Transform(e) => failed(&e),
+    };
+    let mut stdout = std::io::stdout().lock();
+    let written = if a.compact {
+        // Written as it is produced (see `stream::sanitize_to`): memory is
+        // the input and a bounded piece of the output.
+        match stream::sanitize_to(
+            &endpoint.sanitizer,
+            &body,
+            &p,
+            &endpoint.label,
+            &BodyOptions::default(),
+            &mut stdout,
+        ) {
+            Ok(report) => Ok(report),
+            Err(WriteError::Body(e)) => return Err(body_error(e)),
+            Err(WriteError::Io(e)) => Err(e),
+            Err(e @ WriteError::Incomplete) => return Err(anyhow!("sanitizing failed: {e}")),
+        }
+        .and_then(|report| {
+            stdout.write_all(b"\n")?;
+            stdout.flush()?;
+            Ok(report)
+        })
     } else {
         let mut doc: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| not_json(e.line(), e.column(), &e))?;
         drop(body);
         let report = endpoint.sanitize(&mut doc, &p).map_err(|e| failed(&e))?;
-        (serde_json::to_vec_pretty(&doc)?, report)
+        let mut out = serde_json::to_vec_pretty(&doc)?;
+        drop(doc);
+        out.push(b'\n');
+        stdout
+            .write_all(&out)
+            .and_then(|()| stdout.flush())
+            .map(|()| report)
     };
-    out.push(b'\n');
-    let written = {
-        let mut stdout = std::io::stdout().lock();
-        stdout.write_all(&out).and_then(|()| stdout.flush())
-    };
-    match written {
-        Ok(()) => {}
+    let report = match written {
+        Ok(report) => report,
         // `veil sanitize … | head`: the reader had enough.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
         Err(e) => return Err(anyhow::Error::new(e).context("cannot write the output")),
-    }
+    };
     if a.explain {
         eprintln!("endpoint: {}", endpoint.label);
         if endpoint.sanitizer.has_schema() {

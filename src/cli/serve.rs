@@ -120,6 +120,13 @@ pub struct Args {
     /// Serve Prometheus metrics at /metrics on this separate address (off by default).
     #[arg(long, env = ENV_METRICS_LISTEN)]
     metrics_listen: Option<SocketAddr>,
+    /// Veil's public base URL (https://host[:port]): paging links point at it
+    /// instead of graph.microsoft.com (VEIL_PUBLIC_BASE_URL; default: Graph's links).
+    #[arg(long)]
+    public_base_url: Option<String>,
+    /// Sanitize by the DOM path instead of streaming (for comparisons).
+    #[arg(long, hide = true)]
+    dom_sanitizer: bool,
 }
 
 /// The address of the metrics listener (`--metrics-listen`).
@@ -253,6 +260,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         upstream: a.upstream.clone(),
         allow_unauthenticated: a.allow_unauthenticated,
         allow_legacy_short_salt: a.allow_legacy_short_salt,
+        public_base_url: a.public_base_url.clone(),
+        dom_sanitizer: a.dom_sanitizer,
     };
     let limits = ServeLimits::from_args(&a)?.fit_open_files();
     let rt = tokio::runtime::Builder::new_multi_thread()

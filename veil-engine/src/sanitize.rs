@@ -60,6 +60,11 @@ pub struct EndpointSanitizer {
     owners: Vec<usize>,
 }
 
+/// Most values remembered per transform and document. Pages repeat a few
+/// hundred addresses and ids many times; values seen once (message ids)
+/// would otherwise fill the memo with the page's size.
+const MEMO_MAX: usize = 1024;
+
 pub(crate) struct Fail {
     pub(crate) transform: usize,
     pub(crate) reason: String,
@@ -224,6 +229,44 @@ impl EndpointSanitizer {
         })
     }
 
+    /// The streaming fast path for a string a transform has seen before in
+    /// this document: when the `matched` paths belong to one active
+    /// transform whose output depends only on the string, and its memo holds
+    /// `s`, writes the remembered output to `out` (counted as
+    /// [`Self::apply_matched`] counts it) and returns true. Otherwise
+    /// writes nothing and returns false.
+    pub(crate) fn write_remembered(
+        &self,
+        s: &str,
+        matched: &[u32],
+        w: &mut Walk<'_>,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let mut owners = matched.iter().map(|&m| self.owners[m as usize]);
+        let Some(t) = owners.next() else {
+            return false;
+        };
+        if owners.any(|o| o != t)
+            || !w.active[t]
+            || !self.transforms[t].transform.is_deterministic_on_strings()
+        {
+            return false;
+        }
+        let Some(remembered) = w.memo[t].get(s) else {
+            return false;
+        };
+        let mark = out.len();
+        if serde_json::to_writer(&mut *out, remembered).is_err() {
+            out.truncate(mark);
+            return false;
+        }
+        w.matches[t] += 1;
+        if !matches!(remembered, Value::String(r) if r == s) {
+            w.changes[t] += 1;
+        }
+        true
+    }
+
     /// Applies the transforms of the `matched` paths to `v` in rule order.
     /// Returns true when `v` must be removed.
     pub(crate) fn apply_matched(
@@ -257,7 +300,7 @@ impl EndpointSanitizer {
                         }
                         continue;
                     }
-                    Some(s.clone())
+                    (w.memo[t].len() < MEMO_MAX).then(|| s.clone())
                 }
                 _ => None,
             };

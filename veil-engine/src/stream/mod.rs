@@ -64,6 +64,20 @@
 //! There is no size limit here: the caller's limit on the body bounds the
 //! input, and a buffered subtree is part of it.
 //!
+//! [`sanitize_to`] writes the output to a sink in pieces instead (for
+//! `veil sanitize`): a first pass that writes nothing proves the whole body
+//! sanitizes, the second writes as it goes; a piece is handed over only
+//! between the members or elements of a streamed container, where nothing
+//! written can be taken back.
+//!
+//! # Host options
+//!
+//! [`BodyOptions`] selects the path ([`SanitizerPath::Dom`] forces the
+//! reference, for comparisons) and a [`PublicBase`] for paging links: a
+//! sanitized top-level `@odata.nextLink`/`@odata.deltaLink` starting with
+//! `https://graph.microsoft.com/` then starts with Veil's public base. Both
+//! paths rewrite the same value the same way, after the rules ran.
+//!
 //! # Why a hand-written scanner
 //!
 //! Two readers were measured on the pages of `benches/sanitize.rs` (its
@@ -96,11 +110,21 @@
 //! UTF-8 checks (~6 %), the path automaton's per-member step (~6 %), the
 //! transforms on selected values with their memo (~8 %), and the kernel
 //! faulting in the input and output buffers (~20 %).
+//!
+//! Under `veil serve` (perf, `cargo bench --bench proxy`, 109 KB page,
+//! streaming): the upstream body's depth check (~12 % before it skipped
+//! string content), this scanner's strings (~8 %) and member loop (~6 %),
+//! UTF-8 checks (~6 %), socket writes and reads (~8 %), malloc/free (~7 %),
+//! gzip for callers that ask (~5 %), HMAC for pseudonyms the memo has not
+//! seen (~3 %). A per-request cost outside the sanitizer (HTTP both ways,
+//! the upstream read, logging) is of the order of the streaming sanitizer's
+//! own, so the proxy gains less than the sanitizer alone.
 
 mod scan;
 
 use std::borrow::Cow;
 use std::fmt;
+use std::io::Write;
 
 use foldhash::HashSet;
 use serde_json::Value;
@@ -161,9 +185,246 @@ pub fn sanitize_bytes(
     p: &Pseudonymizer,
     endpoint: &str,
 ) -> Result<(Vec<u8>, Report), BodyError> {
-    match stream_only(san, body, p, endpoint)? {
-        Some(done) => Ok(done),
-        None => dom(san, body, p, endpoint),
+    sanitize_with(san, body, p, endpoint, &BodyOptions::default())
+}
+
+/// [`sanitize_bytes`] with the host's [`BodyOptions`]: which path answers,
+/// and where paging links point.
+pub fn sanitize_with(
+    san: &EndpointSanitizer,
+    body: &[u8],
+    p: &Pseudonymizer,
+    endpoint: &str,
+    opts: &BodyOptions,
+) -> Result<(Vec<u8>, Report), BodyError> {
+    let links = opts.public_base.as_ref();
+    if opts.path == SanitizerPath::Dom {
+        return dom_with(san, body, p, endpoint, links);
+    }
+    let active = vec![true; san.transforms().len()];
+    let mut tx = Tx::new(san, body, p, &active, links, None);
+    match stream_inner(san, body, p, endpoint, &mut tx)? {
+        Some(report) => Ok((tx.out, report)),
+        None => dom_with(san, body, p, endpoint, links),
+    }
+}
+
+/// Sanitizes a response body into `w`, holding only a bounded part of the
+/// output in memory (the body itself is held by the caller).
+///
+/// Fail closed in two passes where the body streams: the first writes
+/// nothing and proves that the whole body sanitizes (valid JSON, no
+/// transform failure, no duplicate member name that would need the DOM
+/// path); only then the second writes the output as it is produced. The
+/// transforms are deterministic, so the second pass repeats the first; should
+/// it fail anyway, [`WriteError::Incomplete`] says the output is cut short.
+/// Bodies that need the DOM path are sanitized whole before anything is
+/// written.
+pub fn sanitize_to(
+    san: &EndpointSanitizer,
+    body: &[u8],
+    p: &Pseudonymizer,
+    endpoint: &str,
+    opts: &BodyOptions,
+    w: &mut dyn Write,
+) -> Result<Report, WriteError> {
+    let links = opts.public_base.as_ref();
+    let whole = |w: &mut dyn Write| -> Result<Report, WriteError> {
+        let (out, report) = dom_with(san, body, p, endpoint, links).map_err(WriteError::Body)?;
+        w.write_all(&out).map_err(WriteError::Io)?;
+        Ok(report)
+    };
+    if opts.path == SanitizerPath::Dom {
+        return whole(w);
+    }
+    let active = vec![true; san.transforms().len()];
+    let mut discard = std::io::sink();
+    let mut proof = Tx::new(san, body, p, &active, links, Some(&mut discard));
+    if stream_inner(san, body, p, endpoint, &mut proof)
+        .map_err(WriteError::Body)?
+        .is_none()
+    {
+        return whole(w);
+    }
+    drop(proof);
+    let mut tx = Tx::new(san, body, p, &active, links, Some(w));
+    let result = stream_inner(san, body, p, endpoint, &mut tx);
+    let io = tx.io_error.take();
+    match (result, io) {
+        (_, Some(e)) => Err(WriteError::Io(e)),
+        (Ok(Some(report)), None) => {
+            let rest = std::mem::take(&mut tx.out);
+            match tx.sink.as_mut() {
+                Some(w) => w.write_all(&rest).map_err(WriteError::Io)?,
+                None => return Err(WriteError::Incomplete),
+            }
+            Ok(report)
+        }
+        (Ok(None) | Err(_), None) => Err(WriteError::Incomplete),
+    }
+}
+
+/// Why [`sanitize_to`] stopped.
+#[derive(Debug)]
+pub enum WriteError {
+    /// The body cannot be sanitized; nothing was written.
+    Body(BodyError),
+    /// Writing failed (the output is cut short).
+    Io(std::io::Error),
+    /// The second pass did not repeat the first (cannot happen with
+    /// deterministic transforms); the output is cut short.
+    Incomplete,
+}
+
+impl fmt::Display for WriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WriteError::Body(e) => e.fmt(f),
+            WriteError::Io(e) => write!(f, "cannot write the output: {e}"),
+            WriteError::Incomplete => f.write_str(
+                "the response sanitized differently on the writing pass; the output is incomplete",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for WriteError {}
+
+/// Which sanitizer answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SanitizerPath {
+    /// The streaming transcoder, falling back to the DOM path where the
+    /// rules or the body need it.
+    #[default]
+    Streaming,
+    /// Always the DOM path (the reference; same output, more time and
+    /// memory). For comparisons and benchmarks.
+    Dom,
+}
+
+/// What a host sets for every response besides the rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BodyOptions {
+    /// Where the paging links point: `None` keeps Graph's links (what
+    /// Psoxy clients expect).
+    pub public_base: Option<PublicBase>,
+    pub path: SanitizerPath,
+}
+
+/// Graph's base URL, as paging links carry it.
+pub const GRAPH_BASE: &str = "https://graph.microsoft.com";
+
+/// The top-level members that hold paging links (the rules' `pagingLinks`).
+pub const PAGING_LINKS: [&str; 2] = ["@odata.nextLink", "@odata.deltaLink"];
+
+/// A public base URL for paging links: `https://host[:port]` (plain
+/// `http://` only for a loopback host), no path, query or user info. A
+/// sanitized top-level `@odata.nextLink`/`@odata.deltaLink` that starts with
+/// `https://graph.microsoft.com/` gets this base instead, so a client
+/// follows it through Veil. The rest of the link is what the rules left
+/// (tokens stay tokens).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicBase(String);
+
+impl PublicBase {
+    /// Checks `url`; the error says what is wrong with it.
+    pub fn parse(url: &str) -> Result<PublicBase, String> {
+        let (scheme, authority) = if let Some(a) = url.strip_prefix("https://") {
+            ("https", a)
+        } else if let Some(a) = url.strip_prefix("http://") {
+            ("http", a)
+        } else {
+            return Err(format!(
+                "public base URL `{url}` must start with https:// (e.g. https://veil.example.com)"
+            ));
+        };
+        let authority = authority.strip_suffix('/').unwrap_or(authority);
+        if authority.contains(['/', '?', '#']) {
+            return Err(format!(
+                "public base URL `{url}` must be scheme://host[:port] with no path, query or fragment: Veil serves Graph's paths at its root"
+            ));
+        }
+        if authority.contains('@') {
+            return Err(format!(
+                "public base URL `{url}` must not carry user information"
+            ));
+        }
+        let (host, port) = match authority.rfind(':') {
+            Some(i) if authority.starts_with('[') && !authority[..i].ends_with(']') => {
+                (authority, None)
+            }
+            Some(i) => (&authority[..i], Some(&authority[i + 1..])),
+            None => (authority, None),
+        };
+        if let Some(p) = port {
+            if !(1..=5).contains(&p.len())
+                || !p.bytes().all(|b| b.is_ascii_digit())
+                || !p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n))
+            {
+                return Err(format!("public base URL `{url}`: `{p}` is not a port"));
+            }
+        }
+        let ipv6 = host.starts_with('[') && host.ends_with(']');
+        let host_ok = if ipv6 {
+            host.len() > 2
+                && host[1..host.len() - 1]
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        } else {
+            !host.is_empty()
+                && host.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                })
+        };
+        if !host_ok {
+            return Err(format!(
+                "public base URL `{url}`: `{host}` is not a host name or address"
+            ));
+        }
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host == "[::1]"
+            || host
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if scheme == "http" && !loopback {
+            return Err(format!(
+                "public base URL `{url}` must use https:// (plain http:// only for a loopback address)"
+            ));
+        }
+        Ok(PublicBase(format!(
+            "{scheme}://{}",
+            authority.to_ascii_lowercase()
+        )))
+    }
+
+    /// The base, without a trailing slash.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The link with this base instead of Graph's, if it is a Graph link.
+    pub fn rewrite(&self, link: &str) -> Option<String> {
+        let rest = link.strip_prefix(GRAPH_BASE)?;
+        rest.starts_with('/').then(|| format!("{}{rest}", self.0))
+    }
+
+    /// Rewrites the paging links of a sanitized document.
+    pub fn rewrite_doc(&self, doc: &mut Value) {
+        if let Value::Object(map) = doc {
+            for key in PAGING_LINKS {
+                if let Some(Value::String(link)) = map.get_mut(key) {
+                    if let Some(new) = self.rewrite(link) {
+                        *link = new;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -174,10 +435,24 @@ pub fn dom(
     p: &Pseudonymizer,
     endpoint: &str,
 ) -> Result<(Vec<u8>, Report), BodyError> {
+    dom_with(san, body, p, endpoint, None)
+}
+
+/// The DOM path, paging links pointed at `links` when given.
+pub fn dom_with(
+    san: &EndpointSanitizer,
+    body: &[u8],
+    p: &Pseudonymizer,
+    endpoint: &str,
+    links: Option<&PublicBase>,
+) -> Result<(Vec<u8>, Report), BodyError> {
     let mut doc: Value = serde_json::from_slice(body).map_err(json_error)?;
     let report = san
         .sanitize(&mut doc, p, endpoint)
         .map_err(BodyError::Transform)?;
+    if let Some(base) = links {
+        base.rewrite_doc(&mut doc);
+    }
     let out = serde_json::to_vec(&doc).map_err(json_error)?;
     Ok((out, report))
 }
@@ -191,39 +466,33 @@ pub fn stream_only(
     p: &Pseudonymizer,
     endpoint: &str,
 ) -> Result<Option<(Vec<u8>, Report)>, BodyError> {
+    let active = vec![true; san.transforms().len()];
+    let mut tx = Tx::new(san, body, p, &active, None, None);
+    Ok(stream_inner(san, body, p, endpoint, &mut tx)?.map(|r| (std::mem::take(&mut tx.out), r)))
+}
+
+fn stream_inner(
+    san: &EndpointSanitizer,
+    body: &[u8],
+    p: &Pseudonymizer,
+    endpoint: &str,
+    tx: &mut Tx<'_, '_, '_>,
+) -> Result<Option<Report>, BodyError> {
     if !san.streams() {
         return Ok(None);
     }
-    let active = vec![true; san.transforms().len()];
     let result = if std::str::from_utf8(body).is_err() {
         Err(Stop::Bad)
     } else {
-        let mut tx = Tx {
-            sc: Scanner::new(body),
-            out: Vec::with_capacity(body.len() / 8),
-            san,
-            schema: san.schema(),
-            paths: san.paths(),
-            global: san.paths().has_global(),
-            w: san.new_walk(p, &active),
-            schema_changes: 0,
-            order: Vec::new(),
-            seen: Vec::new(),
-            bufs: Vec::new(),
-        };
         tx.run()
-            .map(|()| (tx.out, tx.schema_changes, tx.w.matches, tx.w.changes))
     };
     match result {
-        Ok((out, schema_changes, matches, changes)) => Ok(Some((
-            out,
-            Report {
-                schema_changes,
-                matches,
-                changes,
-                active,
-            },
-        ))),
+        Ok(()) => Ok(Some(Report {
+            schema_changes: tx.schema_changes,
+            matches: std::mem::take(&mut tx.w.matches),
+            changes: std::mem::take(&mut tx.w.changes),
+            active: vec![true; san.transforms().len()],
+        })),
         // A transform failed. The DOM path gives the error: it names the
         // same value, and a duplicate member name later in the body (which
         // the DOM path resolves to the last value) cannot make the two differ.
@@ -231,7 +500,7 @@ pub fn stream_only(
             Err(e) => Err(e),
             Ok(_) => Ok(None),
         },
-        Err(Stop::Dup) => Ok(None),
+        Err(Stop::Dup | Stop::Io) => Ok(None),
         Err(Stop::Bad) => match serde_json::from_slice::<Value>(body) {
             Err(e) => Err(json_error(e)),
             Ok(_) => Ok(None),
@@ -246,6 +515,8 @@ enum Stop {
     Dup,
     /// A transform failed.
     Fail,
+    /// Writing to the sink failed (the error is in `Tx::io_error`).
+    Io,
 }
 
 impl From<Bad> for Stop {
@@ -296,9 +567,19 @@ impl<'a> Seen<'a> {
     }
 }
 
-struct Tx<'a, 's> {
+/// With a sink: the output is handed to it in pieces of about this size.
+const FLUSH_AT: usize = 64 * 1024;
+
+struct Tx<'a, 's, 'o> {
     sc: Scanner<'a>,
+    /// The output not yet handed to the sink (all of it without a sink).
     out: Vec<u8>,
+    /// Bytes handed to the sink so far.
+    flushed: usize,
+    sink: Option<&'o mut dyn Write>,
+    io_error: Option<std::io::Error>,
+    /// Where top-level paging links point, when not at Graph.
+    links: Option<&'s PublicBase>,
     san: &'s EndpointSanitizer,
     schema: Option<&'s SchemaFilter>,
     paths: &'s PathSet,
@@ -312,7 +593,96 @@ struct Tx<'a, 's> {
     bufs: Vec<(Vec<State>, Vec<u32>)>,
 }
 
-impl<'a> Tx<'a, '_> {
+impl<'a, 's, 'o> Tx<'a, 's, 'o> {
+    fn new(
+        san: &'s EndpointSanitizer,
+        body: &'a [u8],
+        p: &'s Pseudonymizer,
+        active: &'s [bool],
+        links: Option<&'s PublicBase>,
+        sink: Option<&'o mut dyn Write>,
+    ) -> Self {
+        // Without a sink the output is collected whole: start at an
+        // eighth of the body (the schema drops most of a page).
+        let capacity = match sink {
+            Some(_) => FLUSH_AT + FLUSH_AT / 4,
+            None => body.len() / 8,
+        };
+        Tx {
+            sc: Scanner::new(body),
+            out: Vec::with_capacity(capacity),
+            flushed: 0,
+            sink,
+            io_error: None,
+            links,
+            san,
+            schema: san.schema(),
+            paths: san.paths(),
+            global: san.paths().has_global(),
+            w: san.new_walk(p, active),
+            schema_changes: 0,
+            order: Vec::new(),
+            seen: Vec::new(),
+            bufs: Vec::new(),
+        }
+    }
+
+    /// The output position (bytes written, flushed or not).
+    fn mark(&self) -> usize {
+        self.flushed + self.out.len()
+    }
+
+    /// Takes back the output written since `mark`. Values that may be
+    /// taken back are scalars and buffered subtrees, which are never
+    /// flushed in part; a mark before the flushed output would be a bug,
+    /// and then the DOM path answers.
+    fn truncate(&mut self, mark: usize) -> Result<(), Stop> {
+        if mark < self.flushed {
+            return Err(Stop::Fail);
+        }
+        self.out.truncate(mark - self.flushed);
+        Ok(())
+    }
+
+    /// Hands the output so far to the sink once it is large enough. Called
+    /// only between the members or elements of a streamed container, where
+    /// nothing written before can be taken back.
+    fn maybe_flush(&mut self) -> Result<(), Stop> {
+        if self.out.len() < FLUSH_AT {
+            return Ok(());
+        }
+        if let Some(w) = self.sink.as_mut() {
+            if let Err(e) = w.write_all(&self.out) {
+                self.io_error = Some(e);
+                return Err(Stop::Io);
+            }
+            self.flushed += self.out.len();
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Points a top-level paging link written at `start` at the public
+    /// base. The output there is serde_json's encoding of a string, so the
+    /// text `"https://graph.microsoft.com/` begins it exactly when the link
+    /// begins with Graph's base.
+    fn rewrite_link(&mut self, start: usize) {
+        let Some(base) = self.links else { return };
+        if start < self.flushed {
+            return;
+        }
+        let at = start - self.flushed;
+        let value = &self.out[at..];
+        if value.len() > GRAPH_BASE.len() + 1
+            && value[0] == b'"'
+            && value[1..].starts_with(GRAPH_BASE.as_bytes())
+            && value[1 + GRAPH_BASE.len()] == b'/'
+        {
+            self.out
+                .splice(at + 1..at + 1 + GRAPH_BASE.len(), base.as_str().bytes());
+        }
+    }
+
     fn run(&mut self) -> Result<(), Stop> {
         let (mut states, mut matched) = (Vec::new(), Vec::new());
         self.paths.initial(&mut states, &mut matched);
@@ -421,6 +791,16 @@ impl<'a> Tx<'a, '_> {
                 Scalar::Lit(l) => self.out.extend_from_slice(l),
             }
             return Ok(true);
+        }
+        if let Scalar::Str(s) = s {
+            if let Some(text) = s.plain() {
+                if self
+                    .san
+                    .write_remembered(text, matched, &mut self.w, &mut self.out)
+                {
+                    return Ok(true);
+                }
+            }
         }
         let mut v = match s {
             Scalar::Str(s) => Value::String(s.text()?.into_owned()),
@@ -533,17 +913,22 @@ impl<'a> Tx<'a, '_> {
                     self.paths
                         .advance(states, Key::Name(&key), pos, None, next, matched);
                     pos += 1;
-                    let mark = self.out.len();
+                    self.maybe_flush()?;
+                    let mark = self.mark();
                     if !first {
                         self.out.push(b',');
                     }
                     k.write(&mut self.out)?;
                     self.out.push(b':');
+                    let start = self.mark();
                     let kept = self.value(child, matched, next, depth + 1)?;
                     if kept {
                         first = false;
+                        if depth == 0 && self.links.is_some() && PAGING_LINKS.contains(&&*key) {
+                            self.rewrite_link(start);
+                        }
                     } else {
-                        self.out.truncate(mark);
+                        self.truncate(mark)?;
                     }
                 }
             }
@@ -616,7 +1001,8 @@ impl<'a> Tx<'a, '_> {
                 next,
                 matched,
             );
-            let mark = self.out.len();
+            self.maybe_flush()?;
+            let mark = self.mark();
             if !first {
                 self.out.push(b',');
             }
@@ -624,7 +1010,7 @@ impl<'a> Tx<'a, '_> {
             if kept {
                 first = false;
             } else {
-                self.out.truncate(mark);
+                self.truncate(mark)?;
             }
             pos += 1;
             if !self.sc.next_or_close(b']')? {

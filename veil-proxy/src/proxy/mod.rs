@@ -105,6 +105,8 @@ pub struct ProxyConfig {
     pub ip_allowlist: Vec<IpNet>,
     pub limits: Limits,
     pub health: HealthInfo,
+    /// The sanitizer path and where paging links point.
+    pub body: veil_engine::stream::BodyOptions,
 }
 
 struct Inner {
@@ -349,8 +351,12 @@ impl Proxy {
         headers.extend(respond::passed_headers(&upstream.headers));
         let gzip_ok = respond::accepts_gzip(req.headers());
         if upstream.status.is_success() {
-            let (body, report) =
-                respond::sanitize_body(endpoint, &upstream.body, &self.inner.pseudonymizer)?;
+            let (body, report) = respond::sanitize_body(
+                endpoint,
+                &upstream.body,
+                &self.inner.pseudonymizer,
+                &self.inner.config.body,
+            )?;
             out.report = Some(report);
             out.transform_kinds = endpoint.sanitizer.transform_names();
             let body = if req.method() == Method::HEAD {

@@ -13,6 +13,7 @@ use super::error::{ErrorKind, Phase, ProxyError};
 use veil_engine::pseudonym::Pseudonymizer;
 use veil_engine::rules::CompiledEndpoint;
 use veil_engine::sanitize::Report;
+use veil_engine::stream::BodyOptions;
 
 /// Response headers of Graph's that pass to the caller.
 pub const PASSED_HEADERS: &[&str] = &[
@@ -31,10 +32,12 @@ pub const HEADER_VERSION: &str = "x-veil-version";
 pub const HEADER_PSOXY_ERROR: &str = "x-psoxy-error";
 
 /// Sanitizes a 2xx body. An empty body (HEAD, 204) passes as empty.
+/// `opts`: the streaming or the DOM path, and where paging links point.
 pub fn sanitize_body(
     endpoint: &CompiledEndpoint,
     body: &[u8],
     p: &Pseudonymizer,
+    opts: &BodyOptions,
 ) -> Result<(Bytes, Report), ProxyError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok((Bytes::new(), Report::default()));
@@ -42,7 +45,14 @@ pub fn sanitize_body(
     // One pass over Graph's bytes (veil_engine::stream): what the allowlist
     // drops is skipped, what is kept is copied or transformed straight to
     // the output; the whole sanitized body is returned or nothing.
-    let (out, report) = endpoint.sanitize_bytes(body, p).map_err(|e| match e {
+    let (out, report) = veil_engine::stream::sanitize_with(
+        &endpoint.sanitizer,
+        body,
+        p,
+        &endpoint.label,
+        opts,
+    )
+    .map_err(|e| match e {
         veil_engine::stream::BodyError::InvalidJson { line, column, .. } => ProxyError::new(
             Phase::Respond,
             ErrorKind::UpstreamInvalid,

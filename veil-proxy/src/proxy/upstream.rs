@@ -688,13 +688,25 @@ impl DepthScanner {
         }
     }
 
-    /// Feeds bytes; `false` once the nesting passed the maximum.
+    /// Feeds bytes; `false` once the nesting passed the maximum. Bytes that
+    /// cannot change the state (all but quotes, backslashes and brackets)
+    /// are skipped in a tight loop: most of a page is string content.
     pub(crate) fn feed(&mut self, data: &[u8]) -> bool {
-        for &b in data {
+        let mut i = 0;
+        while i < data.len() {
+            if self.escaped {
+                // The byte after a backslash in a string, whatever it is.
+                self.escaped = false;
+                i += 1;
+                continue;
+            }
+            while i < data.len() && !DEPTH_SPECIAL[data[i] as usize] {
+                i += 1;
+            }
+            let Some(&b) = data.get(i) else { break };
+            i += 1;
             if self.in_string {
-                if self.escaped {
-                    self.escaped = false;
-                } else if b == b'\\' {
+                if b == b'\\' {
                     self.escaped = true;
                 } else if b == b'"' {
                     self.in_string = false;
@@ -716,6 +728,18 @@ impl DepthScanner {
         true
     }
 }
+
+/// The bytes [`DepthScanner`] looks at.
+static DEPTH_SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[b'[' as usize] = true;
+    t[b']' as usize] = true;
+    t[b'{' as usize] = true;
+    t[b'}' as usize] = true;
+    t
+};
 
 /// A call that failed before Graph's answer arrived: the cause (DNS,
 /// connect, TLS, timeout, reset) and the error chain are for the log.
@@ -904,6 +928,26 @@ mod tests {
         // Brackets inside strings (escaped quotes too) do not count.
         let s = format!(r#"{{"a":"{}\"{}"}}"#, "[".repeat(100), "{".repeat(100));
         assert!(read(&cfg, false, s.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn nesting_is_tracked_across_chunk_boundaries() {
+        // Escapes, quotes and brackets split at every position: the depth
+        // reached is the same as over the whole body.
+        let body = br#"{"a":["x\\\"[{","\\",{"b":[[1]]}],"c":"]}\u005b"}"#;
+        for max in 0..6 {
+            let whole = DepthScanner::new(max).feed(body);
+            for cut in 0..=body.len() {
+                for cut2 in cut..=body.len() {
+                    let mut d = DepthScanner::new(max);
+                    let ok =
+                        d.feed(&body[..cut]) && d.feed(&body[cut..cut2]) && d.feed(&body[cut2..]);
+                    assert_eq!(ok, whole, "max {max}, cuts {cut} {cut2}");
+                }
+            }
+            // The body nests 5 deep (`{`, `[`, `{`, `[`, `[`).
+            assert_eq!(whole, max >= 5, "max {max}");
+        }
     }
 
     #[test]
