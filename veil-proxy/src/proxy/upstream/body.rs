@@ -1,0 +1,220 @@
+//! Reading Graph's answer with bounded memory: gzip inflated as it arrives,
+//! the inflated size and the JSON nesting checked on the way ([`BodyReader`],
+//! [`DepthScanner`]).
+
+use super::*;
+
+/// Why the inflated body was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Limit {
+    Size,
+    Depth,
+    Budget,
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+impl std::error::Error for Limit {}
+
+/// Where inflated bytes go: size, nesting and budget are checked before
+/// they are kept.
+pub(super) struct Sink {
+    buf: Vec<u8>,
+    max: usize,
+    depth: DepthScanner,
+    reservation: Reservation,
+}
+
+impl std::io::Write for Sink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let fail = |l: Limit| std::io::Error::other(l);
+        if self.buf.len() + data.len() > self.max {
+            return Err(fail(Limit::Size));
+        }
+        if !self.depth.feed(data) {
+            return Err(fail(Limit::Depth));
+        }
+        if !self.reservation.cover(self.buf.len() + data.len()) {
+            return Err(fail(Limit::Budget));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads a body chunk by chunk, inflating gzip on the way.
+pub(crate) struct BodyReader {
+    inner: Decode,
+    max_body: usize,
+    max_depth: usize,
+}
+
+pub(super) enum Decode {
+    Plain(Sink),
+    Gzip(Box<flate2::write::GzDecoder<Sink>>),
+}
+
+impl BodyReader {
+    pub(super) fn new(config: &UpstreamConfig, gzip: bool) -> Self {
+        let sink = Sink {
+            buf: Vec::new(),
+            max: config.max_body_bytes,
+            depth: DepthScanner::new(config.max_depth),
+            reservation: config.budget.reserve(),
+        };
+        BodyReader {
+            inner: if gzip {
+                Decode::Gzip(Box::new(flate2::write::GzDecoder::new(sink)))
+            } else {
+                Decode::Plain(sink)
+            },
+            max_body: config.max_body_bytes,
+            max_depth: config.max_depth,
+        }
+    }
+
+    pub(super) fn feed(&mut self, chunk: &[u8]) -> Result<(), ProxyError> {
+        let r = match &mut self.inner {
+            Decode::Plain(sink) => sink.write_all(chunk),
+            Decode::Gzip(dec) => dec.write_all(chunk),
+        };
+        r.map_err(|e| self.error(&e))
+    }
+
+    pub(super) fn finish(self) -> Result<(Vec<u8>, Reservation), ProxyError> {
+        let (max_body, max_depth) = (self.max_body, self.max_depth);
+        let sink = match self.inner {
+            Decode::Plain(sink) => sink,
+            Decode::Gzip(mut dec) => {
+                if let Err(e) = dec.try_finish() {
+                    return Err(read_error(&e, max_body, max_depth));
+                }
+                dec.finish()
+                    .map_err(|e| read_error(&e, max_body, max_depth))?
+            }
+        };
+        Ok((sink.buf, sink.reservation))
+    }
+
+    pub(super) fn error(&self, e: &std::io::Error) -> ProxyError {
+        read_error(e, self.max_body, self.max_depth)
+    }
+}
+
+pub(super) fn read_error(e: &std::io::Error, max_body: usize, max_depth: usize) -> ProxyError {
+    match e.get_ref().and_then(|i| i.downcast_ref::<Limit>()) {
+        Some(Limit::Size) => too_large(max_body),
+        Some(Limit::Depth) => ProxyError::new(
+            Phase::Upstream,
+            ErrorKind::UpstreamTooLarge,
+            format!("Graph's response nests deeper than Veil accepts ({max_depth} levels); nothing of it is returned"),
+        )
+        .upstream_cause(UpstreamCause::Body)
+        .with_detail(format!("JSON nesting over {max_depth}")),
+        Some(Limit::Budget) => ProxyError::new(
+            Phase::Upstream,
+            ErrorKind::Overloaded,
+            "Veil is holding as many response bodies as its memory budget allows; retry shortly",
+        ),
+        None => ProxyError::new(
+            Phase::Upstream,
+            ErrorKind::UpstreamInvalid,
+            "Graph's gzip-compressed response is truncated or corrupt; nothing of it is returned",
+        )
+        .upstream_cause(UpstreamCause::Body)
+        .caused_by(e),
+    }
+}
+
+pub(super) fn too_large(max: usize) -> ProxyError {
+    ProxyError::new(
+        Phase::Upstream,
+        ErrorKind::UpstreamTooLarge,
+        format!(
+            "Graph's response is larger than Veil accepts ({} MiB once inflated); nothing of it is returned: ask for smaller pages ($top)",
+            max / (1024 * 1024)
+        ),
+    )
+    .upstream_cause(UpstreamCause::Body)
+    .with_detail(format!("inflated body over {max} bytes"))
+}
+
+/// Tracks JSON nesting over a byte stream, ignoring brackets in strings.
+#[derive(Debug, Clone)]
+pub(crate) struct DepthScanner {
+    depth: usize,
+    max: usize,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl DepthScanner {
+    pub(crate) fn new(max: usize) -> Self {
+        DepthScanner {
+            depth: 0,
+            max,
+            in_string: false,
+            escaped: false,
+        }
+    }
+
+    /// Feeds bytes; `false` once the nesting passed the maximum. Bytes that
+    /// cannot change the state (all but quotes, backslashes and brackets)
+    /// are skipped in a tight loop: most of a page is string content.
+    pub(crate) fn feed(&mut self, data: &[u8]) -> bool {
+        let mut i = 0;
+        while i < data.len() {
+            if self.escaped {
+                // The byte after a backslash in a string, whatever it is.
+                self.escaped = false;
+                i += 1;
+                continue;
+            }
+            while i < data.len() && !DEPTH_SPECIAL[data[i] as usize] {
+                i += 1;
+            }
+            let Some(&b) = data.get(i) else { break };
+            i += 1;
+            if self.in_string {
+                if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'[' | b'{' => {
+                    self.depth += 1;
+                    if self.depth > self.max {
+                        return false;
+                    }
+                }
+                b']' | b'}' => self.depth = self.depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        true
+    }
+}
+
+/// The bytes [`DepthScanner`] looks at.
+pub(super) static DEPTH_SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[b'[' as usize] = true;
+    t[b']' as usize] = true;
+    t[b'{' as usize] = true;
+    t[b'}' as usize] = true;
+    t
+};
