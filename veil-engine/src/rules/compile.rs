@@ -16,6 +16,7 @@ use crate::policy::{ParamKind, ParamSchema, PathPattern};
 use crate::pseudonym::{Encoding, PseudonymizeOptions};
 use crate::sanitize::{EndpointSanitizer, RuleTransform};
 use crate::schema_filter::SchemaFilter;
+use crate::transform::pseudonymize::EmailDomains;
 use crate::transform::{self, Transform};
 
 /// A loaded, compiled rule file.
@@ -494,7 +495,7 @@ fn compile_transform(t: &TransformSpec) -> Result<(RuleTransform, Vec<CompiledPa
                 domains: o
                     .email_domains
                     .as_ref()
-                    .map(|d| transform::pseudonymize::EmailDomains::compile(d, encoding))
+                    .map(|d| email_domains(d, encoding))
                     .transpose()?,
             })
         }
@@ -574,6 +575,58 @@ fn overlaps(eps: &[CompiledEndpoint]) -> Vec<String> {
         }
     }
     out
+}
+
+/// Compiles `emailDomains` of `pseudonymize`; errors name the field and
+/// say what is wrong.
+fn email_domains(
+    spec: &super::transform_spec::EmailDomainsSpec,
+    encoding: crate::pseudonym::Encoding,
+) -> Result<EmailDomains, (String, String)> {
+    use crate::pseudonym::email::DomainList;
+    use transform::pseudonymize::OtherDomain;
+    if encoding != crate::pseudonym::Encoding::UrlSafeToken {
+        return Err((
+            "emailDomains".into(),
+            "`emailDomains` needs the URL_SAFE_TOKEN encoding (the other encodings write no domain after the hash)".into(),
+        ));
+    }
+    let list = |field: &str, entries: &[String]| {
+        DomainList::new(entries).map_err(|bad| {
+            (
+                format!("emailDomains.{field}"),
+                format!("`{bad}` is not a domain name (write `contoso.example`; it covers its subdomains)"),
+            )
+        })
+    };
+    let internal = list("internal", &spec.internal)?;
+    if internal.is_empty() {
+        return Err((
+            "emailDomains.internal".into(),
+            "`internal` must list the tenant's own domains".into(),
+        ));
+    }
+    if spec.internal.iter().any(|d| d.trim() == "*") {
+        return Err((
+            "emailDomains.internal".into(),
+            "`*` cannot be internal: no address would be external".into(),
+        ));
+    }
+    let other = match spec.other_external.as_deref() {
+        None | Some("tokenize") => OtherDomain::Tokenize,
+        Some("redact") => OtherDomain::Redact,
+        Some(x) => {
+            return Err((
+                "emailDomains.otherExternal".into(),
+                format!("unknown `otherExternal` `{x}` (tokenize, redact)"),
+            ))
+        }
+    };
+    Ok(EmailDomains {
+        internal,
+        keep: list("keepExternal", &spec.keep_external)?,
+        other,
+    })
 }
 
 #[cfg(test)]

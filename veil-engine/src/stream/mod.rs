@@ -326,6 +326,21 @@ pub const PAGING_LINKS: [&str; 2] = ["@odata.nextLink", "@odata.deltaLink"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicBase(String);
 
+/// `127.x.y.z` in dotted decimal, each part 0–255 without a leading zero
+/// (the engine names no network types, so this is written out).
+fn is_loopback_ipv4(host: &str) -> bool {
+    let parts: Vec<&str> = host.split('.').collect();
+    parts.len() == 4
+        && parts[0] == "127"
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.len() <= 3
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (p.len() == 1 || !p.starts_with('0'))
+                && p.parse::<u16>().is_ok_and(|n| n <= 255)
+        })
+}
+
 impl PublicBase {
     /// Checks `url`; the error says what is wrong with it.
     pub fn parse(url: &str) -> Result<PublicBase, String> {
@@ -387,11 +402,8 @@ impl PublicBase {
                 "public base URL `{url}`: `{host}` is not a host name or address"
             ));
         }
-        let loopback = host.eq_ignore_ascii_case("localhost")
-            || host == "[::1]"
-            || host
-                .parse::<std::net::Ipv4Addr>()
-                .is_ok_and(|ip| ip.is_loopback());
+        let loopback =
+            host.eq_ignore_ascii_case("localhost") || host == "[::1]" || is_loopback_ipv4(host);
         if scheme == "http" && !loopback {
             return Err(format!(
                 "public base URL `{url}` must use https:// (plain http:// only for a loopback address)"

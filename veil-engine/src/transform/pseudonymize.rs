@@ -46,56 +46,6 @@ pub enum OtherDomain {
 }
 
 impl EmailDomains {
-    /// Compiles `emailDomains`; errors name the field (for
-    /// [`crate::rules`]'s error messages) and say what is wrong.
-    pub fn compile(
-        spec: &crate::rules::transform_spec::EmailDomainsSpec,
-        encoding: crate::pseudonym::Encoding,
-    ) -> Result<EmailDomains, (String, String)> {
-        if encoding != crate::pseudonym::Encoding::UrlSafeToken {
-            return Err((
-                "emailDomains".into(),
-                "`emailDomains` needs the URL_SAFE_TOKEN encoding (the other encodings write no domain after the hash)".into(),
-            ));
-        }
-        let list = |field: &str, entries: &[String]| {
-            DomainList::new(entries).map_err(|bad| {
-                (
-                    format!("emailDomains.{field}"),
-                    format!("`{bad}` is not a domain name (write `contoso.example`; it covers its subdomains)"),
-                )
-            })
-        };
-        let internal = list("internal", &spec.internal)?;
-        if internal.is_empty() {
-            return Err((
-                "emailDomains.internal".into(),
-                "`internal` must list the tenant's own domains".into(),
-            ));
-        }
-        if spec.internal.iter().any(|d| d.trim() == "*") {
-            return Err((
-                "emailDomains.internal".into(),
-                "`*` cannot be internal: no address would be external".into(),
-            ));
-        }
-        let other = match spec.other_external.as_deref() {
-            None | Some("tokenize") => OtherDomain::Tokenize,
-            Some("redact") => OtherDomain::Redact,
-            Some(x) => {
-                return Err((
-                    "emailDomains.otherExternal".into(),
-                    format!("unknown `otherExternal` `{x}` (tokenize, redact)"),
-                ))
-            }
-        };
-        Ok(EmailDomains {
-            internal,
-            keep: list("keepExternal", &spec.keep_external)?,
-            other,
-        })
-    }
-
     /// The pseudonym of `text` for this policy, or `None` when the policy
     /// does not change it (not an address, or an internal one). `base` is the
     /// pseudonym made without the policy (`t~…` or `p~…`, then `@domain`
