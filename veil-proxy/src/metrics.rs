@@ -8,7 +8,7 @@
 //!
 //! - `veil serve --metrics-listen ADDR` records it in [`Metrics`] and
 //!   serves the Prometheus text exposition at `/metrics` on that separate
-//!   address (see `src/cli/serve.rs`);
+//!   address (see `src/cli/serve/metrics.rs`);
 //! - the Lambda host prints one CloudWatch Embedded Metric Format line per
 //!   request ([`emf_line`]); CloudWatch Logs extracts the metrics from it.
 //!
