@@ -77,14 +77,7 @@ const QUERY: &AsciiSet = &CONTROLS
 static RAW_TOKEN: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"p(?:~|%7[Ee])[A-Za-z0-9_-]*").expect("static regex"));
 
-/// A whole value that is one well-formed token.
-static WHOLE_TOKEN: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^p~[A-Za-z0-9_-]{16,}$").expect("static regex"));
-
-/// Whether a (decoded) value is a single well-formed `p~` token.
-pub fn is_token(value: &str) -> bool {
-    WHOLE_TOKEN.is_match(value)
-}
+pub use crate::pseudonym::encoding::is_token;
 
 /// Why a request could not be re-identified.
 #[derive(Debug, PartialEq, Eq)]

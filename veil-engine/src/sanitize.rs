@@ -176,19 +176,6 @@ impl EndpointSanitizer {
         }
     }
 
-    /// Sanitizes a response body into compact JSON, streaming where the
-    /// rules allow it: the bytes `serde_json::to_vec` would write after
-    /// [`Self::sanitize`], without building the document
-    /// (see [`crate::stream`]). `endpoint` names the endpoint in errors.
-    pub fn sanitize_bytes(
-        &self,
-        body: &[u8],
-        p: &Pseudonymizer,
-        endpoint: &str,
-    ) -> Result<(Vec<u8>, Report), crate::stream::BodyError> {
-        crate::stream::sanitize_bytes(self, body, p, endpoint)
-    }
-
     /// Sanitizes `doc` in place. `endpoint` names the endpoint in errors.
     pub fn sanitize(
         &self,

@@ -87,6 +87,17 @@ pub fn json(fields: &JsonFields<'_>) -> String {
     serde_json::Value::Object(map).to_string()
 }
 
+/// Whether a (decoded) value is a single well-formed `p~` token: the prefix
+/// and at least 16 base64url characters, nothing else.
+pub fn is_token(value: &str) -> bool {
+    value.strip_prefix(REVERSIBLE_PREFIX).is_some_and(|body| {
+        body.len() >= 16
+            && body
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

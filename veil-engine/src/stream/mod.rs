@@ -317,6 +317,22 @@ pub const GRAPH_BASE: &str = "https://graph.microsoft.com";
 /// The top-level members that hold paging links (the rules' `pagingLinks`).
 pub const PAGING_LINKS: [&str; 2] = ["@odata.nextLink", "@odata.deltaLink"];
 
+impl EndpointSanitizer {
+    /// Sanitizes a response body into compact JSON, streaming where the
+    /// rules allow it: the bytes `serde_json::to_vec` would write after
+    /// [`EndpointSanitizer::sanitize`], without building the document.
+    /// `endpoint` names the endpoint in errors. (Defined here, beside the
+    /// streaming pass, so that the DOM sanitizer needs nothing of it.)
+    pub fn sanitize_bytes(
+        &self,
+        body: &[u8],
+        p: &Pseudonymizer,
+        endpoint: &str,
+    ) -> Result<(Vec<u8>, Report), BodyError> {
+        sanitize_bytes(self, body, p, endpoint)
+    }
+}
+
 /// A public base URL for paging links: `https://host[:port]` (plain
 /// `http://` only for a loopback host), no path, query or user info. A
 /// sanitized top-level `@odata.nextLink`/`@odata.deltaLink` that starts with
