@@ -5,14 +5,15 @@
 //! alone and every decision about what leaves Veil can be tested without I/O.
 //!
 //! Where things live:
-//! - [`rules`]: the rule-file model, its loader (YAML/JSON, Psoxy format) and compilation.
+//! - [`rules`]: the rule-file model, its loader (YAML/JSON, Psoxy format), compilation,
+//!   and matching a request against the compiled rules.
 //! - [`jsonpath`]: JSONPath selection, compiled so one traversal serves a whole rule set.
 //! - [`transform`]: what each transform (`redact`, `pseudonymize`, …) does to one value.
 //! - [`schema_filter`]: the `responseSchema` allowlist filter ([`schema_spec`]: the schema as written).
-//! - [`sanitize`]: applies an endpoint's rules to a JSON document.
+//! - [`sanitize`]: applies an endpoint's rules to a JSON document (the reference path).
 //! - [`stream`]: the same on response bytes, in one pass without a document tree.
 //! - [`pseudonym`]: pseudonym and reversible-token cryptography (`t~`, `p~`).
-//! - [`policy`]: which requests an endpoint allows (method, path, query, headers).
+//! - [`policy`]: the compiled request-side checks (path patterns, parameter schemas, refusals).
 //! - [`reidentify`]: decrypting `p~` tokens in requests.
 //! - [`secret`]: secret values that never print.
 //! - [`detect`]: detectors for personal data left in reduced text.

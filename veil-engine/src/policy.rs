@@ -1,4 +1,6 @@
-//! Request policy: which requests an endpoint allows.
+//! Request policy: which requests an endpoint allows. This module holds
+//! the compiled request-side checks (path patterns, parameter schemas,
+//! refusals); [`crate::rules::matching`] runs them for a request.
 //!
 //! A request is allowed when an endpoint's path pattern matches its path
 //! (templates segment by segment; `pathRegex` against path + `?` + query,
