@@ -1,0 +1,526 @@
+//! The transcoder: walks the scanner's tokens, decides each value by the
+//! compiled rules and writes the sanitized output as it goes.
+
+use super::*;
+
+pub(super) enum Stop {
+    /// Not JSON serde_json accepts (the diagnostic comes from serde_json).
+    Bad,
+    /// A duplicate member name: the DOM path decides.
+    Dup,
+    /// A transform failed.
+    Fail,
+    /// Writing to the sink failed (the error is in `Tx::io_error`).
+    Io,
+}
+
+impl From<Bad> for Stop {
+    fn from(_: Bad) -> Self {
+        Stop::Bad
+    }
+}
+
+/// The schema node a value is filtered by, and the filter's depth there.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Sch {
+    Off,
+    Node(usize, usize),
+}
+
+pub(super) enum Scalar<'a> {
+    Str(Str<'a>),
+    Num(Num<'a>),
+    Lit(&'static [u8]),
+}
+
+/// Member names of one object, to find duplicates.
+#[derive(Default)]
+pub(super) struct Seen<'a> {
+    pub(super) list: Vec<Cow<'a, str>>,
+    pub(super) set: HashSet<Cow<'a, str>>,
+}
+
+impl<'a> Seen<'a> {
+    pub(super) fn clear(&mut self) {
+        self.list.clear();
+        self.set.clear();
+    }
+
+    /// False when `key` was seen before.
+    pub(super) fn insert(&mut self, key: Cow<'a, str>) -> bool {
+        if self.set.is_empty() {
+            if self.list.contains(&key) {
+                return false;
+            }
+            if self.list.len() < 32 {
+                self.list.push(key);
+                return true;
+            }
+            self.set.extend(self.list.drain(..));
+        }
+        self.set.insert(key)
+    }
+}
+
+/// With a sink: the output is handed to it in pieces of about this size.
+pub(super) const FLUSH_AT: usize = 64 * 1024;
+
+pub(super) struct Tx<'a, 's, 'o> {
+    pub(super) sc: Scanner<'a>,
+    /// The output not yet handed to the sink (all of it without a sink).
+    pub(super) out: Vec<u8>,
+    /// Bytes handed to the sink so far.
+    pub(super) flushed: usize,
+    pub(super) sink: Option<&'o mut dyn Write>,
+    pub(super) io_error: Option<std::io::Error>,
+    /// Where top-level paging links point, when not at Graph.
+    pub(super) links: Option<&'s PublicBase>,
+    pub(super) san: &'s EndpointSanitizer,
+    pub(super) schema: Option<&'s SchemaFilter>,
+    pub(super) paths: &'s PathSet,
+    pub(super) global: bool,
+    pub(super) w: Walk<'s>,
+    pub(super) schema_changes: usize,
+    pub(super) order: Vec<usize>,
+    /// Per depth: the member names of the object being read.
+    pub(super) seen: Vec<Seen<'a>>,
+    /// Per depth: automaton states and matched paths of the current child.
+    pub(super) bufs: Vec<(Vec<State>, Vec<u32>)>,
+}
+
+impl<'a, 's, 'o> Tx<'a, 's, 'o> {
+    pub(super) fn new(
+        san: &'s EndpointSanitizer,
+        body: &'a [u8],
+        p: &'s Pseudonymizer,
+        active: &'s [bool],
+        links: Option<&'s PublicBase>,
+        sink: Option<&'o mut dyn Write>,
+    ) -> Self {
+        // Without a sink the output is collected whole: start at an
+        // eighth of the body (the schema drops most of a page).
+        let capacity = match sink {
+            Some(_) => FLUSH_AT + FLUSH_AT / 4,
+            None => body.len() / 8,
+        };
+        Tx {
+            sc: Scanner::new(body),
+            out: Vec::with_capacity(capacity),
+            flushed: 0,
+            sink,
+            io_error: None,
+            links,
+            san,
+            schema: san.schema(),
+            paths: san.paths(),
+            global: san.paths().has_global(),
+            w: san.new_walk(p, active),
+            schema_changes: 0,
+            order: Vec::new(),
+            seen: Vec::new(),
+            bufs: Vec::new(),
+        }
+    }
+
+    /// The output position (bytes written, flushed or not).
+    pub(super) fn mark(&self) -> usize {
+        self.flushed + self.out.len()
+    }
+
+    /// Takes back the output written since `mark`. Values that may be
+    /// taken back are scalars and buffered subtrees, which are never
+    /// flushed in part; a mark before the flushed output would be a bug,
+    /// and then the DOM path answers.
+    pub(super) fn truncate(&mut self, mark: usize) -> Result<(), Stop> {
+        if mark < self.flushed {
+            return Err(Stop::Fail);
+        }
+        self.out.truncate(mark - self.flushed);
+        Ok(())
+    }
+
+    /// Hands the output so far to the sink once it is large enough. Called
+    /// only between the members or elements of a streamed container, where
+    /// nothing written before can be taken back.
+    pub(super) fn maybe_flush(&mut self) -> Result<(), Stop> {
+        if self.out.len() < FLUSH_AT {
+            return Ok(());
+        }
+        if let Some(w) = self.sink.as_mut() {
+            if let Err(e) = w.write_all(&self.out) {
+                self.io_error = Some(e);
+                return Err(Stop::Io);
+            }
+            self.flushed += self.out.len();
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Points a top-level paging link written at `start` at the public
+    /// base. The output there is serde_json's encoding of a string, so the
+    /// text `"https://graph.microsoft.com/` begins it exactly when the link
+    /// begins with Graph's base.
+    pub(super) fn rewrite_link(&mut self, start: usize) {
+        let Some(base) = self.links else { return };
+        if start < self.flushed {
+            return;
+        }
+        let at = start - self.flushed;
+        let value = &self.out[at..];
+        if value.len() > GRAPH_BASE.len() + 1
+            && value[0] == b'"'
+            && value[1..].starts_with(GRAPH_BASE.as_bytes())
+            && value[1 + GRAPH_BASE.len()] == b'/'
+        {
+            self.out
+                .splice(at + 1..at + 1 + GRAPH_BASE.len(), base.as_str().bytes());
+        }
+    }
+
+    pub(super) fn run(&mut self) -> Result<(), Stop> {
+        let (mut states, mut matched) = (Vec::new(), Vec::new());
+        self.paths.initial(&mut states, &mut matched);
+        let sch = match self.schema {
+            Some(s) => Sch::Node(s.root_id(), 0),
+            None => Sch::Off,
+        };
+        // `streams()` excludes a path `$`, so nothing ends at the root and
+        // the root is always kept.
+        self.value(sch, &matched, &states, 0)?;
+        self.sc.end()?;
+        Ok(())
+    }
+
+    /// The value at the current position. `matched`: paths that end at it;
+    /// `next`: automaton states for its children; `depth`: containers
+    /// around it. Writes it unless it is removed; returns whether it was
+    /// kept.
+    pub(super) fn value(
+        &mut self,
+        sch: Sch,
+        matched: &[u32],
+        next: &[State],
+        depth: usize,
+    ) -> Result<bool, Stop> {
+        let c = self.sc.peek()?;
+        let mut num = None;
+        let shape = match c {
+            b'{' => Shape::Object,
+            b'[' => Shape::Array,
+            b'"' => Shape::String,
+            b't' | b'f' => Shape::Boolean,
+            b'n' => Shape::Null,
+            b'-' | b'0'..=b'9' => {
+                let n = self.sc.number()?;
+                num = Some(n);
+                if n.is_integer()? {
+                    Shape::Integer
+                } else {
+                    Shape::Float
+                }
+            }
+            _ => return Err(Stop::Bad),
+        };
+        let verdict = match (sch, self.schema) {
+            (Sch::Node(id, d), Some(s)) => s.verdict(id, shape, d),
+            _ => Verdict::Keep,
+        };
+        if verdict == Verdict::NeedsValue {
+            // The schema looks into the value: filter it whole. A number
+            // was read already; put the scanner back to its start.
+            if let Some(n) = num {
+                self.sc.pos -= n.raw.len();
+            }
+            return self.buffered(sch, matched, next, depth);
+        }
+        if verdict == Verdict::Null || verdict == Verdict::TooDeep {
+            if shape != Shape::Null || verdict == Verdict::TooDeep {
+                self.schema_changes += 1;
+            }
+            if num.is_none() {
+                self.sc.skip(depth)?;
+            }
+            return self.scalar(Scalar::Lit(b"null"), matched);
+        }
+        match shape {
+            Shape::Object | Shape::Array => {
+                if !matched.is_empty() {
+                    if verdict == Verdict::Keep && self.san.removes_unseen(matched, &mut self.w) {
+                        self.sc.skip(depth)?;
+                        return Ok(false);
+                    }
+                    return self.buffered(sch, matched, next, depth);
+                }
+                if self.paths.needs_container(next) {
+                    return self.buffered(sch, matched, next, depth);
+                }
+                if shape == Shape::Object {
+                    self.object(verdict, next, depth)?;
+                } else {
+                    self.array(verdict, next, depth)?;
+                }
+                Ok(true)
+            }
+            Shape::String => {
+                let s = self.sc.string()?;
+                self.scalar(Scalar::Str(s), matched)
+            }
+            Shape::Integer | Shape::Float => match num {
+                Some(n) => self.scalar(Scalar::Num(n), matched),
+                None => Err(Stop::Bad),
+            },
+            Shape::Boolean | Shape::Null => {
+                let l = self.sc.literal()?;
+                self.scalar(Scalar::Lit(l), matched)
+            }
+        }
+    }
+
+    /// A scalar: written as is, or through the transforms that end at it.
+    pub(super) fn scalar(&mut self, s: Scalar<'a>, matched: &[u32]) -> Result<bool, Stop> {
+        if matched.is_empty() {
+            match s {
+                Scalar::Str(s) => s.write(&mut self.out)?,
+                Scalar::Num(n) => n.write(&mut self.out)?,
+                Scalar::Lit(l) => self.out.extend_from_slice(l),
+            }
+            return Ok(true);
+        }
+        if let Scalar::Str(s) = s {
+            if let Some(text) = s.plain() {
+                if self
+                    .san
+                    .write_remembered(text, matched, &mut self.w, &mut self.out)
+                {
+                    return Ok(true);
+                }
+            }
+        }
+        let mut v = match s {
+            Scalar::Str(s) => Value::String(s.text()?.into_owned()),
+            Scalar::Num(n) => Value::Number(n.number()?),
+            Scalar::Lit(b"true") => Value::Bool(true),
+            Scalar::Lit(b"false") => Value::Bool(false),
+            Scalar::Lit(_) => Value::Null,
+        };
+        if self
+            .san
+            .apply_matched(&mut v, matched, &mut self.order, &mut self.w)
+            .map_err(|_| Stop::Fail)?
+        {
+            return Ok(false);
+        }
+        serde_json::to_writer(&mut self.out, &v).map_err(|_| Stop::Bad)?;
+        Ok(true)
+    }
+
+    /// A subtree the rules need whole: parsed, filtered, transformed and
+    /// walked by the DOM code, then written.
+    pub(super) fn buffered(
+        &mut self,
+        sch: Sch,
+        matched: &[u32],
+        next: &[State],
+        depth: usize,
+    ) -> Result<bool, Stop> {
+        let raw = self.sc.skip(depth)?;
+        let mut v: Value = serde_json::from_slice(raw).map_err(|_| Stop::Bad)?;
+        if let (Sch::Node(id, d), Some(s)) = (sch, self.schema) {
+            self.schema_changes += s.apply_at(id, &mut v, d);
+        }
+        if self
+            .san
+            .apply_matched(&mut v, matched, &mut self.order, &mut self.w)
+            .map_err(|_| Stop::Fail)?
+        {
+            return Ok(false);
+        }
+        if (v.is_object() || v.is_array()) && (!next.is_empty() || self.global) {
+            self.san
+                .walk(&mut v, next, 0, &mut self.w)
+                .map_err(|_| Stop::Fail)?;
+        }
+        serde_json::to_writer(&mut self.out, &v).map_err(|_| Stop::Bad)?;
+        Ok(true)
+    }
+
+    pub(super) fn object(
+        &mut self,
+        verdict: Verdict,
+        states: &[State],
+        depth: usize,
+    ) -> Result<(), Stop> {
+        if depth + 1 > MAX_DEPTH {
+            return Err(Stop::Bad);
+        }
+        self.sc.expect(b'{')?;
+        self.out.push(b'{');
+        if self.sc.empty(b'}')? {
+            self.out.push(b'}');
+            return Ok(());
+        }
+        if self.seen.len() <= depth {
+            self.seen.resize_with(depth + 1, Default::default);
+        }
+        if self.bufs.len() <= depth {
+            self.bufs.resize_with(depth + 1, Default::default);
+        }
+        let mut seen = std::mem::take(&mut self.seen[depth]);
+        seen.clear();
+        let (mut next, mut matched) = std::mem::take(&mut self.bufs[depth]);
+        let r = self.members(verdict, states, depth, &mut seen, &mut next, &mut matched);
+        self.seen[depth] = seen;
+        self.bufs[depth] = (next, matched);
+        r?;
+        self.out.push(b'}');
+        Ok(())
+    }
+
+    pub(super) fn members(
+        &mut self,
+        verdict: Verdict,
+        states: &[State],
+        depth: usize,
+        seen: &mut Seen<'a>,
+        next: &mut Vec<State>,
+        matched: &mut Vec<u32>,
+    ) -> Result<(), Stop> {
+        let mut pos = 0;
+        let mut first = true;
+        loop {
+            let k = self.sc.string()?;
+            let key = k.text()?;
+            if !seen.insert(key.clone()) {
+                return Err(Stop::Dup);
+            }
+            self.sc.expect(b':')?;
+            let child = match verdict {
+                Verdict::Object { id, depth: d } => self
+                    .schema
+                    .and_then(|s| s.member_id(id, &key))
+                    .map(|cid| Sch::Node(cid, d)),
+                _ => Some(Sch::Off),
+            };
+            match child {
+                None => {
+                    self.schema_changes += 1;
+                    self.sc.skip(depth + 1)?;
+                }
+                Some(child) => {
+                    next.clear();
+                    matched.clear();
+                    self.paths
+                        .advance(states, Key::Name(&key), pos, None, next, matched);
+                    pos += 1;
+                    self.maybe_flush()?;
+                    let mark = self.mark();
+                    if !first {
+                        self.out.push(b',');
+                    }
+                    k.write(&mut self.out)?;
+                    self.out.push(b':');
+                    let start = self.mark();
+                    let kept = self.value(child, matched, next, depth + 1)?;
+                    if kept {
+                        first = false;
+                        if depth == 0 && self.links.is_some() && PAGING_LINKS.contains(&&*key) {
+                            self.rewrite_link(start);
+                        }
+                    } else {
+                        self.truncate(mark)?;
+                    }
+                }
+            }
+            if !self.sc.next_or_close(b'}')? {
+                return Ok(());
+            }
+        }
+    }
+
+    pub(super) fn array(
+        &mut self,
+        verdict: Verdict,
+        states: &[State],
+        depth: usize,
+    ) -> Result<(), Stop> {
+        if depth + 1 > MAX_DEPTH {
+            return Err(Stop::Bad);
+        }
+        self.sc.expect(b'[')?;
+        self.out.push(b'[');
+        if self.sc.empty(b']')? {
+            self.out.push(b']');
+            return Ok(());
+        }
+        let child = match verdict {
+            Verdict::Array {
+                items: Some(cid),
+                depth: d,
+            } => Sch::Node(cid, d),
+            Verdict::Array { items: None, .. } => {
+                // No `items`: every element is removed.
+                loop {
+                    self.sc.skip(depth + 1)?;
+                    self.schema_changes += 1;
+                    if !self.sc.next_or_close(b']')? {
+                        break;
+                    }
+                }
+                self.out.push(b']');
+                return Ok(());
+            }
+            _ => Sch::Off,
+        };
+        if self.bufs.len() <= depth {
+            self.bufs.resize_with(depth + 1, Default::default);
+        }
+        let (mut next, mut matched) = std::mem::take(&mut self.bufs[depth]);
+        let r = self.elements(child, states, depth, &mut next, &mut matched);
+        self.bufs[depth] = (next, matched);
+        r?;
+        self.out.push(b']');
+        Ok(())
+    }
+
+    pub(super) fn elements(
+        &mut self,
+        child: Sch,
+        states: &[State],
+        depth: usize,
+        next: &mut Vec<State>,
+        matched: &mut Vec<u32>,
+    ) -> Result<(), Stop> {
+        let mut first = true;
+        let mut pos = 0;
+        loop {
+            next.clear();
+            matched.clear();
+            // The length is only read by index and slice selectors, which
+            // make `value` buffer the whole array instead.
+            self.paths.advance(
+                states,
+                Key::Index(pos, usize::MAX),
+                pos,
+                None,
+                next,
+                matched,
+            );
+            self.maybe_flush()?;
+            let mark = self.mark();
+            if !first {
+                self.out.push(b',');
+            }
+            let kept = self.value(child, matched, next, depth + 1)?;
+            if kept {
+                first = false;
+            } else {
+                self.truncate(mark)?;
+            }
+            pos += 1;
+            if !self.sc.next_or_close(b']')? {
+                return Ok(());
+            }
+        }
+    }
+}
