@@ -35,6 +35,9 @@ pub mod normalize;
 pub mod respond;
 pub mod upstream;
 
+#[cfg(test)]
+mod tests;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -48,7 +51,7 @@ pub use crate::error::{self, ErrorKind, Phase, ProxyError, Refusal, UpstreamCaus
 use access::{refusal_of, Outcome};
 use health::HealthInfo;
 use normalize::{Limits, Target};
-use upstream::Upstream;
+use upstream::{GraphClient, Upstream};
 
 use crate::token::TokenProvider;
 use veil_engine::policy::{Check, Request as PolicyRequest, Side};
@@ -113,7 +116,7 @@ struct Inner {
     rules: RuleSet,
     pseudonymizer: Arc<Pseudonymizer>,
     tokens: Arc<dyn TokenProvider>,
-    upstream: Upstream,
+    upstream: Arc<dyn GraphClient>,
     config: ProxyConfig,
     rules_sha: HeaderValue,
 }
@@ -130,6 +133,18 @@ impl Proxy {
         pseudonymizer: Arc<Pseudonymizer>,
         tokens: Arc<dyn TokenProvider>,
         upstream: Upstream,
+        config: ProxyConfig,
+    ) -> Self {
+        Proxy::with_graph_client(rules, pseudonymizer, tokens, Arc::new(upstream), config)
+    }
+
+    /// [`Proxy::new`] with any [`GraphClient`] (the pipeline's tests use a
+    /// scripted one).
+    pub fn with_graph_client(
+        rules: RuleSet,
+        pseudonymizer: Arc<Pseudonymizer>,
+        tokens: Arc<dyn TokenProvider>,
+        upstream: Arc<dyn GraphClient>,
         mut config: ProxyConfig,
     ) -> Self {
         let rules_sha =
@@ -493,7 +508,7 @@ impl Proxy {
         path_and_query: &str,
         headers: &[(HeaderName, HeaderValue)],
     ) -> Result<upstream::UpstreamResponse, ProxyError> {
-        let deadline = self.inner.upstream.config().total_timeout;
+        let deadline = self.inner.upstream.total_timeout();
         let tokens = &self.inner.tokens;
         let phase = async {
             let (mut resp, token) = self.call_upstream(method, path_and_query, headers).await?;

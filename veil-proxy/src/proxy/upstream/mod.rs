@@ -107,6 +107,46 @@ pub struct UpstreamResponse {
     pub reservation: Option<Reservation>,
 }
 
+/// The Graph call of phase 7, as the pipeline sees it: [`Upstream`] in
+/// production; a test double in the pipeline's own tests, so its 401 retry,
+/// consent eviction and redirect handling are tested in-process as well as
+/// over TCP.
+pub trait GraphClient: Send + Sync {
+    /// The deadline of the whole upstream phase (token, call, one retry).
+    fn total_timeout(&self) -> Duration;
+
+    /// One call with a Graph token; the body read with bounded memory.
+    fn send<'a>(
+        &'a self,
+        method: &'a Method,
+        path_and_query: &'a str,
+        headers: Vec<(HeaderName, HeaderValue)>,
+        bearer: &'a str,
+    ) -> crate::token::BoxFuture<'a, Result<UpstreamResponse, ProxyError>>;
+}
+
+impl GraphClient for Upstream {
+    fn total_timeout(&self) -> Duration {
+        self.config().total_timeout
+    }
+
+    fn send<'a>(
+        &'a self,
+        method: &'a Method,
+        path_and_query: &'a str,
+        headers: Vec<(HeaderName, HeaderValue)>,
+        bearer: &'a str,
+    ) -> crate::token::BoxFuture<'a, Result<UpstreamResponse, ProxyError>> {
+        Box::pin(Upstream::send(
+            self,
+            method,
+            path_and_query,
+            headers,
+            bearer,
+        ))
+    }
+}
+
 /// The upstream client.
 #[derive(Clone)]
 pub struct Upstream {
