@@ -21,15 +21,18 @@
 #![forbid(unsafe_code)]
 
 pub mod detect;
-pub mod error;
+mod error;
 pub mod jsonpath;
 pub mod policy;
 pub mod pseudonym;
 pub mod reidentify;
 pub mod rules;
 pub mod sanitize;
-pub mod schema_filter;
-pub mod schema_spec;
+mod schema_filter;
+mod schema_spec;
 pub mod secret;
 pub mod stream;
 pub mod transform;
+
+// The curated surface of the private modules: what callers name.
+pub use error::{RuleError, RuleLocation, SanitizeError};

@@ -23,9 +23,13 @@ pub mod auth;
 pub mod aws;
 pub mod config;
 pub mod env;
-pub mod error;
+mod error;
 pub mod metrics;
 pub mod proxy;
-pub mod refresh;
+mod refresh;
 pub mod secrets;
 pub mod token;
+
+// The curated surface of the private modules: what callers name.
+pub use error::{ErrorKind, Phase, ProxyError, Refusal, UpstreamCause};
+pub use refresh::{Clock, SystemClock};

@@ -107,6 +107,8 @@ pub struct Fetched<T> {
 #[derive(Debug, Clone)]
 pub struct Entry<T> {
     pub value: T,
+    /// When it was fetched (only the tests read it: the cached lifetime).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fetched_at: Instant,
     /// Renewed from here on.
     pub refresh_at: Instant,

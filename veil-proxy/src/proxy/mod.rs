@@ -47,7 +47,8 @@ use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use ipnet::IpNet;
 
 pub use crate::auth::{CallerAuthMode, CallerIdentity};
-pub use crate::error::{self, ErrorKind, Phase, ProxyError, Refusal, UpstreamCause};
+pub(crate) use crate::error;
+pub use crate::error::{ErrorKind, Phase, ProxyError, Refusal, UpstreamCause};
 use access::{refusal_of, Outcome};
 use health::HealthInfo;
 use normalize::{Limits, Target};
