@@ -25,6 +25,7 @@ pub mod config;
 pub mod env;
 mod error;
 pub mod metrics;
+mod net;
 pub mod proxy;
 mod refresh;
 pub mod secrets;

@@ -153,7 +153,7 @@ fn check_authority(authority: &str) -> Result<(), String> {
     } else if let Some(rest) = authority.strip_prefix("http://") {
         let host = rest.split('/').next().unwrap_or("");
         let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-        if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+        if !crate::net::is_loopback_host(host) {
             return Err(format!(
                 "{ENV_ENTRA_AUTHORITY} must start with https:// (plain http only for a local test server), got `{}`",
                 printable(authority)

@@ -1,7 +1,5 @@
 //! The OIDC issuer's configuration and its validation.
 
-use std::net::IpAddr;
-
 use jsonwebtoken::Algorithm;
 use reqwest::Url;
 use serde::Deserialize;
@@ -60,15 +58,7 @@ pub(super) enum KeyLocation {
 /// Parses a URL keys may be fetched from: HTTPS, or HTTP to a loopback host.
 pub(super) fn fetch_url(url: &str) -> Result<Url, String> {
     let url = Url::parse(url).map_err(|_| "not a valid URL".to_string())?;
-    let loopback = match url.host_str() {
-        Some(host) if host.eq_ignore_ascii_case("localhost") => true,
-        Some(host) => host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback()),
-        None => false,
-    };
+    let loopback = url.host_str().is_some_and(crate::net::is_loopback_host);
     match url.scheme() {
         "https" if url.host_str().is_some() => Ok(url),
         "http" if loopback => Ok(url),

@@ -32,7 +32,6 @@
 //! tunnel, so TLS still runs end to end with Graph.
 
 use std::io::Write as _;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -183,7 +182,7 @@ pub fn check_base_url(base: &str) -> Result<(), String> {
     }
     match url.scheme() {
         "https" => Ok(()),
-        "http" if is_loopback_host(&url) => Ok(()),
+        "http" if url.host_str().is_some_and(crate::net::is_loopback_host) => Ok(()),
         "http" => Err(format!(
             "the upstream base URL `{}` is plain http to a host that is not loopback: the Graph token would travel in clear; use https:// (plain http is accepted only for a local test server on 127.0.0.1, ::1 or localhost)",
             printable(base)
@@ -192,17 +191,6 @@ pub fn check_base_url(base: &str) -> Result<(), String> {
             "the upstream base URL must start with https:// (got `{}`)",
             printable(base)
         )),
-    }
-}
-
-fn is_loopback_host(url: &reqwest::Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    match host.parse::<IpAddr>() {
-        Ok(ip) => ip.is_loopback(),
-        Err(_) => host.eq_ignore_ascii_case("localhost"),
     }
 }
 
