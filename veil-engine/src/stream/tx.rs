@@ -345,19 +345,28 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
         Ok(true)
     }
 
+    /// Opens a container at `depth` (refused past [`MAX_DEPTH`]), writing
+    /// its opening byte; `true` when it is empty (then closed as well).
+    fn open(&mut self, open: u8, close: u8, depth: usize) -> Result<bool, Stop> {
+        if depth + 1 > MAX_DEPTH {
+            return Err(Stop::Bad);
+        }
+        self.sc.expect(open)?;
+        self.out.push(open);
+        if self.sc.empty(close)? {
+            self.out.push(close);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     pub(super) fn object(
         &mut self,
         verdict: Verdict,
         states: &[State],
         depth: usize,
     ) -> Result<(), Stop> {
-        if depth + 1 > MAX_DEPTH {
-            return Err(Stop::Bad);
-        }
-        self.sc.expect(b'{')?;
-        self.out.push(b'{');
-        if self.sc.empty(b'}')? {
-            self.out.push(b'}');
+        if self.open(b'{', b'}', depth)? {
             return Ok(());
         }
         if self.seen.len() <= depth {
@@ -444,13 +453,7 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
         states: &[State],
         depth: usize,
     ) -> Result<(), Stop> {
-        if depth + 1 > MAX_DEPTH {
-            return Err(Stop::Bad);
-        }
-        self.sc.expect(b'[')?;
-        self.out.push(b'[');
-        if self.sc.empty(b']')? {
-            self.out.push(b']');
+        if self.open(b'[', b']', depth)? {
             return Ok(());
         }
         let child = match verdict {
