@@ -24,6 +24,7 @@ use regex::Regex;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use veil_engine::detect::Planted;
 
 /// Test secrets: at least 32 bytes, not the published example values.
 pub const SALT: &str = "e2e-salt-7Qm2vX9kLp4RtZ8nWc3HyB6dFj1sGa5e";
@@ -203,70 +204,27 @@ pub fn sample(connector: &str, file: &str) -> Sample {
         .unwrap_or_else(|| panic!("no sample {connector}/{file}"))
 }
 
-#[derive(serde::Deserialize)]
-struct SensitiveFile {
-    people: Vec<String>,
-    text: Vec<String>,
-    phones: Vec<String>,
-    emails: Vec<String>,
-}
-
-static SENSITIVE: LazyLock<Vec<String>> = LazyLock::new(|| {
+/// The values planted in the sample tenant (`sensitive-values.yaml`).
+static PLANTED: LazyLock<Planted> = LazyLock::new(|| {
     let path = repo().join("example-api-responses/sensitive-values.yaml");
     let text = std::fs::read_to_string(path).expect("sensitive-values.yaml");
-    let s: SensitiveFile = serde_yaml_ng::from_str(&text).expect("sensitive-values.yaml parses");
-    s.people
-        .into_iter()
-        .chain(s.text)
-        .chain(s.phones)
-        .chain(s.emails)
-        .filter(|v| !v.trim().is_empty())
-        .collect()
+    serde_yaml_ng::from_str(&text).expect("sensitive-values.yaml parses")
 });
 
-/// Names, texts, phone numbers and addresses that must never leave Veil.
-pub fn sensitive_values() -> &'static [String] {
-    &SENSITIVE
-}
-
-static TOKEN_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"[pth]~[A-Za-z0-9_-]+").expect("regex"));
-pub static GUID_RE: LazyLock<Regex> = LazyLock::new(|| {
+static GUID_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").expect("regex")
 });
-static EMAIL_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"[A-Za-z0-9._%+~'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+").expect("regex")
-});
 
-/// The sensitive values found in `text` (case-insensitive, as
-/// `veil rules test` checks), ignoring the opaque text of `t~`/`p~`/`h~`
-/// pseudonyms (random characters that may spell a short name by chance),
-/// and addresses in clear.
+/// What leaves Veil and should not: the one leak check `veil rules test`
+/// runs too ([`Planted::leaks`]: planted values outside pseudonyms' opaque
+/// text, and the generic detectors — addresses in clear, phone numbers,
+/// IP and MAC addresses, credentials in URLs).
 pub fn leaks(text: &str) -> Vec<String> {
-    let stripped = TOKEN_RE.replace_all(text, "~").to_lowercase();
-    let mut found: Vec<String> = sensitive_values()
+    PLANTED
+        .leaks(text)
         .iter()
-        .filter(|v| stripped.contains(&v.to_lowercase()))
-        .cloned()
-        .collect();
-    for m in EMAIL_RE.find_iter(text) {
-        let (local, domain) = m.as_str().split_once('@').unwrap_or((m.as_str(), ""));
-        let pseudonym = ["t~", "p~", "h~"]
-            .iter()
-            .any(|p| local.starts_with(p) || local.contains(&format!(":{p}")));
-        let not_an_address = [
-            "thread.tacv2",
-            "thread.v2",
-            "thread.skype",
-            "unq.gbl.spaces",
-        ]
-        .contains(&domain)
-            || domain.starts_with("odata.");
-        if !(pseudonym || not_an_address) {
-            found.push(format!("address in clear: {}", m.as_str()));
-        }
-    }
-    found
+        .map(ToString::to_string)
+        .collect()
 }
 
 /// The object ids of the tenant's people (from the directory samples).

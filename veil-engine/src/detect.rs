@@ -11,8 +11,9 @@
 //! characters of kept text; a false negative would cost a person's data.
 //!
 //! The same detectors check what leaves: [`find_in_json`] lists every value
-//! they find in a sanitized document (`veil rules test` fails on any, and
-//! `veil rules review` shows them).
+//! they find in a sanitized document (`veil rules review` shows them), and
+//! [`Planted::leaks`] is the one leak check of `veil rules test` and of the
+//! end-to-end tests: the values planted in the samples, plus the detectors.
 
 use std::sync::LazyLock;
 
@@ -196,6 +197,126 @@ pub fn find_in_json(doc: &Value) -> Vec<JsonFinding> {
     out
 }
 
+/// The values planted in the sample tenant that must never leave Veil
+/// (`example-api-responses/sensitive-values.yaml`): people's names, free
+/// text, phone numbers and e-mail addresses.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Planted {
+    #[serde(default)]
+    pub people: Vec<String>,
+    #[serde(default)]
+    pub text: Vec<String>,
+    #[serde(default)]
+    pub phones: Vec<String>,
+    #[serde(default)]
+    pub emails: Vec<String>,
+}
+
+/// Something that left Veil and should not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Leak {
+    /// A planted value (`kind`: name, text, phone, address), found
+    /// case-insensitively anywhere in the text.
+    Planted { kind: &'static str, value: String },
+    /// A detector finding; `path` is the JSON path of the string it is in
+    /// when the text is JSON.
+    Detected {
+        finding: Finding,
+        path: Option<String>,
+    },
+}
+
+impl std::fmt::Display for Leak {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Leak::Planted { kind, value } => {
+                write!(f, "leak: {kind} `{value}` is in the sanitized output")
+            }
+            Leak::Detected {
+                finding,
+                path: Some(path),
+            } => write!(
+                f,
+                "leak: {} `{}` at {path} (generic detector)",
+                finding.kind, finding.text
+            ),
+            Leak::Detected {
+                finding,
+                path: None,
+            } => write!(
+                f,
+                "leak: {} `{}` (generic detector)",
+                finding.kind, finding.text
+            ),
+        }
+    }
+}
+
+/// The opaque text of a pseudonym (`t~…`, `p~…`, `h~…`): random characters
+/// that may spell a short planted value by chance.
+static PSEUDONYM_TEXT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[pth]~[A-Za-z0-9_-]+").expect("static regex"));
+
+impl Planted {
+    /// Every non-empty planted value with its kind.
+    fn values(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        let kinds: [(&'static str, &Vec<String>); 4] = [
+            ("name", &self.people),
+            ("text", &self.text),
+            ("phone", &self.phones),
+            ("address", &self.emails),
+        ];
+        kinds.into_iter().flat_map(|(kind, list)| {
+            list.iter()
+                .map(String::as_str)
+                .filter(|v| !v.trim().is_empty())
+                .map(move |v| (kind, v))
+        })
+    }
+
+    /// The leak check over text that leaves Veil (a response body, a log
+    /// line): every planted value found in it case-insensitively (outside
+    /// pseudonyms' opaque text), then the detectors — over every string of
+    /// the document when the text is JSON ([`find_in_json`]: member names
+    /// and bare ids are not screened), else over the whole text.
+    pub fn leaks(&self, text: &str) -> Vec<Leak> {
+        match serde_json::from_str::<Value>(text) {
+            Ok(doc) => self.leaks_in_json(&doc, text),
+            Err(_) => {
+                let mut found = self.planted_in(text);
+                found.extend(find(text).into_iter().map(|finding| Leak::Detected {
+                    finding,
+                    path: None,
+                }));
+                found
+            }
+        }
+    }
+
+    /// [`Planted::leaks`] of a document already parsed; `text` is the
+    /// document as it leaves.
+    pub fn leaks_in_json(&self, doc: &Value, text: &str) -> Vec<Leak> {
+        let mut found = self.planted_in(text);
+        found.extend(find_in_json(doc).into_iter().map(|f| Leak::Detected {
+            finding: f.finding,
+            path: Some(f.path),
+        }));
+        found
+    }
+
+    fn planted_in(&self, text: &str) -> Vec<Leak> {
+        let stripped = PSEUDONYM_TEXT.replace_all(text, "~").to_lowercase();
+        self.values()
+            .filter(|(_, v)| stripped.contains(&v.to_lowercase()))
+            .map(|(kind, v)| Leak::Planted {
+                kind,
+                value: v.to_string(),
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,5 +416,72 @@ mod tests {
         ] {
             assert_eq!(screen(text), None, "{text}");
         }
+    }
+
+    fn planted() -> Planted {
+        Planted {
+            people: vec!["Adele Vance".into(), "Ann".into()],
+            text: vec!["Quarterly plan".into()],
+            phones: vec![],
+            emails: vec!["AdeleV@contoso.com".into(), " ".into()],
+        }
+    }
+
+    #[test]
+    fn leak_check_finds_planted_values_and_detector_hits_in_json() {
+        let text = r#"{"value":[{"subject":"re: QUARTERLY PLAN","from":"adelev@contoso.com","note":"call +1 425 555 0109"}]}"#;
+        let found: Vec<String> = planted()
+            .leaks(text)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            found.contains(&"leak: text `Quarterly plan` is in the sanitized output".to_string()),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(
+                &"leak: address `AdeleV@contoso.com` is in the sanitized output".to_string()
+            ),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(
+                &"leak: email `adelev@contoso.com` at $.value[0].from (generic detector)"
+                    .to_string()
+            ),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(
+                &"leak: phone `+1 425 555 0109` at $.value[0].note (generic detector)".to_string()
+            ),
+            "{found:?}"
+        );
+        assert_eq!(found.len(), 4, "{found:?}");
+    }
+
+    #[test]
+    fn leak_check_ignores_pseudonyms_member_names_and_bare_ids() {
+        // `Ann` spelled inside a token's opaque text is chance, not a leak;
+        // a pseudonymized address keeps its domain; member names are not data.
+        let text = r#"{"id":"t~xAnnq9_Z","mail":"t~kAnnz@contoso.com","a@b.example":"2024-05-01T10:30:00Z"}"#;
+        assert_eq!(planted().leaks(text), vec![]);
+    }
+
+    #[test]
+    fn leak_check_screens_text_that_is_not_json() {
+        let found = planted().leaks("level=info caller=adele.vance@contoso.com host=10.0.0.12");
+        let kinds: Vec<&str> = found
+            .iter()
+            .map(|l| match l {
+                Leak::Detected {
+                    finding,
+                    path: None,
+                } => finding.kind,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(kinds, ["email", "ipv4"]);
     }
 }

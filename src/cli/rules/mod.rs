@@ -26,6 +26,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context};
 use serde::Deserialize;
 use serde_json::Value;
+use veil_engine::detect::Planted;
 use veil_engine::policy::{split_url, Request, Side};
 use veil_engine::pseudonym::{EmailPolicy, PseudonymConfig, Pseudonymizer, Scheme};
 use veil_engine::reidentify::reidentify_for;
@@ -135,19 +136,6 @@ struct Sample {
     url: String,
     #[serde(default)]
     description: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct Sensitive {
-    #[serde(default)]
-    people: Vec<String>,
-    #[serde(default)]
-    text: Vec<String>,
-    #[serde(default)]
-    phones: Vec<String>,
-    #[serde(default)]
-    emails: Vec<String>,
 }
 
 /// One rule file of one connector, with its samples.
