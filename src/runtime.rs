@@ -697,13 +697,8 @@ impl Settings {
     }
 }
 
-/// Builds the proxy for `serve` or Lambda from options and the process
-/// environment.
-pub async fn from_env(host: Host, opts: &Options) -> anyhow::Result<Proxy> {
-    start(host, opts, &ProcessEnv, Problems::new()).await
-}
-
-/// [`from_env`] with the variables read through `env`. Every problem of
+/// Builds the proxy for `serve` or Lambda from options and the variables
+/// read through `env` (the process environment: [`ProcessEnv`]). Every problem of
 /// the configuration (after `problems`, those the host found in its own
 /// settings) is reported at once, one a line, before anything goes to the
 /// network; only then are secrets kept in AWS fetched.
@@ -751,7 +746,7 @@ mod tests {
 
     const SALT: &str = "runtime-salt-7Qm2vX9kLp4RtZ8nWc3HyB6dFj1sGa5e";
 
-    /// The settings of `from_env`, read from `pairs` only.
+    /// The settings of `start`, read from `pairs` only.
     fn read(host: Host, opts: &Options, pairs: &[(&str, &str)]) -> Result<Settings, ConfigErrors> {
         Settings::read(
             host,
