@@ -151,16 +151,12 @@ pub fn load_rules(opts: &Options) -> anyhow::Result<(String, RuleSet)> {
 fn rules_from(opts: &Options, env: Lookup<'_>) -> Result<(String, RuleSet), ConfigError> {
     let variant = setting(opts.variant.clone(), "--variant", env, ENV_RULES_VARIANT);
     let connector = setting(opts.connector.clone(), "--connector", env, ENV_CONNECTOR);
-    let rules_path = setting(
-        opts.rules.clone().map(|p| p.display().to_string()),
-        "--rules",
-        env,
-        ENV_RULES,
-    );
+    let rules_path = match &opts.rules {
+        Some(p) => Some((p.clone(), "--rules")),
+        None => env.get(ENV_RULES).map(|p| (PathBuf::from(p), ENV_RULES)),
+    };
     let rules = match (&rules_path, &connector) {
-        (Some((p, name)), _) => {
-            RuleSet::from_file(&PathBuf::from(p)).map_err(|e| ConfigError::invalid(name, e))?
-        }
+        (Some((p, name)), _) => RuleSet::from_file(p).map_err(|e| ConfigError::invalid(name, e))?,
         (None, Some((c, name))) => {
             let v = variant.as_ref().map_or("default", |(v, _)| v.as_str());
             builtin::load(c, v).map_err(|e| {
@@ -955,6 +951,42 @@ mod tests {
             e.starts_with("the pseudonymization salt (ssm:/veil/salt): "),
             "{e}"
         );
+    }
+
+    #[test]
+    fn rules_name_the_flag_or_variable_at_fault() {
+        let env = MapEnv::new(&[(ENV_RULES_VARIANT, "no-groups")]);
+        let opts = |connector: &str| Options {
+            connector: Some(connector.into()),
+            ..Options::default()
+        };
+        // entra-id ships no `no-groups` variant: the variant is at fault.
+        let e = rules_from(&opts("entra-id"), &env).unwrap_err();
+        assert_eq!(e.setting, ENV_RULES_VARIANT, "{e}");
+        let e = rules_from(&opts("exchange"), &env).unwrap_err();
+        assert_eq!(e.setting, "--connector", "{e}");
+        assert!(e.to_string().starts_with("--connector: "), "{e}");
+        let missing = Options {
+            rules: Some("/nonexistent/rules.yaml".into()),
+            ..Options::default()
+        };
+        let e = rules_from(&missing, &env).unwrap_err();
+        assert_eq!(e.setting, "--rules", "{e}");
+        let e = rules_from(&Options::default(), &MapEnv::default()).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("no connector: give --connector NAME"),
+            "{e}"
+        );
+        let (connector, _) = rules_from(
+            &Options::default(),
+            &MapEnv::new(&[
+                (ENV_CONNECTOR, "outlook-mail"),
+                (ENV_RULES_VARIANT, "no-groups"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(connector, "outlook-mail");
     }
 
     #[test]
