@@ -1,6 +1,13 @@
 //! Building the proxy from configuration: flags, then environment
-//! variables (every one a named constant below), then defaults. Shared by
-//! `veil serve`, the Lambda host and `veil demo`.
+//! variables (every one a named constant below, read through
+//! `veil_proxy::env::Env`), then defaults. Shared by `veil serve`, the
+//! Lambda host and `veil demo`.
+//!
+//! [`start`] reads every setting before it fails: each problem is a
+//! `ConfigError` naming its flag or variable, and start-up stops once with
+//! all of them ("3 configuration problems:" and one a line). Everything
+//! that can be checked locally is, before anything goes to the network;
+//! secrets kept in AWS are fetched only when the rest is right.
 
 use std::path::PathBuf;
 use std::sync::Arc;

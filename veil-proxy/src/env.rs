@@ -6,7 +6,9 @@
 //!
 //! Reading a group of settings collects every problem ([`Problems`])
 //! before failing, so an operator fixes them all in one round; each
-//! problem is a [`ConfigError`] naming its setting.
+//! problem is a [`ConfigError`] naming its setting. Start-up gathers the
+//! groups into one [`Problems`] ([`Problems::absorb`]) and fails once with
+//! [`ConfigErrors::report`].
 //!
 //! This module depends on nothing else in the crate: every other module
 //! may use it.
