@@ -26,7 +26,7 @@ use lambda_http::lambda_runtime::{self, LambdaEvent, MetadataPrelude, StreamResp
 use lambda_http::Body;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
-use veil_proxy::config::var;
+use veil_proxy::env::{ConfigError, Lookup, Problems, ProcessEnv};
 use veil_proxy::metrics::RequestMetrics;
 use veil_proxy::proxy::{ErrorKind, Phase, Proxy, ProxyError, RequestContext, MAX_REQUEST_BODY};
 
@@ -34,6 +34,23 @@ use crate::runtime::{self, Host, Options};
 
 /// `BUFFERED` (default) or `RESPONSE_STREAM`, as the Function URL is configured.
 pub const ENV_INVOKE_MODE: &str = "VEIL_LAMBDA_INVOKE_MODE";
+
+/// Whether [`ENV_INVOKE_MODE`] says `RESPONSE_STREAM` (else `BUFFERED`,
+/// the default); any other value is a problem.
+fn response_streaming(env: Lookup<'_>) -> Result<bool, ConfigError> {
+    match env.get(ENV_INVOKE_MODE) {
+        None => Ok(false),
+        Some(m) if m.trim().eq_ignore_ascii_case("BUFFERED") => Ok(false),
+        Some(m) if m.trim().eq_ignore_ascii_case("RESPONSE_STREAM") => Ok(true),
+        Some(m) => Err(ConfigError::invalid(
+            ENV_INVOKE_MODE,
+            format!(
+                "`{}` is not an invoke mode: set `BUFFERED` or `RESPONSE_STREAM`, as the Function URL's InvokeMode is",
+                m.chars().take(40).collect::<String>()
+            ),
+        )),
+    }
+}
 
 /// Lambda's limit for a buffered response payload, less room for headers.
 const BUFFERED_LIMIT: usize = 6 * 1024 * 1024 - 64 * 1024;
@@ -44,7 +61,11 @@ pub fn run() -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let proxy = match runtime::from_env(Host::Lambda, &Options::default()).await {
+        // The invoke mode's problem is reported with the proxy's.
+        let mut problems = Problems::new();
+        let streaming = problems.check(response_streaming(&ProcessEnv));
+        let started = runtime::start(Host::Lambda, &Options::default(), &ProcessEnv, problems).await;
+        let proxy = match started {
             Ok(p) => p,
             Err(e) => {
                 // A configuration error: say exactly what, then fail the init
@@ -53,7 +74,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 return Err(e);
             }
         };
-        let streaming = var(ENV_INVOKE_MODE).is_some_and(|m| m.eq_ignore_ascii_case("RESPONSE_STREAM"));
+        // `start` fails when the invoke mode had a problem.
+        let streaming = streaming.unwrap_or(false);
         tracing::info!(target: "veil::lambda", connector = %proxy.health().connector, streaming, "ready");
         let result = if streaming {
             let svc = lambda_runtime::service_fn(move |event: LambdaEvent<Value>| {
@@ -331,6 +353,22 @@ mod tests {
             "../tests/fixtures/lambda/function-url-get.json"
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn the_invoke_mode_is_one_of_two() {
+        use veil_proxy::env::MapEnv;
+        let mode = |v: &str| response_streaming(&MapEnv::new(&[(ENV_INVOKE_MODE, v)]));
+        assert_eq!(response_streaming(&MapEnv::default()), Ok(false));
+        assert_eq!(mode("BUFFERED"), Ok(false));
+        assert_eq!(mode("response_stream"), Ok(true));
+        let e = mode("STREAMING").unwrap_err();
+        assert_eq!(e.setting, ENV_INVOKE_MODE);
+        assert!(
+            e.to_string()
+                .starts_with("VEIL_LAMBDA_INVOKE_MODE: `STREAMING` is not an invoke mode"),
+            "{e}"
+        );
     }
 
     fn refusal(e: Value) -> String {

@@ -1,26 +1,37 @@
 //! Building the proxy from configuration: flags, then environment
-//! variables (every one a named constant below), then defaults. Shared by
-//! `veil serve`, the Lambda host and `veil demo`.
+//! variables (every one a named constant below, read through
+//! `veil_proxy::env::Env`), then defaults. Shared by `veil serve`, the
+//! Lambda host and `veil demo`.
+//!
+//! [`start`] reads every setting before it fails: each problem is a
+//! `ConfigError` naming its flag or variable, and start-up stops once with
+//! all of them ("3 configuration problems:" and one a line). Everything
+//! that can be checked locally is, before anything goes to the network;
+//! secrets kept in AWS are fetched only when the rest is right.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
 use ipnet::IpNet;
 use veil_engine::pseudonym::{PseudonymConfig, Pseudonymizer};
 use veil_engine::rules::{builtin, RuleSet};
 use veil_engine::secret::Secret;
 use veil_engine::stream::{BodyOptions, PublicBase, SanitizerPath};
 use veil_proxy::auth::{CallerAuth, CallerAuthConfig};
-use veil_proxy::config::{self, var};
+use veil_proxy::config;
+use veil_proxy::env::{ConfigError, ConfigErrors, Lookup, Problems, ProcessEnv};
 use veil_proxy::proxy::health::HealthInfo;
 use veil_proxy::proxy::normalize::Limits;
-use veil_proxy::proxy::upstream::{Upstream, UpstreamConfig};
+use veil_proxy::proxy::upstream::{
+    check_base_url, BodyBudget, Upstream, UpstreamConfig, DEFAULT_BODY_BUDGET_BYTES,
+    DEFAULT_MAX_BODY_BYTES,
+};
 use veil_proxy::proxy::{CallerAuthMode, Proxy, ProxyConfig};
-use veil_proxy::secrets::{self, SecretsReport};
+use veil_proxy::secrets::{SecretOptions, SecretsPlan, SecretsReport};
 use veil_proxy::token::cache::FederatedTokens;
-use veil_proxy::token::entra::{self, EntraExchange};
+use veil_proxy::token::entra::{self, EntraConfig, EntraExchange};
 use veil_proxy::token::{aws_cognito, aws_sts, file, gcp};
 use veil_proxy::token::{HostIdentity, StaticToken, TokenProvider, ENV_UPSTREAM_TOKEN};
 
@@ -125,82 +136,168 @@ pub fn list(value: Option<String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The command line's value when given, else the variable's, with the
+/// name of the setting it came from (for messages).
+fn setting(
+    flag: Option<String>,
+    flag_name: &'static str,
+    env: Lookup<'_>,
+    var_name: &'static str,
+) -> Option<(String, &'static str)> {
+    flag.map(|v| (v, flag_name))
+        .or_else(|| env.get(var_name).map(|v| (v, var_name)))
+}
+
 /// Loads the rules: a file when given, else the shipped rules of the connector.
 pub fn load_rules(opts: &Options) -> anyhow::Result<(String, RuleSet)> {
-    let variant = opts
-        .variant
-        .clone()
-        .or_else(|| var(ENV_RULES_VARIANT))
-        .unwrap_or_else(|| "default".into());
-    let connector = opts.connector.clone().or_else(|| var(ENV_CONNECTOR));
-    let rules_path = opts
-        .rules
-        .clone()
-        .or_else(|| var(ENV_RULES).map(PathBuf::from));
+    rules_from(opts, &ProcessEnv).map_err(|e| anyhow!(e))
+}
+
+/// [`load_rules`] with the variables read through `env`; the error names
+/// the flag or variable at fault.
+fn rules_from(opts: &Options, env: Lookup<'_>) -> Result<(String, RuleSet), ConfigError> {
+    let variant = setting(opts.variant.clone(), "--variant", env, ENV_RULES_VARIANT);
+    let connector = setting(opts.connector.clone(), "--connector", env, ENV_CONNECTOR);
+    let rules_path = match &opts.rules {
+        Some(p) => Some((p.clone(), "--rules")),
+        None => env.get(ENV_RULES).map(|p| (PathBuf::from(p), ENV_RULES)),
+    };
     let rules = match (&rules_path, &connector) {
-        (Some(p), _) => RuleSet::from_file(p).map_err(|e| anyhow!("{e}"))?,
-        (None, Some(c)) => builtin::load(c, &variant).map_err(|e| anyhow!("{e}"))?,
-        (None, None) => bail!(
-            "no connector: give --connector NAME (or {ENV_CONNECTOR}); connectors: {}",
-            builtin::CONNECTORS.join(", ")
-        ),
+        (Some((p, name)), _) => RuleSet::from_file(p).map_err(|e| ConfigError::invalid(name, e))?,
+        (None, Some((c, name))) => {
+            let v = variant.as_ref().map_or("default", |(v, _)| v.as_str());
+            builtin::load(c, v).map_err(|e| {
+                // An unknown connector is the connector's fault, else the variant's.
+                let at_fault = match &variant {
+                    Some((_, variant_name)) if builtin::CONNECTORS.contains(&c.as_str()) => {
+                        variant_name
+                    }
+                    _ => name,
+                };
+                ConfigError::invalid(at_fault, e)
+            })?
+        }
+        (None, None) => {
+            return Err(ConfigError::new(
+                ENV_CONNECTOR,
+                format!(
+                    "no connector: give --connector NAME (or {ENV_CONNECTOR}); connectors: {}",
+                    builtin::CONNECTORS.join(", ")
+                ),
+            ))
+        }
     };
     let connector = connector
+        .map(|(c, _)| c)
         .or_else(|| rules.connector.as_ref().map(|c| c.name.clone()))
         .unwrap_or_else(|| "custom".into());
     Ok((connector, rules))
 }
 
-/// Loads the salt and the encryption keys from wherever the environment
-/// points (the value, a file, SSM Parameter Store, Secrets Manager: see
-/// `veil_proxy::secrets`), checks them (present, long enough, not one of
-/// [`WELL_KNOWN_SECRETS`]) and says where each came from. `options` are
-/// the command line's (`--allow-legacy-short-salt`); the environment's
-/// `VEIL_ALLOW_LEGACY_SHORT_SALT` is read as well.
-pub async fn load_pseudonym(
-    http: &reqwest::Client,
-    options: secrets::SecretOptions,
-) -> anyhow::Result<(PseudonymConfig, SecretsReport)> {
-    secrets::load_pseudonym_config_opts(http, &var, WELL_KNOWN_SECRETS, options)
-        .await
-        .map_err(|e| anyhow!(e))
-}
-
 /// For `veil doctor`: one line per secret, its source and fingerprint.
+/// The salt and the encryption keys come from wherever the environment
+/// points (the value, a file, SSM Parameter Store, Secrets Manager: see
+/// `veil_proxy::secrets`) and are checked (present, long enough, not one
+/// of [`WELL_KNOWN_SECRETS`]).
 pub async fn load_secrets(http: &reqwest::Client) -> anyhow::Result<Vec<String>> {
-    Ok(load_pseudonym(http, secrets::SecretOptions::default())
-        .await?
-        .1
-        .lines())
+    let plan = SecretsPlan::from_lookup(http, &ProcessEnv, SecretOptions::default())
+        .map_err(|e| anyhow!(e))?;
+    let (_, report) = plan
+        .load(&ProcessEnv, WELL_KNOWN_SECRETS)
+        .await
+        .map_err(|e| anyhow!(e))?;
+    Ok(report.lines())
 }
 
-/// The caller-authentication mode for a host.
-pub fn caller_auth(
+/// Whether `VEIL_ALLOW_UNAUTHENTICATED` is `true` (or `1`); `false`, `0`
+/// and unset are no; anything else is a problem.
+fn allow_unauthenticated(env: Lookup<'_>) -> Result<bool, ConfigError> {
+    match env.get(ENV_ALLOW_UNAUTHENTICATED) {
+        None => Ok(false),
+        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err(ConfigError::invalid(
+                ENV_ALLOW_UNAUTHENTICATED,
+                format!(
+                    "`{}` is neither `true` nor `false` (`true` serves without caller authentication, for development only)",
+                    v.chars().take(40).collect::<String>()
+                ),
+            )),
+        },
+    }
+}
+
+/// The caller-authentication mode for a host, with every problem of its
+/// settings. The keys are fetched later, on the first request.
+fn caller_auth(
     host: Host,
-    allow_unauthenticated: bool,
+    allow_unauthenticated_flag: bool,
+    env: Lookup<'_>,
     http: reqwest::Client,
-) -> anyhow::Result<CallerAuthMode> {
-    let allow_unauth = allow_unauthenticated
-        || var(ENV_ALLOW_UNAUTHENTICATED).is_some_and(|v| v == "true" || v == "1");
-    if let Some(issuer) = var(ENV_CALLER_ISSUER) {
-        let cfg = CallerAuthConfig {
-            issuer,
-            audiences: list(var(ENV_CALLER_AUDIENCES)),
-            jwks_url: var(ENV_CALLER_JWKS_URL),
-            allowed_subjects: list(var(ENV_CALLER_SUBJECTS)),
-            allowed_emails: list(var(ENV_CALLER_EMAILS)),
-            ..CallerAuthConfig::default()
+) -> Result<CallerAuthMode, ConfigErrors> {
+    let mut problems = Problems::new();
+    let allow_unauth = problems.check(allow_unauthenticated(env));
+    let Some(issuer) = env.get(ENV_CALLER_ISSUER) else {
+        let mode = match host {
+            Host::Lambda => Some(CallerAuthMode::AwsIam {
+                allowed_arns: list(env.get(ENV_ALLOWED_CALLER_ARNS)),
+            }),
+            Host::Server if allow_unauthenticated_flag || allow_unauth == Some(true) => {
+                Some(CallerAuthMode::Unauthenticated)
+            }
+            Host::Server => {
+                problems.add(ConfigError::new(
+                    ENV_CALLER_ISSUER,
+                    format!("no caller authentication is configured: set {ENV_CALLER_ISSUER}, {ENV_CALLER_AUDIENCES} and {ENV_CALLER_SUBJECTS} (or {ENV_CALLER_EMAILS}), or pass --allow-unauthenticated for development"),
+                ));
+                None
+            }
         };
-        let auth = CallerAuth::new(cfg, http).map_err(|e| anyhow!("caller authentication: {e}"))?;
-        return Ok(CallerAuthMode::Oidc(auth));
+        return problems.finish(|| mode.expect("checked"));
+    };
+    let cfg = CallerAuthConfig {
+        issuer,
+        audiences: list(env.get(ENV_CALLER_AUDIENCES)),
+        jwks_url: env.get(ENV_CALLER_JWKS_URL),
+        allowed_subjects: list(env.get(ENV_CALLER_SUBJECTS)),
+        allowed_emails: list(env.get(ENV_CALLER_EMAILS)),
+        ..CallerAuthConfig::default()
+    };
+    for (field, problem) in cfg.problems() {
+        let name = match field {
+            "audiences" => ENV_CALLER_AUDIENCES,
+            "allowed_subjects" => ENV_CALLER_SUBJECTS,
+            "jwks_url" => ENV_CALLER_JWKS_URL,
+            _ => ENV_CALLER_ISSUER,
+        };
+        problems.add(ConfigError::invalid(name, problem));
     }
-    match host {
-        Host::Lambda => Ok(CallerAuthMode::AwsIam { allowed_arns: list(var(ENV_ALLOWED_CALLER_ARNS)) }),
-        Host::Server if allow_unauth => Ok(CallerAuthMode::Unauthenticated),
-        Host::Server => bail!(
-            "no caller authentication is configured: set {ENV_CALLER_ISSUER}, {ENV_CALLER_AUDIENCES} and {ENV_CALLER_SUBJECTS} (or {ENV_CALLER_EMAILS}), or pass --allow-unauthenticated for development"
-        ),
-    }
+    problems.finish(|| ())?;
+    let auth = CallerAuth::new(cfg, http).map_err(|e| {
+        ConfigError::invalid(ENV_CALLER_ISSUER, format!("caller authentication: {e}"))
+    })?;
+    Ok(CallerAuthMode::Oidc(auth))
+}
+
+/// `VEIL_CALLER_IP_ALLOWLIST`, every bad entry named.
+fn ip_allowlist(env: Lookup<'_>) -> Result<Vec<IpNet>, ConfigErrors> {
+    let mut problems = Problems::new();
+    let nets: Vec<IpNet> = list(env.get(ENV_CALLER_IP_ALLOWLIST))
+        .iter()
+        .filter_map(|s| {
+            problems.check(s.parse::<IpNet>().map_err(|_| {
+                ConfigError::invalid(
+                    ENV_CALLER_IP_ALLOWLIST,
+                    format!(
+                        "`{}` is not a CIDR range (such as 10.0.0.0/8 or 2001:db8::/32)",
+                        s.chars().take(60).collect::<String>()
+                    ),
+                )
+            }))
+        })
+        .collect();
+    problems.finish(|| nets)
 }
 
 /// Where the Graph token comes from: `static` (development only: the fixed
@@ -247,106 +344,180 @@ fn provider_help() -> String {
 }
 
 /// The configured provider name (validated), or an error naming the choices.
-fn provider_kind() -> anyhow::Result<&'static str> {
-    match var(ENV_TOKEN_PROVIDER) {
+fn provider_kind(env: Lookup<'_>) -> Result<&'static str, ConfigError> {
+    match env.get(ENV_TOKEN_PROVIDER) {
         Some(name) => TOKEN_PROVIDERS
             .iter()
             .copied()
             .find(|p| p.eq_ignore_ascii_case(name.trim()))
             .ok_or_else(|| {
-                anyhow!(
-                    "{ENV_TOKEN_PROVIDER}=`{}` is not a token provider: {}",
-                    name.chars().take(40).collect::<String>(),
-                    provider_help()
+                ConfigError::new(
+                    ENV_TOKEN_PROVIDER,
+                    format!(
+                        "{ENV_TOKEN_PROVIDER}=`{}` is not a token provider: {}",
+                        name.chars().take(40).collect::<String>(),
+                        provider_help()
+                    ),
                 )
             }),
-        None if var(ENV_UPSTREAM_TOKEN).is_some() => Ok("static"),
-        None => bail!("no Graph token provider is configured: {}", provider_help()),
+        None if env.get(ENV_UPSTREAM_TOKEN).is_some() => Ok("static"),
+        None => Err(ConfigError::new(
+            ENV_TOKEN_PROVIDER,
+            format!("no Graph token provider is configured: {}", provider_help()),
+        )),
     }
 }
 
-/// The federation from the environment; `None` when the `static`
+/// The federation from the process environment; `None` when the `static`
 /// development token is configured.
 pub fn federation(http: &reqwest::Client) -> anyhow::Result<Option<Federation>> {
-    let kind = provider_kind()?;
-    let host = match kind {
-        "static" => return Ok(None),
-        "aws-sts" => aws_sts::from_env(http.clone()),
-        "aws-cognito" => aws_cognito::from_env(http.clone()),
-        "gcp" => gcp::from_env(http.clone()),
-        _ => file::from_env(http.clone()),
-    }
-    .map_err(|e| anyhow!("{ENV_TOKEN_PROVIDER}={kind}: {e}"))?;
-    let exchange = EntraExchange::from_env(http.clone())
-        .map_err(|e| anyhow!("{ENV_TOKEN_PROVIDER}={kind}: {e}"))?;
-    Ok(Some(Federation {
-        kind,
-        host,
-        tenant: exchange.config().tenant_id.clone(),
-        client_id: exchange.config().client_id.clone(),
-        exchange,
-    }))
+    federation_from(http, &ProcessEnv).map_err(|e| anyhow!(e))
 }
 
-/// The Graph token provider from the environment: one per process (its
-/// cache is shared by every request).
-pub fn token_provider() -> anyhow::Result<Arc<dyn TokenProvider>> {
-    let http = reqwest::Client::builder()
+/// [`federation`] with the variables read through `env`: the provider's
+/// problems and the Entra exchange's, all of them.
+fn federation_from(
+    http: &reqwest::Client,
+    env: Lookup<'_>,
+) -> Result<Option<Federation>, ConfigErrors> {
+    let kind = provider_kind(env)?;
+    let host: Result<Arc<dyn HostIdentity>, String> = match kind {
+        "static" => return Ok(None),
+        "aws-sts" => aws_sts::AwsSts::from_lookup(http.clone(), env).map(|h| Arc::new(h) as _),
+        "aws-cognito" => {
+            aws_cognito::AwsCognito::from_lookup(http.clone(), env).map(|h| Arc::new(h) as _)
+        }
+        "gcp" => gcp::from_lookup(env).map(|h| Arc::new(h) as _),
+        _ => file::from_lookup(env).map(|h| Arc::new(h) as _),
+    };
+    let exchange = EntraConfig::from_lookup(env).map(|c| EntraExchange::new(c, http.clone()));
+    // Each line of a provider's message is one problem, named with the provider.
+    let named = |e: String| {
+        e.lines()
+            .map(|l| format!("{ENV_TOKEN_PROVIDER}={kind}: {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mut problems = Problems::new();
+    let host = problems.check_message(ENV_TOKEN_PROVIDER, host.map_err(named));
+    let exchange = problems.check_message(ENV_TOKEN_PROVIDER, exchange.map_err(named));
+    problems.finish(|| {
+        let exchange = exchange.expect("checked");
+        Some(Federation {
+            kind,
+            host: host.expect("checked"),
+            tenant: exchange.config().tenant_id.clone(),
+            client_id: exchange.config().client_id.clone(),
+            exchange,
+        })
+    })
+}
+
+/// The client the token provider calls Entra and the host identity with.
+fn token_http() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
         .use_rustls_tls()
         .timeout(Duration::from_secs(15))
         .build()
-        .context("HTTP client")?;
-    match federation(&http)? {
+        .context("HTTP client")
+}
+
+/// The Graph token provider from the process environment: one per process
+/// (its cache is shared by every request).
+pub fn token_provider() -> anyhow::Result<Arc<dyn TokenProvider>> {
+    tokens_from(&token_http()?, &ProcessEnv).map_err(|e| anyhow!(e))
+}
+
+/// [`token_provider`] with the variables read through `env`.
+fn tokens_from(
+    http: &reqwest::Client,
+    env: Lookup<'_>,
+) -> Result<Arc<dyn TokenProvider>, ConfigErrors> {
+    match federation_from(http, env)? {
         Some(f) => Ok(Arc::new(FederatedTokens::new(f.host, f.exchange))),
-        None => match var(ENV_UPSTREAM_TOKEN) {
+        None => match env.get(ENV_UPSTREAM_TOKEN) {
             Some(t) => Ok(Arc::new(StaticToken::new(Secret::from(t.as_str())))),
-            None => bail!(
-                "{ENV_TOKEN_PROVIDER}=static needs {ENV_UPSTREAM_TOKEN} (a Graph token; development only)"
-            ),
+            None => Err(ConfigError::missing(
+                ENV_UPSTREAM_TOKEN,
+                format!("the Graph token {ENV_TOKEN_PROVIDER}=static sends (development only)"),
+            )
+            .into()),
         },
     }
 }
 
 /// A positive whole number from the environment, or `default`; the error
 /// names the variable and what it takes.
-pub fn number(name: &str, what: &str, default: u64) -> anyhow::Result<u64> {
-    match var(name) {
+pub fn number(env: Lookup<'_>, name: &str, what: &str, default: u64) -> Result<u64, ConfigError> {
+    match env.get(name) {
         None => Ok(default),
         Some(v) => match v.trim().parse::<u64>() {
             Ok(n) if n > 0 => Ok(n),
-            _ => bail!(
-                "{name}=`{}` must be a positive whole number of {what}",
-                v.chars().take(40).collect::<String>()
-            ),
+            _ => Err(ConfigError::new(
+                name,
+                format!(
+                    "{name}=`{}` must be a positive whole number of {what}",
+                    v.chars().take(40).collect::<String>()
+                ),
+            )),
         },
     }
 }
 
-/// Upstream settings from options and environment.
-pub fn upstream_config(opts: &Options) -> anyhow::Result<UpstreamConfig> {
+/// Upstream settings from options and environment, every problem of them:
+/// the Graph base URL, the deadline, the body limits and the egress proxy
+/// (`HTTPS_PROXY`, read by the connector).
+fn upstream_config(opts: &Options, env: Lookup<'_>) -> Result<UpstreamConfig, ConfigErrors> {
+    let mut problems = Problems::new();
     let mut cfg = UpstreamConfig::default();
-    if let Some(u) = opts.upstream.clone().or_else(|| var(ENV_UPSTREAM)) {
-        cfg.base_url = u;
-    }
-    if var(ENV_UPSTREAM_TIMEOUT).is_some() {
-        let secs = number(ENV_UPSTREAM_TIMEOUT, "seconds", 25)?;
-        cfg.total_timeout = Duration::from_secs(secs);
-        cfg.read_timeout = cfg.read_timeout.min(cfg.total_timeout);
+    let base = setting(opts.upstream.clone(), "--upstream", env, ENV_UPSTREAM);
+    let base_ok = match &base {
+        Some((u, name)) => {
+            cfg.base_url = u.clone();
+            problems
+                .check(
+                    check_base_url(u.trim_end_matches('/'))
+                        .map_err(|e| ConfigError::invalid(name, e)),
+                )
+                .is_some()
+        }
+        None => true,
+    };
+    if let Some(secs) = problems.check(number(env, ENV_UPSTREAM_TIMEOUT, "seconds", 25)) {
+        if env.get(ENV_UPSTREAM_TIMEOUT).is_some() {
+            cfg.total_timeout = Duration::from_secs(secs);
+            cfg.read_timeout = cfg.read_timeout.min(cfg.total_timeout);
+        }
     }
     let mib = 1024 * 1024;
-    let default_max = (veil_proxy::proxy::upstream::DEFAULT_MAX_BODY_BYTES / mib) as u64;
-    cfg.max_body_bytes = number(ENV_UPSTREAM_MAX_BODY_MB, "MiB", default_max)? as usize * mib;
-    let default_budget = (veil_proxy::proxy::upstream::DEFAULT_BODY_BUDGET_BYTES / mib) as u64;
-    let budget = number(ENV_BODY_BUDGET_MB, "MiB", default_budget)? as usize * mib;
-    if budget < cfg.max_body_bytes {
-        bail!(
-            "{ENV_BODY_BUDGET_MB} ({} MiB) is smaller than one response may be ({ENV_UPSTREAM_MAX_BODY_MB}, {} MiB): raise it or lower {ENV_UPSTREAM_MAX_BODY_MB}",
-            budget / mib,
-            cfg.max_body_bytes / mib
-        );
+    let default_max = (DEFAULT_MAX_BODY_BYTES / mib) as u64;
+    let max = problems.check(number(env, ENV_UPSTREAM_MAX_BODY_MB, "MiB", default_max));
+    let default_budget = (DEFAULT_BODY_BUDGET_BYTES / mib) as u64;
+    let budget = problems.check(number(env, ENV_BODY_BUDGET_MB, "MiB", default_budget));
+    if let (Some(max), Some(budget)) = (max, budget) {
+        cfg.max_body_bytes = max as usize * mib;
+        if budget < max {
+            problems.add(ConfigError::new(
+                ENV_BODY_BUDGET_MB,
+                format!(
+                    "{ENV_BODY_BUDGET_MB} ({budget} MiB) is smaller than one response may be ({ENV_UPSTREAM_MAX_BODY_MB}, {max} MiB): raise it or lower {ENV_UPSTREAM_MAX_BODY_MB}"
+                ),
+            ));
+        }
+        cfg.budget = BodyBudget::new(budget as usize * mib);
     }
-    cfg.budget = veil_proxy::proxy::upstream::BodyBudget::new(budget);
-    Ok(cfg)
+    // The client itself: what is left to refuse is the egress proxy.
+    if base_ok {
+        if let Err(e) = Upstream::new(cfg.clone()) {
+            // The base URL passed its check: what is left is the proxy's.
+            let name = match &base {
+                Some((_, name)) if !e.contains("egress proxy") => name,
+                _ => "HTTPS_PROXY",
+            };
+            problems.add(ConfigError::invalid(name, e));
+        }
+    }
+    problems.finish(|| cfg)
 }
 
 /// Everything a host needs to build the proxy.
@@ -368,12 +539,15 @@ pub fn build(parts: Parts) -> anyhow::Result<Proxy> {
 }
 
 /// The sanitizer options from options and environment.
-pub fn body_options(opts: &Options) -> anyhow::Result<BodyOptions> {
-    let public_base = match opts.public_base_url.clone() {
-        Some(u) => Some(PublicBase::parse(&u).map_err(|e| anyhow!("--public-base-url: {e}"))?),
-        None => var(ENV_PUBLIC_BASE_URL)
-            .map(|u| PublicBase::parse(&u).map_err(|e| anyhow!("{ENV_PUBLIC_BASE_URL}: {e}")))
-            .transpose()?,
+fn body_options(opts: &Options, env: Lookup<'_>) -> Result<BodyOptions, ConfigError> {
+    let public_base = match setting(
+        opts.public_base_url.clone(),
+        "--public-base-url",
+        env,
+        ENV_PUBLIC_BASE_URL,
+    ) {
+        Some((u, name)) => Some(PublicBase::parse(&u).map_err(|e| ConfigError::invalid(name, e))?),
+        None => None,
     };
     Ok(BodyOptions {
         public_base,
@@ -385,8 +559,15 @@ pub fn body_options(opts: &Options) -> anyhow::Result<BodyOptions> {
     })
 }
 
-/// [`build`] with the sanitizer options.
-pub fn build_with(parts: Parts, body: BodyOptions) -> anyhow::Result<Proxy> {
+/// [`build`] with the sanitizer options; the IP allowlist is the process
+/// environment's.
+fn build_with(parts: Parts, body: BodyOptions) -> anyhow::Result<Proxy> {
+    let ip_allowlist = ip_allowlist(&ProcessEnv).map_err(|e| anyhow!(e.report()))?;
+    assemble(parts, body, ip_allowlist)
+}
+
+/// The proxy from its parts and settings.
+fn assemble(parts: Parts, body: BodyOptions, ip_allowlist: Vec<IpNet>) -> anyhow::Result<Proxy> {
     let key_ids = parts
         .pseudonym
         .encryption_keys
@@ -410,13 +591,6 @@ pub fn build_with(parts: Parts, body: BodyOptions) -> anyhow::Result<Proxy> {
         .and_then(|u| u.host_str().map(String::from))
         .unwrap_or_default();
     let upstream = Upstream::new(parts.upstream).map_err(|e| anyhow!(e))?;
-    let ip_allowlist = list(var(ENV_CALLER_IP_ALLOWLIST))
-        .iter()
-        .map(|s| {
-            s.parse::<IpNet>()
-                .map_err(|_| anyhow!("{ENV_CALLER_IP_ALLOWLIST}: `{s}` is not a CIDR range"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let health = HealthInfo {
         connector: parts.connector.clone(),
         rules_source: parts.rules.source.clone(),
@@ -453,33 +627,392 @@ pub fn build_with(parts: Parts, body: BodyOptions) -> anyhow::Result<Proxy> {
     ))
 }
 
-/// Builds the proxy for `serve` or Lambda from options and environment.
-pub async fn from_env(host: Host, opts: &Options) -> anyhow::Result<Proxy> {
-    let (connector, rules) = load_rules(opts)?;
+/// Every setting of [`start`], read and checked without any network call.
+struct Settings {
+    connector: String,
+    rules: RuleSet,
+    secrets: Secrets,
+    caller_auth: CallerAuthMode,
+    tokens: Arc<dyn TokenProvider>,
+    upstream: UpstreamConfig,
+    body: BodyOptions,
+    ip_allowlist: Vec<IpNet>,
+}
+
+/// The secrets: loaded already when they are in the environment or files,
+/// else where to fetch them from.
+enum Secrets {
+    Loaded(Box<(PseudonymConfig, SecretsReport)>),
+    InAws(Box<SecretsPlan>),
+}
+
+impl Settings {
+    /// Reads every setting through `env`, collecting every problem (after
+    /// `problems`, the host's own) before failing.
+    fn read(
+        host: Host,
+        opts: &Options,
+        env: Lookup<'_>,
+        http: &reqwest::Client,
+        mut problems: Problems,
+    ) -> Result<Settings, ConfigErrors> {
+        let rules = problems.check(rules_from(opts, env));
+        let options = SecretOptions {
+            allow_legacy_short_salt: opts.allow_legacy_short_salt,
+        };
+        let secrets = problems
+            .absorb(SecretsPlan::from_lookup(http, env, options))
+            .and_then(|plan| match plan.load_local(env, WELL_KNOWN_SECRETS) {
+                None => Some(Secrets::InAws(Box::new(plan))),
+                Some(loaded) => problems
+                    .check_message(config::ENV_SALT, loaded)
+                    .map(|l| Secrets::Loaded(Box::new(l))),
+            });
+        let caller_auth = problems.absorb(caller_auth(
+            host,
+            opts.allow_unauthenticated,
+            env,
+            http.clone(),
+        ));
+        let ip_allowlist = problems.absorb(ip_allowlist(env));
+        let tokens = match token_http() {
+            Ok(token_http) => problems.absorb(tokens_from(&token_http, env)),
+            Err(e) => {
+                problems.add(ConfigError::new(ENV_TOKEN_PROVIDER, format!("{e:#}")));
+                None
+            }
+        };
+        let upstream = problems.absorb(upstream_config(opts, env));
+        let body = problems.check(body_options(opts, env));
+        problems.finish(|| {
+            let (connector, rules) = rules.expect("checked");
+            Settings {
+                connector,
+                rules,
+                secrets: secrets.expect("checked"),
+                caller_auth: caller_auth.expect("checked"),
+                tokens: tokens.expect("checked"),
+                upstream: upstream.expect("checked"),
+                body: body.expect("checked"),
+                ip_allowlist: ip_allowlist.expect("checked"),
+            }
+        })
+    }
+}
+
+/// Builds the proxy for `serve` or Lambda from options and the variables
+/// read through `env` (the process environment: [`ProcessEnv`]). Every problem of
+/// the configuration (after `problems`, those the host found in its own
+/// settings) is reported at once, one a line, before anything goes to the
+/// network; only then are secrets kept in AWS fetched.
+pub async fn start(
+    host: Host,
+    opts: &Options,
+    env: Lookup<'_>,
+    problems: Problems,
+) -> anyhow::Result<Proxy> {
     let http = reqwest::Client::builder()
         .use_rustls_tls()
         .timeout(Duration::from_secs(10))
         .build()
         .context("HTTP client")?;
-    let options = secrets::SecretOptions {
-        allow_legacy_short_salt: opts.allow_legacy_short_salt,
+    let settings =
+        Settings::read(host, opts, env, &http, problems).map_err(|e| anyhow!(e.report()))?;
+    let (pseudonym, report) = match settings.secrets {
+        Secrets::Loaded(loaded) => *loaded,
+        Secrets::InAws(plan) => plan
+            .load(env, WELL_KNOWN_SECRETS)
+            .await
+            .map_err(|e| anyhow!(e))?,
     };
-    let (pseudonym, report) = load_pseudonym(&http, options).await?;
     let lines = report.lines();
     tracing::info!(target: "veil::secrets", salt = %lines[0], encryption_keys = %lines[1], "secrets loaded");
-    let warnings = report.warnings();
-    let caller_auth = caller_auth(host, opts.allow_unauthenticated, http)?;
-    let body = body_options(opts)?;
-    build_with(
+    assemble(
         Parts {
-            connector,
-            rules,
+            connector: settings.connector,
+            rules: settings.rules,
             pseudonym,
-            tokens: token_provider()?,
-            upstream: upstream_config(opts)?,
-            caller_auth,
-            warnings,
+            tokens: settings.tokens,
+            upstream: settings.upstream,
+            caller_auth: settings.caller_auth,
+            warnings: report.warnings(),
         },
-        body,
+        settings.body,
+        settings.ip_allowlist,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use veil_proxy::env::MapEnv;
+
+    const SALT: &str = "runtime-salt-7Qm2vX9kLp4RtZ8nWc3HyB6dFj1sGa5e";
+
+    /// The settings of `start`, read from `pairs` only.
+    fn read(host: Host, opts: &Options, pairs: &[(&str, &str)]) -> Result<Settings, ConfigErrors> {
+        Settings::read(
+            host,
+            opts,
+            &MapEnv::new(pairs),
+            &reqwest::Client::new(),
+            Problems::new(),
+        )
+    }
+
+    fn settings_of(e: &ConfigErrors) -> Vec<&str> {
+        e.problems().iter().map(|p| p.setting.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_good_configuration_builds_the_proxy() {
+        let env = MapEnv::new(&[
+            (ENV_CONNECTOR, "entra-id"),
+            (config::ENV_SALT, SALT),
+            (ENV_UPSTREAM_TOKEN, "graph-token"),
+            (ENV_ALLOW_UNAUTHENTICATED, "true"),
+            (ENV_CALLER_IP_ALLOWLIST, "10.0.0.0/8, ::1/128"),
+        ]);
+        let proxy = start(Host::Server, &Options::default(), &env, Problems::new())
+            .await
+            .unwrap();
+        assert_eq!(proxy.health().connector, "entra-id");
+    }
+
+    #[tokio::test]
+    async fn every_problem_of_every_part_is_reported_at_once() {
+        let pairs = [
+            (ENV_CONNECTOR, "exchange"),
+            (config::ENV_SALT, "short"),
+            (config::ENV_SCHEME, "rot13"),
+            (ENV_ALLOW_UNAUTHENTICATED, "maybe"),
+            (ENV_CALLER_IP_ALLOWLIST, "10.0.0.0/8,everyone"),
+            (ENV_TOKEN_PROVIDER, "aws-sts"),
+            (aws_sts::ENV_DURATION_SECS, "5m"),
+            (ENV_UPSTREAM, "http://graph.example"),
+            (ENV_UPSTREAM_TIMEOUT, "0"),
+            (ENV_UPSTREAM_MAX_BODY_MB, "64"),
+            (ENV_BODY_BUDGET_MB, "16"),
+            (ENV_PUBLIC_BASE_URL, "ftp://veil.example"),
+        ];
+        let e = read(Host::Server, &Options::default(), &pairs)
+            .err()
+            .expect("refused");
+        assert_eq!(
+            settings_of(&e),
+            [
+                ENV_CONNECTOR,
+                config::ENV_SCHEME,
+                ENV_ALLOW_UNAUTHENTICATED,
+                ENV_CALLER_ISSUER,
+                ENV_CALLER_IP_ALLOWLIST,
+                ENV_TOKEN_PROVIDER,
+                ENV_TOKEN_PROVIDER,
+                ENV_TOKEN_PROVIDER,
+                ENV_UPSTREAM,
+                ENV_UPSTREAM_TIMEOUT,
+                ENV_BODY_BUDGET_MB,
+                ENV_PUBLIC_BASE_URL,
+            ],
+            "{}",
+            e.report()
+        );
+        let report = e.report();
+        let lines: Vec<&str> = report.lines().collect();
+        assert_eq!(lines[0], "12 configuration problems:", "{report}");
+        for (line, expected) in lines[1..].iter().zip([
+            "  - VEIL_CONNECTOR: ",
+            "  - VEIL_SCHEME: unknown pseudonym scheme 'rot13'",
+            "  - VEIL_ALLOW_UNAUTHENTICATED: `maybe` is neither `true` nor `false`",
+            "  - no caller authentication is configured: set VEIL_CALLER_ISSUER",
+            "  - VEIL_CALLER_IP_ALLOWLIST: `everyone` is not a CIDR range",
+            "  - VEIL_TOKEN_PROVIDER=aws-sts: VEIL_AWS_STS_DURATION_SECS: `5m`",
+            "  - VEIL_TOKEN_PROVIDER=aws-sts: aws-sts: no AWS credentials",
+            "  - VEIL_TOKEN_PROVIDER=aws-sts: workload identity federation needs VEIL_TENANT_ID and VEIL_CLIENT_ID",
+            "  - VEIL_UPSTREAM: the upstream base URL `http://graph.example` is plain http",
+            "  - VEIL_UPSTREAM_TIMEOUT_SECS=`0` must be a positive whole number of seconds",
+            "  - VEIL_BODY_BUDGET_MB (16 MiB) is smaller than one response may be",
+            "  - VEIL_PUBLIC_BASE_URL: ",
+        ]) {
+            assert!(line.starts_with(expected), "{line}\n{report}");
+        }
+        // The salt's problem waits for a valid scheme (its strength depends on it).
+        assert!(!report.contains("pseudonymization salt"), "{report}");
+        // Secret values never appear.
+        assert!(!report.contains("short"), "{report}");
+    }
+
+    #[tokio::test]
+    async fn local_secrets_are_checked_with_the_rest() {
+        let e = read(
+            Host::Server,
+            &Options {
+                upstream: Some("ftp://graph.example".into()),
+                public_base_url: Some("veil.example".into()),
+                ..Options::default()
+            },
+            &[
+                (ENV_CONNECTOR, "entra-id"),
+                (config::ENV_SALT, "short"),
+                (ENV_UPSTREAM_TOKEN, "graph-token"),
+                (ENV_ALLOW_UNAUTHENTICATED, "1"),
+            ],
+        )
+        .err()
+        .expect("refused");
+        assert_eq!(
+            settings_of(&e),
+            [config::ENV_SALT, "--upstream", "--public-base-url"],
+            "{}",
+            e.report()
+        );
+        assert!(
+            e.report().contains(
+                "  - the pseudonymization salt (env:VEIL_SALT) is too short for the hmac scheme"
+            ),
+            "{}",
+            e.report()
+        );
+    }
+
+    #[tokio::test]
+    async fn caller_authentication_names_each_variable() {
+        let e = read(
+            Host::Lambda,
+            &Options::default(),
+            &[
+                (ENV_CONNECTOR, "entra-id"),
+                (config::ENV_SALT, SALT),
+                (ENV_UPSTREAM_TOKEN, "graph-token"),
+                (ENV_CALLER_ISSUER, "http://issuer.example"),
+                (ENV_CALLER_JWKS_URL, "ftp://keys.example"),
+            ],
+        )
+        .err()
+        .expect("refused");
+        assert_eq!(
+            settings_of(&e),
+            [
+                ENV_CALLER_AUDIENCES,
+                ENV_CALLER_SUBJECTS,
+                ENV_CALLER_JWKS_URL
+            ],
+            "{}",
+            e.report()
+        );
+        assert!(
+            e.report()
+                .contains("  - VEIL_CALLER_AUDIENCES: caller authentication: at least one audience is required"),
+            "{}",
+            e.report()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_network_is_not_reached_while_a_local_problem_remains() {
+        // The salt is in SSM, behind an endpoint nothing listens on: had it
+        // been fetched, the error would say it could not be reached.
+        let env = MapEnv::new(&[
+            (ENV_CONNECTOR, "entra-id"),
+            ("VEIL_SALT_SSM_PARAMETER", "/veil/salt"),
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "not-a-real-secret"),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+            (ENV_UPSTREAM_TOKEN, "graph-token"),
+            (ENV_ALLOW_UNAUTHENTICATED, "true"),
+            (ENV_UPSTREAM_MAX_BODY_MB, "lots"),
+        ]);
+        let e = start(Host::Server, &Options::default(), &env, Problems::new())
+            .await
+            .err()
+            .expect("refused");
+        let e = format!("{e:#}");
+        assert!(
+            e.starts_with("1 configuration problem:\n  - VEIL_UPSTREAM_MAX_BODY_MB=`lots`"),
+            "{e}"
+        );
+        assert!(!e.contains("/veil/salt"), "{e}");
+        // With the local problem fixed, the fetch is tried (and fails).
+        let mut fixed: Vec<(&str, &str)> = vec![
+            (ENV_CONNECTOR, "entra-id"),
+            ("VEIL_SALT_SSM_PARAMETER", "/veil/salt"),
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "not-a-real-secret"),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+            (ENV_UPSTREAM_TOKEN, "graph-token"),
+        ];
+        fixed.push((ENV_ALLOW_UNAUTHENTICATED, "true"));
+        let e = start(
+            Host::Server,
+            &Options::default(),
+            &MapEnv::new(&fixed),
+            Problems::new(),
+        )
+        .await
+        .err()
+        .expect("refused");
+        let e = format!("{e:#}");
+        assert!(
+            e.starts_with("the pseudonymization salt (ssm:/veil/salt): "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn rules_name_the_flag_or_variable_at_fault() {
+        let env = MapEnv::new(&[(ENV_RULES_VARIANT, "no-groups")]);
+        let opts = |connector: &str| Options {
+            connector: Some(connector.into()),
+            ..Options::default()
+        };
+        // entra-id ships no `no-groups` variant: the variant is at fault.
+        let e = rules_from(&opts("entra-id"), &env).unwrap_err();
+        assert_eq!(e.setting, ENV_RULES_VARIANT, "{e}");
+        let e = rules_from(&opts("exchange"), &env).unwrap_err();
+        assert_eq!(e.setting, "--connector", "{e}");
+        assert!(e.to_string().starts_with("--connector: "), "{e}");
+        let missing = Options {
+            rules: Some("/nonexistent/rules.yaml".into()),
+            ..Options::default()
+        };
+        let e = rules_from(&missing, &env).unwrap_err();
+        assert_eq!(e.setting, "--rules", "{e}");
+        let e = rules_from(&Options::default(), &MapEnv::default()).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("no connector: give --connector NAME"),
+            "{e}"
+        );
+        let (connector, _) = rules_from(
+            &Options::default(),
+            &MapEnv::new(&[
+                (ENV_CONNECTOR, "outlook-mail"),
+                (ENV_RULES_VARIANT, "no-groups"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(connector, "outlook-mail");
+    }
+
+    #[test]
+    fn problems_of_the_host_come_first() {
+        let mut host = Problems::new();
+        host.add(ConfigError::invalid(
+            "VEIL_METRICS_LISTEN",
+            "`x` is not an address",
+        ));
+        let e = Settings::read(
+            Host::Server,
+            &Options::default(),
+            &MapEnv::new(&[(ENV_UPSTREAM_TIMEOUT, "x")]),
+            &reqwest::Client::new(),
+            host,
+        )
+        .err()
+        .expect("refused");
+        assert_eq!(settings_of(&e)[0], "VEIL_METRICS_LISTEN");
+        assert!(settings_of(&e).contains(&ENV_UPSTREAM_TIMEOUT));
+    }
 }

@@ -6,7 +6,9 @@
 //!
 //! Reading a group of settings collects every problem ([`Problems`])
 //! before failing, so an operator fixes them all in one round; each
-//! problem is a [`ConfigError`] naming its setting.
+//! problem is a [`ConfigError`] naming its setting. Start-up gathers the
+//! groups into one [`Problems`] ([`Problems::absorb`]) and fails once with
+//! [`ConfigErrors::report`].
 //!
 //! This module depends on nothing else in the crate: every other module
 //! may use it.
@@ -84,6 +86,14 @@ impl ConfigError {
         }
     }
 
+    /// A problem of `setting` whose `message` already names it (kept as is).
+    pub fn new(setting: &str, message: impl std::fmt::Display) -> ConfigError {
+        ConfigError {
+            setting: setting.to_string(),
+            message: message.to_string(),
+        }
+    }
+
     /// `<setting> is not set: it holds <what>`.
     pub fn missing(setting: &str, what: impl std::fmt::Display) -> ConfigError {
         ConfigError {
@@ -100,6 +110,34 @@ pub struct ConfigErrors(Vec<ConfigError>);
 impl ConfigErrors {
     pub fn problems(&self) -> &[ConfigError] {
         &self.0
+    }
+
+    /// The report an operator reads when start-up fails: how many
+    /// problems, then one per line.
+    ///
+    /// ```text
+    /// 2 configuration problems:
+    ///   - VEIL_A: `x` is not a number
+    ///   - VEIL_C is not set: it holds the login
+    /// ```
+    pub fn report(&self) -> String {
+        let n = self.0.len();
+        let mut out = format!(
+            "{n} configuration problem{}:",
+            if n == 1 { "" } else { "s" }
+        );
+        for e in &self.0 {
+            out.push_str("\n  - ");
+            // A message of several lines stays inside its item.
+            out.push_str(&e.to_string().replace('\n', "\n    "));
+        }
+        out
+    }
+}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(e: ConfigError) -> ConfigErrors {
+        ConfigErrors(vec![e])
     }
 }
 
@@ -135,6 +173,36 @@ impl Problems {
     /// Records a problem.
     pub fn add(&mut self, error: ConfigError) {
         self.0.push(error);
+    }
+
+    /// Whether no problem has been recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The value, or `None` after recording every problem of a group.
+    pub fn absorb<T>(&mut self, result: Result<T, ConfigErrors>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.0.extend(e.0);
+                None
+            }
+        }
+    }
+
+    /// The value, or `None` after recording the problem `message` (which
+    /// names `setting`); a message of several lines is several problems.
+    pub fn check_message<T>(&mut self, setting: &str, result: Result<T, String>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(message) => {
+                for line in message.lines().filter(|l| !l.trim().is_empty()) {
+                    self.add(ConfigError::new(setting, line));
+                }
+                None
+            }
+        }
     }
 
     /// The value, or `None` after recording the problem.
@@ -200,5 +268,32 @@ mod tests {
             "VEIL_A: `x` is not a number\nVEIL_C is not set: it holds the login"
         );
         assert_eq!(Problems::new().finish(|| 7), Ok(7));
+    }
+
+    #[test]
+    fn groups_merge_and_the_report_lists_one_problem_a_line() {
+        let mut group = Problems::new();
+        group.add(ConfigError::invalid("VEIL_A", "`x` is not a number"));
+        let group = group.finish(|| ()).unwrap_err();
+        let mut all = Problems::new();
+        assert!(all.is_empty());
+        assert_eq!(all.absorb(Err::<(), _>(group)), None);
+        assert_eq!(all.absorb(Ok::<u8, ConfigErrors>(1)), Some(1));
+        let joined = Err::<(), _>("VEIL_B: one\nVEIL_B: two".to_string());
+        assert_eq!(all.check_message("VEIL_B", joined), None);
+        all.add(ConfigError::missing("VEIL_C", "the login"));
+        let e = all.finish(|| ()).unwrap_err();
+        let settings: Vec<&str> = e.problems().iter().map(|p| p.setting.as_str()).collect();
+        assert_eq!(settings, ["VEIL_A", "VEIL_B", "VEIL_B", "VEIL_C"]);
+        assert_eq!(
+            e.report(),
+            "4 configuration problems:\n  - VEIL_A: `x` is not a number\n  - VEIL_B: one\n  \
+             - VEIL_B: two\n  - VEIL_C is not set: it holds the login"
+        );
+        let one = ConfigErrors::from(ConfigError::new("VEIL_D", "VEIL_D: bad\nsecond line"));
+        assert_eq!(
+            one.report(),
+            "1 configuration problem:\n  - VEIL_D: bad\n    second line"
+        );
     }
 }

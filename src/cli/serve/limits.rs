@@ -30,41 +30,74 @@ impl Default for ServeLimits {
 }
 
 impl ServeLimits {
-    /// Flags, then environment, then defaults.
-    pub fn from_args(a: &Args) -> anyhow::Result<Self> {
+    /// Flags, then environment, then defaults; every problem at once.
+    pub fn from_args(a: &Args, env: Lookup<'_>) -> Result<Self, ConfigErrors> {
         let d = ServeLimits::default();
-        let secs = |flag: Option<u64>, env: &str, default: Duration| -> anyhow::Result<Duration> {
-            match flag {
-                Some(0) => Err(anyhow!("timeouts must be at least one second")),
-                Some(s) => Ok(Duration::from_secs(s)),
-                None => Ok(Duration::from_secs(number(
-                    env,
-                    "seconds",
-                    default.as_secs(),
-                )?)),
+        let mut problems = Problems::new();
+        let mut secs = |flag: Option<u64>, flag_name: &str, var: &str, default: Duration| match flag
+        {
+            Some(0) => {
+                problems.add(ConfigError::invalid(
+                    flag_name,
+                    "timeouts must be at least one second",
+                ));
+                default
             }
+            Some(s) => Duration::from_secs(s),
+            None => problems
+                .check(number(env, var, "seconds", default.as_secs()))
+                .map_or(default, Duration::from_secs),
         };
-        let count = |flag: Option<usize>, env: &str, default: usize| -> anyhow::Result<usize> {
-            match flag {
-                Some(0) => Err(anyhow!("connection and request caps must be at least 1")),
-                Some(n) => Ok(n),
-                None => Ok(number(env, "connections or requests", default as u64)? as usize),
+        let header_read_timeout = secs(
+            a.header_read_timeout_secs,
+            "--header-read-timeout-secs",
+            ENV_HEADER_READ_TIMEOUT,
+            d.header_read_timeout,
+        );
+        let idle_timeout = secs(
+            a.idle_timeout_secs,
+            "--idle-timeout-secs",
+            ENV_IDLE_TIMEOUT,
+            d.idle_timeout,
+        );
+        let body_read_timeout = secs(
+            a.body_read_timeout_secs,
+            "--body-read-timeout-secs",
+            ENV_BODY_READ_TIMEOUT,
+            d.body_read_timeout,
+        );
+        let mut count = |flag: Option<usize>, flag_name: &str, var: &str, default: usize| match flag
+        {
+            Some(0) => {
+                problems.add(ConfigError::invalid(
+                    flag_name,
+                    "connection and request caps must be at least 1",
+                ));
+                default
             }
+            Some(n) => n,
+            None => problems
+                .check(number(env, var, "connections or requests", default as u64))
+                .map_or(default, |n| n as usize),
         };
-        Ok(ServeLimits {
-            header_read_timeout: secs(
-                a.header_read_timeout_secs,
-                ENV_HEADER_READ_TIMEOUT,
-                d.header_read_timeout,
-            )?,
-            idle_timeout: secs(a.idle_timeout_secs, ENV_IDLE_TIMEOUT, d.idle_timeout)?,
-            body_read_timeout: secs(
-                a.body_read_timeout_secs,
-                ENV_BODY_READ_TIMEOUT,
-                d.body_read_timeout,
-            )?,
-            max_connections: count(a.max_connections, ENV_MAX_CONNECTIONS, d.max_connections)?,
-            max_in_flight: count(a.max_in_flight, ENV_MAX_IN_FLIGHT, d.max_in_flight)?,
+        let max_connections = count(
+            a.max_connections,
+            "--max-connections",
+            ENV_MAX_CONNECTIONS,
+            d.max_connections,
+        );
+        let max_in_flight = count(
+            a.max_in_flight,
+            "--max-in-flight",
+            ENV_MAX_IN_FLIGHT,
+            d.max_in_flight,
+        );
+        problems.finish(|| ServeLimits {
+            header_read_timeout,
+            idle_timeout,
+            body_read_timeout,
+            max_connections,
+            max_in_flight,
         })
     }
 

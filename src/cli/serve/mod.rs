@@ -69,6 +69,7 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
+use veil_proxy::env::{ConfigError, ConfigErrors, Lookup, Problems, ProcessEnv};
 use veil_proxy::metrics::{Metrics, RequestMetrics};
 use veil_proxy::proxy::{
     retry_after, ErrorKind, Phase, Proxy, ProxyError, Refusal, RequestContext, MAX_REQUEST_BODY,
@@ -125,9 +126,9 @@ pub struct Args {
     /// Seconds to send the request body (VEIL_BODY_READ_TIMEOUT_SECS, default 10).
     #[arg(long)]
     body_read_timeout_secs: Option<u64>,
-    /// Serve Prometheus metrics at /metrics on this separate address (off by default).
-    #[arg(long, env = ENV_METRICS_LISTEN)]
-    metrics_listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics at /metrics on this separate address (VEIL_METRICS_LISTEN; off by default).
+    #[arg(long)]
+    metrics_listen: Option<String>,
     /// Veil's public base URL (https://host[:port]): paging links point at it
     /// instead of graph.microsoft.com (VEIL_PUBLIC_BASE_URL; default: Graph's links).
     #[arg(long)]
@@ -139,6 +140,48 @@ pub struct Args {
 
 /// The address of the metrics listener (`--metrics-listen`).
 pub const ENV_METRICS_LISTEN: &str = "VEIL_METRICS_LISTEN";
+
+/// `--listen`, else `0.0.0.0:$PORT` (Cloud Run), else `127.0.0.1:8080`.
+fn listen_address(flag: Option<SocketAddr>, env: Lookup<'_>) -> Result<SocketAddr, ConfigError> {
+    match (flag, runtime::list(env.get(ENV_PORT)).first()) {
+        (Some(l), _) => Ok(l),
+        (None, Some(p)) => p
+            .parse::<u16>()
+            .map(|p| SocketAddr::from(([0, 0, 0, 0], p)))
+            .map_err(|_| {
+                ConfigError::invalid(
+                    ENV_PORT,
+                    format!(
+                        "`{}` is not a port number (1 to 65535)",
+                        p.chars().take(20).collect::<String>()
+                    ),
+                )
+            }),
+        (None, None) => Ok(SocketAddr::from(([127, 0, 0, 1], 8080))),
+    }
+}
+
+/// `--metrics-listen`, else [`ENV_METRICS_LISTEN`]; `None`: no metrics listener.
+fn metrics_address(
+    flag: Option<String>,
+    env: Lookup<'_>,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let Some((value, name)) = flag
+        .map(|v| (v, "--metrics-listen"))
+        .or_else(|| env.get(ENV_METRICS_LISTEN).map(|v| (v, ENV_METRICS_LISTEN)))
+    else {
+        return Ok(None);
+    };
+    value.trim().parse::<SocketAddr>().map(Some).map_err(|_| {
+        ConfigError::invalid(
+            name,
+            format!(
+                "`{}` is not an address to listen on: give IP:PORT, such as 0.0.0.0:9090",
+                value.chars().take(60).collect::<String>()
+            ),
+        )
+    })
+}
 
 /// Connections beyond the cap that may be waiting for their 503 at once;
 /// past this they are closed without an answer.
@@ -157,19 +200,23 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         public_base_url: a.public_base_url.clone(),
         dom_sanitizer: a.dom_sanitizer,
     };
-    let limits = ServeLimits::from_args(&a)?.fit_open_files();
+    // Every configuration problem is reported at once, with the proxy's.
+    let env = &ProcessEnv;
+    let mut problems = Problems::new();
+    let limits = problems.absorb(ServeLimits::from_args(&a, env));
+    let listen = problems.check(listen_address(a.listen, env));
+    let metrics_listen = problems.check(metrics_address(a.metrics_listen.clone(), env));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let proxy = runtime::from_env(Host::Server, &opts).await?;
-        let listen = match a.listen {
-            Some(l) => l,
-            None => match runtime::list(veil_proxy::config::var(ENV_PORT)).first() {
-                Some(p) => format!("0.0.0.0:{p}").parse().context("PORT")?,
-                None => "127.0.0.1:8080".parse()?,
-            },
+        let proxy = runtime::start(Host::Server, &opts, env, problems).await?;
+        // `start` fails when any of these had a problem.
+        let (Some(limits), Some(listen), Some(metrics_listen)) = (limits, listen, metrics_listen)
+        else {
+            anyhow::bail!("configuration problems");
         };
+        let limits = limits.fit_open_files();
         let tls = match (&a.tls_cert, &a.tls_key) {
             (Some(c), Some(k)) => Some(tls_acceptor(c, k)?),
             _ => None,
@@ -177,7 +224,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        let metrics = match a.metrics_listen {
+        let metrics = match metrics_listen {
             Some(addr) => {
                 let l = TcpListener::bind(addr)
                     .await

@@ -41,6 +41,7 @@ use crate::config::{
     self, DEFAULT_KEY_ID, ENV_ALLOW_LEGACY_SHORT_SALT, ENV_ENCRYPTION_KEY, ENV_ENCRYPTION_KEYS,
     ENV_SALT,
 };
+use crate::env::{ConfigError, ConfigErrors, Problems};
 use veil_engine::pseudonym::{self, PseudonymConfig, Scheme};
 use veil_engine::secret::Secret;
 
@@ -343,6 +344,157 @@ fn missing_salt() -> String {
     )
 }
 
+fn legacy_only_for_psoxy(scheme: Scheme) -> String {
+    format!(
+        "{ENV_ALLOW_LEGACY_SHORT_SALT} (--allow-legacy-short-salt) is only for the psoxy \
+         scheme, to keep the salt of a Psoxy deployment being migrated; the {} scheme needs \
+         a generated salt ({GENERATE_HINT})",
+        format!("{scheme:?}").to_lowercase()
+    )
+}
+
+/// The variable that names `source`.
+fn setting_of(which: Which, source: &Source) -> &'static str {
+    match (which, source) {
+        (_, Source::Env(name)) => name,
+        (Which::Salt, Source::File(_)) => ENV_SALT_FILE,
+        (Which::Salt, Source::Ssm(_)) => ENV_SALT_SSM_PARAMETER,
+        (Which::Salt, Source::SecretsManager(_)) => ENV_SALT_SECRET_ID,
+        (Which::EncryptionKeys, Source::File(_)) => ENV_ENCRYPTION_KEYS_FILE,
+        (Which::EncryptionKeys, Source::Ssm(_)) => ENV_ENCRYPTION_KEYS_SSM_PARAMETER,
+        (Which::EncryptionKeys, Source::SecretsManager(_)) => ENV_ENCRYPTION_KEYS_SECRET_ID,
+    }
+}
+
+/// Where the secrets are and how they are checked, read from the
+/// environment without fetching them: every problem of these settings
+/// (no or two sources, scheme, email policy, the legacy flag, the AWS
+/// client an AWS source needs) is found before anything goes to the
+/// network. [`SecretsPlan::load`] then fetches and checks the secrets.
+#[derive(Debug)]
+pub struct SecretsPlan {
+    salt: Source,
+    keys: Option<Source>,
+    client: Option<AwsClient>,
+    options: SecretOptions,
+}
+
+impl SecretsPlan {
+    /// Reads the settings through `env`; `options` are the command line's.
+    pub fn from_lookup(
+        http: &reqwest::Client,
+        env: Lookup<'_>,
+        options: SecretOptions,
+    ) -> Result<SecretsPlan, ConfigErrors> {
+        let mut problems = Problems::new();
+        let salt = match source(Which::Salt, env) {
+            Ok(Some(s)) => Some(s),
+            Ok(None) => {
+                problems.add(ConfigError::new(ENV_SALT, missing_salt()));
+                None
+            }
+            Err(e) => {
+                problems.add(ConfigError::new(ENV_SALT, e));
+                None
+            }
+        };
+        let keys = problems.check_message(ENV_ENCRYPTION_KEYS, source(Which::EncryptionKeys, env));
+        let settings = problems.absorb(config::pseudonym_settings(None, env));
+        let options = problems.check_message(ENV_ALLOW_LEGACY_SHORT_SALT, options.with_env(env));
+        if let (Some((scheme, _)), Some(options)) = (settings, options) {
+            if options.allow_legacy_short_salt && scheme != Scheme::Psoxy {
+                problems.add(ConfigError::new(
+                    ENV_ALLOW_LEGACY_SHORT_SALT,
+                    legacy_only_for_psoxy(scheme),
+                ));
+            }
+        }
+        let is_aws = |s: &Source| matches!(s, Source::Ssm(_) | Source::SecretsManager(_));
+        let first_aws = [
+            (Which::Salt, salt.as_ref()),
+            (
+                Which::EncryptionKeys,
+                keys.as_ref().and_then(Option::as_ref),
+            ),
+        ]
+        .into_iter()
+        .find_map(|(which, s)| s.filter(|s| is_aws(s)).map(|s| (which, s)));
+        let client = match first_aws {
+            Some((which, source)) => match AwsConfig::from_lookup(env) {
+                Ok(config) => Some(AwsClient::new(http.clone(), config)),
+                Err(e) => {
+                    problems.add(ConfigError::new(
+                        setting_of(which, source),
+                        format!("{} ({source}): {e}", which.name()),
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
+        problems.finish(|| SecretsPlan {
+            salt: salt.expect("checked"),
+            keys: keys.expect("checked"),
+            client,
+            options: options.expect("checked"),
+        })
+    }
+
+    /// Whether a secret is in AWS (so that [`SecretsPlan::load`] goes to
+    /// the network).
+    pub fn needs_aws(&self) -> bool {
+        self.client.is_some()
+    }
+
+    /// [`SecretsPlan::load`] when no secret is in AWS: the environment and
+    /// files only, no network. `None` when a secret is in AWS.
+    pub fn load_local(
+        &self,
+        env: Lookup<'_>,
+        well_known: &[&str],
+    ) -> Option<Result<(PseudonymConfig, SecretsReport), String>> {
+        if self.needs_aws() {
+            return None;
+        }
+        let read = |which: Which, source: &Source| {
+            read_local(which, source, env)
+                .unwrap_or_else(|| Err(format!("{} ({source}): no AWS client", which.name())))
+                .map(|v| (source.clone(), v))
+        };
+        let result = (|| {
+            let salt = read(Which::Salt, &self.salt)?;
+            let keys = match &self.keys {
+                Some(s) => Some(read(Which::EncryptionKeys, s)?),
+                None => None,
+            };
+            assemble(None, env, salt, keys, &refused(well_known), self.options)
+        })();
+        Some(result)
+    }
+
+    /// Fetches the secrets (from AWS when they are there) and checks them,
+    /// refusing [`WELL_KNOWN_SECRETS`] and `well_known`.
+    pub async fn load(
+        self,
+        env: Lookup<'_>,
+        well_known: &[&str],
+    ) -> Result<(PseudonymConfig, SecretsReport), String> {
+        let salt = fetch(Which::Salt, self.salt, env, self.client.as_ref()).await?;
+        let keys = match self.keys {
+            Some(s) => Some(fetch(Which::EncryptionKeys, s, env, self.client.as_ref()).await?),
+            None => None,
+        };
+        assemble(None, env, salt, keys, &refused(well_known), self.options)
+    }
+}
+
+/// [`WELL_KNOWN_SECRETS`] and `extra`.
+fn refused<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut well: Vec<&str> = WELL_KNOWN_SECRETS.to_vec();
+    well.extend_from_slice(extra);
+    well
+}
+
 /// Builds the configuration from the raw secrets: the one place that
 /// turns sources into a [`PseudonymConfig`].
 fn assemble(
@@ -356,12 +508,7 @@ fn assemble(
     let (scheme, email) = config::pseudonym_settings(scheme, env)?;
     let options = options.with_env(env)?;
     if options.allow_legacy_short_salt && scheme != Scheme::Psoxy {
-        return Err(format!(
-            "{ENV_ALLOW_LEGACY_SHORT_SALT} (--allow-legacy-short-salt) is only for the psoxy \
-             scheme, to keep the salt of a Psoxy deployment being migrated; the {} scheme needs \
-             a generated salt ({GENERATE_HINT})",
-            format!("{scheme:?}").to_lowercase()
-        ));
+        return Err(legacy_only_for_psoxy(scheme));
     }
     let (salt_source, salt_value) = salt;
     let mut salt = Secret::from(salt_value.as_str());
@@ -530,30 +677,9 @@ pub async fn load_pseudonym_config_opts(
     well_known: &[&str],
     options: SecretOptions,
 ) -> Result<(PseudonymConfig, SecretsReport), String> {
-    let salt_source = source(Which::Salt, env)?.ok_or_else(missing_salt)?;
-    let keys_source = source(Which::EncryptionKeys, env)?;
-    let is_aws = |s: &Source| matches!(s, Source::Ssm(_) | Source::SecretsManager(_));
-    let first_aws = [
-        (Which::Salt, Some(&salt_source)),
-        (Which::EncryptionKeys, keys_source.as_ref()),
-    ]
-    .into_iter()
-    .find_map(|(which, s)| s.filter(|s| is_aws(s)).map(|s| (which, s)));
-    let client = match first_aws {
-        Some((which, source)) => Some(AwsClient::new(
-            http.clone(),
-            AwsConfig::from_lookup(env).map_err(|e| format!("{} ({source}): {e}", which.name()))?,
-        )),
-        None => None,
-    };
-    let salt = fetch(Which::Salt, salt_source, env, client.as_ref()).await?;
-    let keys = match keys_source {
-        Some(s) => Some(fetch(Which::EncryptionKeys, s, env, client.as_ref()).await?),
-        None => None,
-    };
-    let mut well: Vec<&str> = WELL_KNOWN_SECRETS.to_vec();
-    well.extend_from_slice(well_known);
-    assemble(None, env, salt, keys, &well, options)
+    SecretsPlan::from_lookup(http, env, options)?
+        .load(env, well_known)
+        .await
 }
 
 #[cfg(test)]

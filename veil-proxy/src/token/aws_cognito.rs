@@ -168,12 +168,20 @@ pub fn from_env(http: reqwest::Client) -> Result<Arc<dyn HostIdentity>, String> 
 impl AwsCognito {
     /// Reads credentials, endpoint and `VEIL_COGNITO_*`.
     pub fn from_lookup(http: reqwest::Client, env: Lookup<'_>) -> Result<AwsCognito, String> {
-        let settings = CognitoSettings::from_lookup(env)?;
-        let config = AwsConfig::from_lookup(env).map_err(|e| format!("aws-cognito: {e}"))?;
-        Ok(AwsCognito {
-            client: AwsClient::new(http, config),
-            settings,
-        })
+        // Every problem at once: the settings' and the AWS client's.
+        let settings = CognitoSettings::from_lookup(env).map_err(String::from);
+        let config = AwsConfig::from_lookup(env).map_err(|e| format!("aws-cognito: {e}"));
+        match (settings, config) {
+            (Ok(settings), Ok(config)) => Ok(AwsCognito {
+                client: AwsClient::new(http, config),
+                settings,
+            }),
+            (settings, config) => Err([settings.err(), config.err()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("\n")),
+        }
     }
 
     pub fn settings(&self) -> &CognitoSettings {

@@ -151,21 +151,33 @@ pub fn from_env(http: reqwest::Client) -> Result<Arc<dyn HostIdentity>, String> 
 impl AwsSts {
     /// Reads credentials, region, endpoint and `VEIL_AWS_STS_*`.
     pub fn from_lookup(http: reqwest::Client, env: Lookup<'_>) -> Result<AwsSts, String> {
-        let settings = StsSettings::from_lookup(env)?;
-        let config = AwsConfig::from_lookup(env).map_err(|e| format!("aws-sts: {e}"))?;
-        let region = config
-            .region()
-            .map_err(|e| {
-                format!(
-                    "aws-sts: {e}; GetWebIdentityToken exists only on the regional STS endpoints"
-                )
-            })?
-            .to_string();
-        Ok(AwsSts {
-            client: AwsClient::new(http, config),
-            region,
-            settings,
-        })
+        // Every problem at once: the settings' and the AWS client's.
+        let settings = StsSettings::from_lookup(env).map_err(String::from);
+        let config = AwsConfig::from_lookup(env)
+            .map_err(|e| format!("aws-sts: {e}"))
+            .and_then(|config| {
+                let region = config
+                    .region()
+                    .map_err(|e| {
+                        format!(
+                            "aws-sts: {e}; GetWebIdentityToken exists only on the regional STS endpoints"
+                        )
+                    })?
+                    .to_string();
+                Ok((config, region))
+            });
+        match (settings, config) {
+            (Ok(settings), Ok((config, region))) => Ok(AwsSts {
+                client: AwsClient::new(http, config),
+                region,
+                settings,
+            }),
+            (settings, config) => Err([settings.err(), config.err()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("\n")),
+        }
     }
 
     pub fn settings(&self) -> &StsSettings {
@@ -334,6 +346,16 @@ mod tests {
         let http = reqwest::Client::new();
         let e = AwsSts::from_lookup(http.clone(), &lookup(&[])).unwrap_err();
         assert!(e.contains("no AWS credentials in the environment"), "{e}");
+        // A bad setting and missing credentials: both, one a line.
+        let e =
+            AwsSts::from_lookup(http.clone(), &lookup(&[(ENV_DURATION_SECS, "5m")])).unwrap_err();
+        let lines: Vec<&str> = e.lines().collect();
+        assert!(
+            lines.len() == 2
+                && lines[0].starts_with("VEIL_AWS_STS_DURATION_SECS: `5m`")
+                && lines[1].starts_with("aws-sts: no AWS credentials"),
+            "{e}"
+        );
         let creds = [
             ("AWS_ACCESS_KEY_ID", "AKID"),
             ("AWS_SECRET_ACCESS_KEY", "secret"),

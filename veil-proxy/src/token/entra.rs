@@ -76,34 +76,65 @@ pub struct EntraConfig {
 }
 
 impl EntraConfig {
-    /// Checks and normalizes the values; errors name the variable to fix.
+    /// Checks and normalizes the values; errors name the variable to fix
+    /// (every problem, one a line).
     pub fn new(
         authority: &str,
         tenant_id: &str,
         client_id: &str,
         scope: &str,
     ) -> Result<Self, String> {
+        EntraConfig::checked(authority, Some(tenant_id), Some(client_id), scope)
+    }
+
+    /// [`EntraConfig::new`], with a missing id reported beside the other
+    /// problems.
+    fn checked(
+        authority: &str,
+        tenant_id: Option<&str>,
+        client_id: Option<&str>,
+        scope: &str,
+    ) -> Result<Self, String> {
+        let mut problems = Vec::new();
         let authority = authority.trim().trim_end_matches('/').to_string();
-        check_authority(&authority)?;
-        let tenant_id = tenant_id.trim().to_string();
-        if !TENANT.is_match(&tenant_id) || tenant_id.contains("..") {
-            return Err(format!(
+        if let Err(e) = check_authority(&authority) {
+            problems.push(e);
+        }
+        let missing: Vec<&str> = [(ENV_TENANT_ID, tenant_id), (ENV_CLIENT_ID, client_id)]
+            .into_iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(n, _)| n)
+            .collect();
+        if !missing.is_empty() {
+            problems.push(format!(
+                "workload identity federation needs {}: {ENV_TENANT_ID} is the Directory (tenant) ID of the Microsoft 365 tenant, {ENV_CLIENT_ID} the Application (client) ID of Veil's app registration",
+                missing.join(" and ")
+            ));
+        }
+        let tenant_id = tenant_id.unwrap_or_default().trim().to_string();
+        if !missing.contains(&ENV_TENANT_ID)
+            && (!TENANT.is_match(&tenant_id) || tenant_id.contains(".."))
+        {
+            problems.push(format!(
                 "{ENV_TENANT_ID} must be the Directory (tenant) ID of the Microsoft 365 tenant (a GUID, from Entra ID → Overview), got `{}`",
                 printable(&tenant_id)
             ));
         }
-        let client_id = client_id.trim().to_string();
-        if !GUID.is_match(&client_id) {
-            return Err(format!(
+        let client_id = client_id.unwrap_or_default().trim().to_string();
+        if !missing.contains(&ENV_CLIENT_ID) && !GUID.is_match(&client_id) {
+            problems.push(format!(
                 "{ENV_CLIENT_ID} must be the Application (client) ID of Veil's app registration (a GUID, from App registrations → Overview), got `{}`",
                 printable(&client_id)
             ));
         }
         let scope = scope.trim().to_string();
         if scope.is_empty() || scope.chars().any(char::is_whitespace) {
-            return Err(format!(
+            problems.push(format!(
                 "{ENV_GRAPH_SCOPE} must be one scope such as `{DEFAULT_SCOPE}`"
             ));
+        }
+        if !problems.is_empty() {
+            return Err(problems.join("\n"));
         }
         Ok(EntraConfig {
             authority,
@@ -121,21 +152,11 @@ impl EntraConfig {
 
     /// [`EntraConfig::from_env`] from any [`Lookup`].
     pub fn from_lookup(env: Lookup<'_>) -> Result<Self, String> {
-        let missing: Vec<&str> = [ENV_TENANT_ID, ENV_CLIENT_ID]
-            .into_iter()
-            .filter(|n| env.get(n).is_none())
-            .collect();
-        if !missing.is_empty() {
-            return Err(format!(
-                "workload identity federation needs {}: {ENV_TENANT_ID} is the Directory (tenant) ID of the Microsoft 365 tenant, {ENV_CLIENT_ID} the Application (client) ID of Veil's app registration",
-                missing.join(" and ")
-            ));
-        }
-        EntraConfig::new(
+        EntraConfig::checked(
             &env.get(ENV_ENTRA_AUTHORITY)
                 .unwrap_or_else(|| DEFAULT_AUTHORITY.into()),
-            &env.get(ENV_TENANT_ID).unwrap_or_default(),
-            &env.get(ENV_CLIENT_ID).unwrap_or_default(),
+            env.get(ENV_TENANT_ID).as_deref(),
+            env.get(ENV_CLIENT_ID).as_deref(),
             &env.get(ENV_GRAPH_SCOPE)
                 .unwrap_or_else(|| DEFAULT_SCOPE.into()),
         )
@@ -582,6 +603,21 @@ mod tests {
         use crate::env::MapEnv;
         let e = EntraConfig::from_lookup(&MapEnv::default()).unwrap_err();
         assert!(e.contains("needs VEIL_TENANT_ID and VEIL_CLIENT_ID"), "{e}");
+        // A missing id, a bad authority and a bad scope: all three, one a line.
+        let e = EntraConfig::from_lookup(&MapEnv::new(&[
+            (ENV_TENANT_ID, "7c4b1a2e-0d3f-4e5a-9b6c-8d7e6f5a4b3c"),
+            (ENV_ENTRA_AUTHORITY, "login.example"),
+            (ENV_GRAPH_SCOPE, "a b"),
+        ]))
+        .unwrap_err();
+        let lines: Vec<&str> = e.lines().collect();
+        assert!(
+            lines.len() == 3
+                && lines[0].starts_with("VEIL_ENTRA_AUTHORITY must be a URL")
+                && lines[1].starts_with("workload identity federation needs VEIL_CLIENT_ID:")
+                && lines[2].starts_with("VEIL_GRAPH_SCOPE must be one scope"),
+            "{e}"
+        );
         let config = EntraConfig::from_lookup(&MapEnv::new(&[
             (ENV_TENANT_ID, "7c4b1a2e-0d3f-4e5a-9b6c-8d7e6f5a4b3c"),
             (ENV_CLIENT_ID, "2f9e8d7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f"),

@@ -66,69 +66,150 @@ pub(super) fn fetch_url(url: &str) -> Result<Url, String> {
     }
 }
 
-/// Checks the configuration; returns where the keys are.
+/// Checks the configuration; returns where the keys are (the first
+/// problem otherwise; [`CallerAuthConfig::problems`] lists them all).
 pub(super) fn validate(config: &CallerAuthConfig) -> Result<KeyLocation, String> {
+    let (location, problems) = check(config);
+    match (location, problems.into_iter().next()) {
+        (Some(location), None) => Ok(location),
+        (_, Some((_, problem))) => Err(problem),
+        (None, None) => Err("caller authentication: no place to fetch the keys from".into()),
+    }
+}
+
+impl CallerAuthConfig {
+    /// Every problem of the configuration, each with the field at fault
+    /// (`issuer`, `audiences`, `allowed_subjects`, `leeway_secs`,
+    /// `algorithms`, `jwks_url`), so that a caller reading the fields from
+    /// elsewhere can name its own settings. Empty when it is valid.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        check(self).1
+    }
+}
+
+/// Where the keys are (when that could be worked out) and every problem.
+fn check(config: &CallerAuthConfig) -> (Option<KeyLocation>, Vec<(&'static str, String)>) {
     const WHAT: &str = "caller authentication";
-    if config.issuer.trim().is_empty() {
-        return Err(format!("{WHAT}: issuer must not be empty"));
-    }
-    if config.issuer.trim() != config.issuer {
-        return Err(format!(
-            "{WHAT}: issuer must not have surrounding whitespace"
-        ));
-    }
+    let mut problems = Vec::new();
+    let mut problem = |field: &'static str, message: String| problems.push((field, message));
+    let issuer_ok = if config.issuer.trim().is_empty() {
+        problem("issuer", format!("{WHAT}: issuer must not be empty"));
+        false
+    } else if config.issuer.trim() != config.issuer {
+        problem(
+            "issuer",
+            format!("{WHAT}: issuer must not have surrounding whitespace"),
+        );
+        false
+    } else {
+        true
+    };
     if config.audiences.is_empty() {
-        return Err(format!("{WHAT}: at least one audience is required"));
-    }
-    if config.audiences.iter().any(|a| a.trim().is_empty()) {
-        return Err(format!("{WHAT}: audiences must not be empty"));
+        problem(
+            "audiences",
+            format!("{WHAT}: at least one audience is required"),
+        );
+    } else if config.audiences.iter().any(|a| a.trim().is_empty()) {
+        problem("audiences", format!("{WHAT}: audiences must not be empty"));
     }
     if config.allowed_subjects.is_empty() && config.allowed_emails.is_empty() {
-        return Err(format!(
-            "{WHAT}: at least one allowed subject or email is required"
-        ));
-    }
-    if config
+        problem(
+            "allowed_subjects",
+            format!("{WHAT}: at least one allowed subject or email is required"),
+        );
+    } else if config
         .allowed_subjects
         .iter()
         .chain(&config.allowed_emails)
         .any(|a| a.trim().is_empty())
     {
-        return Err(format!(
-            "{WHAT}: allowed subjects and emails must not be empty"
-        ));
+        problem(
+            "allowed_subjects",
+            format!("{WHAT}: allowed subjects and emails must not be empty"),
+        );
     }
     if config.leeway_secs > MAX_LEEWAY_SECS {
-        return Err(format!(
-            "{WHAT}: leeway must be at most {MAX_LEEWAY_SECS} seconds"
-        ));
+        problem(
+            "leeway_secs",
+            format!("{WHAT}: leeway must be at most {MAX_LEEWAY_SECS} seconds"),
+        );
     }
     if config.algorithms.is_empty() {
-        return Err(format!(
-            "{WHAT}: at least one signing algorithm is required"
-        ));
+        problem(
+            "algorithms",
+            format!("{WHAT}: at least one signing algorithm is required"),
+        );
     }
     if let Some(alg) = config
         .algorithms
         .iter()
         .find(|alg| required_kind(**alg).is_none())
     {
-        return Err(format!(
-            "{WHAT}: signing algorithm {alg:?} is not allowed (only asymmetric algorithms are)"
-        ));
+        problem(
+            "algorithms",
+            format!(
+                "{WHAT}: signing algorithm {alg:?} is not allowed (only asymmetric algorithms are)"
+            ),
+        );
     }
-    match &config.jwks_url {
-        Some(url) => fetch_url(url)
-            .map(KeyLocation::Jwks)
-            .map_err(|e| format!("{WHAT}: jwks_url {e}")),
+    let location = match &config.jwks_url {
+        Some(url) => match fetch_url(url) {
+            Ok(url) => Some(KeyLocation::Jwks(url)),
+            Err(e) => {
+                problem("jwks_url", format!("{WHAT}: jwks_url {e}"));
+                None
+            }
+        },
+        // An empty or padded issuer is reported above.
+        None if !issuer_ok => None,
         None => {
             let discovery = format!(
                 "{}/.well-known/openid-configuration",
                 config.issuer.trim_end_matches('/')
             );
-            fetch_url(&discovery).map(KeyLocation::Discovery).map_err(|e| {
-                format!("{WHAT}: without jwks_url the issuer must be an https URL for discovery ({e})")
-            })
+            match fetch_url(&discovery) {
+                Ok(url) => Some(KeyLocation::Discovery(url)),
+                Err(e) => {
+                    problem(
+                        "issuer",
+                        format!("{WHAT}: without jwks_url the issuer must be an https URL for discovery ({e})"),
+                    );
+                    None
+                }
+            }
         }
+    };
+    (location, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_listed_with_its_field() {
+        let config = CallerAuthConfig {
+            issuer: "http://issuer.example".into(),
+            leeway_secs: MAX_LEEWAY_SECS + 1,
+            ..CallerAuthConfig::default()
+        };
+        let fields: Vec<&str> = config.problems().iter().map(|(f, _)| *f).collect();
+        assert_eq!(
+            fields,
+            ["audiences", "allowed_subjects", "leeway_secs", "issuer"]
+        );
+        // The first one is what `validate` reports, as before.
+        assert_eq!(
+            validate(&config).err().as_deref(),
+            Some("caller authentication: at least one audience is required")
+        );
+        let good = CallerAuthConfig {
+            issuer: "https://issuer.example".into(),
+            audiences: vec!["veil".into()],
+            allowed_subjects: vec!["s".into()],
+            ..CallerAuthConfig::default()
+        };
+        assert!(good.problems().is_empty());
+        assert!(validate(&good).is_ok());
     }
 }
