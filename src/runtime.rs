@@ -8,21 +8,20 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use ipnet::IpNet;
-use veil_engine::pseudonym::{PseudonymConfig, Pseudonymizer};
-use veil_engine::rules::{builtin, RuleSet};
-use veil_engine::secret::Secret;
-use veil_engine::stream::{BodyOptions, PublicBase, SanitizerPath};
-use veil_proxy::auth::{CallerAuth, CallerAuthConfig};
-use veil_proxy::config::{self, var};
-use veil_proxy::proxy::health::HealthInfo;
-use veil_proxy::proxy::normalize::Limits;
-use veil_proxy::proxy::upstream::{Upstream, UpstreamConfig};
-use veil_proxy::proxy::{CallerAuthMode, Proxy, ProxyConfig};
-use veil_proxy::secrets::{self, SecretsReport};
-use veil_proxy::token::cache::FederatedTokens;
-use veil_proxy::token::entra::{self, EntraExchange};
-use veil_proxy::token::{aws_cognito, aws_sts, file, gcp};
-use veil_proxy::token::{HostIdentity, StaticToken, TokenProvider, ENV_UPSTREAM_TOKEN};
+use veil_engine::{
+    load_builtin_rules, BodyOptions, PseudonymConfig, Pseudonymizer, PublicBase, RuleSet,
+    SanitizerPath, Secret, BUILTIN_CONNECTORS,
+};
+use veil_proxy::{
+    aws_cognito_identity_from_env, aws_sts_identity_from_env, env_var, file_identity_from_env,
+    gcp_identity_from_env, load_pseudonym_config_opts, CallerAuth, CallerAuthConfig,
+    CallerAuthMode, EntraExchange, FederatedTokens, HealthInfo, HostIdentity, Proxy, ProxyConfig,
+    RequestLimits, SecretOptions, SecretsReport, StaticToken, TokenProvider, Upstream,
+    UpstreamConfig, ENV_AWS_STS_AUDIENCE, ENV_AZURE_FEDERATED_TOKEN_FILE, ENV_CLIENT_ID,
+    ENV_COGNITO_DEVELOPER_PROVIDER, ENV_COGNITO_IDENTITY_POOL_ID, ENV_COGNITO_LOGIN,
+    ENV_ENCRYPTION_KEY, ENV_ENTRA_AUTHORITY, ENV_FEDERATED_TOKEN_FILE, ENV_GCP_AUDIENCE,
+    ENV_GCP_METADATA_HOST, ENV_GRAPH_SCOPE, ENV_TENANT_ID, ENV_UPSTREAM_TOKEN,
+};
 
 /// The connector to serve (`entra-id`, `outlook-mail`, `outlook-cal`, `msft-teams`, `outlook-contacts`).
 pub const ENV_CONNECTOR: &str = "VEIL_CONNECTOR";
@@ -130,19 +129,19 @@ pub fn load_rules(opts: &Options) -> anyhow::Result<(String, RuleSet)> {
     let variant = opts
         .variant
         .clone()
-        .or_else(|| var(ENV_RULES_VARIANT))
+        .or_else(|| env_var(ENV_RULES_VARIANT))
         .unwrap_or_else(|| "default".into());
-    let connector = opts.connector.clone().or_else(|| var(ENV_CONNECTOR));
+    let connector = opts.connector.clone().or_else(|| env_var(ENV_CONNECTOR));
     let rules_path = opts
         .rules
         .clone()
-        .or_else(|| var(ENV_RULES).map(PathBuf::from));
+        .or_else(|| env_var(ENV_RULES).map(PathBuf::from));
     let rules = match (&rules_path, &connector) {
         (Some(p), _) => RuleSet::from_file(p).map_err(|e| anyhow!("{e}"))?,
-        (None, Some(c)) => builtin::load(c, &variant).map_err(|e| anyhow!("{e}"))?,
+        (None, Some(c)) => load_builtin_rules(c, &variant).map_err(|e| anyhow!("{e}"))?,
         (None, None) => bail!(
             "no connector: give --connector NAME (or {ENV_CONNECTOR}); connectors: {}",
-            builtin::CONNECTORS.join(", ")
+            BUILTIN_CONNECTORS.join(", ")
         ),
     };
     let connector = connector
@@ -159,16 +158,16 @@ pub fn load_rules(opts: &Options) -> anyhow::Result<(String, RuleSet)> {
 /// `VEIL_ALLOW_LEGACY_SHORT_SALT` is read as well.
 pub async fn load_pseudonym(
     http: &reqwest::Client,
-    options: secrets::SecretOptions,
+    options: SecretOptions,
 ) -> anyhow::Result<(PseudonymConfig, SecretsReport)> {
-    secrets::load_pseudonym_config_opts(http, &var, WELL_KNOWN_SECRETS, options)
+    load_pseudonym_config_opts(http, &env_var, WELL_KNOWN_SECRETS, options)
         .await
         .map_err(|e| anyhow!(e))
 }
 
 /// For `veil doctor`: one line per secret, its source and fingerprint.
 pub async fn load_secrets(http: &reqwest::Client) -> anyhow::Result<Vec<String>> {
-    Ok(load_pseudonym(http, secrets::SecretOptions::default())
+    Ok(load_pseudonym(http, SecretOptions::default())
         .await?
         .1
         .lines())
@@ -181,21 +180,21 @@ pub fn caller_auth(
     http: reqwest::Client,
 ) -> anyhow::Result<CallerAuthMode> {
     let allow_unauth = allow_unauthenticated
-        || var(ENV_ALLOW_UNAUTHENTICATED).is_some_and(|v| v == "true" || v == "1");
-    if let Some(issuer) = var(ENV_CALLER_ISSUER) {
+        || env_var(ENV_ALLOW_UNAUTHENTICATED).is_some_and(|v| v == "true" || v == "1");
+    if let Some(issuer) = env_var(ENV_CALLER_ISSUER) {
         let cfg = CallerAuthConfig {
             issuer,
-            audiences: list(var(ENV_CALLER_AUDIENCES)),
-            jwks_url: var(ENV_CALLER_JWKS_URL),
-            allowed_subjects: list(var(ENV_CALLER_SUBJECTS)),
-            allowed_emails: list(var(ENV_CALLER_EMAILS)),
+            audiences: list(env_var(ENV_CALLER_AUDIENCES)),
+            jwks_url: env_var(ENV_CALLER_JWKS_URL),
+            allowed_subjects: list(env_var(ENV_CALLER_SUBJECTS)),
+            allowed_emails: list(env_var(ENV_CALLER_EMAILS)),
             ..CallerAuthConfig::default()
         };
         let auth = CallerAuth::new(cfg, http).map_err(|e| anyhow!("caller authentication: {e}"))?;
         return Ok(CallerAuthMode::Oidc(auth));
     }
     match host {
-        Host::Lambda => Ok(CallerAuthMode::AwsIam { allowed_arns: list(var(ENV_ALLOWED_CALLER_ARNS)) }),
+        Host::Lambda => Ok(CallerAuthMode::AwsIam { allowed_arns: list(env_var(ENV_ALLOWED_CALLER_ARNS)) }),
         Host::Server if allow_unauth => Ok(CallerAuthMode::Unauthenticated),
         Host::Server => bail!(
             "no caller authentication is configured: set {ENV_CALLER_ISSUER}, {ENV_CALLER_AUDIENCES} and {ENV_CALLER_SUBJECTS} (or {ENV_CALLER_EMAILS}), or pass --allow-unauthenticated for development"
@@ -231,24 +230,24 @@ fn provider_help() -> String {
          `file` (Kubernetes projected token: {} or {}); \
          each also needs {} and {} (optional {}, {}); \
          or `static` with {ENV_UPSTREAM_TOKEN} for development only",
-        aws_sts::ENV_AUDIENCE,
-        aws_cognito::ENV_IDENTITY_POOL_ID,
-        aws_cognito::ENV_DEVELOPER_PROVIDER,
-        aws_cognito::ENV_LOGIN,
-        gcp::ENV_GCP_AUDIENCE,
-        gcp::ENV_METADATA_HOST,
-        file::ENV_FEDERATED_TOKEN_FILE,
-        file::ENV_AZURE_FEDERATED_TOKEN_FILE,
-        entra::ENV_TENANT_ID,
-        entra::ENV_CLIENT_ID,
-        entra::ENV_ENTRA_AUTHORITY,
-        entra::ENV_GRAPH_SCOPE,
+        ENV_AWS_STS_AUDIENCE,
+        ENV_COGNITO_IDENTITY_POOL_ID,
+        ENV_COGNITO_DEVELOPER_PROVIDER,
+        ENV_COGNITO_LOGIN,
+        ENV_GCP_AUDIENCE,
+        ENV_GCP_METADATA_HOST,
+        ENV_FEDERATED_TOKEN_FILE,
+        ENV_AZURE_FEDERATED_TOKEN_FILE,
+        ENV_TENANT_ID,
+        ENV_CLIENT_ID,
+        ENV_ENTRA_AUTHORITY,
+        ENV_GRAPH_SCOPE,
     )
 }
 
 /// The configured provider name (validated), or an error naming the choices.
 fn provider_kind() -> anyhow::Result<&'static str> {
-    match var(ENV_TOKEN_PROVIDER) {
+    match env_var(ENV_TOKEN_PROVIDER) {
         Some(name) => TOKEN_PROVIDERS
             .iter()
             .copied()
@@ -260,7 +259,7 @@ fn provider_kind() -> anyhow::Result<&'static str> {
                     provider_help()
                 )
             }),
-        None if var(ENV_UPSTREAM_TOKEN).is_some() => Ok("static"),
+        None if env_var(ENV_UPSTREAM_TOKEN).is_some() => Ok("static"),
         None => bail!("no Graph token provider is configured: {}", provider_help()),
     }
 }
@@ -271,10 +270,10 @@ pub fn federation(http: &reqwest::Client) -> anyhow::Result<Option<Federation>> 
     let kind = provider_kind()?;
     let host = match kind {
         "static" => return Ok(None),
-        "aws-sts" => aws_sts::from_env(http.clone()),
-        "aws-cognito" => aws_cognito::from_env(http.clone()),
-        "gcp" => gcp::from_env(http.clone()),
-        _ => file::from_env(http.clone()),
+        "aws-sts" => aws_sts_identity_from_env(http.clone()),
+        "aws-cognito" => aws_cognito_identity_from_env(http.clone()),
+        "gcp" => gcp_identity_from_env(http.clone()),
+        _ => file_identity_from_env(http.clone()),
     }
     .map_err(|e| anyhow!("{ENV_TOKEN_PROVIDER}={kind}: {e}"))?;
     let exchange = EntraExchange::from_env(http.clone())
@@ -298,7 +297,7 @@ pub fn token_provider() -> anyhow::Result<Arc<dyn TokenProvider>> {
         .context("HTTP client")?;
     match federation(&http)? {
         Some(f) => Ok(Arc::new(FederatedTokens::new(f.host, f.exchange))),
-        None => match var(ENV_UPSTREAM_TOKEN) {
+        None => match env_var(ENV_UPSTREAM_TOKEN) {
             Some(t) => Ok(Arc::new(StaticToken::new(Secret::from(t.as_str())))),
             None => bail!(
                 "{ENV_TOKEN_PROVIDER}=static needs {ENV_UPSTREAM_TOKEN} (a Graph token; development only)"
@@ -310,7 +309,7 @@ pub fn token_provider() -> anyhow::Result<Arc<dyn TokenProvider>> {
 /// A positive whole number from the environment, or `default`; the error
 /// names the variable and what it takes.
 pub fn number(name: &str, what: &str, default: u64) -> anyhow::Result<u64> {
-    match var(name) {
+    match env_var(name) {
         None => Ok(default),
         Some(v) => match v.trim().parse::<u64>() {
             Ok(n) if n > 0 => Ok(n),
@@ -325,18 +324,18 @@ pub fn number(name: &str, what: &str, default: u64) -> anyhow::Result<u64> {
 /// Upstream settings from options and environment.
 pub fn upstream_config(opts: &Options) -> anyhow::Result<UpstreamConfig> {
     let mut cfg = UpstreamConfig::default();
-    if let Some(u) = opts.upstream.clone().or_else(|| var(ENV_UPSTREAM)) {
+    if let Some(u) = opts.upstream.clone().or_else(|| env_var(ENV_UPSTREAM)) {
         cfg.base_url = u;
     }
-    if var(ENV_UPSTREAM_TIMEOUT).is_some() {
+    if env_var(ENV_UPSTREAM_TIMEOUT).is_some() {
         let secs = number(ENV_UPSTREAM_TIMEOUT, "seconds", 25)?;
         cfg.total_timeout = Duration::from_secs(secs);
         cfg.read_timeout = cfg.read_timeout.min(cfg.total_timeout);
     }
     let mib = 1024 * 1024;
-    let default_max = (veil_proxy::proxy::upstream::DEFAULT_MAX_BODY_BYTES / mib) as u64;
+    let default_max = (veil_proxy::DEFAULT_MAX_BODY_BYTES / mib) as u64;
     cfg.max_body_bytes = number(ENV_UPSTREAM_MAX_BODY_MB, "MiB", default_max)? as usize * mib;
-    let default_budget = (veil_proxy::proxy::upstream::DEFAULT_BODY_BUDGET_BYTES / mib) as u64;
+    let default_budget = (veil_proxy::DEFAULT_BODY_BUDGET_BYTES / mib) as u64;
     let budget = number(ENV_BODY_BUDGET_MB, "MiB", default_budget)? as usize * mib;
     if budget < cfg.max_body_bytes {
         bail!(
@@ -345,7 +344,7 @@ pub fn upstream_config(opts: &Options) -> anyhow::Result<UpstreamConfig> {
             cfg.max_body_bytes / mib
         );
     }
-    cfg.budget = veil_proxy::proxy::upstream::BodyBudget::new(budget);
+    cfg.budget = veil_proxy::BodyBudget::new(budget);
     Ok(cfg)
 }
 
@@ -371,7 +370,7 @@ pub fn build(parts: Parts) -> anyhow::Result<Proxy> {
 pub fn body_options(opts: &Options) -> anyhow::Result<BodyOptions> {
     let public_base = match opts.public_base_url.clone() {
         Some(u) => Some(PublicBase::parse(&u).map_err(|e| anyhow!("--public-base-url: {e}"))?),
-        None => var(ENV_PUBLIC_BASE_URL)
+        None => env_var(ENV_PUBLIC_BASE_URL)
             .map(|u| PublicBase::parse(&u).map_err(|e| anyhow!("{ENV_PUBLIC_BASE_URL}: {e}")))
             .transpose()?,
     };
@@ -398,10 +397,10 @@ pub fn build_with(parts: Parts, body: BodyOptions) -> anyhow::Result<Proxy> {
     let mut problems = Vec::new();
     let mut missing_settings = Vec::new();
     if parts.pseudonym.encryption_keys.is_empty() {
-        missing_settings.push(config::ENV_ENCRYPTION_KEY.to_string());
+        missing_settings.push(ENV_ENCRYPTION_KEY.to_string());
         problems.push(format!(
             "no encryption key: reversible `p~` tokens cannot be made or read (set {})",
-            config::ENV_ENCRYPTION_KEY
+            ENV_ENCRYPTION_KEY
         ));
     }
     let pseudonymizer = Pseudonymizer::new(parts.pseudonym).map_err(|e| anyhow!("{e}"))?;
@@ -410,7 +409,7 @@ pub fn build_with(parts: Parts, body: BodyOptions) -> anyhow::Result<Proxy> {
         .and_then(|u| u.host_str().map(String::from))
         .unwrap_or_default();
     let upstream = Upstream::new(parts.upstream).map_err(|e| anyhow!(e))?;
-    let ip_allowlist = list(var(ENV_CALLER_IP_ALLOWLIST))
+    let ip_allowlist = list(env_var(ENV_CALLER_IP_ALLOWLIST))
         .iter()
         .map(|s| {
             s.parse::<IpNet>()
@@ -440,7 +439,7 @@ pub fn build_with(parts: Parts, body: BodyOptions) -> anyhow::Result<Proxy> {
         connector: parts.connector,
         caller_auth: parts.caller_auth,
         ip_allowlist,
-        limits: Limits::default(),
+        limits: RequestLimits::default(),
         health,
         body,
     };
@@ -461,7 +460,7 @@ pub async fn from_env(host: Host, opts: &Options) -> anyhow::Result<Proxy> {
         .timeout(Duration::from_secs(10))
         .build()
         .context("HTTP client")?;
-    let options = secrets::SecretOptions {
+    let options = SecretOptions {
         allow_legacy_short_salt: opts.allow_legacy_short_salt,
     };
     let (pseudonym, report) = load_pseudonym(&http, options).await?;

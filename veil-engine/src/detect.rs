@@ -19,9 +19,6 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::Value;
 
-/// The kinds of data the detectors find, in the order they run.
-pub const KINDS: &[&str] = &["url-credential", "email", "mac", "ipv6", "ipv4", "phone"];
-
 /// Each detector is `(?:SAFE|(HIT))`: the regex engine takes the leftmost
 /// match, so text that only looks like a hit — a pseudonymized address
 /// `t~…@contoso.com`, a Teams thread id `19:…@thread.v2`, an ISO date-time
@@ -85,7 +82,8 @@ fn stands_alone(text: &str, m: regex::Match<'_>) -> bool {
 /// A value a detector found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    /// One of [`KINDS`].
+    /// One of `url-credential`, `email`, `mac`, `ipv6`, `ipv4`, `phone`
+    /// (the order the detectors run in).
     pub kind: &'static str,
     /// The value as it appears in the text.
     pub text: String,

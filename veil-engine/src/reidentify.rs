@@ -77,7 +77,8 @@ const QUERY: &AsciiSet = &CONTROLS
 static RAW_TOKEN: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"p(?:~|%7[Ee])[A-Za-z0-9_-]*").expect("static regex"));
 
-pub use crate::pseudonym::encoding::is_token;
+#[cfg(test)]
+use crate::pseudonym::encoding::is_token;
 
 /// Why a request could not be re-identified.
 #[derive(Debug, PartialEq, Eq)]

@@ -11,6 +11,7 @@
 //! This module depends on nothing else in the crate: every other module
 //! may use it.
 
+#[cfg(test)]
 use std::collections::HashMap;
 
 /// A source of configuration variables.
@@ -45,9 +46,11 @@ pub fn var(name: &str) -> Option<String> {
 }
 
 /// Fixed variables.
+#[cfg(test)]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MapEnv(HashMap<String, String>);
 
+#[cfg(test)]
 impl MapEnv {
     pub fn new(pairs: &[(&str, &str)]) -> MapEnv {
         MapEnv(
@@ -59,6 +62,7 @@ impl MapEnv {
     }
 }
 
+#[cfg(test)]
 impl Env for MapEnv {
     fn get(&self, name: &str) -> Option<String> {
         self.0.get(name).filter(|v| !v.is_empty()).cloned()

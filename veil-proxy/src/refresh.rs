@@ -43,6 +43,7 @@ impl Clock for SystemClock {
 }
 
 /// A clock that moves only when told to (tests).
+#[cfg(test)]
 #[derive(Debug)]
 pub struct ManualClock {
     start: Instant,
@@ -50,6 +51,7 @@ pub struct ManualClock {
     offset: Mutex<Duration>,
 }
 
+#[cfg(test)]
 impl Default for ManualClock {
     fn default() -> Self {
         ManualClock {
@@ -60,6 +62,7 @@ impl Default for ManualClock {
     }
 }
 
+#[cfg(test)]
 impl ManualClock {
     pub fn advance(&self, by: Duration) {
         *self.offset.lock().unwrap_or_else(|e| e.into_inner()) += by;
@@ -69,6 +72,7 @@ impl ManualClock {
     }
 }
 
+#[cfg(test)]
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
         self.start + self.offset()

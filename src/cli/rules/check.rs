@@ -26,12 +26,15 @@ pub(super) fn test(c: &CorpusArgs, update: bool) -> anyhow::Result<ExitCode> {
         for sample in &s.refused {
             let name = format!("{} [{}] {}", s.connector, s.variant, sample.file);
             let (path, query) = split_url(&sample.url);
-            let request = Request {
+            let request = PolicyRequest {
                 method: "GET",
                 path: &path,
                 query: query.as_deref(),
             };
-            if s.rules.match_request(request, Side::Upstream).is_err() {
+            if s.rules
+                .match_request(request, RequestSide::Upstream)
+                .is_err()
+            {
                 passed += 1;
                 println!("ok      {name} (refused, as it must be)");
             } else {
@@ -224,12 +227,12 @@ fn paging_problems(s: &Suite, run: &Run, p: &Pseudonymizer) -> Vec<String> {
         };
         let (path, query) = split_url(link);
         let endpoint = match s.rules.match_request(
-            Request {
+            PolicyRequest {
                 method: "GET",
                 path: &path,
                 query: query.as_deref(),
             },
-            Side::Client,
+            RequestSide::Client,
         ) {
             Ok(allowed) => allowed.endpoint,
             Err(r) => {
@@ -283,7 +286,7 @@ pub(super) fn leaks(doc: &Value, out: &str, sensitive: &Sensitive) -> Vec<String
             }
         }
     }
-    for f in veil_engine::detect::find_in_json(doc) {
+    for f in veil_engine::find_personal_data_in_json(doc) {
         found.push(format!(
             "leak: {} `{}` at {} (generic detector)",
             f.finding.kind, f.finding.text, f.path

@@ -34,14 +34,14 @@
 //!   future, which drops the upstream call (and its connection) with it.
 //!
 //! The upstream deadline and the bounds on Graph's answers live in
-//! [`veil_proxy::proxy::upstream`].
+//! [`veil_proxy::UpstreamConfig`].
 //!
 //! # Metrics
 //!
 //! With `--metrics-listen ADDR` (`VEIL_METRICS_LISTEN`; off by default)
 //! Veil serves Prometheus metrics at `GET /metrics` on that separate
 //! address, plain HTTP, so the metrics port can stay inside the cluster
-//! while the proxy port faces callers ([`veil_proxy::metrics`]).
+//! while the proxy port faces callers ([`veil_proxy::Metrics`]).
 
 mod conn;
 mod limits;
@@ -69,9 +69,9 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
-use veil_proxy::metrics::{Metrics, RequestMetrics};
-use veil_proxy::proxy::{
-    retry_after, ErrorKind, Phase, Proxy, ProxyError, Refusal, RequestContext, MAX_REQUEST_BODY,
+use veil_proxy::{
+    retry_after, ErrorKind, Metrics, Phase, Proxy, ProxyError, Refusal, RequestContext,
+    RequestMetrics, MAX_REQUEST_BODY,
 };
 
 use crate::runtime::{
@@ -165,7 +165,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         let proxy = runtime::from_env(Host::Server, &opts).await?;
         let listen = match a.listen {
             Some(l) => l,
-            None => match runtime::list(veil_proxy::config::var(ENV_PORT)).first() {
+            None => match runtime::list(veil_proxy::env_var(ENV_PORT)).first() {
                 Some(p) => format!("0.0.0.0:{p}").parse().context("PORT")?,
                 None => "127.0.0.1:8080".parse()?,
             },

@@ -13,5 +13,3 @@ pub mod model;
 pub mod transform_spec;
 
 pub use compile::{CompiledEndpoint, RuleSet};
-pub use matching::Allowed;
-pub use transform_spec::TransformSpec;

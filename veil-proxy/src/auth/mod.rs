@@ -17,7 +17,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-pub use oidc::{Caller, CallerAuth, CallerAuthConfig};
+pub use oidc::{CallerAuth, CallerAuthConfig};
 
 use crate::error::{ErrorKind, Phase, ProxyError, Refusal};
 

@@ -1,6 +1,6 @@
 //! Credentials, region and endpoints, read from the environment.
 
-use veil_engine::secret::Secret;
+use veil_engine::Secret;
 
 use super::{AwsError, AwsErrorKind, Lookup, Service};
 
@@ -74,11 +74,6 @@ impl Credentials {
                 format!("{ENV_SECRET_ACCESS_KEY} is set but {ENV_ACCESS_KEY_ID} is not: set both (on Lambda the execution role provides them)"),
             )),
         }
-    }
-
-    /// The access key id (not a secret; shown in messages about credentials).
-    pub fn access_key_id(&self) -> &str {
-        &self.access_key_id
     }
 }
 

@@ -15,12 +15,12 @@
 //! bare secret without `:` (kid `k1`).
 //!
 //! The secrets are checked and the [`SecretsReport`] tells where each came
-//! from, with a fingerprint, never the value (see [`veil_engine::secret`] for
+//! from, with a fingerprint, never the value (see [`veil_engine::Secret`] for
 //! why the fingerprint is no offline oracle). The checks:
 //!
 //! - present and not a published example value (compared case-insensitively,
 //!   surrounding whitespace ignored: `SALT` and `salt ` are `salt`);
-//! - strong enough for the scheme ([`veil_engine::pseudonym::check_strength`]):
+//! - strong enough for the scheme ([`veil_engine::check_secret_strength`]):
 //!   `hmac` at least 32 bytes and about 128 bits of estimated entropy,
 //!   `psoxy` at least 16 bytes and about 80 bits; in both, no long repeats,
 //!   runs or word-like passphrases.
@@ -41,8 +41,7 @@ use crate::config::{
     self, DEFAULT_KEY_ID, ENV_ALLOW_LEGACY_SHORT_SALT, ENV_ENCRYPTION_KEY, ENV_ENCRYPTION_KEYS,
     ENV_SALT,
 };
-use veil_engine::pseudonym::{self, PseudonymConfig, Scheme};
-use veil_engine::secret::Secret;
+use veil_engine::{check_secret_strength, PseudonymConfig, Scheme, Secret};
 
 mod aws_sources;
 use aws_sources::*;
@@ -320,7 +319,7 @@ fn check(
             "{what} ({source}): the value is a published example, not a secret; {GENERATE_HINT}"
         ));
     }
-    let Some(problem) = pseudonym::check_strength(scheme, secret) else {
+    let Some(problem) = check_secret_strength(scheme, secret) else {
         return Ok(false);
     };
     // "it is too short …" reads "<what> (<source>) is too short …".
@@ -445,9 +444,8 @@ fn assemble(
     ))
 }
 
-/// Loads the secrets from the environment and files only (for commands
-/// that run without AWS, such as `veil sanitize`); an AWS source is an
-/// error that says so. Published example values are not refused here.
+/// [`load_local_with`] with default options.
+#[cfg(test)]
 pub fn load_local(
     scheme: Option<Scheme>,
     env: Lookup<'_>,
@@ -455,15 +453,10 @@ pub fn load_local(
     load_local_with(scheme, env, SecretOptions::default())
 }
 
-/// Builds the pseudonym configuration from the process environment, with
-/// the secrets from the environment or files (the servers use
-/// [`load_pseudonym_config`], which also reads AWS sources). `scheme`
-/// overrides `VEIL_SCHEME` when given.
-pub fn pseudonym_config_from_env(scheme: Option<Scheme>) -> Result<PseudonymConfig, String> {
-    load_local(scheme, &crate::env::ProcessEnv).map(|(config, _)| config)
-}
-
-/// [`load_local`] with options from the command line.
+/// Loads the secrets from the environment and files only (for commands
+/// that run without AWS, such as `veil sanitize`); an AWS source is an
+/// error that says so. Published example values are not refused here.
+/// `options` come from the command line.
 pub fn load_local_with(
     scheme: Option<Scheme>,
     env: Lookup<'_>,
@@ -491,14 +484,6 @@ pub fn load_local_with(
     assemble(scheme, env, salt, keys, &[], options)
 }
 
-/// Loads the secrets from wherever the process environment points, checks
-/// them (refusing [`WELL_KNOWN_SECRETS`]) and says where each came from.
-pub async fn load_pseudonym_config(
-    http: &reqwest::Client,
-) -> Result<(PseudonymConfig, SecretsReport), String> {
-    load_pseudonym_config_with(http, &crate::env::ProcessEnv, WELL_KNOWN_SECRETS).await
-}
-
 /// Reads one secret from wherever its source is.
 async fn fetch(
     which: Which,
@@ -513,8 +498,8 @@ async fn fetch(
     read_aws(which, &source, client).await.map(|v| (source, v))
 }
 
-/// [`load_pseudonym_config`] with the variables read through `env` and a
-/// list of values to refuse.
+/// [`load_pseudonym_config_opts`] with default options.
+#[cfg(test)]
 pub async fn load_pseudonym_config_with(
     http: &reqwest::Client,
     env: Lookup<'_>,
@@ -523,7 +508,10 @@ pub async fn load_pseudonym_config_with(
     load_pseudonym_config_opts(http, env, well_known, SecretOptions::default()).await
 }
 
-/// [`load_pseudonym_config_with`] with options from the command line.
+/// Loads the secrets from wherever `env` points (the process environment
+/// on the servers), checks them (refusing `well_known`, e.g.
+/// [`WELL_KNOWN_SECRETS`]) and says where each came from; `options` come
+/// from the command line.
 pub async fn load_pseudonym_config_opts(
     http: &reqwest::Client,
     env: Lookup<'_>,
@@ -824,10 +812,7 @@ mod tests {
             (ENV_ALLOW_LEGACY_SHORT_SALT, "yes"),
         ])
         .unwrap();
-        assert_eq!(
-            alone.salt.fingerprint,
-            veil_engine::secret::WITHHELD_FINGERPRINT
-        );
+        assert_eq!(alone.salt.fingerprint, veil_engine::WITHHELD_FINGERPRINT);
         // The command-line option does the same as the variable.
         let mut all = vec![(config::ENV_SCHEME, "psoxy"), (ENV_SALT, "salt-2019")];
         let (_, r) = load_local_with(
