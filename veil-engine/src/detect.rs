@@ -120,7 +120,7 @@ fn scan(text: &str) -> (Option<String>, Vec<Finding>) {
 
 /// Cuts every detected value out of `text`. Returns the screened text and
 /// how many values were cut, or `None` when nothing was found.
-pub fn screen(text: &str) -> Option<(String, usize)> {
+pub(crate) fn screen(text: &str) -> Option<(String, usize)> {
     let (out, hits) = scan(text);
     out.map(|s| (s, hits.len()))
 }
@@ -134,7 +134,7 @@ pub fn find(text: &str) -> Vec<Finding> {
 /// `_`, `=`: a GUID, a Teams message id, a base64url key, a `p~` token's
 /// body): not free text, so not screened. A phone number written as bare
 /// digits is therefore not found in an id-shaped value.
-pub fn is_bare_id(s: &str) -> bool {
+pub(crate) fn is_bare_id(s: &str) -> bool {
     s.len() >= 8
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_=".contains(c))
