@@ -51,6 +51,7 @@ pub use policy::{
 // ---- Sanitizing responses: a JSON document, or the body's bytes ----
 pub use error::SanitizeError;
 pub use sanitize::Report as SanitizeReport;
+// The two paths alone, for the tests that hold the streaming one to the DOM one.
 #[doc(hidden)]
 pub use stream::{dom as sanitize_body_dom, stream_only as sanitize_body_streaming};
 pub use stream::{
