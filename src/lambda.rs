@@ -26,9 +26,10 @@ use lambda_http::lambda_runtime::{self, LambdaEvent, MetadataPrelude, StreamResp
 use lambda_http::Body;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
-use veil_proxy::env::{ConfigError, Lookup, Problems, ProcessEnv};
-use veil_proxy::metrics::RequestMetrics;
-use veil_proxy::proxy::{ErrorKind, Phase, Proxy, ProxyError, RequestContext, MAX_REQUEST_BODY};
+use veil_proxy::{
+    ConfigError, ErrorKind, Lookup, Phase, Problems, ProcessEnv, Proxy, ProxyError, RequestContext,
+    RequestMetrics, MAX_REQUEST_BODY,
+};
 
 use crate::runtime::{self, Host, Options};
 
@@ -227,7 +228,7 @@ async fn handle_event(proxy: &Proxy, event: Value, limit: usize) -> http::Respon
         .with_detail(format!("{} bytes over a limit of {limit}", resp.body().len()));
         tracing::warn!(target: "veil::lambda", error_code = e.kind.code(), error_detail = e.detail.as_deref().unwrap_or("-"), "response too large for a buffered answer");
         let figures = resp.extensions().get::<RequestMetrics>().cloned();
-        let mut refused = veil_proxy::proxy::respond::error_response(&e, Vec::new());
+        let mut refused = veil_proxy::error_response(&e, Vec::new());
         if let Some(mut figures) = figures {
             figures.status = refused.status().as_u16();
             refused.extensions_mut().insert(figures);
@@ -239,7 +240,7 @@ async fn handle_event(proxy: &Proxy, event: Value, limit: usize) -> http::Respon
 
 /// The answer to an event refused before the pipeline, with its figures.
 fn refused_before_pipeline(proxy: &Proxy, e: &ProxyError) -> http::Response<Bytes> {
-    let mut resp = veil_proxy::proxy::respond::error_response(e, Vec::new());
+    let mut resp = veil_proxy::error_response(e, Vec::new());
     let figures = RequestMetrics {
         connector: proxy.health().connector.clone(),
         status: resp.status().as_u16(),
@@ -269,14 +270,14 @@ struct Base64Body;
 static REFRESHES_REPORTED: AtomicU64 = AtomicU64::new(0);
 
 /// The request's CloudWatch Embedded Metric Format record (see
-/// [`veil_proxy::metrics::emf_line`]); the token exchanges since the
+/// [`veil_proxy::emf_line`]); the token exchanges since the
 /// previous record are counted in this one.
 fn metrics_record(proxy: &Proxy, resp: &http::Response<Bytes>) -> Option<Value> {
     let figures = resp.extensions().get::<RequestMetrics>()?;
     let r = proxy.token_refreshes();
     let total = r.succeeded + r.failed;
     let since = total.saturating_sub(REFRESHES_REPORTED.swap(total, Ordering::Relaxed));
-    Some(veil_proxy::metrics::emf_line(
+    Some(veil_proxy::emf_line(
         figures,
         since,
         std::time::SystemTime::now(),
@@ -357,7 +358,7 @@ mod tests {
 
     #[test]
     fn the_invoke_mode_is_one_of_two() {
-        use veil_proxy::env::MapEnv;
+        use veil_proxy::MapEnv;
         let mode = |v: &str| response_streaming(&MapEnv::new(&[(ENV_INVOKE_MODE, v)]));
         assert_eq!(response_streaming(&MapEnv::default()), Ok(false));
         assert_eq!(mode("BUFFERED"), Ok(false));
@@ -373,7 +374,7 @@ mod tests {
 
     fn refusal(e: Value) -> String {
         let err = event_request(e).unwrap_err();
-        let resp = veil_proxy::proxy::respond::error_response(&err, Vec::new());
+        let resp = veil_proxy::error_response(&err, Vec::new());
         assert_eq!(resp.status(), 400);
         let body: Value = serde_json::from_slice(resp.body()).unwrap();
         assert!(body.is_object(), "{body}");
@@ -527,17 +528,15 @@ mod tests {
     /// A proxy for entra-id in front of the sample tenant, the way a
     /// Function URL with `AWS_IAM` auth runs it.
     async fn sample_proxy() -> Proxy {
-        use veil_engine::pseudonym::{EmailPolicy, PseudonymConfig, Scheme};
-        use veil_engine::secret::Secret;
-        use veil_proxy::proxy::upstream::UpstreamConfig;
-        use veil_proxy::proxy::CallerAuthMode;
+        use veil_engine::{EmailPolicy, PseudonymConfig, Scheme, Secret};
+        use veil_proxy::{CallerAuthMode, UpstreamConfig};
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("example-api-responses");
         let tenant = crate::sample_tenant::start(&dir, "lambda-test-token")
             .await
             .unwrap();
         runtime::build(runtime::Parts {
             connector: "entra-id".into(),
-            rules: veil_engine::rules::builtin::load("entra-id", "default").unwrap(),
+            rules: veil_engine::load_builtin_rules("entra-id", "default").unwrap(),
             pseudonym: PseudonymConfig {
                 scheme: Scheme::Hmac,
                 salt: Secret::from("lambda-test-salt-0123456789abcdef"),
@@ -547,7 +546,7 @@ mod tests {
                 )],
                 email: EmailPolicy::default(),
             },
-            tokens: std::sync::Arc::new(veil_proxy::token::StaticToken::new(Secret::from(
+            tokens: std::sync::Arc::new(veil_proxy::StaticToken::new(Secret::from(
                 "lambda-test-token",
             ))),
             upstream: UpstreamConfig {

@@ -14,7 +14,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     // Under the Lambda runtime the same binary hosts the proxy there.
-    let result = if veil_proxy::config::var(runtime::ENV_LAMBDA_RUNTIME_API).is_some()
+    let result = if veil_proxy::env_var(runtime::ENV_LAMBDA_RUNTIME_API).is_some()
         && std::env::args().len() <= 1
     {
         lambda::run()

@@ -15,25 +15,21 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use ipnet::IpNet;
-use veil_engine::pseudonym::{PseudonymConfig, Pseudonymizer};
-use veil_engine::rules::{builtin, RuleSet};
-use veil_engine::secret::Secret;
-use veil_engine::stream::{BodyOptions, PublicBase, SanitizerPath};
-use veil_proxy::auth::{CallerAuth, CallerAuthConfig};
-use veil_proxy::config;
-use veil_proxy::env::{ConfigError, ConfigErrors, Lookup, Problems, ProcessEnv};
-use veil_proxy::proxy::health::HealthInfo;
-use veil_proxy::proxy::normalize::Limits;
-use veil_proxy::proxy::upstream::{
-    check_base_url, BodyBudget, Upstream, UpstreamConfig, DEFAULT_BODY_BUDGET_BYTES,
-    DEFAULT_MAX_BODY_BYTES,
+use veil_engine::{
+    load_builtin_rules, BodyOptions, PseudonymConfig, Pseudonymizer, PublicBase, RuleSet,
+    SanitizerPath, Secret, BUILTIN_CONNECTORS,
 };
-use veil_proxy::proxy::{CallerAuthMode, Proxy, ProxyConfig};
-use veil_proxy::secrets::{SecretOptions, SecretsPlan, SecretsReport};
-use veil_proxy::token::cache::FederatedTokens;
-use veil_proxy::token::entra::{self, EntraConfig, EntraExchange};
-use veil_proxy::token::{aws_cognito, aws_sts, file, gcp};
-use veil_proxy::token::{HostIdentity, StaticToken, TokenProvider, ENV_UPSTREAM_TOKEN};
+use veil_proxy::{
+    check_upstream_base_url, file_identity_from_lookup, gcp_identity_from_lookup, AwsCognito,
+    AwsSts, BodyBudget, CallerAuth, CallerAuthConfig, CallerAuthMode, ConfigError, ConfigErrors,
+    EntraConfig, EntraExchange, FederatedTokens, HealthInfo, HostIdentity, Lookup, Problems,
+    ProcessEnv, Proxy, ProxyConfig, RequestLimits, SecretOptions, SecretsPlan, SecretsReport,
+    StaticToken, TokenProvider, Upstream, UpstreamConfig, DEFAULT_BODY_BUDGET_BYTES,
+    DEFAULT_MAX_BODY_BYTES, ENV_AWS_STS_AUDIENCE, ENV_AZURE_FEDERATED_TOKEN_FILE, ENV_CLIENT_ID,
+    ENV_COGNITO_DEVELOPER_PROVIDER, ENV_COGNITO_IDENTITY_POOL_ID, ENV_COGNITO_LOGIN,
+    ENV_ENCRYPTION_KEY, ENV_ENTRA_AUTHORITY, ENV_FEDERATED_TOKEN_FILE, ENV_GCP_AUDIENCE,
+    ENV_GCP_METADATA_HOST, ENV_GRAPH_SCOPE, ENV_SALT, ENV_TENANT_ID, ENV_UPSTREAM_TOKEN,
+};
 
 /// The connector to serve (`entra-id`, `outlook-mail`, `outlook-cal`, `msft-teams`, `outlook-contacts`).
 pub const ENV_CONNECTOR: &str = "VEIL_CONNECTOR";
@@ -166,10 +162,10 @@ fn rules_from(opts: &Options, env: Lookup<'_>) -> Result<(String, RuleSet), Conf
         (Some((p, name)), _) => RuleSet::from_file(p).map_err(|e| ConfigError::invalid(name, e))?,
         (None, Some((c, name))) => {
             let v = variant.as_ref().map_or("default", |(v, _)| v.as_str());
-            builtin::load(c, v).map_err(|e| {
+            load_builtin_rules(c, v).map_err(|e| {
                 // An unknown connector is the connector's fault, else the variant's.
                 let at_fault = match &variant {
-                    Some((_, variant_name)) if builtin::CONNECTORS.contains(&c.as_str()) => {
+                    Some((_, variant_name)) if BUILTIN_CONNECTORS.contains(&c.as_str()) => {
                         variant_name
                     }
                     _ => name,
@@ -182,7 +178,7 @@ fn rules_from(opts: &Options, env: Lookup<'_>) -> Result<(String, RuleSet), Conf
                 ENV_CONNECTOR,
                 format!(
                     "no connector: give --connector NAME (or {ENV_CONNECTOR}); connectors: {}",
-                    builtin::CONNECTORS.join(", ")
+                    BUILTIN_CONNECTORS.join(", ")
                 ),
             ))
         }
@@ -328,18 +324,18 @@ fn provider_help() -> String {
          `file` (Kubernetes projected token: {} or {}); \
          each also needs {} and {} (optional {}, {}); \
          or `static` with {ENV_UPSTREAM_TOKEN} for development only",
-        aws_sts::ENV_AUDIENCE,
-        aws_cognito::ENV_IDENTITY_POOL_ID,
-        aws_cognito::ENV_DEVELOPER_PROVIDER,
-        aws_cognito::ENV_LOGIN,
-        gcp::ENV_GCP_AUDIENCE,
-        gcp::ENV_METADATA_HOST,
-        file::ENV_FEDERATED_TOKEN_FILE,
-        file::ENV_AZURE_FEDERATED_TOKEN_FILE,
-        entra::ENV_TENANT_ID,
-        entra::ENV_CLIENT_ID,
-        entra::ENV_ENTRA_AUTHORITY,
-        entra::ENV_GRAPH_SCOPE,
+        ENV_AWS_STS_AUDIENCE,
+        ENV_COGNITO_IDENTITY_POOL_ID,
+        ENV_COGNITO_DEVELOPER_PROVIDER,
+        ENV_COGNITO_LOGIN,
+        ENV_GCP_AUDIENCE,
+        ENV_GCP_METADATA_HOST,
+        ENV_FEDERATED_TOKEN_FILE,
+        ENV_AZURE_FEDERATED_TOKEN_FILE,
+        ENV_TENANT_ID,
+        ENV_CLIENT_ID,
+        ENV_ENTRA_AUTHORITY,
+        ENV_GRAPH_SCOPE,
     )
 }
 
@@ -383,12 +379,10 @@ fn federation_from(
     let kind = provider_kind(env)?;
     let host: Result<Arc<dyn HostIdentity>, String> = match kind {
         "static" => return Ok(None),
-        "aws-sts" => aws_sts::AwsSts::from_lookup(http.clone(), env).map(|h| Arc::new(h) as _),
-        "aws-cognito" => {
-            aws_cognito::AwsCognito::from_lookup(http.clone(), env).map(|h| Arc::new(h) as _)
-        }
-        "gcp" => gcp::from_lookup(env).map(|h| Arc::new(h) as _),
-        _ => file::from_lookup(env).map(|h| Arc::new(h) as _),
+        "aws-sts" => AwsSts::from_lookup(http.clone(), env).map(|h| Arc::new(h) as _),
+        "aws-cognito" => AwsCognito::from_lookup(http.clone(), env).map(|h| Arc::new(h) as _),
+        "gcp" => gcp_identity_from_lookup(env).map(|h| Arc::new(h) as _),
+        _ => file_identity_from_lookup(env).map(|h| Arc::new(h) as _),
     };
     let exchange = EntraConfig::from_lookup(env).map(|c| EntraExchange::new(c, http.clone()));
     // Each line of a provider's message is one problem, named with the provider.
@@ -476,7 +470,7 @@ fn upstream_config(opts: &Options, env: Lookup<'_>) -> Result<UpstreamConfig, Co
             cfg.base_url = u.clone();
             problems
                 .check(
-                    check_base_url(u.trim_end_matches('/'))
+                    check_upstream_base_url(u.trim_end_matches('/'))
                         .map_err(|e| ConfigError::invalid(name, e)),
                 )
                 .is_some()
@@ -579,10 +573,10 @@ fn assemble(parts: Parts, body: BodyOptions, ip_allowlist: Vec<IpNet>) -> anyhow
     let mut problems = Vec::new();
     let mut missing_settings = Vec::new();
     if parts.pseudonym.encryption_keys.is_empty() {
-        missing_settings.push(config::ENV_ENCRYPTION_KEY.to_string());
+        missing_settings.push(ENV_ENCRYPTION_KEY.to_string());
         problems.push(format!(
             "no encryption key: reversible `p~` tokens cannot be made or read (set {})",
-            config::ENV_ENCRYPTION_KEY
+            ENV_ENCRYPTION_KEY
         ));
     }
     let pseudonymizer = Pseudonymizer::new(parts.pseudonym).map_err(|e| anyhow!("{e}"))?;
@@ -614,7 +608,7 @@ fn assemble(parts: Parts, body: BodyOptions, ip_allowlist: Vec<IpNet>) -> anyhow
         connector: parts.connector,
         caller_auth: parts.caller_auth,
         ip_allowlist,
-        limits: Limits::default(),
+        limits: RequestLimits::default(),
         health,
         body,
     };
@@ -665,7 +659,7 @@ impl Settings {
             .and_then(|plan| match plan.load_local(env, WELL_KNOWN_SECRETS) {
                 None => Some(Secrets::InAws(Box::new(plan))),
                 Some(loaded) => problems
-                    .check_message(config::ENV_SALT, loaded)
+                    .check_message(ENV_SALT, loaded)
                     .map(|l| Secrets::Loaded(Box::new(l))),
             });
         let caller_auth = problems.absorb(caller_auth(
@@ -745,7 +739,7 @@ pub async fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use veil_proxy::env::MapEnv;
+    use veil_proxy::{MapEnv, ENV_AWS_STS_DURATION_SECS, ENV_SCHEME};
 
     const SALT: &str = "runtime-salt-7Qm2vX9kLp4RtZ8nWc3HyB6dFj1sGa5e";
 
@@ -768,7 +762,7 @@ mod tests {
     async fn a_good_configuration_builds_the_proxy() {
         let env = MapEnv::new(&[
             (ENV_CONNECTOR, "entra-id"),
-            (config::ENV_SALT, SALT),
+            (ENV_SALT, SALT),
             (ENV_UPSTREAM_TOKEN, "graph-token"),
             (ENV_ALLOW_UNAUTHENTICATED, "true"),
             (ENV_CALLER_IP_ALLOWLIST, "10.0.0.0/8, ::1/128"),
@@ -783,12 +777,12 @@ mod tests {
     async fn every_problem_of_every_part_is_reported_at_once() {
         let pairs = [
             (ENV_CONNECTOR, "exchange"),
-            (config::ENV_SALT, "short"),
-            (config::ENV_SCHEME, "rot13"),
+            (ENV_SALT, "short"),
+            (ENV_SCHEME, "rot13"),
             (ENV_ALLOW_UNAUTHENTICATED, "maybe"),
             (ENV_CALLER_IP_ALLOWLIST, "10.0.0.0/8,everyone"),
             (ENV_TOKEN_PROVIDER, "aws-sts"),
-            (aws_sts::ENV_DURATION_SECS, "5m"),
+            (ENV_AWS_STS_DURATION_SECS, "5m"),
             (ENV_UPSTREAM, "http://graph.example"),
             (ENV_UPSTREAM_TIMEOUT, "0"),
             (ENV_UPSTREAM_MAX_BODY_MB, "64"),
@@ -802,7 +796,7 @@ mod tests {
             settings_of(&e),
             [
                 ENV_CONNECTOR,
-                config::ENV_SCHEME,
+                ENV_SCHEME,
                 ENV_ALLOW_UNAUTHENTICATED,
                 ENV_CALLER_ISSUER,
                 ENV_CALLER_IP_ALLOWLIST,
@@ -853,7 +847,7 @@ mod tests {
             },
             &[
                 (ENV_CONNECTOR, "entra-id"),
-                (config::ENV_SALT, "short"),
+                (ENV_SALT, "short"),
                 (ENV_UPSTREAM_TOKEN, "graph-token"),
                 (ENV_ALLOW_UNAUTHENTICATED, "1"),
             ],
@@ -862,7 +856,7 @@ mod tests {
         .expect("refused");
         assert_eq!(
             settings_of(&e),
-            [config::ENV_SALT, "--upstream", "--public-base-url"],
+            [ENV_SALT, "--upstream", "--public-base-url"],
             "{}",
             e.report()
         );
@@ -882,7 +876,7 @@ mod tests {
             &Options::default(),
             &[
                 (ENV_CONNECTOR, "entra-id"),
-                (config::ENV_SALT, SALT),
+                (ENV_SALT, SALT),
                 (ENV_UPSTREAM_TOKEN, "graph-token"),
                 (ENV_CALLER_ISSUER, "http://issuer.example"),
                 (ENV_CALLER_JWKS_URL, "ftp://keys.example"),

@@ -109,7 +109,7 @@ impl Tenant {
             for s in parsed.samples {
                 let file = dir.join("original").join(&s.file);
                 let body = std::fs::read(&file).with_context(|| file.display().to_string())?;
-                let (path, query) = veil_engine::policy::split_url(&s.url);
+                let (path, query) = veil_engine::split_url(&s.url);
                 samples.push(Sample {
                     shape: shape(&path),
                     query: query_map(query.as_deref()),

@@ -25,10 +25,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
-use veil_engine::policy::{split_url, Request, Side};
-use veil_engine::pseudonym::{EmailPolicy, PseudonymConfig, Pseudonymizer, Scheme};
-use veil_engine::rules::RuleSet;
-use veil_engine::secret::Secret;
+use veil_engine::{
+    split_url, EmailPolicy, PolicyRequest, PseudonymConfig, Pseudonymizer, RequestSide, RuleSet,
+    Scheme, Secret,
+};
 
 /// The connectors with shipped rules and all-properties samples.
 const CONNECTORS: &[&str] = &[
@@ -154,12 +154,12 @@ fn endpoint_of(rules: &RuleSet, url: &str) -> Result<usize, String> {
     let (path, query) = request(url);
     rules
         .match_request(
-            Request {
+            PolicyRequest {
                 method: "GET",
                 path: &path,
                 query: query.as_deref(),
             },
-            Side::Upstream,
+            RequestSide::Upstream,
         )
         .map(|a| a.endpoint.index)
         .map_err(|r| r.to_string())
@@ -290,12 +290,12 @@ fn run(connector: &str, variant: &str, suffix: &str, p: &Pseudonymizer) -> Outco
         };
         let (upath, query) = request(&s.url);
         let allowed = match rules.match_request(
-            Request {
+            PolicyRequest {
                 method: "GET",
                 path: &upath,
                 query: query.as_deref(),
             },
-            Side::Upstream,
+            RequestSide::Upstream,
         ) {
             Ok(a) => a,
             Err(r) => {

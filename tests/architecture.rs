@@ -103,6 +103,65 @@ fn the_libraries_never_reach_into_the_binary() {
     assert!(!deps.iter().any(|d| d.starts_with("veil")), "{deps:?}");
 }
 
+// ---- The libraries' public surface ----
+//
+// Both libraries keep every module private and re-export, at the crate
+// root, the items their callers use: callers never reach deep paths, and
+// rustc reports public code nothing uses as dead.
+
+/// The modules a crate root declares public (`pub mod x;`, `pub mod x { … }`),
+/// and how many modules it declares in all.
+fn public_modules(lib_rs: &str) -> (Vec<String>, usize) {
+    let mut public = Vec::new();
+    let mut declared = 0;
+    for line in non_test_code(lib_rs).lines() {
+        let line = line.trim();
+        // `pub(crate)` and `pub(super)` keep a module inside the crate.
+        let (is_pub, rest) = if let Some(rest) = line.strip_prefix("pub(") {
+            (
+                false,
+                rest.split_once(')').map_or("", |(_, r)| r.trim_start()),
+            )
+        } else if let Some(rest) = line.strip_prefix("pub ") {
+            (true, rest.trim_start())
+        } else {
+            (false, line)
+        };
+        if let Some(name) = rest.strip_prefix("mod ") {
+            declared += 1;
+            if is_pub {
+                let name = name.trim_end_matches([';', '{', ' ']);
+                public.push(name.to_string());
+            }
+        }
+    }
+    (public, declared)
+}
+
+#[test]
+fn the_libraries_declare_no_public_module() {
+    assert_eq!(
+        public_modules("mod a;\npub mod b;\n// pub mod c;\npub(crate) mod d;\npub mod e {\n"),
+        (vec!["b".to_string(), "e".to_string()], 4)
+    );
+    for lib in ["veil-engine/src/lib.rs", "veil-proxy/src/lib.rs"] {
+        let text = std::fs::read_to_string(repo().join(lib)).unwrap();
+        let (public, declared) = public_modules(&text);
+        assert!(declared > 5, "{lib}: parsed {declared} module declarations");
+        assert!(text.contains("pub use "), "{lib} re-exports nothing");
+        assert!(
+            public.is_empty(),
+            "{lib} declares `pub mod {}`: keep the module private (`mod {};`) and re-export at \
+             the crate root, under a name clear without the module path, the items callers \
+             use (`pub use {}::Item;` or `pub use {}::item as clearer_name;`)",
+            public.join("`, `pub mod "),
+            public[0],
+            public[0],
+            public[0],
+        );
+    }
+}
+
 // ---- Module cycles ----
 //
 // Every crate's modules form a directed graph: module A depends on module

@@ -12,9 +12,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use support::moto::{self, Moto};
 use support::sts::{self, StsServer};
 use support::*;
-use veil_proxy::token::aws_cognito::AwsCognito;
-use veil_proxy::token::aws_sts::AwsSts;
-use veil_proxy::token::HostIdentity;
+use veil_proxy::{AwsCognito, AwsSts, HostIdentity};
 
 fn sts_env(server: &StsServer, extra: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Sync {
     let mut pairs: Vec<(String, String)> = vec![

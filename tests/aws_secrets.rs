@@ -8,7 +8,7 @@ mod support;
 use serde_json::Value;
 use support::moto::{Moto, REGION};
 use support::*;
-use veil_engine::secret::Secret;
+use veil_engine::Secret;
 
 const KEY2: &str = "e2e-key2-Bq7Wm3Rt9Yx2Lp6Nc4Vz8Hd1Kf5Gs0Ja";
 

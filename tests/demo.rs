@@ -68,7 +68,7 @@ fn demo_plays_every_connector_and_leaks_nothing() {
         let own =
             !line.starts_with("   ") || line.starts_with("   log: ") || line.starts_with("   GET ");
         if !own {
-            let found = veil_engine::detect::find(line);
+            let found = veil_engine::find_personal_data(line);
             assert!(
                 found.is_empty(),
                 "the detectors find {found:?} in what the demo client got: {line}"

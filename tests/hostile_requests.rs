@@ -6,8 +6,7 @@
 mod support;
 
 use support::*;
-use veil_engine::pseudonym::{EmailPolicy, PseudonymConfig, Pseudonymizer, Scheme};
-use veil_engine::secret::Secret;
+use veil_engine::{EmailPolicy, PseudonymConfig, Pseudonymizer, Scheme, Secret};
 
 const PRIYA: &str = "5d1f8c3a-92b4-4e6f-a7c1-3b8e0d4f2a61";
 

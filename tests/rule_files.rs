@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use veil_engine::rules::RuleSet;
+use veil_engine::RuleSet;
 
 fn veil(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_veil"))
@@ -90,7 +90,7 @@ fn clear_ids_variants_differ_only_in_ids() {
             assert_eq!(a.label, b.label);
             assert_eq!(a.methods, b.methods);
             assert_eq!(a.allowed_query, b.allowed_query);
-            let keep = |e: &veil_engine::rules::CompiledEndpoint| {
+            let keep = |e: &veil_engine::CompiledEndpoint| {
                 e.sanitizer
                     .transforms()
                     .iter()
@@ -108,7 +108,7 @@ fn clear_ids_variants_differ_only_in_ids() {
             // The clear-ids variant tokenizes nothing but Graph's directory
             // `$skiptoken`, which embeds the last page's UPN.
             for t in b.sanitizer.transforms() {
-                if let veil_engine::transform::Transform::Tokenize(tk) = &t.transform {
+                if let veil_engine::Transform::Tokenize(tk) = &t.transform {
                     assert!(
                         tk.regex
                             .as_ref()
@@ -161,7 +161,7 @@ fn only_get_and_head_anywhere() {
 
 #[test]
 fn per_user_paths_refuse_raw_ids_in_the_default_variant() {
-    use veil_engine::policy::{Request, Side};
+    use veil_engine::{PolicyRequest, RequestSide};
     let rs = RuleSet::from_file(Path::new("rules/outlook-mail.yaml")).unwrap();
     for raw in [
         "5d1f8c3a-92b4-4e6f-a7c1-3b8e0d4f2a61",
@@ -170,22 +170,22 @@ fn per_user_paths_refuse_raw_ids_in_the_default_variant() {
     ] {
         let path = format!("/v1.0/users/{raw}/mailFolders/SentItems/messages");
         let r = rs.match_request(
-            Request {
+            PolicyRequest {
                 method: "GET",
                 path: &path,
                 query: None,
             },
-            Side::Client,
+            RequestSide::Client,
         );
         assert!(r.is_err(), "{raw} accepted");
     }
     let ok = rs.match_request(
-        Request {
+        PolicyRequest {
             method: "GET",
             path: "/v1.0/users/p~AAAAAAAAAAAAAAAAAAAA/mailFolders/SentItems/messages",
             query: None,
         },
-        Side::Client,
+        RequestSide::Client,
     );
     assert!(ok.is_ok());
 }
@@ -260,8 +260,7 @@ fn each_person_has_one_pseudonym_string_across_connectors() {
 /// accepted where another belongs (a chat). Parameters are bound by name.
 #[test]
 fn every_reversible_token_and_parameter_in_shipped_rules_has_a_kind() {
-    use veil_engine::pseudonym::TokenKind;
-    use veil_engine::transform::Transform;
+    use veil_engine::{TokenKind, Transform};
     let (mut tokenizers, mut params) = (0, 0);
     for entry in std::fs::read_dir("rules").unwrap() {
         let path = entry.unwrap().path();

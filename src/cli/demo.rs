@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 use serde_json::Value;
 use tokio::net::TcpListener;
-use veil_engine::pseudonym::{EmailPolicy, PseudonymConfig, Scheme};
-use veil_engine::rules::builtin;
-use veil_engine::secret::Secret;
-use veil_proxy::proxy::upstream::UpstreamConfig;
-use veil_proxy::proxy::{CallerAuthMode, WARN_DEVELOPMENT_TOKEN, WARN_NO_CALLER_AUTH};
-use veil_proxy::token::StaticToken;
+use veil_engine::{
+    load_builtin_rules, EmailPolicy, PseudonymConfig, Scheme, Secret, BUILTIN_CONNECTORS,
+};
+use veil_proxy::{
+    CallerAuthMode, StaticToken, UpstreamConfig, WARN_DEVELOPMENT_TOKEN, WARN_NO_CALLER_AUTH,
+};
 
 use crate::runtime::{self, Parts};
 use crate::sample_tenant;
@@ -106,8 +106,8 @@ async fn demo(a: Args) -> anyhow::Result<ExitCode> {
     );
 
     let mut bases = Vec::new();
-    for (i, connector) in builtin::CONNECTORS.iter().enumerate() {
-        let rules = builtin::load(connector, "default").map_err(|e| anyhow!("{e}"))?;
+    for (i, connector) in BUILTIN_CONNECTORS.iter().enumerate() {
+        let rules = load_builtin_rules(connector, "default").map_err(|e| anyhow!("{e}"))?;
         let proxy = runtime::build(Parts {
             connector: connector.to_string(),
             rules,

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use serde_json::Value;
-use veil_engine::rules::CompiledEndpoint;
+use veil_engine::CompiledEndpoint;
 
 /// What happened to one value of the original response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -289,10 +289,11 @@ pub(super) fn page(suites: &[ReviewedSuite<'_>], generated_from: &str) -> String
             }
             for s in samples {
                 let list = outcomes(s.original, s.sanitized);
-                let found: Vec<(String, String)> = veil_engine::detect::find_in_json(s.sanitized)
-                    .into_iter()
-                    .map(|f| (f.path, format!("{}: {}", f.finding.kind, f.finding.text)))
-                    .collect();
+                let found: Vec<(String, String)> =
+                    veil_engine::find_personal_data_in_json(s.sanitized)
+                        .into_iter()
+                        .map(|f| (f.path, format!("{}: {}", f.finding.kind, f.finding.text)))
+                        .collect();
                 let _ = write!(
                     h,
                     "<article class=\"sample\"><h4>{} <small><code>{}</code></small></h4>",

@@ -7,8 +7,8 @@
 //!
 //! With `--compact` the response is sanitized as the proxy does it,
 //! streaming over the bytes without a document tree
-//! ([`veil_engine::stream`]), and written as it is produced
-//! ([`veil_engine::stream::sanitize_to`]: a first pass proves the whole
+//! (the engine's `stream` module), and written as it is produced
+//! ([`veil_engine::sanitize_body_to`]: a first pass proves the whole
 //! body sanitizes, so on failure nothing is written); the input file is held
 //! in memory once, the output only in pieces. The pretty-printed output
 //! needs the sanitized document as a tree, so without `--compact` the DOM
@@ -19,10 +19,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
-use veil_engine::policy::{split_url, Request, Side};
-use veil_engine::pseudonym::{Pseudonymizer, Scheme};
-use veil_engine::rules::RuleSet;
-use veil_engine::stream::{self, BodyError, BodyOptions, WriteError};
+use veil_engine::{
+    sanitize_body_to, split_url, BodyError, BodyOptions, BodyWriteError, PolicyRequest,
+    Pseudonymizer, RequestSide, RuleSet, Scheme,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -59,12 +59,12 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     }
     let (path, query) = split_url(&a.url);
     let allowed = match rules.match_request(
-        Request {
+        PolicyRequest {
             method: &a.method,
             path: &path,
             query: query.as_deref(),
         },
-        Side::Upstream,
+        RequestSide::Upstream,
     ) {
         Ok(m) => m,
         Err(refusal) => {
@@ -76,11 +76,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let not_json = |line: usize, column: usize, e: &dyn std::fmt::Display| {
         anyhow!("{input_name}:{line}:{column}: the input is not valid JSON: {e}")
     };
-    let options = veil_proxy::secrets::SecretOptions {
+    let options = veil_proxy::SecretOptions {
         allow_legacy_short_salt: a.allow_legacy_short_salt,
     };
     let (config, report) =
-        veil_proxy::secrets::load_local_with(a.scheme, &veil_proxy::env::ProcessEnv, options)
+        veil_proxy::load_local_pseudonym_config(a.scheme, &veil_proxy::ProcessEnv, options)
             .map_err(|e| anyhow!(e))?;
     for w in report.warnings() {
         eprintln!("veil: warning: {w}");
@@ -98,9 +98,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     };
     let mut stdout = std::io::stdout().lock();
     let written = if a.compact {
-        // Written as it is produced (see `stream::sanitize_to`): memory is
+        // Written as it is produced (see `sanitize_body_to`): memory is
         // the input and a bounded piece of the output.
-        match stream::sanitize_to(
+        match sanitize_body_to(
             &endpoint.sanitizer,
             &body,
             &p,
@@ -109,9 +109,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             &mut stdout,
         ) {
             Ok(report) => Ok(report),
-            Err(WriteError::Body(e)) => return Err(body_error(e)),
-            Err(WriteError::Io(e)) => Err(e),
-            Err(e @ WriteError::Incomplete) => return Err(anyhow!("sanitizing failed: {e}")),
+            Err(BodyWriteError::Body(e)) => return Err(body_error(e)),
+            Err(BodyWriteError::Io(e)) => Err(e),
+            Err(e @ BodyWriteError::Incomplete) => return Err(anyhow!("sanitizing failed: {e}")),
         }
         .and_then(|report| {
             stdout.write_all(b"\n")?;

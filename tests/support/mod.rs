@@ -24,7 +24,7 @@ use regex::Regex;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use veil_engine::detect::Planted;
+use veil_engine::Planted;
 
 /// Test secrets: at least 32 bytes, not the published example values.
 pub const SALT: &str = "e2e-salt-7Qm2vX9kLp4RtZ8nWc3HyB6dFj1sGa5e";

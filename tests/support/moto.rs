@@ -1,7 +1,7 @@
 //! A real `moto_server` (the AWS API emulator, installed pinned by
 //! `scripts/install-test-tools.sh`) on 127.0.0.1 and a free port, killed on
 //! drop; plus the AWS calls the tests use to set it up, made with Veil's
-//! own SigV4 client (`veil_proxy::aws`).
+//! own SigV4 client (`veil_proxy::AwsClient`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use veil_proxy::aws::{AwsClient, AwsConfig, Call, Service};
+use veil_proxy::{AwsCall, AwsClient, AwsConfig, AwsService};
 
 /// The credentials and region the tests give Veil (moto accepts any).
 pub const ACCESS_KEY_ID: &str = "AKIAVEILTESTMOTO0001";
@@ -142,9 +142,9 @@ impl Moto {
         AwsClient::new(super::client(), config)
     }
 
-    async fn call(&self, service: Service, target: &str, body: Value) -> Value {
+    async fn call(&self, service: AwsService, target: &str, body: Value) -> Value {
         let action = target.rsplit('.').next().unwrap_or(target);
-        let call = Call {
+        let call = AwsCall {
             service,
             region: REGION,
             action,
@@ -160,7 +160,7 @@ impl Moto {
     /// `ssm:PutParameter` (type `SecureString`, `String`, …).
     pub async fn put_parameter(&self, name: &str, value: &str, kind: &str) {
         self.call(
-            Service::Ssm,
+            AwsService::Ssm,
             "AmazonSSM.PutParameter",
             json!({"Name": name, "Value": value, "Type": kind, "Overwrite": true}),
         )
@@ -171,7 +171,7 @@ impl Moto {
     pub async fn create_secret(&self, name: &str, value: &str) -> String {
         let answer = self
             .call(
-                Service::SecretsManager,
+                AwsService::SecretsManager,
                 "secretsmanager.CreateSecret",
                 json!({"Name": name, "SecretString": value}),
             )
@@ -183,7 +183,7 @@ impl Moto {
     pub async fn create_identity_pool(&self, name: &str, developer_provider: &str) -> String {
         let answer = self
             .call(
-                Service::CognitoIdentity,
+                AwsService::CognitoIdentity,
                 "AWSCognitoIdentityService.CreateIdentityPool",
                 json!({
                     "IdentityPoolName": name,

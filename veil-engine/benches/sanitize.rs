@@ -27,10 +27,10 @@ use std::time::{Duration, Instant};
 
 use serde::de::IgnoredAny;
 use serde_json::{json, Value};
-use veil_engine::policy::{Request, Side};
-use veil_engine::pseudonym::{EmailPolicy, PseudonymConfig, Pseudonymizer, Scheme};
-use veil_engine::rules::{CompiledEndpoint, RuleSet};
-use veil_engine::secret::Secret;
+use veil_engine::{
+    CompiledEndpoint, EmailPolicy, PolicyRequest, PseudonymConfig, Pseudonymizer, RequestSide,
+    RuleSet, Scheme, Secret,
+};
 
 const RULES: &str = r#"
 endpoints:
@@ -217,12 +217,12 @@ fn race(rounds: usize, candidates: &mut [&mut dyn FnMut()]) -> Vec<Duration> {
 fn sent_items(rules: &RuleSet) -> &CompiledEndpoint {
     rules
         .match_request(
-            Request {
+            PolicyRequest {
                 method: "GET",
                 path: "/v1.0/users/48d31887-5fad-4d73-a9f5-3c356e68a038/mailFolders/SentItems/messages",
                 query: Some("$top=10"),
             },
-            Side::Upstream,
+            RequestSide::Upstream,
         )
         .expect("the Sent Items endpoint")
         .endpoint

@@ -20,9 +20,6 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::Value;
 
-/// The kinds of data the detectors find, in the order they run.
-pub const KINDS: &[&str] = &["url-credential", "email", "mac", "ipv6", "ipv4", "phone"];
-
 /// Each detector is `(?:SAFE|(HIT))`: the regex engine takes the leftmost
 /// match, so text that only looks like a hit — a pseudonymized address
 /// `t~…@contoso.com`, a Teams thread id `19:…@thread.v2`, an ISO date-time
@@ -86,7 +83,8 @@ fn stands_alone(text: &str, m: regex::Match<'_>) -> bool {
 /// A value a detector found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    /// One of [`KINDS`].
+    /// One of `url-credential`, `email`, `mac`, `ipv6`, `ipv4`, `phone`
+    /// (the order the detectors run in).
     pub kind: &'static str,
     /// The value as it appears in the text.
     pub text: String,
@@ -123,7 +121,7 @@ fn scan(text: &str) -> (Option<String>, Vec<Finding>) {
 
 /// Cuts every detected value out of `text`. Returns the screened text and
 /// how many values were cut, or `None` when nothing was found.
-pub fn screen(text: &str) -> Option<(String, usize)> {
+pub(crate) fn screen(text: &str) -> Option<(String, usize)> {
     let (out, hits) = scan(text);
     out.map(|s| (s, hits.len()))
 }
@@ -137,7 +135,7 @@ pub fn find(text: &str) -> Vec<Finding> {
 /// `_`, `=`: a GUID, a Teams message id, a base64url key, a `p~` token's
 /// body): not free text, so not screened. A phone number written as bare
 /// digits is therefore not found in an id-shaped value.
-pub fn is_bare_id(s: &str) -> bool {
+pub(crate) fn is_bare_id(s: &str) -> bool {
     s.len() >= 8
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_=".contains(c))

@@ -427,7 +427,7 @@ pub fn split_url(url: &str) -> (String, Option<String>) {
 }
 
 /// Splits and percent-decodes a raw query string.
-pub fn parse_query(raw: &str) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn parse_query(raw: &str) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
     for piece in raw.split('&').filter(|p| !p.is_empty()) {
         let (n, v) = piece.split_once('=').unwrap_or((piece, ""));

@@ -77,7 +77,8 @@ const QUERY: &AsciiSet = &CONTROLS
 static RAW_TOKEN: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"p(?:~|%7[Ee])[A-Za-z0-9_-]*").expect("static regex"));
 
-pub use crate::pseudonym::encoding::is_token;
+#[cfg(test)]
+use crate::pseudonym::encoding::is_token;
 
 /// Why a request could not be re-identified.
 #[derive(Debug, PartialEq, Eq)]
@@ -110,7 +111,7 @@ pub struct Reidentified {
 
 /// What a decrypted value must look like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shape {
+pub(crate) enum Shape {
     /// An identifier (see the module documentation).
     Id,
     /// Opaque URL text, inserted verbatim.
@@ -119,7 +120,7 @@ pub enum Shape {
 
 /// Where a token stands: what its decrypted value must be.
 #[derive(Debug, Clone, Copy)]
-pub struct Slot<'a> {
+pub(crate) struct Slot<'a> {
     pub shape: Shape,
     /// The kind of token required; any token when `None`.
     pub kind: Option<TokenKind>,
@@ -129,20 +130,20 @@ pub struct Slot<'a> {
 
 impl Slot<'_> {
     /// A path segment, or a token inside a larger value.
-    pub const ID: Slot<'static> = Slot {
+    pub(crate) const ID: Slot<'static> = Slot {
         shape: Shape::Id,
         kind: None,
         pattern: None,
     };
     /// A whole query value without a parameter schema.
-    pub const URL_TEXT: Slot<'static> = Slot {
+    pub(crate) const URL_TEXT: Slot<'static> = Slot {
         shape: Shape::UrlText,
         kind: None,
         pattern: None,
     };
 
     /// The slot of a `format: reversible-pseudonym` parameter.
-    pub fn of(schema: &ParamSchema) -> Slot<'_> {
+    pub(crate) fn of(schema: &ParamSchema) -> Slot<'_> {
         Slot {
             shape: if schema.token_kind == Some(TokenKind::Page) {
                 Shape::UrlText
@@ -155,7 +156,7 @@ impl Slot<'_> {
     }
 
     /// Decrypts `token` for this slot and checks the value.
-    pub fn decrypt(&self, token: &str, p: &Pseudonymizer) -> Result<String, CryptoError> {
+    pub(crate) fn decrypt(&self, token: &str, p: &Pseudonymizer) -> Result<String, CryptoError> {
         let value = p.decrypt_expecting(token, self.kind)?;
         self.check(&value)
             .map_err(|why| CryptoError::UnacceptableValue(why.into()))?;
@@ -163,7 +164,7 @@ impl Slot<'_> {
     }
 
     /// Whether a decrypted value fits; the reason never quotes the value.
-    pub fn check(&self, value: &str) -> Result<(), &'static str> {
+    pub(crate) fn check(&self, value: &str) -> Result<(), &'static str> {
         if value.is_empty() {
             return Err("it is empty");
         }

@@ -56,13 +56,13 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 /// PBKDF2 rounds of an unkeyed fingerprint.
-pub const FINGERPRINT_ROUNDS: u32 = 20_000;
+pub(crate) const FINGERPRINT_ROUNDS: u32 = 20_000;
 /// The fingerprint shown for a weak secret that no other secret can key.
 pub const WITHHELD_FINGERPRINT: &str = "withheld (weak secret, no key to protect its fingerprint)";
 /// Bits charged for a repeat of earlier text.
-pub const REPEAT_BITS: f64 = 10.0;
+pub(crate) const REPEAT_BITS: f64 = 10.0;
 /// Bits charged for a word-like run of letters.
-pub const WORD_BITS: f64 = 16.0;
+pub(crate) const WORD_BITS: f64 = 16.0;
 /// Longest prefix [`estimate`] reads (the rest adds nothing).
 const MAX_ANALYZED: usize = 512;
 /// PBKDF2 salt and HKDF/HMAC label of fingerprints.
@@ -193,7 +193,7 @@ pub struct Strength {
 }
 
 /// The largest share of word-like characters a secret may have.
-pub const MAX_WORD_SHARE: f64 = 0.5;
+pub(crate) const MAX_WORD_SHARE: f64 = 0.5;
 
 impl Strength {
     /// Why a secret is too weak for `min_bits`, or `None`. The reason names
@@ -302,7 +302,7 @@ fn repeat_at(s: &[char], i: usize) -> usize {
 /// Estimates the strength of a secret (see the module documentation).
 /// Bytes that are not UTF-8 are read one byte a character, from an alphabet
 /// of 256.
-pub fn estimate(bytes: &[u8]) -> Strength {
+pub(crate) fn estimate(bytes: &[u8]) -> Strength {
     let (chars, alphabet_bits): (Vec<char>, Option<f64>) = match std::str::from_utf8(bytes) {
         Ok(s) => (s.chars().take(MAX_ANALYZED).collect(), None),
         Err(_) => (

@@ -18,10 +18,10 @@ use std::sync::LazyLock;
 
 use proptest::prelude::*;
 use serde_json::{Map, Number, Value};
-use veil_engine::pseudonym::{EmailPolicy, PseudonymConfig, Pseudonymizer, Scheme, TokenKind};
-use veil_engine::reidentify::{reidentify, reidentify_for};
-use veil_engine::rules::RuleSet;
-use veil_engine::secret::Secret;
+use veil_engine::{
+    reidentify, reidentify_for, EmailPolicy, PseudonymConfig, Pseudonymizer, RuleSet, Scheme,
+    Secret, TokenKind,
+};
 
 /// Cases per property (`VEIL_FUZZ_CASES`, default 512).
 fn cases() -> u32 {
@@ -372,8 +372,8 @@ proptest! {
         let path = format!("/v1.0/chats/{token}");
         let ep = KINDS
             .match_request(
-                veil_engine::policy::Request { method: "GET", path: &path, query: None },
-                veil_engine::policy::Side::Client,
+                veil_engine::PolicyRequest { method: "GET", path: &path, query: None },
+                veil_engine::RequestSide::Client,
             )
             .unwrap()
             .endpoint;

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
-use veil_engine::pseudonym::Scheme;
+use veil_engine::Scheme;
 
 fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![

@@ -5,9 +5,7 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use veil_engine::policy::{split_url, Request, Side};
-use veil_engine::pseudonym::Scheme;
-use veil_engine::rules::RuleSet;
+use veil_engine::{split_url, PolicyRequest, RequestSide, RuleSet, Scheme};
 
 fn rules() -> RuleSet {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -15,11 +13,11 @@ fn rules() -> RuleSet {
     RuleSet::from_file(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn check(rules: &RuleSet, target: &str, side: Side) -> Result<usize, String> {
+fn check(rules: &RuleSet, target: &str, side: RequestSide) -> Result<usize, String> {
     let (path, query) = split_url(target);
     rules
         .match_request(
-            Request {
+            PolicyRequest {
                 method: "GET",
                 path: &path,
                 query: query.as_deref(),
@@ -31,7 +29,7 @@ fn check(rules: &RuleSet, target: &str, side: Side) -> Result<usize, String> {
 }
 
 fn sanitize(rules: &RuleSet, target: &str, doc: Value) -> Value {
-    let index = check(rules, target, Side::Upstream).unwrap();
+    let index = check(rules, target, RequestSide::Upstream).unwrap();
     let mut doc = doc;
     rules.endpoints[index]
         .sanitize(&mut doc, pseudonymizer(Scheme::Hmac))
@@ -51,7 +49,7 @@ fn psoxy_files_load_with_every_construct() {
 fn parameters_inside_a_segment_are_matched_and_checked() {
     let r = rules();
     let ok = "/v1.0/communications/callRecords/getDirectRoutingCalls(fromDateTime=2026-11-01,toDateTime=2026-11-02T00:00:00Z)?$skip=10";
-    assert_eq!(check(&r, ok, Side::Client), Ok(0));
+    assert_eq!(check(&r, ok, RequestSide::Client), Ok(0));
     for (bad, why) in [
         (
             "/v1.0/communications/callRecords/getDirectRoutingCalls(fromDateTime=yesterday,toDateTime=2026-11-02)",
@@ -70,7 +68,7 @@ fn parameters_inside_a_segment_are_matched_and_checked() {
             "not allowed",
         ),
     ] {
-        let err = check(&r, bad, Side::Client).unwrap_err();
+        let err = check(&r, bad, RequestSide::Client).unwrap_err();
         assert!(err.contains(why), "{bad}: {err}");
     }
 }
@@ -83,7 +81,7 @@ fn optional_segments_required_query_and_enums() {
         format!("/v1.0/users/{user}/calendar/events?startDateTime=2026-11-01"),
         format!("/v1.0/users/{user}/calendar/events/AAMkAD?startDateTime=2026-11-01&$orderby=start/dateTime"),
     ] {
-        assert_eq!(check(&r, &ok, Side::Client), Ok(1), "{ok}");
+        assert_eq!(check(&r, &ok, RequestSide::Client), Ok(1), "{ok}");
     }
     for (bad, why) in [
         (format!("/v1.0/users/{user}/calendar/events"), "is required"),
@@ -97,7 +95,7 @@ fn optional_segments_required_query_and_enums() {
             "reversible pseudonym",
         ),
     ] {
-        let err = check(&r, &bad, Side::Client).unwrap_err();
+        let err = check(&r, &bad, RequestSide::Client).unwrap_err();
         assert!(err.contains(why), "{bad}: {err}");
     }
 }

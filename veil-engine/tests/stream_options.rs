@@ -1,6 +1,6 @@
-//! The host options of the sanitizer (`stream::BodyOptions`): the public
+//! The host options of the sanitizer (`BodyOptions`): the public
 //! base URL of paging links, the DOM path switch, and writing the output to
-//! a sink as it is produced (`stream::sanitize_to`). Each is checked
+//! a sink as it is produced (`sanitize_body_to`). Each is checked
 //! against the DOM path, the reference.
 
 mod common;
@@ -8,10 +8,10 @@ mod common;
 use std::path::Path;
 
 use serde_json::{json, Value};
-use veil_engine::policy::{split_url, Request, Side};
-use veil_engine::pseudonym::Scheme;
-use veil_engine::rules::{CompiledEndpoint, RuleSet};
-use veil_engine::stream::{self, BodyOptions, PublicBase, SanitizerPath, WriteError};
+use veil_engine::{
+    sanitize_body_to, sanitize_body_with, split_url, BodyError, BodyOptions, BodyWriteError,
+    CompiledEndpoint, PolicyRequest, PublicBase, RequestSide, RuleSet, SanitizerPath, Scheme,
+};
 
 fn root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
@@ -21,12 +21,12 @@ fn endpoint<'r>(rules: &'r RuleSet, url: &str) -> &'r CompiledEndpoint {
     let (path, query) = split_url(url);
     rules
         .match_request(
-            Request {
+            PolicyRequest {
                 method: "GET",
                 path: &path,
                 query: query.as_deref(),
             },
-            Side::Upstream,
+            RequestSide::Upstream,
         )
         .unwrap_or_else(|e| panic!("{url}: {e}"))
         .endpoint
@@ -43,7 +43,7 @@ fn opts(base: Option<&str>, path: SanitizerPath) -> BodyOptions {
 /// sink (both paths). All must agree; returns the bytes.
 fn all_ways(e: &CompiledEndpoint, body: &[u8], base: Option<&str>) -> Vec<u8> {
     let p = common::pseudonymizer(Scheme::Hmac);
-    let (streamed, report) = stream::sanitize_with(
+    let (streamed, report) = sanitize_body_with(
         &e.sanitizer,
         body,
         p,
@@ -51,7 +51,7 @@ fn all_ways(e: &CompiledEndpoint, body: &[u8], base: Option<&str>) -> Vec<u8> {
         &opts(base, SanitizerPath::Streaming),
     )
     .unwrap();
-    let (dom, dom_report) = stream::sanitize_with(
+    let (dom, dom_report) = sanitize_body_with(
         &e.sanitizer,
         body,
         p,
@@ -67,7 +67,7 @@ fn all_ways(e: &CompiledEndpoint, body: &[u8], base: Option<&str>) -> Vec<u8> {
     assert_eq!(report, dom_report);
     for path in [SanitizerPath::Streaming, SanitizerPath::Dom] {
         let mut written = Vec::new();
-        let r = stream::sanitize_to(
+        let r = sanitize_body_to(
             &e.sanitizer,
             body,
             p,
@@ -193,7 +193,7 @@ fn nothing_is_written_when_the_body_fails() {
     big.truncate(big.len() - 1);
     for path in [SanitizerPath::Streaming, SanitizerPath::Dom] {
         let mut written = Vec::new();
-        let err = stream::sanitize_to(
+        let err = sanitize_body_to(
             &e.sanitizer,
             &big,
             p,
@@ -203,7 +203,7 @@ fn nothing_is_written_when_the_body_fails() {
         )
         .unwrap_err();
         assert!(
-            matches!(err, WriteError::Body(stream::BodyError::InvalidJson { .. })),
+            matches!(err, BodyWriteError::Body(BodyError::InvalidJson { .. })),
             "{err}"
         );
         assert!(
@@ -220,7 +220,7 @@ fn nothing_is_written_when_the_body_fails() {
     let bad = serde_json::to_vec(&json!({ "value": value })).unwrap();
     for path in [SanitizerPath::Streaming, SanitizerPath::Dom] {
         let mut written = Vec::new();
-        let err = stream::sanitize_to(
+        let err = sanitize_body_to(
             &e.sanitizer,
             &bad,
             p,
@@ -230,7 +230,7 @@ fn nothing_is_written_when_the_body_fails() {
         )
         .unwrap_err();
         assert!(
-            matches!(err, WriteError::Body(stream::BodyError::Transform(_))),
+            matches!(err, BodyWriteError::Body(BodyError::Transform(_))),
             "{err}"
         );
         assert!(

@@ -10,9 +10,7 @@ mod common;
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use veil_engine::pseudonym::Scheme;
-use veil_engine::rules::RuleSet;
-use veil_engine::stream::{self, BodyError};
+use veil_engine::{sanitize_body_dom, sanitize_body_streaming, BodyError, RuleSet, Scheme};
 
 const KEYS: &[&str] = &[
     "a",
@@ -249,8 +247,8 @@ impl Rules {
 fn check(rules: &RuleSet, body: &[u8]) -> Result<bool, TestCaseError> {
     let e = &rules.endpoints[0];
     let p = common::pseudonymizer(Scheme::Hmac);
-    let dom = stream::dom(&e.sanitizer, body, p, &e.label);
-    let streamed = stream::stream_only(&e.sanitizer, body, p, &e.label);
+    let dom = sanitize_body_dom(&e.sanitizer, body, p, &e.label);
+    let streamed = sanitize_body_streaming(&e.sanitizer, body, p, &e.label);
     let full = e.sanitize_bytes(body, p);
     let show = String::from_utf8_lossy(body);
     match (&dom, &streamed) {
@@ -344,11 +342,11 @@ proptest! {
             for r in &rules {
                 let e = &r.endpoints[0];
                 let p = common::pseudonymizer(Scheme::Hmac);
-                let s = stream::stream_only(&e.sanitizer, body.as_bytes(), p, &e.label);
+                let s = sanitize_body_streaming(&e.sanitizer, body.as_bytes(), p, &e.label);
                 match s {
                     Ok(Some(out)) => {
                         prop_assert!(serde_ok, "accepted {:?}", body);
-                        prop_assert_eq!(Ok(out), stream::dom(&e.sanitizer, body.as_bytes(), p, &e.label));
+                        prop_assert_eq!(Ok(out), sanitize_body_dom(&e.sanitizer, body.as_bytes(), p, &e.label));
                     }
                     Ok(None) => prop_assert!(false, "deferred {:?}", body),
                     Err(_) => prop_assert!(!serde_ok, "refused {:?}", body),
@@ -399,8 +397,8 @@ fn nesting_limit_is_serde_jsons() {
         let body = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
         let e = &rules.endpoints[0];
         let p = common::pseudonymizer(Scheme::Hmac);
-        let dom = stream::dom(&e.sanitizer, body.as_bytes(), p, &e.label);
-        let s = stream::stream_only(&e.sanitizer, body.as_bytes(), p, &e.label);
+        let dom = sanitize_body_dom(&e.sanitizer, body.as_bytes(), p, &e.label);
+        let s = sanitize_body_streaming(&e.sanitizer, body.as_bytes(), p, &e.label);
         assert_eq!(dom.is_ok(), depth <= 127, "depth {depth}");
         match s {
             Ok(Some(out)) => assert_eq!(Ok(out), dom, "depth {depth}"),
@@ -416,7 +414,7 @@ fn numbers_and_strings_are_written_as_serde_json_writes_them() {
     let e = &rules.endpoints[0];
     let p = common::pseudonymizer(Scheme::Hmac);
     let body = br#"[1.0e5, -0, 1E2, 0.10, 12345678901234567890, 123456789012345678901, "\u00e9\/\u0041", "a\u001fb"]"#;
-    let (out, _) = stream::stream_only(&e.sanitizer, body, p, &e.label)
+    let (out, _) = sanitize_body_streaming(&e.sanitizer, body, p, &e.label)
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -432,7 +430,7 @@ fn duplicate_member_names_defer_to_the_dom() {
     let p = common::pseudonymizer(Scheme::Hmac);
     let body = br#"{"a":1,"b":2,"\u0061":3}"#;
     assert_eq!(
-        stream::stream_only(&e.sanitizer, body, p, &e.label),
+        sanitize_body_streaming(&e.sanitizer, body, p, &e.label),
         Ok(None)
     );
     let (out, _) = e.sanitize_bytes(body, p).unwrap();
@@ -538,8 +536,8 @@ fn edge_tokens_agree_with_serde_json() {
                 let e = &r.endpoints[0];
                 let p = common::pseudonymizer(Scheme::Hmac);
                 let serde_ok = serde_json::from_slice::<Value>(body.as_bytes()).is_ok();
-                let dom = stream::dom(&e.sanitizer, body.as_bytes(), p, &e.label);
-                match stream::stream_only(&e.sanitizer, body.as_bytes(), p, &e.label) {
+                let dom = sanitize_body_dom(&e.sanitizer, body.as_bytes(), p, &e.label);
+                match sanitize_body_streaming(&e.sanitizer, body.as_bytes(), p, &e.label) {
                     Ok(Some(s)) => {
                         assert!(serde_ok, "stream accepted {body:?}");
                         assert_eq!(Ok(s), dom, "{body:?}");

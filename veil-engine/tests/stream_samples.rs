@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
-use veil_engine::policy::{split_url, Request, Side};
-use veil_engine::pseudonym::Scheme;
-use veil_engine::rules::RuleSet;
-use veil_engine::stream;
+use veil_engine::{
+    sanitize_body_dom, sanitize_body_streaming, split_url, PolicyRequest, RequestSide, RuleSet,
+    Scheme,
+};
 
 #[derive(Deserialize)]
 struct Requests {
@@ -66,8 +66,8 @@ fn connectors() -> Vec<(String, Vec<PathBuf>)> {
 fn same(rules: &RuleSet, ep: usize, body: &[u8], scheme: Scheme, what: &str) -> bool {
     let p = common::pseudonymizer(scheme);
     let e = &rules.endpoints[ep];
-    let dom = stream::dom(&e.sanitizer, body, p, &e.label);
-    let streamed = stream::stream_only(&e.sanitizer, body, p, &e.label);
+    let dom = sanitize_body_dom(&e.sanitizer, body, p, &e.label);
+    let streamed = sanitize_body_streaming(&e.sanitizer, body, p, &e.label);
     let full = e.sanitize_bytes(body, p);
     match (&dom, &streamed) {
         (Ok((d, dr)), Ok(Some((s, sr)))) => {
@@ -121,12 +121,12 @@ fn every_sample_every_rule_variant_every_endpoint() {
                 let (path, query) = split_url(&s.url);
                 let selected = rules
                     .match_request(
-                        Request {
+                        PolicyRequest {
                             method: "GET",
                             path: &path,
                             query: query.as_deref(),
                         },
-                        Side::Upstream,
+                        RequestSide::Upstream,
                     )
                     .ok()
                     .map(|a| a.endpoint.index);

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use veil_engine::pseudonym::{PseudonymizeOptions, Scheme};
+use veil_engine::{PseudonymizeOptions, Scheme};
 
 #[test]
 fn redact_removes_keys_and_empties_arrays() {
@@ -209,7 +209,7 @@ fn transforms_apply_in_rule_order_at_one_node() {
 #[test]
 fn response_schema_filters_before_transforms() {
     let src = "endpoints:\n  - pathTemplate: /x\n    responseSchema:\n      type: object\n      properties:\n        value:\n          type: array\n          items:\n            type: object\n            properties:\n              id: {type: string}\n              mail: {type: string}\n    transforms:\n      - !<pseudonymize>\n        jsonPaths: ['$..mail']\n";
-    let r = veil_engine::rules::RuleSet::from_str("s.yaml", src).unwrap();
+    let r = veil_engine::RuleSet::from_str("s.yaml", src).unwrap();
     let (out, rep) = run(
         &r,
         json!({"value":[{"id":"1","mail":"a@b.example","displayName":"Ann"}],"@odata.context":"x"}),
@@ -232,7 +232,7 @@ fn default_deny_screens_what_reducing_transforms_keep() {
         "joinUrl": "https://teams.microsoft.com/meet/1234?p=PaSsCoDe"
     });
     // Psoxy's meaning: the phrases are kept as found.
-    let plain = veil_engine::rules::RuleSet::from_str("r.yaml", &text("")).unwrap();
+    let plain = veil_engine::RuleSet::from_str("r.yaml", &text("")).unwrap();
     let (out, _) = run(&plain, doc.clone()).unwrap();
     assert!(
         out["subject"]
@@ -246,8 +246,7 @@ fn default_deny_screens_what_reducing_transforms_keep() {
         "{out}"
     );
     // defaultDeny: the detectors cut addresses, phone numbers and URL credentials.
-    let deny =
-        veil_engine::rules::RuleSet::from_str("r.yaml", &text("defaultDeny: true\n")).unwrap();
+    let deny = veil_engine::RuleSet::from_str("r.yaml", &text("defaultDeny: true\n")).unwrap();
     let (out, rep) = run(&deny, doc).unwrap();
     let s = out.to_string();
     assert!(

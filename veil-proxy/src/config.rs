@@ -3,8 +3,7 @@
 //! in [`crate::token`], the AWS client's in [`crate::aws`], the hosts' in
 //! the binary) and how their values are parsed.
 
-use veil_engine::pseudonym::{DomainPolicy, EmailPolicy, Scheme};
-use veil_engine::secret::Secret;
+use veil_engine::{DomainPolicy, EmailPolicy, Scheme, Secret};
 
 use crate::env::{ConfigError, ConfigErrors, Lookup, Problems};
 
@@ -28,14 +27,6 @@ pub const ENV_EMAIL_IGNORE_DOTS: &str = "VEIL_EMAIL_IGNORE_DOTS";
 pub const ENV_ALLOW_LEGACY_SHORT_SALT: &str = "VEIL_ALLOW_LEGACY_SHORT_SALT";
 /// The key id used for `VEIL_ENCRYPTION_KEY`.
 pub const DEFAULT_KEY_ID: &str = "k1";
-
-/// Reads a variable of the process environment (see [`crate::env`]).
-pub use crate::env::var;
-
-/// Parses `kid:secret,kid:secret` (newest first) from `VEIL_ENCRYPTION_KEYS`.
-pub fn parse_key_list(list: &str) -> Result<Vec<(String, Secret)>, String> {
-    parse_key_list_from(ENV_ENCRYPTION_KEYS, list)
-}
 
 /// Parses `kid:secret,kid:secret` (newest first); errors name `origin`
 /// (a variable or a [`crate::secrets::Source`]) and never the secret.
@@ -64,11 +55,6 @@ pub fn parse_flag(name: &str, value: Option<String>) -> Result<bool, String> {
         Some(v) if matches!(v.as_str(), "false" | "0" | "no") => Ok(false),
         Some(_) => Err(format!("{name}: expected `true` or `false`")),
     }
-}
-
-/// Parses a domain policy name.
-pub fn parse_domain_policy(s: &str) -> Result<DomainPolicy, String> {
-    domain_policy(s).map_err(|e| e.to_string())
 }
 
 fn domain_policy(s: &str) -> Result<DomainPolicy, ConfigError> {

@@ -46,7 +46,8 @@ pub fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// Fixed variables.
+/// Fixed variables (tests, and checking a configuration without the
+/// process environment).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MapEnv(HashMap<String, String>);
 

@@ -58,11 +58,11 @@ pub struct RequestMetrics {
 }
 
 /// The label value for "no endpoint matched".
-pub const NO_ENDPOINT: &str = "-";
+pub(crate) const NO_ENDPOINT: &str = "-";
 
 /// Upper bounds of the upstream latency buckets, in seconds: Graph answers
 /// in tens of milliseconds to seconds; Veil's own deadline is 25 s.
-pub const LATENCY_BUCKETS: [f64; 12] = [
+pub(crate) const LATENCY_BUCKETS: [f64; 12] = [
     0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0,
 ];
 
@@ -203,7 +203,7 @@ impl Metrics {
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The CloudWatch namespace of [`emf_line`].
-pub const EMF_NAMESPACE: &str = "Veil";
+pub(crate) const EMF_NAMESPACE: &str = "Veil";
 
 /// One CloudWatch Embedded Metric Format record for a request: `Requests`,
 /// `Latency` and `UpstreamLatency` by connector, endpoint template and

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 /// Whether `host` (as in a URL: a name, an IPv4 address or a bracketed
 /// IPv6 address, without a port) is this machine: `localhost`, `127.0.0.0/8`
 /// or `::1`.
-pub fn is_loopback_host(host: &str) -> bool {
+pub(crate) fn is_loopback_host(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     match bare.parse::<IpAddr>() {
         Ok(ip) => ip.is_loopback(),

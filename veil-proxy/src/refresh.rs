@@ -43,6 +43,7 @@ impl Clock for SystemClock {
 }
 
 /// A clock that moves only when told to (tests).
+#[cfg(test)]
 #[derive(Debug)]
 pub struct ManualClock {
     start: Instant,
@@ -50,6 +51,7 @@ pub struct ManualClock {
     offset: Mutex<Duration>,
 }
 
+#[cfg(test)]
 impl Default for ManualClock {
     fn default() -> Self {
         ManualClock {
@@ -60,6 +62,7 @@ impl Default for ManualClock {
     }
 }
 
+#[cfg(test)]
 impl ManualClock {
     pub fn advance(&self, by: Duration) {
         *self.offset.lock().unwrap_or_else(|e| e.into_inner()) += by;
@@ -69,6 +72,7 @@ impl ManualClock {
     }
 }
 
+#[cfg(test)]
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
         self.start + self.offset()
@@ -80,7 +84,7 @@ impl Clock for ManualClock {
 
 /// When a [`RefreshCell`] renews its value and how long it remembers a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CellPolicy {
+pub(crate) struct CellPolicy {
     /// Renew this long before expiry…
     pub refresh_before: Duration,
     /// …plus a random part of this much (spreads renewals of a fleet).
@@ -98,14 +102,14 @@ pub struct CellPolicy {
 
 /// What a fetch produced: the value and how long it is valid.
 #[derive(Debug, Clone)]
-pub struct Fetched<T> {
+pub(crate) struct Fetched<T> {
     pub value: T,
     pub lifetime: Duration,
 }
 
 /// The cached value and its times.
 #[derive(Debug, Clone)]
-pub struct Entry<T> {
+pub(crate) struct Entry<T> {
     pub value: T,
     /// When it was fetched (only the tests read it: the cached lifetime).
     #[cfg_attr(not(test), allow(dead_code))]
@@ -119,7 +123,7 @@ pub struct Entry<T> {
 
 impl<T> Entry<T> {
     /// Whether the value may be handed out at `now`.
-    pub fn usable(&self, now: Instant) -> bool {
+    pub(crate) fn usable(&self, now: Instant) -> bool {
         self.usable_until.is_none_or(|until| now < until)
     }
 }
@@ -148,7 +152,7 @@ enum Peek<T, E> {
 }
 
 /// One cached value, fetched by a single flight. See the module doc.
-pub struct RefreshCell<T, E> {
+pub(crate) struct RefreshCell<T, E> {
     clock: Arc<dyn Clock>,
     policy: CellPolicy,
     state: Mutex<State<T, E>>,
@@ -159,7 +163,7 @@ pub struct RefreshCell<T, E> {
 }
 
 impl<T: Clone, E: Clone> RefreshCell<T, E> {
-    pub fn new(clock: Arc<dyn Clock>, policy: CellPolicy) -> Self {
+    pub(crate) fn new(clock: Arc<dyn Clock>, policy: CellPolicy) -> Self {
         RefreshCell {
             clock,
             policy,
@@ -172,7 +176,7 @@ impl<T: Clone, E: Clone> RefreshCell<T, E> {
         }
     }
 
-    pub fn clock(&self) -> &Arc<dyn Clock> {
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }
 
@@ -200,7 +204,7 @@ impl<T: Clone, E: Clone> RefreshCell<T, E> {
     /// The value: the cached one while it is fresh, otherwise from `fetch`
     /// (run by one task at a time; a task that finds a renewal running
     /// keeps the still-usable value).
-    pub async fn get<F, Fut>(&self, fetch: F) -> Result<T, E>
+    pub(crate) async fn get<F, Fut>(&self, fetch: F) -> Result<T, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Fetched<T>, E>>,
@@ -233,7 +237,7 @@ impl<T: Clone, E: Clone> RefreshCell<T, E> {
 
     /// How many fetches were attempted so far (pass it to
     /// [`RefreshCell::refresh_unless_attempted`]).
-    pub fn attempts(&self) -> u64 {
+    pub(crate) fn attempts(&self) -> u64 {
         self.attempts.load(Ordering::Acquire)
     }
 
@@ -243,7 +247,7 @@ impl<T: Clone, E: Clone> RefreshCell<T, E> {
     /// `min_interval` ago, in which case the current value. When a fetch
     /// fails, the current value (even an expired one) is returned if there
     /// is one.
-    pub async fn refresh_unless_attempted<F, Fut>(
+    pub(crate) async fn refresh_unless_attempted<F, Fut>(
         &self,
         seen: u64,
         min_interval: Duration,
@@ -335,17 +339,17 @@ impl<T: Clone, E: Clone> RefreshCell<T, E> {
     }
 
     /// The cached entry, usable or not.
-    pub fn entry(&self) -> Option<Entry<T>> {
+    pub(crate) fn entry(&self) -> Option<Entry<T>> {
         self.lock().entry.clone()
     }
 
     /// Forgets the cached value.
-    pub fn evict(&self) {
+    pub(crate) fn evict(&self) {
         self.lock().entry = None;
     }
 
     /// Forgets the cached value if `matches` it; returns whether it did.
-    pub fn evict_if(&self, matches: impl FnOnce(&T) -> bool) -> bool {
+    pub(crate) fn evict_if(&self, matches: impl FnOnce(&T) -> bool) -> bool {
         let mut st = self.lock();
         if st.entry.as_ref().is_some_and(|entry| matches(&entry.value)) {
             st.entry = None;

@@ -1,6 +1,7 @@
 //! Fuzzing the request-target normalizer and the header checks on stable
 //! Rust (proptest), through their public API only
-//! (`veil_proxy::proxy::normalize`).
+//! (`veil_proxy::normalize_target`, `normalize_raw_target`,
+//! `check_request_headers`).
 //!
 //! Targets are built from pieces an attacker would use: dot segments in
 //! every encoding, encoded and Unicode look-alike slashes and backslashes,
@@ -21,8 +22,9 @@
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use percent_encoding::percent_decode;
 use proptest::prelude::*;
-use veil_proxy::proxy::normalize::{check_headers, normalize_raw_target, normalize_target, Limits};
-use veil_proxy::proxy::ErrorKind;
+use veil_proxy::{
+    check_request_headers, normalize_raw_target, normalize_target, ErrorKind, RequestLimits,
+};
 
 fn cases() -> u32 {
     std::env::var("VEIL_FUZZ_CASES")
@@ -138,7 +140,7 @@ proptest! {
 
     #[test]
     fn raw_targets(raw in target()) {
-        let limits = Limits::default();
+        let limits = RequestLimits::default();
         match normalize_raw_target(&raw, &limits) {
             Ok(t) => {
                 check_accepted(&raw, &t.path, t.query.as_deref())?;
@@ -158,8 +160,8 @@ proptest! {
 
     #[test]
     fn random_bytes(raw in prop::collection::vec(any::<u8>(), 0..200), tiny in 0usize..64) {
-        let _ = normalize_raw_target(&raw, &Limits::default());
-        let limits = Limits { max_target: tiny, ..Limits::default() };
+        let _ = normalize_raw_target(&raw, &RequestLimits::default());
+        let limits = RequestLimits { max_target: tiny, ..RequestLimits::default() };
         if let Err(e) = normalize_raw_target(&raw, &limits) {
             if raw.len() > tiny {
                 prop_assert_eq!(e.kind, ErrorKind::UriTooLong);
@@ -176,7 +178,7 @@ proptest! {
         let Ok(uri) = http::Uri::try_from(raw.as_slice()) else {
             return Ok(());
         };
-        let limits = Limits::default();
+        let limits = RequestLimits::default();
         match normalize_target(&uri, &limits) {
             Ok(t) => {
                 let pq = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
@@ -216,13 +218,13 @@ proptest! {
             };
             map.append(n, v);
         }
-        let limits = Limits {
+        let limits = RequestLimits {
             max_target: 8192,
             max_header_value: max_value,
             max_headers_total: max_total,
             max_headers,
         };
-        match check_headers(&map, &limits) {
+        match check_request_headers(&map, &limits) {
             Ok(()) => {
                 prop_assert!(map.len() <= max_headers);
                 let mut total = 0;

@@ -23,8 +23,8 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use serde::Serialize;
 use serde_json::Value;
-use veil_engine::secret::Secret;
-use veil_proxy::token::entra::unverified_claims as jwt_claims;
+use veil_engine::Secret;
+use veil_proxy::unverified_jwt_claims as jwt_claims;
 
 use crate::runtime::{self, Options};
 
@@ -393,7 +393,7 @@ async fn checks(args: &Args) -> Checklist {
     let base = opts
         .upstream
         .clone()
-        .or_else(|| veil_proxy::config::var(runtime::ENV_UPSTREAM))
+        .or_else(|| veil_proxy::env_var(runtime::ENV_UPSTREAM))
         .unwrap_or_else(|| "https://graph.microsoft.com".into());
     let base = base.trim_end_matches('/').to_string();
     // Ids the probes fill in: `{user}` from --mailbox, else from the user list.

@@ -26,12 +26,15 @@ pub(super) fn test(c: &CorpusArgs, update: bool) -> anyhow::Result<ExitCode> {
         for sample in &s.refused {
             let name = format!("{} [{}] {}", s.connector, s.variant, sample.file);
             let (path, query) = split_url(&sample.url);
-            let request = Request {
+            let request = PolicyRequest {
                 method: "GET",
                 path: &path,
                 query: query.as_deref(),
             };
-            if s.rules.match_request(request, Side::Upstream).is_err() {
+            if s.rules
+                .match_request(request, RequestSide::Upstream)
+                .is_err()
+            {
                 passed += 1;
                 println!("ok      {name} (refused, as it must be)");
             } else {
@@ -232,12 +235,12 @@ fn paging_problems(s: &Suite, run: &Run, p: &Pseudonymizer) -> Vec<String> {
         };
         let (path, query) = split_url(link);
         let endpoint = match s.rules.match_request(
-            Request {
+            PolicyRequest {
                 method: "GET",
                 path: &path,
                 query: query.as_deref(),
             },
-            Side::Client,
+            RequestSide::Client,
         ) {
             Ok(allowed) => allowed.endpoint,
             Err(r) => {

@@ -50,7 +50,7 @@ pub(super) fn lint(c: &CorpusArgs) -> anyhow::Result<ExitCode> {
             }
             for (t, rt) in ep.sanitizer.transforms().iter().enumerate() {
                 for (i, path) in rt.paths.iter().enumerate() {
-                    let hit = veil_engine::jsonpath::compile(path)
+                    let hit = veil_engine::compile_jsonpath(path)
                         .map(|c| c.matches_any(&filtered))
                         .unwrap_or(false);
                     *path_hits.entry((run.endpoint, t, i)).or_default() |= hit;
@@ -107,7 +107,7 @@ pub(super) fn lint(c: &CorpusArgs) -> anyhow::Result<ExitCode> {
 /// Where a Psoxy rule file behaves differently under Veil, on purpose (see
 /// "Migrating from Psoxy" in the README): said once per endpoint and kind.
 fn psoxy_differences(rules: &RuleSet) -> Vec<String> {
-    use veil_engine::transform::Transform;
+    use veil_engine::Transform;
     let mut out = Vec::new();
     for ep in &rules.endpoints {
         if ep.sanitizer.schema().is_none() {
@@ -138,7 +138,7 @@ fn psoxy_differences(rules: &RuleSet) -> Vec<String> {
 }
 
 /// Transforms on a path that an earlier `redact` already removed.
-fn shadowed(ep: &veil_engine::rules::CompiledEndpoint) -> Vec<String> {
+fn shadowed(ep: &veil_engine::CompiledEndpoint) -> Vec<String> {
     let ts = ep.sanitizer.transforms();
     let mut out = String::new();
     for (i, earlier) in ts.iter().enumerate() {
@@ -149,8 +149,8 @@ fn shadowed(ep: &veil_engine::rules::CompiledEndpoint) -> Vec<String> {
             for q in &later.paths {
                 for pth in &earlier.paths {
                     let (pn, qn) = (
-                        veil_engine::jsonpath::normalize(pth),
-                        veil_engine::jsonpath::normalize(q),
+                        veil_engine::normalize_jsonpath(pth),
+                        veil_engine::normalize_jsonpath(q),
                     );
                     let covered =
                         qn == pn || (qn.starts_with(&pn) && qn[pn.len()..].starts_with(['.', '[']));

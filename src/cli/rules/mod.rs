@@ -4,7 +4,7 @@
 //!   with the golden output (or, with `--update`, rewrite it and show what
 //!   changed), check that paging links round-trip, and check that no
 //!   sensitive value of the fictional tenant survives and that the generic
-//!   detectors ([`veil_engine::detect`]) find nothing in what leaves;
+//!   detectors ([`veil_engine::find_personal_data_in_json`]) find nothing in what leaves;
 //! - `report`: what leaves the building, per sample, and each transform's
 //!   match counts (dead transforms flagged);
 //! - `lint`: static checks of the rule files;
@@ -26,12 +26,10 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context};
 use serde::Deserialize;
 use serde_json::Value;
-use veil_engine::detect::Planted;
-use veil_engine::policy::{split_url, Request, Side};
-use veil_engine::pseudonym::{EmailPolicy, PseudonymConfig, Pseudonymizer, Scheme};
-use veil_engine::reidentify::reidentify_for;
-use veil_engine::rules::RuleSet;
-use veil_engine::secret::Secret;
+use veil_engine::{
+    reidentify_for, split_url, EmailPolicy, Planted, PolicyRequest, PseudonymConfig, Pseudonymizer,
+    RequestSide, RuleSet, Scheme, Secret,
+};
 
 use crate::runtime::{GOLDEN_KEY, GOLDEN_SALT};
 
@@ -119,7 +117,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
 
 /// The JSON Schema of rule files, as committed in `rules/veil-rules.schema.json`.
 pub fn schema_json() -> String {
-    let schema = schemars::schema_for!(veil_engine::rules::model::RuleFile);
+    let schema = schemars::schema_for!(veil_engine::RuleFile);
     serde_json::to_string_pretty(&schema).unwrap_or_default()
 }
 
@@ -368,12 +366,12 @@ fn endpoint_of(s: &Suite, sample: &Sample) -> Option<usize> {
     let (path, query) = split_url(&sample.url);
     s.rules
         .match_request(
-            Request {
+            PolicyRequest {
                 method: "GET",
                 path: &path,
                 query: query.as_deref(),
             },
-            Side::Upstream,
+            RequestSide::Upstream,
         )
         .ok()
         .map(|a| a.endpoint.index)
@@ -399,7 +397,7 @@ struct Run {
     original: Value,
     sanitized: Value,
     endpoint: usize,
-    report: veil_engine::sanitize::Report,
+    report: veil_engine::SanitizeReport,
 }
 
 fn run_sample(s: &Suite, sample: &Sample, p: &Pseudonymizer) -> anyhow::Result<Run> {
@@ -442,12 +440,12 @@ fn run_sample_in(s: &Suite, dir: &Path, sample: &Sample, p: &Pseudonymizer) -> a
     let allowed = s
         .rules
         .match_request(
-            Request {
+            PolicyRequest {
                 method: "GET",
                 path: &upath,
                 query: query.as_deref(),
             },
-            Side::Upstream,
+            RequestSide::Upstream,
         )
         .map_err(|r| anyhow!("the rules refuse the sample's URL {}: {r}", sample.url))?;
     let mut sanitized = original.clone();

@@ -316,9 +316,7 @@ pub(super) async fn refuse(
         );
         let mut headers: Vec<(HeaderName, HeaderValue)> = retry_after(e.kind).into_iter().collect();
         headers.push((http::header::CONNECTION, HeaderValue::from_static("close")));
-        Ok::<_, std::convert::Infallible>(
-            veil_proxy::proxy::respond::error_response(&e, headers).map(Full::new),
-        )
+        Ok::<_, std::convert::Infallible>(veil_proxy::error_response(&e, headers).map(Full::new))
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.keep_alive(false);
@@ -354,7 +352,7 @@ pub(super) fn refusal(e: &ProxyError, close: bool) -> hyper::Response<Bytes> {
             refusal = e.refusal().map(Refusal::as_str).unwrap_or("-"),
             error_message = %e.message, "refused before the pipeline");
     }
-    let mut resp = veil_proxy::proxy::respond::error_response(e, headers);
+    let mut resp = veil_proxy::error_response(e, headers);
     if let Some(r) = e.refusal() {
         resp.extensions_mut().insert(r);
     }

@@ -31,7 +31,7 @@ pub(super) fn start_metrics(listener: TcpListener, proxy: &Proxy) -> anyhow::Res
                             hyper::Response::builder()
                                 .header(
                                     http::header::CONTENT_TYPE,
-                                    veil_proxy::metrics::CONTENT_TYPE,
+                                    veil_proxy::METRICS_CONTENT_TYPE,
                                 )
                                 .body(Full::new(Bytes::from(metrics.encode())))
                         } else {

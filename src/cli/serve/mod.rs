@@ -69,10 +69,9 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
-use veil_proxy::env::{ConfigError, ConfigErrors, Lookup, Problems, ProcessEnv};
-use veil_proxy::metrics::{Metrics, RequestMetrics};
-use veil_proxy::proxy::{
-    retry_after, ErrorKind, Phase, Proxy, ProxyError, Refusal, RequestContext, MAX_REQUEST_BODY,
+use veil_proxy::{
+    retry_after, ConfigError, ConfigErrors, ErrorKind, Lookup, Metrics, Phase, Problems,
+    ProcessEnv, Proxy, ProxyError, Refusal, RequestContext, RequestMetrics, MAX_REQUEST_BODY,
 };
 
 use crate::runtime::{

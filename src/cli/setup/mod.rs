@@ -22,8 +22,7 @@ use std::sync::LazyLock;
 
 use anyhow::{anyhow, bail};
 use regex::Regex;
-use veil_engine::rules::builtin;
-use veil_engine::rules::model::GraphPermission;
+use veil_engine::{load_builtin_rules, GraphPermission, BUILTIN_CONNECTORS};
 
 mod plan;
 pub use plan::Plan;
@@ -338,9 +337,9 @@ mod tests {
 
     #[test]
     fn permissions_come_from_the_rules_and_are_read_only() {
-        for c in builtin::CONNECTORS {
+        for c in BUILTIN_CONNECTORS {
             let plan = Plan::new(&args(c)).unwrap();
-            let rules = builtin::load(c, "default").unwrap();
+            let rules = load_builtin_rules(c, "default").unwrap();
             let expected: Vec<String> = rules
                 .connector
                 .unwrap()
@@ -429,7 +428,7 @@ mod tests {
 
     #[test]
     fn scoping_and_policies_come_before_consent() {
-        for c in builtin::CONNECTORS {
+        for c in BUILTIN_CONNECTORS {
             let plan = Plan::new(&args(c)).unwrap();
             let titles = plan.section_titles();
             let consent = titles

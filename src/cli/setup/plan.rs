@@ -57,11 +57,11 @@ pub struct Plan {
 
 impl Plan {
     pub fn new(a: &Args) -> anyhow::Result<Plan> {
-        if !builtin::CONNECTORS.contains(&a.connector.as_str()) {
+        if !BUILTIN_CONNECTORS.contains(&a.connector.as_str()) {
             bail!(
                 "--connector: unknown connector `{}`; connectors: {}",
                 a.connector,
-                builtin::CONNECTORS.join(", ")
+                BUILTIN_CONNECTORS.join(", ")
             );
         }
         let tenant = check_guid(
@@ -91,7 +91,7 @@ impl Plan {
             }
             None => "<service-principal-object-id>".to_string(),
         };
-        let rules = builtin::load(&a.connector, "default").map_err(|e| anyhow!("{e}"))?;
+        let rules = load_builtin_rules(&a.connector, "default").map_err(|e| anyhow!("{e}"))?;
         let permissions = rules
             .connector
             .map(|c| c.graph_permissions)

@@ -33,14 +33,14 @@
 /// `local` is the local part as written (including the quotes of a quoted
 /// local part); `domain` is the domain as written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Address<'a> {
+pub(crate) struct Address<'a> {
     pub local: &'a str,
     pub domain: &'a str,
 }
 
 impl Address<'_> {
     /// `local@domain` as written in the input.
-    pub fn addr_spec(&self) -> String {
+    pub(crate) fn addr_spec(&self) -> String {
         let mut s = String::with_capacity(self.local.len() + 1 + self.domain.len());
         s.push_str(self.local);
         s.push('@');
@@ -112,7 +112,7 @@ fn is_domain(d: &str) -> bool {
 }
 
 /// Parses a bare `local@domain` (no surrounding whitespace).
-pub fn parse_addr_spec(s: &str) -> Option<Address<'_>> {
+pub(crate) fn parse_addr_spec(s: &str) -> Option<Address<'_>> {
     // The domain never contains '@' (nor does a dot-atom local part); a quoted
     // local part may, so split at the last '@'.
     let at = s.rfind('@')?;
@@ -127,7 +127,7 @@ pub fn parse_addr_spec(s: &str) -> Option<Address<'_>> {
 
 /// Detects an address: a bare `addr-spec` or `Display Name <addr-spec>` (see
 /// the module docs). Surrounding ASCII whitespace is ignored.
-pub fn parse_address(s: &str) -> Option<Address<'_>> {
+pub(crate) fn parse_address(s: &str) -> Option<Address<'_>> {
     // Fast path for the common case of values that are no address at all.
     if !s.as_bytes().contains(&b'@') {
         return None;
@@ -154,7 +154,7 @@ fn is_display_name(name: &str) -> bool {
 }
 
 /// The canonical identifier hashed for an address: see the module docs.
-pub fn canonical(addr: &Address<'_>, ignore_dots: bool) -> String {
+pub(crate) fn canonical(addr: &Address<'_>, ignore_dots: bool) -> String {
     let mut out = String::with_capacity(addr.local.len() + 1 + addr.domain.len());
     push_local_unquoted(addr.local, &mut out);
     // Cut at the first '+', unless the local part starts with it.
@@ -256,7 +256,7 @@ impl DomainList {
 /// Handles commas inside quoted display names (`"Smith, A" <a@x.com>`),
 /// groups (`Team: a@x.com, b@y.com;`, the group name is dropped) and
 /// `(comments)` between addresses. Entries that are not addresses are skipped.
-pub fn parse_address_list(header: &str) -> Vec<String> {
+pub(crate) fn parse_address_list(header: &str) -> Vec<String> {
     let mut out = Vec::new();
     for item in split_list(header) {
         if let Some(addr) = parse_address(&item) {

@@ -11,30 +11,30 @@ use base64::Engine as _;
 use super::CryptoError;
 
 /// Prefix of a (non-reversible) pseudonym.
-pub const HASH_PREFIX: &str = "t~";
+pub(crate) const HASH_PREFIX: &str = "t~";
 /// Prefix of a reversible token.
-pub const REVERSIBLE_PREFIX: &str = "p~";
+pub(crate) const REVERSIBLE_PREFIX: &str = "p~";
 /// Prefix of a tokenized (hashed) email domain.
-pub const DOMAIN_HASH_PREFIX: &str = "h~";
+pub(crate) const DOMAIN_HASH_PREFIX: &str = "h~";
 /// Prefix of an encrypted email domain.
-pub const DOMAIN_ENCRYPTED_PREFIX: &str = "e~";
+pub(crate) const DOMAIN_ENCRYPTED_PREFIX: &str = "e~";
 /// Length of the base64url (no padding) form of a 32-byte digest.
-pub const DIGEST_B64_LEN: usize = 43;
+pub(crate) const DIGEST_B64_LEN: usize = 43;
 
 /// Appends base64url (no padding) of `bytes` to `out`.
-pub fn push_b64(out: &mut String, bytes: &[u8]) {
+pub(crate) fn push_b64(out: &mut String, bytes: &[u8]) {
     URL_SAFE_NO_PAD.encode_string(bytes, out);
 }
 
 /// base64url (no padding) of `bytes`.
-pub fn b64(bytes: &[u8]) -> String {
+pub(crate) fn b64(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
     push_b64(&mut s, bytes);
     s
 }
 
 /// Strict base64url (no padding, canonical trailing bits) decoding.
-pub fn decode_b64(s: &str) -> Result<Vec<u8>, CryptoError> {
+pub(crate) fn decode_b64(s: &str) -> Result<Vec<u8>, CryptoError> {
     URL_SAFE_NO_PAD
         .decode(s)
         .map_err(|_| CryptoError::InvalidToken)
@@ -43,7 +43,7 @@ pub fn decode_b64(s: &str) -> Result<Vec<u8>, CryptoError> {
 /// The body bytes of a reversible token: strips `p~` (else
 /// [`CryptoError::NotAToken`]), ignores an `@domain` suffix, decodes the
 /// base64url rest (else [`CryptoError::InvalidToken`]).
-pub fn reversible_body(token: &str) -> Result<Vec<u8>, CryptoError> {
+pub(crate) fn reversible_body(token: &str) -> Result<Vec<u8>, CryptoError> {
     let rest = token
         .strip_prefix(REVERSIBLE_PREFIX)
         .ok_or(CryptoError::NotAToken)?;
@@ -60,7 +60,7 @@ pub fn reversible_body(token: &str) -> Result<Vec<u8>, CryptoError> {
 
 /// The fields of the JSON encoding, in output order.
 #[derive(Debug, Default)]
-pub struct JsonFields<'a> {
+pub(crate) struct JsonFields<'a> {
     pub domain: Option<&'a str>,
     pub hash: &'a str,
     pub original: Option<&'a str>,
@@ -69,7 +69,7 @@ pub struct JsonFields<'a> {
 
 /// Compact JSON `{"domain":…,"hash":…,"original":…,"reversible":…}` with
 /// only the fields present, in exactly that order.
-pub fn json(fields: &JsonFields<'_>) -> String {
+pub(crate) fn json(fields: &JsonFields<'_>) -> String {
     let mut map = serde_json::Map::new();
     let entries = [
         ("domain", fields.domain),
@@ -89,7 +89,7 @@ pub fn json(fields: &JsonFields<'_>) -> String {
 
 /// Whether a (decoded) value is a single well-formed `p~` token: the prefix
 /// and at least 16 base64url characters, nothing else.
-pub fn is_token(value: &str) -> bool {
+pub(crate) fn is_token(value: &str) -> bool {
     value.strip_prefix(REVERSIBLE_PREFIX).is_some_and(|body| {
         body.len() >= 16
             && body

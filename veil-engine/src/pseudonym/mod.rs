@@ -19,11 +19,11 @@
 //! [`psoxy_scheme`], [`kind`] (token kinds), [`encoding`] (output strings:
 //! `t~`, `p~`, `h~`, `e~`, JSON).
 
-pub mod email;
-pub mod encoding;
-pub mod hmac_scheme;
-pub mod kind;
-pub mod psoxy_scheme;
+pub(crate) mod email;
+pub(crate) mod encoding;
+pub(crate) mod hmac_scheme;
+pub(crate) mod kind;
+pub(crate) mod psoxy_scheme;
 
 pub use kind::TokenKind;
 
@@ -161,11 +161,11 @@ impl std::fmt::Debug for Pseudonymizer {
 
 /// Fewest bytes of a `psoxy`-scheme secret, unless a legacy short salt is
 /// admitted for a migration (see [`check_strength`]).
-pub const PSOXY_MIN_SECRET_LEN: usize = 16;
+pub(crate) const PSOXY_MIN_SECRET_LEN: usize = 16;
 /// Fewest estimated bits ([`crate::secret::estimate`]) of an `hmac`-scheme secret.
-pub const HMAC_MIN_BITS: f64 = 128.0;
+pub(crate) const HMAC_MIN_BITS: f64 = 128.0;
 /// Fewest estimated bits of a `psoxy`-scheme secret (unless legacy).
-pub const PSOXY_MIN_BITS: f64 = 80.0;
+pub(crate) const PSOXY_MIN_BITS: f64 = 80.0;
 
 /// The strength policy for secrets an operator configures: in the `hmac`
 /// scheme at least [`hmac_scheme::MIN_SECRET_LEN`] bytes and

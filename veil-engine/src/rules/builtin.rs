@@ -18,10 +18,10 @@ pub const CONNECTORS: &[&str] = &[
 /// (`clear-ids`); `no-groups` and `clear-ids-no-groups` are the same
 /// without any `/v1.0/groups` endpoint (outlook-mail, outlook-mail-received
 /// and outlook-cal only).
-pub const VARIANTS: &[&str] = &["default", "clear-ids", "no-groups", "clear-ids-no-groups"];
+pub(crate) const VARIANTS: &[&str] = &["default", "clear-ids", "no-groups", "clear-ids-no-groups"];
 
 /// The text of a shipped rule file.
-pub fn text(connector: &str, variant: &str) -> Option<&'static str> {
+pub(crate) fn text(connector: &str, variant: &str) -> Option<&'static str> {
     Some(match (connector, variant) {
         ("entra-id", "default") => include_str!("../../../rules/entra-id.yaml"),
         ("entra-id", "clear-ids") => include_str!("../../../rules/entra-id.clear-ids.yaml"),

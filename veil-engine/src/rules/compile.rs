@@ -91,7 +91,7 @@ impl RuleSet {
 }
 
 /// Compiles a parsed rule file; `text` is hashed for the rules SHA.
-pub fn compile(name: &str, text: &str, model: RuleFile) -> Result<RuleSet, RuleError> {
+pub(crate) fn compile(name: &str, text: &str, model: RuleFile) -> Result<RuleSet, RuleError> {
     let err = |ctx: String, msg: String| RuleError::new(name, ctx, msg);
     if model.allow_all_endpoints == Some(true) {
         return Err(err(

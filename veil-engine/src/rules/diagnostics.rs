@@ -11,7 +11,7 @@ static UNKNOWN_FIELD: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// Adds "did you mean `x`?" to serde's unknown-field messages.
-pub fn with_suggestion(msg: &str) -> String {
+pub(crate) fn with_suggestion(msg: &str) -> String {
     let Some(c) = UNKNOWN_FIELD.captures(msg) else {
         return msg.to_string();
     };
@@ -27,7 +27,10 @@ pub fn with_suggestion(msg: &str) -> String {
 }
 
 /// The candidate closest to `word`, if it is plausibly a misspelling.
-pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
     let lw = word.to_ascii_lowercase();
     candidates
         .map(|c| (strsim::damerau_levenshtein(&lw, &c.to_ascii_lowercase()), c))

@@ -10,7 +10,11 @@ use regex::Regex;
 
 /// Translates `pattern` and compiles it. `case_insensitive` adds `(?i)`;
 /// `anchored` requires the match to cover the whole input.
-pub fn compile(pattern: &str, case_insensitive: bool, anchored: bool) -> Result<Regex, String> {
+pub(crate) fn compile(
+    pattern: &str,
+    case_insensitive: bool,
+    anchored: bool,
+) -> Result<Regex, String> {
     let translated = translate(pattern)?;
     let mut full = String::with_capacity(translated.len() + 12);
     if case_insensitive {
@@ -36,7 +40,7 @@ fn one_line(s: &str) -> String {
 }
 
 /// Translates a Java regex into the `regex` crate's syntax.
-pub fn translate(pattern: &str) -> Result<String, String> {
+pub(crate) fn translate(pattern: &str) -> Result<String, String> {
     let unsupported = |what: &str| {
         Err(format!(
             "regex `{pattern}` uses {what}, which Veil cannot translate"

@@ -13,14 +13,14 @@ use crate::error::RuleError;
 
 /// The format of a rule file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Yaml,
     Json,
 }
 
 impl Format {
     /// JSON when the name ends in `.json` or the text starts with `{`; YAML otherwise.
-    pub fn detect(name: &str, text: &str) -> Format {
+    pub(crate) fn detect(name: &str, text: &str) -> Format {
         if name.ends_with(".json") || text.trim_start().starts_with('{') {
             Format::Json
         } else {
@@ -30,7 +30,7 @@ impl Format {
 }
 
 /// Reads and parses a rule file from disk.
-pub fn read_file(path: &Path) -> Result<(String, RuleFile), RuleError> {
+pub(crate) fn read_file(path: &Path) -> Result<(String, RuleFile), RuleError> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| RuleError::new(&name, "", format!("cannot read the rule file: {e}")))?;
@@ -39,7 +39,7 @@ pub fn read_file(path: &Path) -> Result<(String, RuleFile), RuleError> {
 }
 
 /// Parses rule-file text; `name` is used in error messages.
-pub fn parse(name: &str, text: &str) -> Result<RuleFile, RuleError> {
+pub(crate) fn parse(name: &str, text: &str) -> Result<RuleFile, RuleError> {
     match Format::detect(name, text) {
         Format::Json => {
             let mut de = serde_json::Deserializer::from_str(text);
@@ -83,7 +83,7 @@ static VERBATIM_TAG: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Rewrites Psoxy's verbatim tags `!<redact>` as `!redact  ` — the same
 /// length, so every line and column reported later is still right.
-pub fn translate_verbatim_tags(text: &str) -> String {
+pub(crate) fn translate_verbatim_tags(text: &str) -> String {
     VERBATIM_TAG
         .replace_all(text, |c: &regex::Captures<'_>| {
             format!("{}!{}  ", &c[1], &c[2])

@@ -3,15 +3,13 @@
 //! into a [`RuleSet`] ([`compile`]); matching a request against it
 //! ([`matching`]).
 
-pub mod builtin;
-pub mod compile;
-pub mod diagnostics;
-pub mod java_regex;
-pub mod load;
-pub mod matching;
-pub mod model;
-pub mod transform_spec;
+pub(crate) mod builtin;
+pub(crate) mod compile;
+pub(crate) mod diagnostics;
+pub(crate) mod java_regex;
+pub(crate) mod load;
+pub(crate) mod matching;
+pub(crate) mod model;
+pub(crate) mod transform_spec;
 
 pub use compile::{CompiledEndpoint, RuleSet};
-pub use matching::Allowed;
-pub use transform_spec::TransformSpec;

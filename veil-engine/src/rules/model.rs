@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-pub use crate::schema_spec::SchemaSpec;
+pub(crate) use crate::schema_spec::SchemaSpec;
 
 /// A rule file.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

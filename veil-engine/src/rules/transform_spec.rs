@@ -15,7 +15,7 @@ use serde::de::{self, Deserializer, EnumAccess, MapAccess, VariantAccess, Visito
 use serde::Deserialize;
 
 /// Every transform method Veil knows, by its rule-file name.
-pub const METHODS: &[&str] = &[
+pub(crate) const METHODS: &[&str] = &[
     "redact",
     "redactRegexMatches",
     "redactExceptPhrases",

@@ -7,9 +7,9 @@
 //! sanitizer calls [`Transform::apply`] on every value one of its JSONPaths
 //! selects.
 
-pub mod pseudonymize;
-pub mod redact;
-pub mod tokenize;
+pub(crate) mod pseudonymize;
+pub(crate) mod redact;
+pub(crate) mod tokenize;
 
 use serde_json::Value;
 

@@ -129,7 +129,7 @@ impl RegexMatches {
 
 /// `pseudonymizeEmailHeader`: an RFC 5322 address list; each address is
 /// pseudonymized, display names dropped, joined by `, `. No address → null.
-pub fn email_header(value: &mut Value, p: &Pseudonymizer) -> Result<Outcome, Failure> {
+pub(crate) fn email_header(value: &mut Value, p: &Pseudonymizer) -> Result<Outcome, Failure> {
     let Some(text) = scalar_text(value, "pseudonymizeEmailHeader")? else {
         return Ok(Outcome::Unchanged);
     };

@@ -4,10 +4,9 @@
 use std::sync::LazyLock;
 
 use serde_json::Value;
-use veil_engine::pseudonym::{EmailPolicy, PseudonymConfig, Pseudonymizer, Scheme};
-use veil_engine::rules::RuleSet;
-use veil_engine::sanitize::Report;
-use veil_engine::secret::Secret;
+use veil_engine::{
+    EmailPolicy, PseudonymConfig, Pseudonymizer, RuleSet, SanitizeReport, Scheme, Secret,
+};
 
 pub const SALT: &str = "test-salt-0123456789-0123456789-0123456789";
 pub const KEY: &str = "test-key-0123456789-0123456789-0123456789";
@@ -39,7 +38,7 @@ pub fn rules(transforms: &str) -> RuleSet {
     RuleSet::from_str("test.yaml", &src).unwrap_or_else(|e| panic!("{e}"))
 }
 
-pub fn run(rules: &RuleSet, mut doc: Value) -> Result<(Value, Report), String> {
+pub fn run(rules: &RuleSet, mut doc: Value) -> Result<(Value, SanitizeReport), String> {
     let p = pseudonymizer(Scheme::Hmac);
     let report = rules.endpoints[0]
         .sanitize(&mut doc, p)

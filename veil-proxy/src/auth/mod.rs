@@ -11,13 +11,13 @@
 //! missing or invalid credentials, `403` for a valid caller that is not
 //! allowed, `503` when the issuer's keys cannot be had.
 
-pub mod oidc;
+pub(crate) mod oidc;
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-pub use oidc::{Caller, CallerAuth, CallerAuthConfig};
+pub use oidc::{CallerAuth, CallerAuthConfig};
 
 use crate::error::{ErrorKind, Phase, ProxyError, Refusal};
 
@@ -108,7 +108,7 @@ impl CallerAuthMode {
 
 /// The caller IP allowlist: an empty list allows every address; otherwise
 /// the peer address must be in one of the ranges.
-pub fn check_ip(allowlist: &[IpNet], remote_ip: Option<IpAddr>) -> Result<(), ProxyError> {
+pub(crate) fn check_ip(allowlist: &[IpNet], remote_ip: Option<IpAddr>) -> Result<(), ProxyError> {
     if !allowlist.is_empty() {
         let ok = remote_ip.is_some_and(|ip| allowlist.iter().any(|n| n.contains(&ip)));
         if !ok {
@@ -127,7 +127,7 @@ pub fn check_ip(allowlist: &[IpNet], remote_ip: Option<IpAddr>) -> Result<(), Pr
 /// role (`arn:aws:iam::A:role/[path/]R`) matches every session of it
 /// (`arn:aws:sts::A:assumed-role/R/<session>`), since a role's callers
 /// always arrive as sessions; anything else must match exactly.
-pub fn caller_arn_matches(allowed: &str, caller: &str) -> bool {
+pub(crate) fn caller_arn_matches(allowed: &str, caller: &str) -> bool {
     if allowed == caller {
         return true;
     }

@@ -1,33 +1,33 @@
 //! Credentials, region and endpoints, read from the environment.
 
-use veil_engine::secret::Secret;
+use veil_engine::Secret;
 
 use super::{AwsError, AwsErrorKind, Lookup, Service};
 
 /// The access key id of the AWS credentials (set by Lambda from the execution role).
-pub const ENV_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+pub(crate) const ENV_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
 /// The secret access key of the AWS credentials (set by Lambda).
-pub const ENV_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+pub(crate) const ENV_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
 /// The session token of temporary AWS credentials (set by Lambda).
-pub const ENV_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
+pub(crate) const ENV_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
 /// The AWS region (set by Lambda); takes precedence over `AWS_DEFAULT_REGION`.
-pub const ENV_REGION: &str = "AWS_REGION";
+pub(crate) const ENV_REGION: &str = "AWS_REGION";
 /// The AWS region when `AWS_REGION` is not set.
-pub const ENV_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
+pub(crate) const ENV_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
 /// An endpoint URL for every AWS service (after the per-service variables).
-pub const ENV_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+pub(crate) const ENV_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
 /// The endpoint URL of STS.
-pub const ENV_ENDPOINT_URL_STS: &str = "AWS_ENDPOINT_URL_STS";
+pub(crate) const ENV_ENDPOINT_URL_STS: &str = "AWS_ENDPOINT_URL_STS";
 /// The endpoint URL of SSM (Parameter Store).
-pub const ENV_ENDPOINT_URL_SSM: &str = "AWS_ENDPOINT_URL_SSM";
+pub(crate) const ENV_ENDPOINT_URL_SSM: &str = "AWS_ENDPOINT_URL_SSM";
 /// The endpoint URL of Secrets Manager.
-pub const ENV_ENDPOINT_URL_SECRETS_MANAGER: &str = "AWS_ENDPOINT_URL_SECRETS_MANAGER";
+pub(crate) const ENV_ENDPOINT_URL_SECRETS_MANAGER: &str = "AWS_ENDPOINT_URL_SECRETS_MANAGER";
 /// The endpoint URL of Cognito identity pools.
-pub const ENV_ENDPOINT_URL_COGNITO_IDENTITY: &str = "AWS_ENDPOINT_URL_COGNITO_IDENTITY";
+pub(crate) const ENV_ENDPOINT_URL_COGNITO_IDENTITY: &str = "AWS_ENDPOINT_URL_COGNITO_IDENTITY";
 
 /// AWS credentials from the environment.
 #[derive(Clone)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     pub(super) access_key_id: String,
     pub(super) secret_access_key: Secret,
     pub(super) session_token: Option<Secret>,
@@ -49,7 +49,7 @@ impl std::fmt::Debug for Credentials {
 impl Credentials {
     /// Reads `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and the optional
     /// `AWS_SESSION_TOKEN`.
-    pub fn from_lookup(env: Lookup<'_>) -> Result<Credentials, AwsError> {
+    pub(crate) fn from_lookup(env: Lookup<'_>) -> Result<Credentials, AwsError> {
         match (env.get(ENV_ACCESS_KEY_ID), env.get(ENV_SECRET_ACCESS_KEY)) {
             (Some(id), Some(secret)) => Ok(Credentials {
                 access_key_id: id.trim().to_string(),
@@ -75,11 +75,6 @@ impl Credentials {
             )),
         }
     }
-
-    /// The access key id (not a secret; shown in messages about credentials).
-    pub fn access_key_id(&self) -> &str {
-        &self.access_key_id
-    }
 }
 
 /// Credentials, region and endpoint overrides, read once.
@@ -92,7 +87,7 @@ pub struct AwsConfig {
 }
 
 /// Whether a string can be an AWS region name (it goes into a host name).
-pub fn is_valid_region(region: &str) -> bool {
+pub(crate) fn is_valid_region(region: &str) -> bool {
     !region.is_empty()
         && region.len() <= 32
         && region

@@ -80,7 +80,7 @@ impl Call<'_> {
 
 /// The code and message of an AWS error answer, whatever the protocol.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     pub code: Option<String>,
     pub message: Option<String>,
 }
@@ -88,7 +88,7 @@ pub struct ErrorBody {
 /// Reads an AWS error answer: awsJson (`__type`, `message`/`Message`), the
 /// query protocol (`<ErrorResponse><Error><Code>…`), or the
 /// `x-amzn-ErrorType` header.
-pub fn parse_error_body(header_type: Option<&str>, body: &[u8]) -> ErrorBody {
+pub(crate) fn parse_error_body(header_type: Option<&str>, body: &[u8]) -> ErrorBody {
     let clean_code = |c: &str| -> String {
         // `com.amazonaws.ssm#ParameterNotFound`, `ParameterNotFound:http://…`
         let c = c.rsplit('#').next().unwrap_or(c);
@@ -149,7 +149,7 @@ fn excerpt(message: &str) -> String {
 }
 
 /// Maps an AWS error answer to an actionable error.
-pub fn map_error(call: &Call<'_>, status: u16, body: &ErrorBody) -> AwsError {
+pub(crate) fn map_error(call: &Call<'_>, status: u16, body: &ErrorBody) -> AwsError {
     let code = body.code.clone().unwrap_or_default();
     let said = match &body.message {
         Some(m) if !m.is_empty() => format!(" (AWS said: {m})"),

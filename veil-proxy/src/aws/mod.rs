@@ -29,7 +29,7 @@ pub use error::*;
 /// The largest AWS answer Veil reads (the APIs it calls answer a few KiB).
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
-pub use crate::env::Lookup;
+pub(crate) use crate::env::Lookup;
 
 /// The AWS services Veil calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,7 +73,7 @@ impl Service {
 /// starting with the root element: `["GetWebIdentityTokenResponse",
 /// "GetWebIdentityTokenResult", "WebIdentityToken"]`. `Ok(None)` when the
 /// element is absent; `Err` when the document is not XML.
-pub fn xml_text(xml: &str, path: &[&str]) -> Result<Option<String>, String> {
+pub(crate) fn xml_text(xml: &str, path: &[&str]) -> Result<Option<String>, String> {
     let doc = roxmltree::Document::parse(xml).map_err(|e| format!("not XML: {e}"))?;
     let Some((first, rest)) = path.split_first() else {
         return Ok(None);

@@ -10,8 +10,7 @@ use super::{
     CallerAuthMode, CallerIdentity, Proxy, ProxyError, Refusal, RequestContext, UpstreamCause,
 };
 use crate::metrics::RequestMetrics;
-use veil_engine::policy::Check;
-use veil_engine::sanitize::Report;
+use veil_engine::{RequestCheck, SanitizeReport};
 
 /// What the log line says about a request.
 #[derive(Debug, Default)]
@@ -20,7 +19,7 @@ pub(super) struct Outcome {
     pub(super) upstream_status: Option<u16>,
     /// The whole upstream phase (token, call(s), body), also when it failed.
     pub(super) upstream_latency: Option<Duration>,
-    pub(super) report: Option<Report>,
+    pub(super) report: Option<SanitizeReport>,
     /// The endpoint's transforms' kinds, in rule order (as in `report`).
     pub(super) transform_kinds: Vec<&'static str>,
     pub(super) bytes_in: usize,
@@ -126,13 +125,13 @@ impl Proxy {
 /// naming a property outside the `responseSchema` are told apart from the
 /// other query-parameter checks by the policy's message for them
 /// (`` query parameter `$select`: … ``).
-pub(super) fn refusal_of(r: &veil_engine::policy::Refusal) -> Refusal {
+pub(super) fn refusal_of(r: &veil_engine::RequestRefusal) -> Refusal {
     match &r.check {
-        Check::Path => Refusal::NoEndpoint,
-        Check::Method => Refusal::Method,
-        Check::PathParam(_) => Refusal::PathParam,
-        Check::Query => Refusal::QueryParam,
-        Check::QueryParam(name) => {
+        RequestCheck::Path => Refusal::NoEndpoint,
+        RequestCheck::Method => Refusal::Method,
+        RequestCheck::PathParam(_) => Refusal::PathParam,
+        RequestCheck::Query => Refusal::QueryParam,
+        RequestCheck::QueryParam(name) => {
             let schema_check = r
                 .message
                 .starts_with(&format!("query parameter `{name}`: "));

@@ -13,8 +13,8 @@
 //! 3. **health** check, answered here ([`health`]): `{"status"}` only,
 //!    unless the caller authenticates (then the details);
 //! 4. **authenticate** the caller ([`crate::auth`]: OIDC, Lambda caller ARN);
-//! 5. **match** an endpoint of the rules ([`veil_engine::policy`]);
-//! 6. **re-identify** `p~` tokens ([`veil_engine::reidentify`]);
+//! 5. **match** an endpoint of the rules ([`veil_engine::RuleSet::match_request`]);
+//! 6. **re-identify** `p~` tokens ([`veil_engine::reidentify_for`]);
 //! 7. call **upstream** with a Graph token ([`upstream`], [`crate::token`]),
 //!    the whole phase (token, call, one retry after a 401, body) under one
 //!    deadline ([`upstream::UpstreamConfig::total_timeout`]);
@@ -55,10 +55,9 @@ use normalize::{Limits, Target};
 use upstream::{GraphClient, Upstream};
 
 use crate::token::TokenProvider;
-use veil_engine::policy::{Check, Request as PolicyRequest, Side};
-use veil_engine::pseudonym::Pseudonymizer;
-use veil_engine::reidentify::reidentify_for;
-use veil_engine::rules::RuleSet;
+use veil_engine::{
+    reidentify_for, PolicyRequest, Pseudonymizer, RequestCheck, RequestSide, RuleSet,
+};
 
 /// How the health check's warning about a development Graph token begins.
 pub const WARN_DEVELOPMENT_TOKEN: &str = "DEVELOPMENT ONLY: the Graph token";
@@ -110,7 +109,7 @@ pub struct ProxyConfig {
     pub limits: Limits,
     pub health: HealthInfo,
     /// The sanitizer path and where paging links point.
-    pub body: veil_engine::stream::BodyOptions,
+    pub body: veil_engine::BodyOptions,
 }
 
 struct Inner {
@@ -294,11 +293,11 @@ impl Proxy {
                     path: &target.path,
                     query: target.query.as_deref(),
                 },
-                Side::Client,
+                RequestSide::Client,
             )
             .map_err(|r| {
                 // Past the path check, the endpoint that refused is known.
-                if r.check != Check::Path {
+                if r.check != RequestCheck::Path {
                     out.endpoint.clone_from(&r.closest);
                 }
                 ProxyError::new(Phase::Match, ErrorKind::BlockedByRules, r.to_string())
@@ -540,7 +539,7 @@ impl Proxy {
         method: &Method,
         path_and_query: &str,
         headers: &[(HeaderName, HeaderValue)],
-    ) -> Result<(upstream::UpstreamResponse, veil_engine::secret::Secret), ProxyError> {
+    ) -> Result<(upstream::UpstreamResponse, veil_engine::Secret), ProxyError> {
         let token = self.inner.tokens.token().await.map_err(|e| {
             let kind = if e.retryable {
                 ErrorKind::TokenTemporarilyUnavailable

@@ -10,10 +10,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::error::{ErrorKind, Phase, ProxyError};
-use veil_engine::pseudonym::Pseudonymizer;
-use veil_engine::rules::CompiledEndpoint;
-use veil_engine::sanitize::Report;
-use veil_engine::stream::BodyOptions;
+use veil_engine::{BodyOptions, CompiledEndpoint, Pseudonymizer, SanitizeReport};
 
 /// Response headers of Graph's that pass to the caller.
 pub const PASSED_HEADERS: &[&str] = &[
@@ -38,14 +35,14 @@ pub fn sanitize_body(
     body: &[u8],
     p: &Pseudonymizer,
     opts: &BodyOptions,
-) -> Result<(Bytes, Report), ProxyError> {
+) -> Result<(Bytes, SanitizeReport), ProxyError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok((Bytes::new(), Report::default()));
+        return Ok((Bytes::new(), SanitizeReport::default()));
     }
-    // One pass over Graph's bytes (veil_engine::stream): what the allowlist
+    // One pass over Graph's bytes (veil_engine::sanitize_body_with): what the allowlist
     // drops is skipped, what is kept is copied or transformed straight to
     // the output; the whole sanitized body is returned or nothing.
-    let (out, report) = veil_engine::stream::sanitize_with(
+    let (out, report) = veil_engine::sanitize_body_with(
         &endpoint.sanitizer,
         body,
         p,
@@ -53,12 +50,12 @@ pub fn sanitize_body(
         opts,
     )
     .map_err(|e| match e {
-        veil_engine::stream::BodyError::InvalidJson { line, column, .. } => ProxyError::new(
+        veil_engine::BodyError::InvalidJson { line, column, .. } => ProxyError::new(
             Phase::Respond,
             ErrorKind::UpstreamInvalid,
             format!("Graph's response is not valid JSON (line {line}, column {column}); nothing of it is returned"),
         ),
-        veil_engine::stream::BodyError::Transform(e) => ProxyError::new(
+        veil_engine::BodyError::Transform(e) => ProxyError::new(
             Phase::Respond,
             ErrorKind::SanitizeFailed,
             format!("the response could not be sanitized, nothing of it is returned: {e}"),

@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
-use veil_engine::pseudonym::{EmailPolicy, PseudonymConfig, Pseudonymizer, Scheme};
-use veil_engine::rules::RuleSet;
-use veil_engine::secret::Secret;
+use veil_engine::{EmailPolicy, PseudonymConfig, Pseudonymizer, RuleSet, Scheme, Secret};
 
 use super::upstream::{GraphClient, UpstreamResponse};
 use super::*;

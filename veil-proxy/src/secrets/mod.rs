@@ -20,7 +20,7 @@
 //!
 //! - present and not a published example value (compared case-insensitively,
 //!   surrounding whitespace ignored: `SALT` and `salt ` are `salt`);
-//! - strong enough for the scheme ([`veil_engine::pseudonym::check_strength`]):
+//! - strong enough for the scheme ([`veil_engine::check_secret_strength`]):
 //!   `hmac` at least 32 bytes and about 128 bits of estimated entropy,
 //!   `psoxy` at least 16 bytes and about 80 bits; in both, no long repeats,
 //!   runs or word-like passphrases.
@@ -42,8 +42,7 @@ use crate::config::{
     ENV_SALT,
 };
 use crate::env::{ConfigError, ConfigErrors, Problems};
-use veil_engine::pseudonym::{self, PseudonymConfig, Scheme};
-use veil_engine::secret::Secret;
+use veil_engine::{check_secret_strength, PseudonymConfig, Scheme, Secret};
 
 mod aws_sources;
 use aws_sources::*;
@@ -321,7 +320,7 @@ fn check(
             "{what} ({source}): the value is a published example, not a secret; {GENERATE_HINT}"
         ));
     }
-    let Some(problem) = pseudonym::check_strength(scheme, secret) else {
+    let Some(problem) = check_secret_strength(scheme, secret) else {
         return Ok(false);
     };
     // "it is too short …" reads "<what> (<source>) is too short …".
@@ -595,19 +594,12 @@ fn assemble(
 /// Loads the secrets from the environment and files only (for commands
 /// that run without AWS, such as `veil sanitize`); an AWS source is an
 /// error that says so. Published example values are not refused here.
+#[cfg(test)]
 pub fn load_local(
     scheme: Option<Scheme>,
     env: Lookup<'_>,
 ) -> Result<(PseudonymConfig, SecretsReport), String> {
     load_local_with(scheme, env, SecretOptions::default())
-}
-
-/// Builds the pseudonym configuration from the process environment, with
-/// the secrets from the environment or files (the servers use
-/// [`load_pseudonym_config`], which also reads AWS sources). `scheme`
-/// overrides `VEIL_SCHEME` when given.
-pub fn pseudonym_config_from_env(scheme: Option<Scheme>) -> Result<PseudonymConfig, String> {
-    load_local(scheme, &crate::env::ProcessEnv).map(|(config, _)| config)
 }
 
 /// [`load_local`] with options from the command line.
@@ -638,14 +630,6 @@ pub fn load_local_with(
     assemble(scheme, env, salt, keys, &[], options)
 }
 
-/// Loads the secrets from wherever the process environment points, checks
-/// them (refusing [`WELL_KNOWN_SECRETS`]) and says where each came from.
-pub async fn load_pseudonym_config(
-    http: &reqwest::Client,
-) -> Result<(PseudonymConfig, SecretsReport), String> {
-    load_pseudonym_config_with(http, &crate::env::ProcessEnv, WELL_KNOWN_SECRETS).await
-}
-
 /// Reads one secret from wherever its source is.
 async fn fetch(
     which: Which,
@@ -660,8 +644,9 @@ async fn fetch(
     read_aws(which, &source, client).await.map(|v| (source, v))
 }
 
-/// [`load_pseudonym_config`] with the variables read through `env` and a
-/// list of values to refuse.
+/// Loads the secrets from wherever `env` points, checks them (refusing
+/// `well_known`) and says where each came from.
+#[cfg(test)]
 pub async fn load_pseudonym_config_with(
     http: &reqwest::Client,
     env: Lookup<'_>,
@@ -670,7 +655,9 @@ pub async fn load_pseudonym_config_with(
     load_pseudonym_config_opts(http, env, well_known, SecretOptions::default()).await
 }
 
-/// [`load_pseudonym_config_with`] with options from the command line.
+/// Loads the secrets from wherever `env` points, checks them (refusing
+/// `well_known`) and says where each came from, with options from the
+/// command line.
 pub async fn load_pseudonym_config_opts(
     http: &reqwest::Client,
     env: Lookup<'_>,
@@ -950,10 +937,7 @@ mod tests {
             (ENV_ALLOW_LEGACY_SHORT_SALT, "yes"),
         ])
         .unwrap();
-        assert_eq!(
-            alone.salt.fingerprint,
-            veil_engine::secret::WITHHELD_FINGERPRINT
-        );
+        assert_eq!(alone.salt.fingerprint, veil_engine::WITHHELD_FINGERPRINT);
         // The command-line option does the same as the variable.
         let mut all = vec![(config::ENV_SCHEME, "psoxy"), (ENV_SALT, "salt-2019")];
         let (_, r) = load_local_with(

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::aws::{AwsClient, AwsConfig, AwsError, Call, Lookup, Service};
 use crate::env::{ConfigError, ConfigErrors, Problems};
 use crate::token::{BoxFuture, HostIdentity, TokenError};
-use veil_engine::secret::Secret;
+use veil_engine::Secret;
 
 /// The identity pool id, `<region>:<uuid>`.
 pub const ENV_IDENTITY_POOL_ID: &str = "VEIL_COGNITO_IDENTITY_POOL_ID";

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use crate::aws::{self, AwsClient, AwsConfig, AwsErrorKind, Call, Lookup, Service};
 use crate::env::{ConfigError, ConfigErrors, Problems};
 use crate::token::{BoxFuture, HostIdentity, TokenError};
-use veil_engine::secret::Secret;
+use veil_engine::Secret;
 
 /// The `aud` of the token (default `api://AzureADTokenExchange`, what Entra
 /// ID federated credentials expect).

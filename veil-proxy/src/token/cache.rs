@@ -31,8 +31,8 @@ use std::time::{Duration, Instant, SystemTime};
 use super::entra::EntraExchange;
 use super::{BoxFuture, HostIdentity, TokenError, TokenProvider, TokenStatus};
 use crate::refresh::{CellPolicy, Fetched, RefreshCell};
-pub use crate::refresh::{Clock, ManualClock, SystemClock};
-use veil_engine::secret::Secret;
+pub use crate::refresh::{Clock, SystemClock};
+use veil_engine::Secret;
 
 /// When to renew, how long to remember failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -304,6 +304,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::refresh::ManualClock;
     use crate::token::entra::EntraConfig;
     use veil_test_support::server::{Recorded, Reply as Canned, TestServer};
 

@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use super::TokenError;
 use crate::env::{Lookup, ProcessEnv};
-use veil_engine::secret::Secret;
+use veil_engine::Secret;
 
 /// The Directory (tenant) ID of the Microsoft 365 tenant (a GUID, or its
 /// `*.onmicrosoft.com` domain).

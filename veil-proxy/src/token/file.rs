@@ -4,13 +4,15 @@
 //! that writes a signed JWT to a file. The file is re-read at every fetch,
 //! so rotations are picked up.
 
-use std::path::{Path, PathBuf};
+#[cfg(test)]
+use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::entra::looks_like_jwt;
 use super::{BoxFuture, HostIdentity, TokenError};
 use crate::env::{Lookup, ProcessEnv};
-use veil_engine::secret::Secret;
+use veil_engine::Secret;
 
 /// The path of the token file.
 pub const ENV_FEDERATED_TOKEN_FILE: &str = "VEIL_FEDERATED_TOKEN_FILE";
@@ -37,6 +39,7 @@ impl TokenFile {
         }
     }
 
+    #[cfg(test)]
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use super::entra::{error_chain, looks_like_jwt};
 use super::{BoxFuture, HostIdentity, TokenError};
 use crate::env::{Lookup, ProcessEnv};
-use veil_engine::secret::Secret;
+use veil_engine::Secret;
 
 /// The metadata server's `host[:port]` (the standard Google variable).
 pub const ENV_METADATA_HOST: &str = "GCE_METADATA_HOST";

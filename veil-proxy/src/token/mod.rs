@@ -19,7 +19,7 @@ pub mod gcp;
 use std::future::Future;
 use std::pin::Pin;
 
-use veil_engine::secret::Secret;
+use veil_engine::Secret;
 
 /// A boxed, sendable future (the trait must be object-safe).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -7,9 +7,9 @@ use serde::Deserialize;
 use super::jwks::required_kind;
 
 /// Default clock-skew allowance for `exp`, `nbf` and `iat`.
-pub const DEFAULT_LEEWAY_SECS: u64 = 60;
+pub(super) const DEFAULT_LEEWAY_SECS: u64 = 60;
 /// Largest accepted leeway: more would make `exp` meaningless.
-pub const MAX_LEEWAY_SECS: u64 = 300;
+pub(super) const MAX_LEEWAY_SECS: u64 = 300;
 
 /// How callers are authenticated.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

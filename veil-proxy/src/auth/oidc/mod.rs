@@ -48,7 +48,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-pub use config::{CallerAuthConfig, DEFAULT_LEEWAY_SECS, MAX_LEEWAY_SECS};
+pub use config::CallerAuthConfig;
 use jose::TokenHeader;
 use jwks::{select_key, selection_error, KeySet, Selection};
 use key_source::KeySource;
