@@ -338,6 +338,14 @@ fn compact_reads_a_file_in_pieces_as_it_reads_stdin() {
     );
     assert!(from_file.stdout.len() > 100);
     assert_eq!(from_file.stdout, from_stdin.stdout);
+    // A pipe given by name cannot be read twice: it is read whole.
+    let from_pipe = veil(&args(Some("/dev/stdin")), &sample, &SECRETS);
+    assert!(
+        from_pipe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_pipe.stderr)
+    );
+    assert_eq!(from_pipe.stdout, from_stdin.stdout);
     // The same with a duplicate member name, which the DOM path answers
     // (the file is read a third time, whole).
     let dup = tempfile::NamedTempFile::new().unwrap();

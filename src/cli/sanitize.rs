@@ -14,9 +14,9 @@
 //! element of `value[]`) and a piece of the output, not the file. Bodies
 //! the streaming path hands back (a duplicate member name, invalid JSON for
 //! the error's line and column, a failing transform for its message) are
-//! read once more, whole. Stdin cannot be read twice: it is read whole into
-//! memory and sanitized from there in the same two passes
-//! ([`veil_engine::stream::sanitize_to`]). The pretty-printed output needs
+//! read once more, whole. Stdin (or a named pipe) cannot be read twice: it
+//! is read whole into memory and sanitized from there in the same two
+//! passes ([`veil_engine::stream::sanitize_to`]). The pretty-printed output needs
 //! the sanitized document as a tree, so without `--compact` the DOM
 //! sanitizer runs on the whole input (same result, more memory).
 
@@ -51,8 +51,8 @@ pub struct Args {
     /// Write compact JSON instead of pretty-printed, streaming: an INPUT
     /// file is read in pieces, twice (a pass that proves the whole response
     /// sanitizes, then one that writes), so memory stays far below the
-    /// file's size and nothing is written when it fails; stdin is read
-    /// whole into memory first.
+    /// file's size and nothing is written when it fails; stdin (or a pipe)
+    /// is read whole into memory first. The file must not change meanwhile.
     #[arg(long)]
     compact: bool,
     /// Accept a psoxy-scheme salt (or key) that fails the strength checks:
@@ -83,11 +83,16 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(3));
         }
     };
-    // With `--compact` a file is read later, in pieces (it must open now);
-    // anything else is read whole now.
+    // With `--compact` a regular file is read later, in pieces, once per
+    // pass (it must open now); anything else (stdin, a pipe given by name)
+    // is read whole now.
     let (input_name, body) = match (&a.input, a.compact) {
-        (Some(path), true) => {
-            File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        (Some(path), true)
+            if File::open(path)
+                .and_then(|f| f.metadata())
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .is_file() =>
+        {
             (path.display().to_string(), None)
         }
         (input, _) => {
