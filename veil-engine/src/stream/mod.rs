@@ -6,7 +6,8 @@
 //!
 //! # How
 //!
-//! A scanner ([`scan`]) reads the body token by token. At each value the
+//! A scanner ([`scan`]) reads the body token by token, from memory or in
+//! pieces from an `io::Read` (see *Reading in pieces*). At each value the
 //! compiled rules decide, before the value is read:
 //!
 //! - the `responseSchema` ([`SchemaFilter::verdict`]) from the value's
@@ -69,6 +70,45 @@
 //! sanitizes, the second writes as it goes; a piece is handed over only
 //! between the members or elements of a streamed container, where nothing
 //! written can be taken back.
+//!
+//! # Reading in pieces
+//!
+//! [`sanitize_read_to`] does the same for a body that is not held in
+//! memory (`veil sanitize --compact FILE`): memory is then a window of the
+//! input and a piece of the output, not the page (the 10 MB Sent Items
+//! page of `benches/sanitize.rs`: 22.7 MB peak RSS for the whole `veil
+//! sanitize --compact` process when the file was held, 13.3 MB read in
+//! pieces, where a 13-byte input takes 13.1 MB).
+//!
+//! - The window. The scanner works on one contiguous slice, as it does on a
+//!   body in memory, so its loops are the same; positions are indices into
+//!   it. When a token or a run of blanks reaches the slice's end, the
+//!   scanner drops what lies before the current token, moves the rest to
+//!   the front and reads on behind it (64 KiB at a time), then goes on
+//!   with its indices shifted. Tokens are handed out as places in the
+//!   window ([`scan::Str`], [`scan::Num`]), valid until the next scanning
+//!   call, never as borrowed slices across one; the transcoder uses them at
+//!   once, and copies member names for the duplicate check. A subtree that
+//!   is buffered for the DOM code is *held*: nothing from its start is
+//!   dropped until it has been parsed. So the window is one piece, or the
+//!   largest token or buffered subtree (typically one element of
+//!   `value[]`). A body in memory is the window itself and never moves, so
+//!   [`sanitize_with`] and [`sanitize_bytes`] (`veil serve`, Lambda) run
+//!   the same scanner on the same slice as before.
+//! - UTF-8 is checked as pieces arrive (a sequence cut by a piece's end is
+//!   checked with the next), where a body in memory is checked whole first.
+//! - Fail closed: [`sanitize_read_to`] opens the body once per pass. The
+//!   first pass writes nothing and proves the whole body sanitizes; the
+//!   second writes as it goes. A body the streaming path hands back — a
+//!   duplicate member name, a failing transform (for the DOM path's
+//!   error), anything the scanner refuses (for serde_json's line and
+//!   column) — is read a third time, whole, and given to [`sanitize_to`]:
+//!   the output or the error is exactly the one the body gives from memory.
+//!   Those cases are rare (or errors), and only they hold the whole body.
+//!   The body must read the same both times (a file that changes between
+//!   the passes gives [`WriteError::Incomplete`] after part of a sanitized
+//!   output). A stream that cannot be read twice (stdin) is read whole by
+//!   the caller and sanitized with [`sanitize_to`].
 //!
 //! # Host options
 //!

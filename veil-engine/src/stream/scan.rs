@@ -9,6 +9,11 @@
 //! escapes, fractions, exponents, long integers — is read and written by
 //! serde_json itself, one scalar at a time, so the rare cases cannot differ.
 //!
+//! The body is either held in memory (the window below is all of it and
+//! never moves) or read in pieces from an `io::Read` into a window that is
+//! refilled inside the scanning calls ([`Scanner::fill`], see
+//! [`Scanner`]); the scanning loops work on a contiguous slice either way.
+//!
 //! Errors carry no detail: the caller asks serde_json for the diagnostic.
 
 use std::borrow::Cow;
