@@ -238,3 +238,21 @@ fn a_buffered_subtree_larger_than_a_piece_is_held_whole() {
         ));
     }
 }
+
+#[test]
+fn duplicate_names_in_large_objects_are_found() {
+    let rules = rules();
+    let e = &rules.endpoints[0];
+    let p = common::pseudonymizer(Scheme::Hmac);
+    let names: Vec<String> = (0..40).map(|i| format!("\"k{i}\": {i}")).collect();
+    let distinct = format!("{{{}}}", names.join(", "));
+    for (dup, at) in [(3, 10), (3, 35), (33, 39), (39, 40)] {
+        let mut with_dup = names.clone();
+        with_dup.insert(at, format!("\"k{dup}\": \"again\""));
+        let body = format!("{{{}}}", with_dup.join(", "));
+        for piece in common::PIECE_SIZES {
+            assert!(!common::same_in_pieces(e, body.as_bytes(), piece, p, &body));
+            assert!(common::same_in_pieces(e, distinct.as_bytes(), piece, p, &distinct));
+        }
+    }
+}

@@ -54,14 +54,24 @@ impl Seen {
         self.hashes.clear();
     }
 
-    fn name(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.names[start..self.ends[i]]
+    /// Whether `key` is among the names.
+    fn contains(&self, key: &[u8]) -> bool {
+        let names = self.names.as_bytes();
+        let mut start = 0;
+        for &end in &self.ends {
+            if end - start == key.len() && names[start..end] == *key {
+                return true;
+            }
+            start = end;
+        }
+        false
     }
 
     /// The name inserted last.
     pub(super) fn last(&self) -> &str {
-        self.name(self.ends.len() - 1)
+        let n = self.ends.len();
+        let start = if n > 1 { self.ends[n - 2] } else { 0 };
+        &self.names[start..]
     }
 
     /// False when `key` was seen before.
@@ -69,17 +79,20 @@ impl Seen {
         use std::hash::BuildHasher;
         let n = self.ends.len();
         if n < 32 {
-            if (0..n).any(|i| self.name(i) == key) {
+            if self.contains(key.as_bytes()) {
                 return false;
             }
         } else {
             if n == 32 {
-                for i in 0..n {
-                    let h = self.hasher.hash_one(self.name(i));
+                let mut start = 0;
+                for &end in &self.ends {
+                    let h = self.hasher.hash_one(&self.names.as_bytes()[start..end]);
                     self.hashes.insert(h);
+                    start = end;
                 }
             }
-            if !self.hashes.insert(self.hasher.hash_one(key)) && (0..n).any(|i| self.name(i) == key)
+            if !self.hashes.insert(self.hasher.hash_one(key.as_bytes()))
+                && self.contains(key.as_bytes())
             {
                 return false;
             }
@@ -429,14 +442,13 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
         let mut pos = 0;
         let mut first = true;
         loop {
-            // The name is copied: the window moves on below.
+            // The name is copied for what comes after the value; the token
+            // `k` is valid until the scanner reads on (the `:`).
             let k = self.sc.string()?;
-            let escaped = k.escaped;
             if !seen.insert(&self.sc.str_ref(k).text()?) {
                 return Err(Stop::Dup);
             }
             let key = seen.last();
-            self.sc.expect(b':')?;
             let child = match verdict {
                 Verdict::Object { id, depth: d } => self
                     .schema
@@ -446,6 +458,7 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
             };
             match child {
                 None => {
+                    self.sc.expect(b':')?;
                     self.schema_changes += 1;
                     self.sc.skip(depth + 1)?;
                 }
@@ -460,13 +473,8 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
                     if !first {
                         self.out.push(b',');
                     }
-                    if escaped {
-                        serde_json::to_writer(&mut self.out, key).map_err(|_| Stop::Bad)?;
-                    } else {
-                        self.out.push(b'"');
-                        self.out.extend_from_slice(key.as_bytes());
-                        self.out.push(b'"');
-                    }
+                    self.sc.str_ref(k).write(&mut self.out)?;
+                    self.sc.expect(b':')?;
                     self.out.push(b':');
                     let start = self.mark();
                     let kept = self.value(child, matched, next, depth + 1)?;
