@@ -311,3 +311,136 @@ fn a_reader_that_stops_early_is_no_error() {
     assert!(out.status.success(), "{err}");
     assert!(!err.contains("panicked") && !err.contains("error"), "{err}");
 }
+
+/// `--compact` on a file reads it in pieces, twice; on stdin it reads it
+/// whole. Both write the same bytes, and fail alike.
+#[test]
+fn compact_reads_a_file_in_pieces_as_it_reads_stdin() {
+    fn args(input: Option<&str>) -> Vec<&str> {
+        let mut a = vec![
+            "sanitize",
+            "--compact",
+            "--rules",
+            "rules/outlook-mail.yaml",
+            "--url",
+            SAMPLE_URL,
+        ];
+        a.extend(input);
+        a
+    }
+    let from_file = veil(&args(Some(SAMPLE)), "", &SECRETS);
+    let sample = std::fs::read_to_string(SAMPLE).unwrap();
+    let from_stdin = veil(&args(None), &sample, &SECRETS);
+    assert!(
+        from_file.status.success() && from_stdin.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_file.stderr)
+    );
+    assert!(from_file.stdout.len() > 100);
+    assert_eq!(from_file.stdout, from_stdin.stdout);
+    // A pipe given by name cannot be read twice: it is read whole.
+    let from_pipe = veil(&args(Some("/dev/stdin")), &sample, &SECRETS);
+    assert!(
+        from_pipe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_pipe.stderr)
+    );
+    assert_eq!(from_pipe.stdout, from_stdin.stdout);
+    // The same with a duplicate member name, which the DOM path answers
+    // (the file is read a third time, whole).
+    let dup = tempfile::NamedTempFile::new().unwrap();
+    let doc = sample.replacen(
+        "\"value\"",
+        "\"@odata.count\": 1, \"@odata.count\": 2, \"value\"",
+        1,
+    );
+    assert_ne!(doc, sample);
+    std::fs::write(dup.path(), &doc).unwrap();
+    let from_file = veil(&args(Some(dup.path().to_str().unwrap())), "", &SECRETS);
+    let from_stdin = veil(&args(None), &doc, &SECRETS);
+    assert!(
+        from_file.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_file.stderr)
+    );
+    assert_eq!(from_file.stdout, from_stdin.stdout);
+}
+
+#[test]
+fn compact_on_a_file_fails_closed_with_the_line_and_column() {
+    // More than the writing pass hands out at a time, then invalid JSON:
+    // the first pass finds it, nothing is written.
+    let big: Vec<String> = (0..5000).map(|i| format!("{{\"id\": \"m{i}\"}}")).collect();
+    let body = format!("{{\"value\": [\n{},\n]}}\n", big.join(",\n"));
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &body).unwrap();
+    let path = file.path().to_str().unwrap();
+    let out = veil(
+        &[
+            "sanitize",
+            "--compact",
+            "--rules",
+            "rules/entra-id.yaml",
+            "--url",
+            "/v1.0/users",
+            path,
+        ],
+        "",
+        &SECRETS,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains(&format!("{path}:5002:1")) && err.contains("not valid JSON"),
+        "{err}"
+    );
+    // A transform that fails late in a large file: nothing written either.
+    let rules = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(rules.path(), "endpoints:\n  - pathTemplate: /x\n    transforms:\n      - !<pseudonymize>\n        jsonPaths: ['$..from']\n").unwrap();
+    let big: Vec<String> = (0..5000)
+        .map(|i| format!("{{\"from\": \"u{i}@contoso.example\"}}"))
+        .collect();
+    let body = format!(
+        "{{\"value\": [{}, {{\"from\": {{\"address\": \"ann@contoso.example\"}}}}]}}",
+        big.join(", ")
+    );
+    std::fs::write(file.path(), &body).unwrap();
+    let out = veil(
+        &[
+            "sanitize",
+            "--compact",
+            "--rules",
+            rules.path().to_str().unwrap(),
+            "--url",
+            "/x",
+            path,
+        ],
+        "",
+        &SECRETS,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("$.value[5000].from") && !err.contains("ann@"),
+        "{err}"
+    );
+    // A file that does not exist.
+    let out = veil(
+        &[
+            "sanitize",
+            "--compact",
+            "--rules",
+            rules.path().to_str().unwrap(),
+            "--url",
+            "/x",
+            "/nonexistent/page.json",
+        ],
+        "",
+        &SECRETS,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/page.json"));
+}

@@ -7,21 +7,28 @@
 //!
 //! With `--compact` the response is sanitized as the proxy does it,
 //! streaming over the bytes without a document tree
-//! (the engine's `stream` module), and written as it is produced
-//! ([`veil_engine::sanitize_body_to`]: a first pass proves the whole
-//! body sanitizes, so on failure nothing is written); the input file is held
-//! in memory once, the output only in pieces. The pretty-printed output
-//! needs the sanitized document as a tree, so without `--compact` the DOM
-//! sanitizer runs (same result, more memory).
+//! (the engine's `stream` module), and written as it is produced. An input file
+//! is read in pieces, twice ([`veil_engine::sanitize_body_read_to`]): a
+//! first pass proves the whole body sanitizes, so on failure nothing is
+//! written, the second writes; memory is a window of the input (about one
+//! element of `value[]`) and a piece of the output, not the file. Bodies
+//! the streaming path hands back (a duplicate member name, invalid JSON for
+//! the error's line and column, a failing transform for its message) are
+//! read once more, whole. Stdin (or a named pipe) cannot be read twice: it
+//! is read whole into memory and sanitized from there in the same two
+//! passes ([`veil_engine::sanitize_body_to`]). The pretty-printed output needs
+//! the sanitized document as a tree, so without `--compact` the DOM
+//! sanitizer runs on the whole input (same result, more memory).
 
+use std::fs::File;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
 use veil_engine::{
-    sanitize_body_to, split_url, BodyError, BodyOptions, BodyWriteError, PolicyRequest,
-    Pseudonymizer, RequestSide, RuleSet, Scheme,
+    sanitize_body_read_to, sanitize_body_to, split_url, BodyError, BodyOptions, BodyWriteError,
+    PolicyRequest, Pseudonymizer, RequestSide, RuleSet, Scheme,
 };
 
 #[derive(Debug, clap::Args)]
@@ -41,7 +48,11 @@ pub struct Args {
     /// Print, on stderr, how many values each transform changed.
     #[arg(long)]
     explain: bool,
-    /// Write compact JSON instead of pretty-printed.
+    /// Write compact JSON instead of pretty-printed, streaming: an INPUT
+    /// file is read in pieces, twice (a pass that proves the whole response
+    /// sanitizes, then one that writes), so memory stays far below the
+    /// file's size and nothing is written when it fails; stdin (or a pipe)
+    /// is read whole into memory first. The file must not change meanwhile.
     #[arg(long)]
     compact: bool,
     /// Accept a psoxy-scheme salt (or key) that fails the strength checks:
@@ -72,7 +83,23 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(3));
         }
     };
-    let (input_name, body) = read_input(a.input.as_ref())?;
+    // With `--compact` a regular file is read later, in pieces, once per
+    // pass (it must open now); anything else (stdin, a pipe given by name)
+    // is read whole now.
+    let (input_name, body) = match (&a.input, a.compact) {
+        (Some(path), true)
+            if File::open(path)
+                .and_then(|f| f.metadata())
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .is_file() =>
+        {
+            (path.display().to_string(), None)
+        }
+        (input, _) => {
+            let (name, body) = read_input(input.as_ref())?;
+            (name, Some(body))
+        }
+    };
     let not_json = |line: usize, column: usize, e: &dyn std::fmt::Display| {
         anyhow!("{input_name}:{line}:{column}: the input is not valid JSON: {e}")
     };
@@ -98,19 +125,25 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     };
     let mut stdout = std::io::stdout().lock();
     let written = if a.compact {
-        // Written as it is produced (see `sanitize_body_to`): memory is
-        // the input and a bounded piece of the output.
-        match sanitize_body_to(
-            &endpoint.sanitizer,
-            &body,
-            &p,
-            &endpoint.label,
-            &BodyOptions::default(),
-            &mut stdout,
-        ) {
+        // Written as it is produced: memory is a window of a file (read in
+        // pieces, see `sanitize_body_read_to`) or all of stdin, and a
+        // bounded piece of the output.
+        let opts = BodyOptions::default();
+        let (san, label) = (&endpoint.sanitizer, &endpoint.label);
+        let result = match (&body, &a.input) {
+            (Some(body), _) => sanitize_body_to(san, body, &p, label, &opts, &mut stdout),
+            (None, Some(path)) => {
+                sanitize_body_read_to(san, || File::open(path), &p, label, &opts, &mut stdout)
+            }
+            (None, None) => return Err(anyhow!("no input")),
+        };
+        match result {
             Ok(report) => Ok(report),
             Err(BodyWriteError::Body(e)) => return Err(body_error(e)),
             Err(BodyWriteError::Io(e)) => Err(e),
+            Err(BodyWriteError::Read(e)) => {
+                return Err(anyhow::Error::new(e).context(format!("cannot read {input_name}")))
+            }
             Err(e @ BodyWriteError::Incomplete) => return Err(anyhow!("sanitizing failed: {e}")),
         }
         .and_then(|report| {
@@ -119,6 +152,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             Ok(report)
         })
     } else {
+        let body = body.unwrap_or_default();
         let mut doc: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| not_json(e.line(), e.column(), &e))?;
         drop(body);

@@ -1,7 +1,9 @@
 //! Sanitizer benchmark: realistic Graph pages of sent messages (1 000
 //! messages ≈ 2 MB, 5 000 ≈ 10 MB), sanitized by the DOM path (parse into a
 //! `Value`, rules, serialize) and by the streaming path
-//! (`CompiledEndpoint::sanitize_bytes`), against the baseline of the same
+//! (`CompiledEndpoint::sanitize_bytes`), and by the streaming path reading
+//! the page in 64 KiB pieces (`sanitize_body_streaming_read`, one pass, as each
+//! pass of `veil sanitize --compact FILE`), against the baseline of the same
 //! run: serde_json parse and serialize of the same page. Rule sets: the
 //! shipped `rules/outlook-mail.yaml` (the Sent Items endpoint) and an inline
 //! set of about 20 JSONPaths, mostly `$..field` recursive descent, without a
@@ -20,7 +22,8 @@
 //! `VEIL_BENCH_WRITE_PAGE=FILE` writes the 10 MB page and exits;
 //! `VEIL_BENCH_ONCE=dom:FILE` or `stream:FILE` sanitizes FILE once with the
 //! shipped rules by that path and exits (`dom-allowlist:FILE`,
-//! `stream-allowlist:FILE`: the inline allowlist).
+//! `stream-allowlist:FILE`: the inline allowlist; `pieces:FILE`: FILE read
+//! in pieces by `sanitize_body_read_to`, the output discarded).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -28,9 +31,22 @@ use std::time::{Duration, Instant};
 use serde::de::IgnoredAny;
 use serde_json::{json, Value};
 use veil_engine::{
-    CompiledEndpoint, EmailPolicy, PolicyRequest, PseudonymConfig, Pseudonymizer, RequestSide,
-    RuleSet, Scheme, Secret,
+    sanitize_body_read_to, sanitize_body_streaming_read, BodyOptions, CompiledEndpoint,
+    EmailPolicy, PolicyRequest, PseudonymConfig, Pseudonymizer, RequestSide, RuleSet, Scheme,
+    Secret,
 };
+
+/// A reader handing out a page 64 KiB at a time, as a file does.
+struct Chunks<'a>(&'a [u8]);
+
+impl std::io::Read for Chunks<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.0.len()).min(64 * 1024);
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
 
 const RULES: &str = r#"
 endpoints:
@@ -263,8 +279,22 @@ fn main() {
         let (how, path) = spec
             .split_once(':')
             .expect("VEIL_BENCH_ONCE=dom:FILE or stream:FILE");
-        let body = std::fs::read(path).expect("read the page");
         let endpoint = sent_items(&shipped);
+        if how == "pieces" {
+            let mut out = std::io::sink();
+            sanitize_body_read_to(
+                &endpoint.sanitizer,
+                || std::fs::File::open(path),
+                &p,
+                &endpoint.label,
+                &BodyOptions::default(),
+                &mut out,
+            )
+            .expect("sanitize_read_to");
+            println!("pieces: {path} sanitized");
+            return;
+        }
+        let body = std::fs::read(path).expect("read the page");
         let out = match how {
             "dom" => {
                 let mut v: Value = serde_json::from_slice(&body).expect("parse");
@@ -301,9 +331,9 @@ fn main() {
         .unwrap_or(15);
 
     println!(
-        "| page | rules | baseline ms | DOM ms | stream ms | DOM / baseline | stream / baseline |"
+        "| page | rules | baseline ms | DOM ms | stream ms | pieces ms | DOM / baseline | stream / baseline | pieces / baseline |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let mut reader_lines = Vec::new();
     for n in [1000, 5000] {
         let body = serde_json::to_vec(&page(n)).expect("serialize page");
@@ -326,6 +356,11 @@ fn main() {
             assert_eq!(streamed, dom(&body), "{name}: stream and DOM differ");
             assert!(!String::from_utf8_lossy(&streamed).contains("Fabrikam rollout"));
             assert!(endpoint.sanitizer.streams(), "{name}: rules do not stream");
+            let pieces = sanitize_body_streaming_read(&endpoint.sanitizer, &mut Chunks(&body), &p)
+                .expect("read")
+                .expect("streams in pieces")
+                .0;
+            assert_eq!(streamed, pieces, "{name}: in pieces and from memory differ");
             let t = race(
                 rounds,
                 &mut [
@@ -343,15 +378,27 @@ fn main() {
                                 .expect("stream"),
                         );
                     },
+                    &mut || {
+                        black_box(
+                            sanitize_body_streaming_read(
+                                &endpoint.sanitizer,
+                                &mut Chunks(black_box(&body)),
+                                &p,
+                            )
+                            .expect("pieces"),
+                        );
+                    },
                 ],
             );
             println!(
-                "| {mb:.1} MB ({n} messages) | {name} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} (target <= 0.60) |",
+                "| {mb:.1} MB ({n} messages) | {name} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} (target <= 0.60) | {:.2} |",
                 ms(t[0]),
                 ms(t[1]),
                 ms(t[2]),
+                ms(t[3]),
                 t[1].as_secs_f64() / t[0].as_secs_f64(),
                 t[2].as_secs_f64() / t[0].as_secs_f64(),
+                t[3].as_secs_f64() / t[0].as_secs_f64(),
             );
         }
         let skip = &keep_nothing.endpoints[0];

@@ -53,10 +53,14 @@ pub use error::SanitizeError;
 pub use sanitize::Report as SanitizeReport;
 // The two paths alone, for the tests that hold the streaming one to the DOM one.
 #[doc(hidden)]
-pub use stream::{dom as sanitize_body_dom, stream_only as sanitize_body_streaming};
 pub use stream::{
-    sanitize_to as sanitize_body_to, sanitize_with as sanitize_body_with, BodyError, BodyOptions,
-    PublicBase, SanitizerPath, WriteError as BodyWriteError,
+    dom as sanitize_body_dom, stream_only as sanitize_body_streaming,
+    stream_read_only as sanitize_body_streaming_read,
+};
+pub use stream::{
+    sanitize_read_to as sanitize_body_read_to, sanitize_to as sanitize_body_to,
+    sanitize_with as sanitize_body_with, BodyError, BodyOptions, PublicBase, SanitizerPath,
+    WriteError as BodyWriteError,
 };
 
 // ---- Pseudonyms, reversible tokens and re-identification ----

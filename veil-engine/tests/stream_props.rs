@@ -278,6 +278,11 @@ fn check(rules: &RuleSet, body: &[u8]) -> Result<bool, TestCaseError> {
         (Err(_), Err(_)) => {}
         _ => prop_assert!(false, "dom {:?} vs sanitize_bytes {:?}", dom, full),
     }
+    // Read in pieces: the same as from memory, streamed exactly when it
+    // streams from memory.
+    for piece in common::PIECE_SIZES {
+        common::same_in_pieces(e, body, piece, p, &show);
+    }
     Ok(matches!(streamed, Ok(Some(_))))
 }
 

@@ -7,6 +7,9 @@
 //! `requests.yaml`. Each sample is run through the endpoint its URL selects and, for more
 //! rule/body combinations, through every other endpoint of its connector's
 //! rule files; as the file is written (pretty) and re-serialized compactly.
+//! With the endpoint its URL selects, each sample is also read in pieces
+//! (`sanitize_body_read_to`, pieces of 1, 7 and 4096 bytes and whole):
+//! the same output as from memory.
 
 mod common;
 
@@ -93,6 +96,7 @@ fn same(rules: &RuleSet, ep: usize, body: &[u8], scheme: Scheme, what: &str) -> 
 #[test]
 fn every_sample_every_rule_variant_every_endpoint() {
     let (mut runs, mut streamed, mut matched) = (0usize, 0usize, 0usize);
+    let mut pieces = 0usize;
     for (name, rule_files) in connectors() {
         let dir = root().join("example-api-responses").join(&name);
         // The recorded samples, and the all-properties ones where present.
@@ -151,13 +155,26 @@ fn every_sample_every_rule_variant_every_endpoint() {
                                 assert!(streams, "{what}: streamed rules that should not");
                                 streamed += 1;
                             }
+                            if Some(ep) == selected && scheme == Scheme::Hmac {
+                                let p = common::pseudonymizer(scheme);
+                                let e = &rules.endpoints[ep];
+                                for piece in common::PIECE_SIZES {
+                                    let s = common::same_in_pieces(e, body, piece, p, &what);
+                                    assert_eq!(s, streams, "{what}: pieces of {piece}");
+                                    pieces += 1;
+                                }
+                            }
                         }
                     }
                 }
             }
         }
     }
-    eprintln!("{runs} runs ({matched} with the endpoint the URL selects), {streamed} streamed");
+    eprintln!(
+        "{runs} runs ({matched} with the endpoint the URL selects), {streamed} streamed, \
+         {pieces} read in pieces"
+    );
+    assert!(pieces >= 160, "too few runs read in pieces: {pieces}");
     assert!(
         matched >= 40,
         "too few samples matched their endpoint: {matched}"

@@ -9,7 +9,15 @@
 //! escapes, fractions, exponents, long integers — is read and written by
 //! serde_json itself, one scalar at a time, so the rare cases cannot differ.
 //!
+//! The body is either held in memory (the window below is all of it and
+//! never moves) or read in pieces from an `io::Read` into a window that is
+//! refilled inside the scanning calls ([`Scanner::fill`], see
+//! [`Scanner`]); the scanning loops work on a contiguous slice either way.
+//!
 //! Errors carry no detail: the caller asks serde_json for the diagnostic.
+
+use std::borrow::Cow;
+use std::io::Read;
 
 use serde_json::Number;
 
@@ -34,19 +42,30 @@ static STR_CLASS: [u8; 256] = {
     t
 };
 
-/// A string token.
+/// A string token: its place in the scanner's window, valid until the
+/// scanner reads on ([`Scanner::str_ref`] gives its bytes).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Str<'a> {
-    /// The token with its quotes.
-    pub raw: &'a [u8],
+pub(crate) struct Str {
+    /// Window index of the opening quote.
+    pub start: usize,
+    /// Window index after the closing quote.
+    pub end: usize,
     /// Whether it contains a backslash escape.
     pub escaped: bool,
 }
 
-impl<'a> Str<'a> {
+/// A string token's bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StrRef<'b> {
+    /// The token with its quotes.
+    pub raw: &'b [u8],
+    pub escaped: bool,
+}
+
+impl<'b> StrRef<'b> {
     /// The text between the quotes, when it has no escapes (the body was
     /// checked to be UTF-8, so this cannot fail then).
-    pub fn plain(&self) -> Option<&'a str> {
+    pub fn plain(&self) -> Option<&'b str> {
         if self.escaped {
             return None;
         }
@@ -54,7 +73,7 @@ impl<'a> Str<'a> {
     }
 
     /// The decoded text.
-    pub fn text(&self) -> Result<std::borrow::Cow<'a, str>, Bad> {
+    pub fn text(&self) -> Result<std::borrow::Cow<'b, str>, Bad> {
         match self.plain() {
             Some(s) => Ok(std::borrow::Cow::Borrowed(s)),
             None if self.escaped => serde_json::from_slice::<String>(self.raw)
@@ -76,15 +95,24 @@ impl<'a> Str<'a> {
     }
 }
 
-/// A number token.
+/// A number token: its place in the scanner's window, valid until the
+/// scanner reads on ([`Scanner::num_ref`] gives its bytes).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Num<'a> {
-    pub raw: &'a [u8],
+pub(crate) struct Num {
+    pub start: usize,
+    pub end: usize,
     /// An integer serde_json writes back byte for byte.
     pub simple: bool,
 }
 
-impl Num<'_> {
+/// A number token's bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NumRef<'b> {
+    pub raw: &'b [u8],
+    pub simple: bool,
+}
+
+impl NumRef<'_> {
     /// The number as serde_json reads it.
     pub fn number(&self) -> Result<Number, Bad> {
         serde_json::from_slice::<Number>(self.raw).map_err(|_| Bad)
@@ -111,32 +139,193 @@ impl Num<'_> {
     }
 }
 
+/// How much is asked of the reader at a time (and the window's first size).
+pub(crate) const PIECE: usize = 64 * 1024;
+
+/// No window index is held.
+const NO_HOLD: usize = usize::MAX;
+
+/// Where the window's bytes come from when the body is read in pieces.
+struct Pieces<'a> {
+    r: &'a mut dyn Read,
+    /// The reader said it has no more.
+    eof: bool,
+    /// The window's bytes before this index are checked to be UTF-8.
+    checked: usize,
+    /// Nothing from this window index on may be dropped (a subtree being
+    /// read whole), or [`NO_HOLD`].
+    hold: usize,
+    /// The reader failed (then the scanner said [`Bad`]).
+    error: Option<std::io::Error>,
+}
+
+/// The scanner. It works on one contiguous window of the body: the whole
+/// body when it is in memory, else the bytes read and not yet dropped.
+/// Positions are window indices. The window moves only inside the scanner,
+/// when a token or a blank run reaches its end ([`Scanner::fill`]): then
+/// the bytes before the current token (or before a held subtree) are
+/// dropped, the rest moves to the front and more is read behind it. A token
+/// handed out ([`Str`], [`Num`], [`Scanner::skip_raw`]) is therefore valid
+/// until the next scanning call.
 pub(crate) struct Scanner<'a> {
-    b: &'a [u8],
+    b: Cow<'a, [u8]>,
+    /// The window is `b[..end]` (the rest of `b` is room to read into).
+    end: usize,
     pub pos: usize,
+    src: Option<Pieces<'a>>,
 }
 
 impl<'a> Scanner<'a> {
+    /// Scans a body held in memory.
     pub fn new(b: &'a [u8]) -> Self {
-        Scanner { b, pos: 0 }
+        Scanner {
+            end: b.len(),
+            b: Cow::Borrowed(b),
+            pos: 0,
+            src: None,
+        }
+    }
+
+    /// Scans a body read from `r` in pieces. The bytes are checked to be
+    /// UTF-8 as they are read.
+    pub fn reader(r: &'a mut dyn Read) -> Self {
+        Scanner {
+            b: Cow::Owned(vec![0; PIECE]),
+            end: 0,
+            pos: 0,
+            src: Some(Pieces {
+                r,
+                eof: false,
+                checked: 0,
+                hold: NO_HOLD,
+                error: None,
+            }),
+        }
+    }
+
+    /// The reader's error, when reading failed.
+    pub fn take_read_error(&mut self) -> Option<std::io::Error> {
+        self.src.as_mut().and_then(|s| s.error.take())
+    }
+
+    /// The largest the window grew (its allocation), for tests.
+    #[cfg(test)]
+    pub fn window_capacity(&self) -> usize {
+        self.b.len()
     }
 
     #[inline]
-    pub fn ws(&mut self) {
-        while let Some(&c) = self.b.get(self.pos) {
-            if matches!(c, b' ' | b'\n' | b'\t' | b'\r') {
-                self.pos += 1;
-            } else {
-                break;
+    fn win(&self) -> &[u8] {
+        &self.b[..self.end]
+    }
+
+    /// No more bytes can come.
+    #[inline]
+    fn at_eof(&self) -> bool {
+        self.src.as_ref().is_none_or(|s| s.eof)
+    }
+
+    /// The window's bytes `start..end` (a place [`Scanner::skip_raw`] gave).
+    #[inline]
+    pub fn raw(&self, start: usize, end: usize) -> &[u8] {
+        &self.b[start..end]
+    }
+
+    /// The bytes of a string token.
+    #[inline]
+    pub fn str_ref(&self, s: Str) -> StrRef<'_> {
+        StrRef {
+            raw: &self.b[s.start..s.end],
+            escaped: s.escaped,
+        }
+    }
+
+    /// The bytes of a number token.
+    #[inline]
+    pub fn num_ref(&self, n: Num) -> NumRef<'_> {
+        NumRef {
+            raw: &self.b[n.start..n.end],
+            simple: n.simple,
+        }
+    }
+
+    /// Reads on until the window holds index `need` or the input ends,
+    /// keeping the window from index `keep` (and from a held index) on.
+    /// Returns by how much the window moved: every index the caller holds
+    /// is that much smaller now. A body in memory has nothing more.
+    #[cold]
+    #[inline(never)]
+    fn fill(&mut self, mut need: usize, keep: usize) -> Result<usize, Bad> {
+        let (Some(src), Cow::Owned(buf)) = (self.src.as_mut(), &mut self.b) else {
+            return Ok(0);
+        };
+        let drop = keep.min(src.hold).min(self.pos);
+        if drop > 0 {
+            buf.copy_within(drop..self.end, 0);
+            self.end -= drop;
+            self.pos -= drop;
+            src.checked -= drop;
+            need -= drop;
+            if src.hold != NO_HOLD {
+                src.hold -= drop;
             }
+        }
+        while self.end <= need && !src.eof {
+            if self.end == buf.len() {
+                let grown = (buf.len() * 2).max(PIECE);
+                buf.resize(grown, 0);
+            }
+            let room = buf.len().min(self.end + PIECE);
+            match src.r.read(&mut buf[self.end..room]) {
+                Ok(0) => src.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    src.error = Some(e);
+                    return Err(Bad);
+                }
+            }
+            // serde_json checks UTF-8 only inside strings, but outside
+            // them a byte above 0x7F is an error anyway.
+            match std::str::from_utf8(&buf[src.checked..self.end]) {
+                Ok(_) => src.checked = self.end,
+                Err(e) => {
+                    src.checked += e.valid_up_to();
+                    if e.error_len().is_some() || src.eof {
+                        return Err(Bad);
+                    }
+                }
+            }
+        }
+        Ok(drop)
+    }
+
+    #[inline]
+    pub fn ws(&mut self) -> Result<(), Bad> {
+        loop {
+            let b = self.win();
+            let mut i = self.pos;
+            while let Some(&c) = b.get(i) {
+                if matches!(c, b' ' | b'\n' | b'\t' | b'\r') {
+                    i += 1;
+                } else {
+                    self.pos = i;
+                    return Ok(());
+                }
+            }
+            self.pos = i;
+            if self.at_eof() {
+                return Ok(());
+            }
+            self.fill(i, i)?;
         }
     }
 
     /// The next non-blank byte (not consumed).
     #[inline]
     pub fn peek(&mut self) -> Result<u8, Bad> {
-        self.ws();
-        self.b.get(self.pos).copied().ok_or(Bad)
+        self.ws()?;
+        self.win().get(self.pos).copied().ok_or(Bad)
     }
 
     /// Consumes `c` after blanks.
@@ -178,8 +367,8 @@ impl<'a> Scanner<'a> {
 
     /// Only blanks remain.
     pub fn end(&mut self) -> Result<(), Bad> {
-        self.ws();
-        if self.pos == self.b.len() {
+        self.ws()?;
+        if self.pos == self.end && self.at_eof() {
             Ok(())
         } else {
             Err(Bad)
@@ -189,97 +378,73 @@ impl<'a> Scanner<'a> {
     /// A string at the current position (after blanks), checked; its
     /// escapes are decoded only when its text is needed.
     #[inline]
-    pub fn string(&mut self) -> Result<Str<'a>, Bad> {
+    pub fn string(&mut self) -> Result<Str, Bad> {
         if self.peek()? != b'"' {
             return Err(Bad);
         }
-        let start = self.pos;
+        let mut start = self.pos;
         let mut i = start + 1;
         let mut escaped = false;
         loop {
-            let c = *self.b.get(i).ok_or(Bad)?;
-            match STR_CLASS[c as usize] {
-                0 => i += 1,
-                1 => break,
-                2 => {
-                    escaped = true;
-                    i += 2;
+            let b = self.win();
+            while let Some(&c) = b.get(i) {
+                match STR_CLASS[c as usize] {
+                    0 => i += 1,
+                    1 => {
+                        if escaped && !escapes_valid(&b[start + 1..i]) {
+                            return Err(Bad);
+                        }
+                        self.pos = i + 1;
+                        return Ok(Str {
+                            start,
+                            end: i + 1,
+                            escaped,
+                        });
+                    }
+                    2 => {
+                        escaped = true;
+                        i += 2;
+                    }
+                    _ => return Err(Bad),
                 }
-                _ => return Err(Bad),
             }
+            if self.at_eof() {
+                return Err(Bad);
+            }
+            let moved = self.fill(i, start)?;
+            start -= moved;
+            i -= moved;
         }
-        self.pos = i + 1;
-        let s = Str {
-            raw: &self.b[start..=i],
-            escaped,
-        };
-        if escaped && !escapes_valid(&s.raw[1..s.raw.len() - 1]) {
-            return Err(Bad);
-        }
-        Ok(s)
     }
 
     /// A number at the current position (after blanks): RFC 8259 grammar,
     /// and in `f64` range.
     #[inline]
-    pub fn number(&mut self) -> Result<Num<'a>, Bad> {
-        self.ws();
-        let b = self.b;
-        let start = self.pos;
-        let mut i = start;
-        let neg = b.get(i) == Some(&b'-');
-        if neg {
-            i += 1;
-        }
-        let int_start = i;
-        match b.get(i) {
-            Some(b'0') => i += 1,
-            Some(b'1'..=b'9') => {
-                while matches!(b.get(i), Some(b'0'..=b'9')) {
-                    i += 1;
-                }
+    pub fn number(&mut self) -> Result<Num, Bad> {
+        self.ws()?;
+        let mut start = self.pos;
+        let (stop, found) = loop {
+            let (stop, found) = number_at(self.win(), start);
+            // A number that reaches the window's end may go on.
+            if stop < self.end || self.at_eof() {
+                break (stop, found);
             }
-            _ => return Err(Bad),
-        }
-        let int_digits = i - int_start;
-        let mut plain_int = true;
-        if b.get(i) == Some(&b'.') {
-            plain_int = false;
-            i += 1;
-            let d = i;
-            while matches!(b.get(i), Some(b'0'..=b'9')) {
-                i += 1;
-            }
-            if i == d {
-                return Err(Bad);
-            }
-        }
-        let mut exponent = false;
-        if matches!(b.get(i), Some(b'e' | b'E')) {
-            plain_int = false;
-            exponent = true;
-            i += 1;
-            if matches!(b.get(i), Some(b'+' | b'-')) {
-                i += 1;
-            }
-            let d = i;
-            while matches!(b.get(i), Some(b'0'..=b'9')) {
-                i += 1;
-            }
-            if i == d {
-                return Err(Bad);
-            }
-        }
-        self.pos = i;
-        let raw = &b[start..i];
+            start -= self.fill(stop, start)?;
+        };
+        let (plain_int, int_digits, exponent) = found.ok_or(Bad)?;
+        self.pos = stop;
+        let raw = &self.b[start..stop];
         // `-0` is read as the float -0.0; 19+ digits may leave i64/u64.
-        let simple = plain_int && int_digits <= 18 && !(neg && raw == b"-0");
-        let n = Num { raw, simple };
+        let simple = plain_int && int_digits <= 18 && raw != b"-0";
         if exponent || raw.len() > 300 {
             // Could be out of f64 range: serde_json refuses those.
-            n.number()?;
+            serde_json::from_slice::<Number>(raw).map_err(|_| Bad)?;
         }
-        Ok(n)
+        Ok(Num {
+            start,
+            end: stop,
+            simple,
+        })
     }
 
     /// `true`, `false` or `null` at the current position (after blanks).
@@ -291,7 +456,10 @@ impl<'a> Scanner<'a> {
             b'n' => b"null",
             _ => return Err(Bad),
         };
-        if self.b[self.pos..].starts_with(lit) {
+        while self.end < self.pos + lit.len() && !self.at_eof() {
+            self.fill(self.pos + lit.len() - 1, self.pos)?;
+        }
+        if self.win()[self.pos..].starts_with(lit) {
             self.pos += lit.len();
             Ok(lit)
         } else {
@@ -299,13 +467,27 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Skips one value (after blanks), checking it; `depth` is the number
-    /// of containers around it. Returns the raw value.
-    pub fn skip(&mut self, depth: usize) -> Result<&'a [u8], Bad> {
-        let start = {
-            self.ws();
-            self.pos
+    /// Skips one value (after blanks), checking it, and returns its place
+    /// in the window (valid until the scanner reads on): the window keeps
+    /// all of it, however long.
+    pub fn skip_raw(&mut self, depth: usize) -> Result<(usize, usize), Bad> {
+        self.ws()?;
+        if let Some(src) = self.src.as_mut() {
+            src.hold = self.pos;
+        }
+        let start = self.pos;
+        let r = self.skip(depth);
+        let start = match self.src.as_mut() {
+            Some(src) => std::mem::replace(&mut src.hold, NO_HOLD),
+            None => start,
         };
+        r?;
+        Ok((start, self.pos))
+    }
+
+    /// Skips one value (after blanks), checking it; `depth` is the number
+    /// of containers around it.
+    pub fn skip(&mut self, depth: usize) -> Result<(), Bad> {
         match self.peek()? {
             b'{' => {
                 if depth + 1 > MAX_DEPTH {
@@ -347,8 +529,59 @@ impl<'a> Scanner<'a> {
                 self.literal()?;
             }
         }
-        Ok(&self.b[start..self.pos])
+        Ok(())
     }
+}
+
+/// A number's grammar from `start`: where it stopped, and, when it is a
+/// number, whether it is a plain integer, its count of integer digits and
+/// whether it has an exponent.
+#[inline]
+fn number_at(b: &[u8], start: usize) -> (usize, Option<(bool, usize, bool)>) {
+    let mut i = start;
+    if b.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    let int_start = i;
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            while matches!(b.get(i), Some(b'0'..=b'9')) {
+                i += 1;
+            }
+        }
+        _ => return (i, None),
+    }
+    let int_digits = i - int_start;
+    let mut plain_int = true;
+    if b.get(i) == Some(&b'.') {
+        plain_int = false;
+        i += 1;
+        let d = i;
+        while matches!(b.get(i), Some(b'0'..=b'9')) {
+            i += 1;
+        }
+        if i == d {
+            return (i, None);
+        }
+    }
+    let mut exponent = false;
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        plain_int = false;
+        exponent = true;
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let d = i;
+        while matches!(b.get(i), Some(b'0'..=b'9')) {
+            i += 1;
+        }
+        if i == d {
+            return (i, None);
+        }
+    }
+    (i, Some((plain_int, int_digits, exponent)))
 }
 
 /// Whether the escapes inside a string (without its quotes; its end was
@@ -395,4 +628,48 @@ fn escapes_valid(b: &[u8]) -> bool {
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Pieces<'a>(&'a [u8], usize);
+    impl Read for Pieces<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// A page of many small elements, read in pieces: the window stays at
+    /// one piece; a subtree held whole grows it to that subtree only.
+    #[test]
+    fn the_window_is_bounded_by_a_piece_or_a_held_subtree() {
+        let item = br#"{"id": "0123456789", "n": [1, 2.5, true, null], "s": "a\u00e9b"}"#;
+        let mut page = b"{\"value\": [".to_vec();
+        for i in 0..20_000 {
+            if i > 0 {
+                page.extend_from_slice(b", ");
+            }
+            page.extend_from_slice(item);
+        }
+        page.extend_from_slice(b"]}");
+        assert!(page.len() > 20 * PIECE);
+        for piece in [1, 7, 4096, usize::MAX] {
+            let mut r = Pieces(&page, piece);
+            let mut sc = Scanner::reader(&mut r);
+            sc.skip(0).and_then(|()| sc.end()).unwrap();
+            assert_eq!(sc.window_capacity(), PIECE, "pieces of {piece}");
+        }
+        // The same page held whole: the window grows to the page.
+        let mut r = Pieces(&page, 4096);
+        let mut sc = Scanner::reader(&mut r);
+        let (start, end) = sc.skip_raw(0).unwrap();
+        assert_eq!(sc.raw(start, end), &page[..]);
+        sc.end().unwrap();
+        assert!(sc.window_capacity() >= page.len());
+    }
 }

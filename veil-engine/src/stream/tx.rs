@@ -27,38 +27,79 @@ pub(super) enum Sch {
     Node(usize, usize),
 }
 
-pub(super) enum Scalar<'a> {
-    Str(Str<'a>),
-    Num(Num<'a>),
+/// A scalar token (its bytes are in the scanner's window).
+pub(super) enum Scalar {
+    Str(Str),
+    Num(Num),
     Lit(&'static [u8]),
 }
 
-/// Member names of one object, to find duplicates.
+/// Member names of one object, to find duplicates. The names are copied
+/// (the scanner's window moves on while the object is read): one string of
+/// all names, compared in turn while there are few, and their hashes once
+/// there are many (a hash seen before is confirmed by comparing names).
 #[derive(Default)]
-pub(super) struct Seen<'a> {
-    pub(super) list: Vec<Cow<'a, str>>,
-    pub(super) set: HashSet<Cow<'a, str>>,
+pub(super) struct Seen {
+    names: String,
+    /// Where each name ends in `names`.
+    ends: Vec<usize>,
+    hashes: HashSet<u64>,
+    hasher: foldhash::fast::RandomState,
 }
 
-impl<'a> Seen<'a> {
+impl Seen {
     pub(super) fn clear(&mut self) {
-        self.list.clear();
-        self.set.clear();
+        self.names.clear();
+        self.ends.clear();
+        self.hashes.clear();
+    }
+
+    /// Whether `key` is among the names.
+    fn contains(&self, key: &[u8]) -> bool {
+        let names = self.names.as_bytes();
+        let mut start = 0;
+        for &end in &self.ends {
+            if end - start == key.len() && names[start..end] == *key {
+                return true;
+            }
+            start = end;
+        }
+        false
+    }
+
+    /// The name inserted last.
+    pub(super) fn last(&self) -> &str {
+        let n = self.ends.len();
+        let start = if n > 1 { self.ends[n - 2] } else { 0 };
+        &self.names[start..]
     }
 
     /// False when `key` was seen before.
-    pub(super) fn insert(&mut self, key: Cow<'a, str>) -> bool {
-        if self.set.is_empty() {
-            if self.list.contains(&key) {
+    pub(super) fn insert(&mut self, key: &str) -> bool {
+        use std::hash::BuildHasher;
+        let n = self.ends.len();
+        if n < 32 {
+            if self.contains(key.as_bytes()) {
                 return false;
             }
-            if self.list.len() < 32 {
-                self.list.push(key);
-                return true;
+        } else {
+            if n == 32 {
+                let mut start = 0;
+                for &end in &self.ends {
+                    let h = self.hasher.hash_one(&self.names.as_bytes()[start..end]);
+                    self.hashes.insert(h);
+                    start = end;
+                }
             }
-            self.set.extend(self.list.drain(..));
+            if !self.hashes.insert(self.hasher.hash_one(key.as_bytes()))
+                && self.contains(key.as_bytes())
+            {
+                return false;
+            }
         }
-        self.set.insert(key)
+        self.names.push_str(key);
+        self.ends.push(self.names.len());
+        true
     }
 }
 
@@ -83,28 +124,30 @@ pub(super) struct Tx<'a, 's, 'o> {
     pub(super) schema_changes: usize,
     pub(super) order: Vec<usize>,
     /// Per depth: the member names of the object being read.
-    pub(super) seen: Vec<Seen<'a>>,
+    pub(super) seen: Vec<Seen>,
     /// Per depth: automaton states and matched paths of the current child.
     pub(super) bufs: Vec<(Vec<State>, Vec<u32>)>,
 }
 
 impl<'a, 's, 'o> Tx<'a, 's, 'o> {
+    /// `size`: the body's size when known (the output is collected
+    /// whole without a sink: its buffer starts at an eighth of that, since
+    /// the schema drops most of a page).
     pub(super) fn new(
         san: &'s EndpointSanitizer,
-        body: &'a [u8],
+        sc: Scanner<'a>,
+        size: usize,
         p: &'s Pseudonymizer,
         active: &'s [bool],
         links: Option<&'s PublicBase>,
         sink: Option<&'o mut dyn Write>,
     ) -> Self {
-        // Without a sink the output is collected whole: start at an
-        // eighth of the body (the schema drops most of a page).
         let capacity = match sink {
             Some(_) => FLUSH_AT + FLUSH_AT / 4,
-            None => body.len() / 8,
+            None => size / 8,
         };
         Tx {
-            sc: Scanner::new(body),
+            sc,
             out: Vec::with_capacity(capacity),
             flushed: 0,
             sink,
@@ -214,7 +257,7 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
             b'-' | b'0'..=b'9' => {
                 let n = self.sc.number()?;
                 num = Some(n);
-                if n.is_integer()? {
+                if self.sc.num_ref(n).is_integer()? {
                     Shape::Integer
                 } else {
                     Shape::Float
@@ -230,7 +273,7 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
             // The schema looks into the value: filter it whole. A number
             // was read already; put the scanner back to its start.
             if let Some(n) = num {
-                self.sc.pos -= n.raw.len();
+                self.sc.pos = n.start;
             }
             return self.buffered(sch, matched, next, depth);
         }
@@ -278,17 +321,17 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
     }
 
     /// A scalar: written as is, or through the transforms that end at it.
-    pub(super) fn scalar(&mut self, s: Scalar<'a>, matched: &[u32]) -> Result<bool, Stop> {
+    pub(super) fn scalar(&mut self, s: Scalar, matched: &[u32]) -> Result<bool, Stop> {
         if matched.is_empty() {
             match s {
-                Scalar::Str(s) => s.write(&mut self.out)?,
-                Scalar::Num(n) => n.write(&mut self.out)?,
+                Scalar::Str(s) => self.sc.str_ref(s).write(&mut self.out)?,
+                Scalar::Num(n) => self.sc.num_ref(n).write(&mut self.out)?,
                 Scalar::Lit(l) => self.out.extend_from_slice(l),
             }
             return Ok(true);
         }
         if let Scalar::Str(s) = s {
-            if let Some(text) = s.plain() {
+            if let Some(text) = self.sc.str_ref(s).plain() {
                 if self
                     .san
                     .write_remembered(text, matched, &mut self.w, &mut self.out)
@@ -298,8 +341,8 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
             }
         }
         let mut v = match s {
-            Scalar::Str(s) => Value::String(s.text()?.into_owned()),
-            Scalar::Num(n) => Value::Number(n.number()?),
+            Scalar::Str(s) => Value::String(self.sc.str_ref(s).text()?.into_owned()),
+            Scalar::Num(n) => Value::Number(self.sc.num_ref(n).number()?),
             Scalar::Lit(b"true") => Value::Bool(true),
             Scalar::Lit(b"false") => Value::Bool(false),
             Scalar::Lit(_) => Value::Null,
@@ -324,8 +367,9 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
         next: &[State],
         depth: usize,
     ) -> Result<bool, Stop> {
-        let raw = self.sc.skip(depth)?;
-        let mut v: Value = serde_json::from_slice(raw).map_err(|_| Stop::Bad)?;
+        let (start, end) = self.sc.skip_raw(depth)?;
+        let mut v: Value =
+            serde_json::from_slice(self.sc.raw(start, end)).map_err(|_| Stop::Bad)?;
         if let (Sch::Node(id, d), Some(s)) = (sch, self.schema) {
             self.schema_changes += s.apply_at(id, &mut v, d);
         }
@@ -391,28 +435,30 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
         verdict: Verdict,
         states: &[State],
         depth: usize,
-        seen: &mut Seen<'a>,
+        seen: &mut Seen,
         next: &mut Vec<State>,
         matched: &mut Vec<u32>,
     ) -> Result<(), Stop> {
         let mut pos = 0;
         let mut first = true;
         loop {
+            // The name is copied for what comes after the value; the token
+            // `k` is valid until the scanner reads on (the `:`).
             let k = self.sc.string()?;
-            let key = k.text()?;
-            if !seen.insert(key.clone()) {
+            if !seen.insert(&self.sc.str_ref(k).text()?) {
                 return Err(Stop::Dup);
             }
-            self.sc.expect(b':')?;
+            let key = seen.last();
             let child = match verdict {
                 Verdict::Object { id, depth: d } => self
                     .schema
-                    .and_then(|s| s.member_id(id, &key))
+                    .and_then(|s| s.member_id(id, key))
                     .map(|cid| Sch::Node(cid, d)),
                 _ => Some(Sch::Off),
             };
             match child {
                 None => {
+                    self.sc.expect(b':')?;
                     self.schema_changes += 1;
                     self.sc.skip(depth + 1)?;
                 }
@@ -420,20 +466,21 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
                     next.clear();
                     matched.clear();
                     self.paths
-                        .advance(states, Key::Name(&key), pos, None, next, matched);
+                        .advance(states, Key::Name(key), pos, None, next, matched);
                     pos += 1;
                     self.maybe_flush()?;
                     let mark = self.mark();
                     if !first {
                         self.out.push(b',');
                     }
-                    k.write(&mut self.out)?;
+                    self.sc.str_ref(k).write(&mut self.out)?;
+                    self.sc.expect(b':')?;
                     self.out.push(b':');
                     let start = self.mark();
                     let kept = self.value(child, matched, next, depth + 1)?;
                     if kept {
                         first = false;
-                        if depth == 0 && self.links.is_some() && PAGING_LINKS.contains(&&*key) {
+                        if depth == 0 && self.links.is_some() && PAGING_LINKS.contains(&key) {
                             self.rewrite_link(start);
                         }
                     } else {
