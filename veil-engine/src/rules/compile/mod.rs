@@ -3,21 +3,21 @@
 
 use std::path::Path;
 
-use regex::Regex;
 use sha2::{Digest, Sha256};
+
+mod transforms;
+
+use transforms::compile_transform;
 
 use super::java_regex;
 use super::load;
 use super::model::{ConnectorMeta, EndpointSpec, ParameterSchema, RuleFile};
-use super::transform_spec::TransformSpec;
 use crate::error::RuleError;
-use crate::jsonpath::{self, CompiledPath, PathSet};
+use crate::jsonpath::{CompiledPath, PathSet};
 use crate::policy::{ParamKind, ParamSchema, PathPattern};
-use crate::pseudonym::{Encoding, PseudonymizeOptions};
-use crate::sanitize::{EndpointSanitizer, RuleTransform};
+use crate::sanitize::EndpointSanitizer;
 use crate::schema_filter::SchemaFilter;
-use crate::transform::pseudonymize::EmailDomains;
-use crate::transform::{self, Transform};
+use crate::transform::Transform;
 
 /// A loaded, compiled rule file.
 #[derive(Debug)]
@@ -341,205 +341,6 @@ fn param_schema(s: &ParameterSchema) -> Result<ParamSchema, String> {
     })
 }
 
-/// Options each method accepts (besides `jsonPaths` and `applyOnlyWhen`).
-fn allowed_options(method: &str) -> &'static [&'static str] {
-    match method {
-        "redactRegexMatches" => &["redactions"],
-        "redactExceptPhrases" => &["allowedPhrases"],
-        "redactExceptSubstringsMatchingRegexes" => &["exceptions"],
-        "filterTokenByRegex" => &["filters", "delimiter"],
-        "pseudonymize" => &[
-            "encoding",
-            "includeOriginal",
-            "includeReversible",
-            "onlyIfRegex",
-            "emailDomains",
-        ],
-        "pseudonymizeRegexMatches" => &["regex"],
-        "tokenize" => &["regex", "kind"],
-        _ => &[],
-    }
-}
-
-fn compile_transform(t: &TransformSpec) -> Result<(RuleTransform, Vec<CompiledPath>), CompileErr> {
-    let o = &t.options;
-    let set: Vec<(&str, bool)> = vec![
-        ("redactions", o.redactions.is_some()),
-        ("allowedPhrases", o.allowed_phrases.is_some()),
-        ("exceptions", o.exceptions.is_some()),
-        ("filters", o.filters.is_some()),
-        ("delimiter", o.delimiter.is_some()),
-        ("encoding", o.encoding.is_some()),
-        ("includeOriginal", o.include_original.is_some()),
-        ("includeReversible", o.include_reversible.is_some()),
-        ("onlyIfRegex", o.only_if_regex.is_some()),
-        ("regex", o.regex.is_some()),
-        ("kind", o.kind.is_some()),
-        ("emailDomains", o.email_domains.is_some()),
-    ];
-    let allowed = allowed_options(&t.method);
-    for (name, present) in set {
-        if present && !allowed.contains(&name) {
-            let valid = if allowed.is_empty() {
-                "none besides jsonPaths and applyOnlyWhen".to_string()
-            } else {
-                allowed.join(", ")
-            };
-            return Err((
-                name.into(),
-                format!(
-                    "`{name}` is not an option of `{}` (its options: {valid})",
-                    t.method
-                ),
-            ));
-        }
-    }
-    if o.json_paths.is_empty() {
-        return Err((
-            "jsonPaths".into(),
-            "`jsonPaths` is empty: the transform would do nothing".into(),
-        ));
-    }
-    let mut paths = Vec::new();
-    for (i, p) in o.json_paths.iter().enumerate() {
-        paths.push(jsonpath::compile(p).map_err(|m| (format!("jsonPaths[{i}]"), m))?);
-    }
-    let apply_only_when = match &o.apply_only_when {
-        Some(p) => Some(jsonpath::compile(p).map_err(|m| ("applyOnlyWhen".to_string(), m))?),
-        None => None,
-    };
-    let regexes = |list: &Option<Vec<String>>,
-                   field: &str,
-                   anchored: bool|
-     -> Result<Vec<Regex>, CompileErr> {
-        let list = list.as_deref().unwrap_or_default();
-        if list.is_empty() {
-            return Err((
-                field.to_string(),
-                format!("`{field}` must list at least one regex"),
-            ));
-        }
-        list.iter()
-            .enumerate()
-            .map(|(i, r)| {
-                java_regex::compile(r, false, anchored).map_err(|m| (format!("{field}[{i}]"), m))
-            })
-            .collect()
-    };
-    let one_regex = |r: &str, field: &str| {
-        java_regex::compile(r, false, false).map_err(|m| (field.to_string(), m))
-    };
-    let transform = match t.method.as_str() {
-        "redact" => Transform::Redact,
-        "redactRegexMatches" => Transform::RedactRegexMatches(transform::redact::RegexMatches {
-            redactions: regexes(&o.redactions, "redactions", false)?,
-        }),
-        "redactExceptPhrases" => {
-            let phrases = o.allowed_phrases.clone().unwrap_or_default();
-            if phrases.is_empty() {
-                return Err(("allowedPhrases".into(), "`allowedPhrases` is empty".into()));
-            }
-            Transform::RedactExceptPhrases(
-                transform::redact::ExceptPhrases::new(&phrases)
-                    .map_err(|m| ("allowedPhrases".to_string(), m))?,
-            )
-        }
-        "redactExceptSubstringsMatchingRegexes" => {
-            Transform::RedactExceptSubstringsMatchingRegexes(transform::redact::ExceptSubstrings {
-                exceptions: regexes(&o.exceptions, "exceptions", false)?,
-            })
-        }
-        "filterTokenByRegex" => Transform::FilterTokenByRegex(transform::redact::FilterTokens {
-            filters: regexes(&o.filters, "filters", true)?,
-            delimiter: one_regex(o.delimiter.as_deref().unwrap_or(r"\s+"), "delimiter")?,
-        }),
-        "pseudonymize" => {
-            let encoding = match o.encoding.as_deref() {
-                None | Some("URL_SAFE_TOKEN") => Encoding::UrlSafeToken,
-                Some("URL_SAFE_HASH_ONLY") => Encoding::UrlSafeHashOnly,
-                Some("JSON") => Encoding::Json,
-                Some(x) => {
-                    return Err((
-                        "encoding".into(),
-                        format!(
-                            "unknown encoding `{x}` (URL_SAFE_TOKEN, URL_SAFE_HASH_ONLY, JSON)"
-                        ),
-                    ))
-                }
-            };
-            let include_original = o.include_original.unwrap_or(false);
-            if include_original && encoding != Encoding::Json {
-                return Err((
-                    "includeOriginal".into(),
-                    "`includeOriginal: true` needs `encoding: JSON` (a URL-safe token cannot carry the original)".into(),
-                ));
-            }
-            let include_reversible = o.include_reversible.unwrap_or(false);
-            if include_reversible && encoding == Encoding::UrlSafeHashOnly {
-                return Err((
-                    "includeReversible".into(),
-                    "`includeReversible: true` does not work with URL_SAFE_HASH_ONLY".into(),
-                ));
-            }
-            Transform::Pseudonymize(transform::pseudonymize::Pseudonymize {
-                options: PseudonymizeOptions {
-                    encoding,
-                    include_original,
-                    include_reversible,
-                },
-                only_if: o
-                    .only_if_regex
-                    .as_deref()
-                    .map(|r| one_regex(r, "onlyIfRegex"))
-                    .transpose()?,
-                domains: o
-                    .email_domains
-                    .as_ref()
-                    .map(|d| email_domains(d, encoding))
-                    .transpose()?,
-            })
-        }
-        "pseudonymizeRegexMatches" => {
-            Transform::PseudonymizeRegexMatches(transform::pseudonymize::RegexMatches {
-                regex: with_group(o.regex.as_deref(), "pseudonymizeRegexMatches")?,
-            })
-        }
-        "pseudonymizeEmailHeader" => Transform::PseudonymizeEmailHeader,
-        "tokenize" => Transform::Tokenize(transform::tokenize::Tokenize {
-            regex: match o.regex.as_deref() {
-                Some(r) => Some(with_group(Some(r), "tokenize")?),
-                None => None,
-            },
-            kind: o
-                .kind
-                .as_deref()
-                .map(|k| k.parse().map_err(|e| ("kind".to_string(), e)))
-                .transpose()?,
-        }),
-        other => return Err((String::new(), format!("unknown transform `{other}`"))),
-    };
-    Ok((
-        RuleTransform {
-            transform,
-            apply_only_when,
-            paths: o.json_paths.clone(),
-        },
-        paths,
-    ))
-}
-
-fn with_group(r: Option<&str>, method: &str) -> Result<Regex, CompileErr> {
-    let r = r.ok_or_else(|| ("regex".to_string(), format!("`{method}` needs `regex`")))?;
-    let re = java_regex::compile(r, false, false).map_err(|m| ("regex".to_string(), m))?;
-    if re.captures_len() < 2 {
-        return Err((
-            "regex".into(),
-            format!("regex `{r}` needs a capture group: group 1 is what gets replaced"),
-        ));
-    }
-    Ok(re)
-}
-
 /// Pairs of endpoints that can match the same request.
 fn overlaps(eps: &[CompiledEndpoint]) -> Vec<String> {
     let mut out = Vec::new();
@@ -575,58 +376,6 @@ fn overlaps(eps: &[CompiledEndpoint]) -> Vec<String> {
         }
     }
     out
-}
-
-/// Compiles `emailDomains` of `pseudonymize`; errors name the field and
-/// say what is wrong.
-fn email_domains(
-    spec: &super::transform_spec::EmailDomainsSpec,
-    encoding: crate::pseudonym::Encoding,
-) -> Result<EmailDomains, (String, String)> {
-    use crate::pseudonym::email::DomainList;
-    use transform::pseudonymize::OtherDomain;
-    if encoding != crate::pseudonym::Encoding::UrlSafeToken {
-        return Err((
-            "emailDomains".into(),
-            "`emailDomains` needs the URL_SAFE_TOKEN encoding (the other encodings write no domain after the hash)".into(),
-        ));
-    }
-    let list = |field: &str, entries: &[String]| {
-        DomainList::new(entries).map_err(|bad| {
-            (
-                format!("emailDomains.{field}"),
-                format!("`{bad}` is not a domain name (write `contoso.example`; it covers its subdomains)"),
-            )
-        })
-    };
-    let internal = list("internal", &spec.internal)?;
-    if internal.is_empty() {
-        return Err((
-            "emailDomains.internal".into(),
-            "`internal` must list the tenant's own domains".into(),
-        ));
-    }
-    if spec.internal.iter().any(|d| d.trim() == "*") {
-        return Err((
-            "emailDomains.internal".into(),
-            "`*` cannot be internal: no address would be external".into(),
-        ));
-    }
-    let other = match spec.other_external.as_deref() {
-        None | Some("tokenize") => OtherDomain::Tokenize,
-        Some("redact") => OtherDomain::Redact,
-        Some(x) => {
-            return Err((
-                "emailDomains.otherExternal".into(),
-                format!("unknown `otherExternal` `{x}` (tokenize, redact)"),
-            ))
-        }
-    };
-    Ok(EmailDomains {
-        internal,
-        keep: list("keepExternal", &spec.keep_external)?,
-        other,
-    })
 }
 
 #[cfg(test)]
