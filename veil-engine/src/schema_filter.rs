@@ -30,7 +30,10 @@ enum Kind {
 #[derive(Debug, Default)]
 struct Node {
     kind: Option<Kind>,
-    properties: Option<IndexMap<String, usize>>,
+    /// Looked up once per member of every object Veil reads: foldhash,
+    /// not the default SipHash (the keys are the rules' own names; a lookup
+    /// never inserts, so the hasher has no flooding to resist).
+    properties: Option<IndexMap<String, usize, foldhash::fast::RandomState>>,
     items: Option<usize>,
     any_of: Vec<usize>,
     reference: Option<usize>,
@@ -477,7 +480,7 @@ impl Compiler {
             ..Node::default()
         };
         if let Some(props) = &s.properties {
-            let mut map = IndexMap::new();
+            let mut map = IndexMap::with_hasher(foldhash::fast::RandomState::default());
             for (k, child) in props {
                 let cid = self.alloc();
                 self.fill(cid, child, &format!("{at}.properties.{k}"))?;

@@ -63,9 +63,16 @@ pub(super) enum Decode {
 }
 
 impl BodyReader {
-    pub(super) fn new(config: &UpstreamConfig, gzip: bool) -> Self {
+    /// `announced`: the body's `Content-Length`, if any; a plain body's
+    /// buffer is sized for it at once (never over the size limit), so it is
+    /// not copied as it grows.
+    pub(super) fn new(config: &UpstreamConfig, gzip: bool, announced: Option<u64>) -> Self {
+        let capacity = match announced {
+            Some(n) if !gzip => (n as usize).min(config.max_body_bytes),
+            _ => 0,
+        };
         let sink = Sink {
-            buf: Vec::new(),
+            buf: Vec::with_capacity(capacity),
             max: config.max_body_bytes,
             depth: DepthScanner::new(config.max_depth),
             reservation: config.budget.reserve(),
@@ -166,9 +173,10 @@ impl DepthScanner {
         }
     }
 
-    /// Feeds bytes; `false` once the nesting passed the maximum. Bytes that
-    /// cannot change the state (all but quotes, backslashes and brackets)
-    /// are skipped in a tight loop: most of a page is string content.
+    /// Feeds bytes; `false` once the nesting passed the maximum. Most of
+    /// a page is string content: inside a string the scanner jumps to the
+    /// next quote or backslash (`memchr2`, many bytes at a time); outside,
+    /// bytes that cannot change the state are skipped in a tight loop.
     pub(crate) fn feed(&mut self, data: &[u8]) -> bool {
         let mut i = 0;
         while i < data.len() {
@@ -178,19 +186,30 @@ impl DepthScanner {
                 i += 1;
                 continue;
             }
+            if self.in_string {
+                // Member names and most values end within a few bytes:
+                // those are looked at one by one, the rest by `memchr2`.
+                let near = (i + SHORT_STRING).min(data.len());
+                let end = match data[i..near].iter().position(|b| matches!(b, b'"' | b'\\')) {
+                    Some(k) => i + k,
+                    None => match memchr::memchr2(b'"', b'\\', &data[near..]) {
+                        Some(k) => near + k,
+                        None => break,
+                    },
+                };
+                if data[end] == b'\\' {
+                    self.escaped = true;
+                } else {
+                    self.in_string = false;
+                }
+                i = end + 1;
+                continue;
+            }
             while i < data.len() && !DEPTH_SPECIAL[data[i] as usize] {
                 i += 1;
             }
             let Some(&b) = data.get(i) else { break };
             i += 1;
-            if self.in_string {
-                if b == b'\\' {
-                    self.escaped = true;
-                } else if b == b'"' {
-                    self.in_string = false;
-                }
-                continue;
-            }
             match b {
                 b'"' => self.in_string = true,
                 b'[' | b'{' => {
@@ -206,6 +225,10 @@ impl DepthScanner {
         true
     }
 }
+
+/// How many bytes of a string [`DepthScanner`] looks at one by one before
+/// it searches the rest with `memchr2`.
+const SHORT_STRING: usize = 16;
 
 /// The bytes [`DepthScanner`] looks at.
 pub(super) static DEPTH_SPECIAL: [bool; 256] = {

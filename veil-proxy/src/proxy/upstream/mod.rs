@@ -376,7 +376,7 @@ impl Upstream {
         if announced.is_some_and(|n| n > self.config.max_body_bytes as u64) {
             return Err(too_large(self.config.max_body_bytes));
         }
-        let mut reader = BodyReader::new(&self.config, gzip);
+        let mut reader = BodyReader::new(&self.config, gzip, announced);
         let read_timeout = self.config.read_timeout;
         loop {
             use http_body_util::BodyExt as _;
@@ -431,7 +431,7 @@ mod tests {
     }
 
     fn read(cfg: &UpstreamConfig, gz: bool, body: &[u8]) -> Result<Vec<u8>, ProxyError> {
-        let mut r = BodyReader::new(cfg, gz);
+        let mut r = BodyReader::new(cfg, gz, None);
         for chunk in body.chunks(1000) {
             r.feed(chunk)?;
         }
@@ -539,7 +539,7 @@ mod tests {
     fn the_budget_is_shared_and_given_back() {
         let cfg = config(1 << 20, 64, 256 * 1024);
         let body = vec![b'1'; 200 * 1024];
-        let mut first = BodyReader::new(&cfg, false);
+        let mut first = BodyReader::new(&cfg, false, None);
         first.feed(&body).unwrap();
         let (_, held) = first.finish().unwrap();
         assert!(held.bytes() >= body.len());
