@@ -16,7 +16,12 @@
 //!   412 when misconfigured, so a client's connection test written against
 //!   Psoxy passes unchanged.
 
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
 use serde_json::json;
+
+use super::normalize::Target;
+use super::{respond, Proxy, RequestContext, WARN_DEVELOPMENT_TOKEN};
 
 /// The path of Veil's own health check.
 pub const HEALTH_PATH: &str = "/healthz";
@@ -120,5 +125,65 @@ impl HealthInfo {
             "problems": self.problems,
             "warnings": self.warnings,
         })
+    }
+}
+
+impl Proxy {
+    /// Phase 3: the health report when one is asked for (see the module
+    /// doc for who gets what), else `None`.
+    pub(super) async fn health_check(
+        &self,
+        req: &Request<Bytes>,
+        ctx: &RequestContext,
+        target: &Target,
+    ) -> Option<Response<Bytes>> {
+        let psoxy = req.headers().contains_key(PSOXY_HEALTH_HEADER);
+        let asked = psoxy
+            || (target.path == HEALTH_PATH && matches!(*req.method(), Method::GET | Method::HEAD));
+        if !asked {
+            return None;
+        }
+        let h = &self.inner.config.health;
+        let status = if h.healthy() {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        if self.authenticate(req, ctx).await.is_err() {
+            // Anyone who can reach Veil: whether it is up, nothing more.
+            let body = Bytes::from(public_json(h.healthy()).to_string());
+            return Some(respond::json_response(status, body, Vec::new(), false));
+        }
+        let tokens = &self.inner.tokens;
+        let graph_token = tokens
+            .status()
+            .to_json(tokens.kind(), tokens.development_only());
+        let (status, mut report) = if psoxy {
+            (
+                h.psoxy_status(),
+                h.to_psoxy_json(ctx.remote_ip, graph_token),
+            )
+        } else {
+            let mut report = h.to_json();
+            report["graphToken"] = graph_token;
+            (status, report)
+        };
+        if tokens.development_only() {
+            // The warning that says where this deployment's token comes from.
+            if let Some(w) = h
+                .warnings
+                .iter()
+                .find(|w| w.starts_with(WARN_DEVELOPMENT_TOKEN))
+            {
+                report["graphToken"]["warning"] = w.as_str().into();
+            }
+        }
+        let body = Bytes::from(serde_json::to_vec_pretty(&report).unwrap_or_default());
+        Some(respond::json_response(
+            status,
+            body,
+            self.veil_headers(),
+            false,
+        ))
     }
 }

@@ -56,7 +56,8 @@ use upstream::{GraphClient, Upstream};
 
 use crate::token::TokenProvider;
 use veil_engine::{
-    reidentify_for, PolicyRequest, Pseudonymizer, RequestCheck, RequestSide, RuleSet,
+    reidentify_for, CompiledEndpoint, PolicyRequest, Pseudonymizer, RequestCheck, RequestSide,
+    RuleSet,
 };
 
 /// How the health check's warning about a development Graph token begins.
@@ -255,25 +256,16 @@ impl Proxy {
         ]
     }
 
+    /// The phases, in order; each is a function of its own below (or in
+    /// its module), and the first that fails answers.
     async fn pipeline(
         &self,
         req: &Request<Bytes>,
         ctx: &RequestContext,
         out: &mut Outcome,
     ) -> Result<Response<Bytes>, ProxyError> {
-        // 1. normalize
-        let target = self.normalize(req, ctx)?;
-        let target = match normalize::target_from_headers(
-            req.headers(),
-            &target,
-            &self.inner.config.limits,
-        )? {
-            Some(named) => {
-                out.target_from_headers = true;
-                named
-            }
-            None => target,
-        };
+        // 1. normalize (the request line, or Psoxy's target headers)
+        let target = self.normalize(req, ctx, out)?;
         // 2. IP allowlist
         self.check_ip(ctx)?;
         // 3. health
@@ -285,8 +277,28 @@ impl Proxy {
         out.caller = self.authenticate(req, ctx).await?;
         out.authenticated = true;
         // 5. match
-        let rules = &self.inner.rules;
-        let allowed = rules
+        let endpoint = self.match_endpoint(req, &target, out)?;
+        // 6. re-identify
+        let (path_and_query, forwarded) = self.reidentify(req, endpoint, &target)?;
+        // 7. upstream (one retry with a fresh token after a 401)
+        let upstream = self
+            .forward(req.method(), &path_and_query, &forwarded, out)
+            .await?;
+        // 8. answer
+        self.answer(req, endpoint, upstream, out)
+    }
+
+    /// Phase 5: the first endpoint whose path matches decides; refusals
+    /// name the check (and, past the path check, the endpoint).
+    fn match_endpoint(
+        &self,
+        req: &Request<Bytes>,
+        target: &Target,
+        out: &mut Outcome,
+    ) -> Result<&CompiledEndpoint, ProxyError> {
+        let allowed = self
+            .inner
+            .rules
             .match_request(
                 PolicyRequest {
                     method: req.method().as_str(),
@@ -313,7 +325,18 @@ impl Proxy {
             )
             .refused_by(Refusal::RequestBody));
         }
-        // 6. re-identify
+        Ok(endpoint)
+    }
+
+    /// Phase 6: `p~` tokens back to Graph's ids, only in the parameters
+    /// that ask for them; the target Graph gets and the caller's headers
+    /// the endpoint lets through.
+    fn reidentify(
+        &self,
+        req: &Request<Bytes>,
+        endpoint: &CompiledEndpoint,
+        target: &Target,
+    ) -> Result<(String, Vec<(HeaderName, HeaderValue)>), ProxyError> {
         let upstream_target = reidentify_for(
             endpoint,
             &target.path,
@@ -328,7 +351,7 @@ impl Proxy {
             Some(q) => format!("{}?{q}", upstream_target.path),
             None => upstream_target.path.clone(),
         };
-        let forwarded: Vec<(HeaderName, HeaderValue)> = endpoint
+        let forwarded = endpoint
             .allowed_headers
             .iter()
             .filter(|h| !is_hop_by_hop(h))
@@ -337,143 +360,55 @@ impl Proxy {
                 req.headers().get(&name).map(|v| (name, v.clone()))
             })
             .collect();
-        // 7. upstream (one retry with a fresh token after a 401)
-        let upstream_started = Instant::now();
-        let upstream = self
-            .upstream_phase(req.method(), &path_and_query, &forwarded)
-            .await;
-        out.upstream_latency = Some(upstream_started.elapsed());
-        let upstream = upstream?;
-        // A 403 for missing consent: drop the cached token (no retry here).
-        let consent_error = (upstream.status == StatusCode::FORBIDDEN)
-            .then(|| respond::missing_consent_code(&upstream.body))
-            .flatten();
-        if let Some(code) = consent_error {
-            let evicted = self.inner.tokens.invalidate_after_forbidden();
-            tracing::warn!(
-                target: "veil::token",
-                graph_error = code,
-                token_provider = self.inner.tokens.kind(),
-                evicted_cached_token = evicted,
-                "{}",
-                respond::CONSENT_HINT
-            );
-        }
-        out.upstream_status = Some(upstream.status.as_u16());
-        out.bytes_in = upstream.body.len();
-        // 8. answer
-        let mut headers = self.veil_headers();
-        headers.extend(respond::passed_headers(&upstream.headers));
-        let gzip_ok = respond::accepts_gzip(req.headers());
-        if upstream.status.is_success() {
-            let (body, report) = respond::sanitize_body(
-                endpoint,
-                &upstream.body,
-                &self.inner.pseudonymizer,
-                &self.inner.config.body,
-            )?;
-            out.report = Some(report);
-            out.transform_kinds = endpoint.sanitizer.transform_names();
-            let body = if req.method() == Method::HEAD {
-                Bytes::new()
-            } else {
-                body
-            };
-            Ok(respond::json_response(
-                upstream.status,
-                body,
-                headers,
-                gzip_ok,
-            ))
-        } else {
-            let mut reduced = respond::reduce_error_body(&upstream.body);
-            if consent_error.is_some() {
-                respond::append_hint(&mut reduced, respond::CONSENT_HINT);
-            }
-            headers.push((
-                HeaderName::from_static(respond::HEADER_PSOXY_ERROR),
-                HeaderValue::from_static("API_ERROR"),
-            ));
-            let body = Bytes::from(serde_json::to_vec(&reduced).unwrap_or_default());
-            let status = if upstream.status.is_redirection() {
-                StatusCode::BAD_GATEWAY
-            } else {
-                upstream.status
-            };
-            Ok(respond::json_response(status, body, headers, false))
-        }
+        Ok((path_and_query, forwarded))
     }
 
-    fn normalize(&self, req: &Request<Bytes>, ctx: &RequestContext) -> Result<Target, ProxyError> {
+    /// Phase 7: the Graph call under one deadline, timed for the log; a
+    /// 403 for missing consent drops the cached token (no retry).
+    async fn forward(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        forwarded: &[(HeaderName, HeaderValue)],
+        out: &mut Outcome,
+    ) -> Result<upstream::UpstreamResponse, ProxyError> {
+        let started = Instant::now();
+        let upstream = self.upstream_phase(method, path_and_query, forwarded).await;
+        out.upstream_latency = Some(started.elapsed());
+        let upstream = upstream?;
+        out.upstream_status = Some(upstream.status.as_u16());
+        out.bytes_in = upstream.body.len();
+        Ok(upstream)
+    }
+
+    /// Phase 1: the headers checked and one canonical target, from the
+    /// request line or, when the caller names it so, Psoxy's target headers
+    /// (which pass the same checks).
+    fn normalize(
+        &self,
+        req: &Request<Bytes>,
+        ctx: &RequestContext,
+        out: &mut Outcome,
+    ) -> Result<Target, ProxyError> {
         let limits = &self.inner.config.limits;
         normalize::check_headers(req.headers(), limits)?;
-        if ctx.host_built_uri || req.version() == http::Version::HTTP_2 {
+        let target = if ctx.host_built_uri || req.version() == http::Version::HTTP_2 {
             let pq = req
                 .uri()
                 .path_and_query()
                 .map(|p| p.as_str())
                 .unwrap_or("/");
-            normalize::normalize_raw_target(pq.as_bytes(), limits)
+            normalize::normalize_raw_target(pq.as_bytes(), limits)?
         } else {
-            normalize::normalize_target(req.uri(), limits)
-        }
-    }
-
-    async fn health_check(
-        &self,
-        req: &Request<Bytes>,
-        ctx: &RequestContext,
-        target: &Target,
-    ) -> Option<Response<Bytes>> {
-        let psoxy = req.headers().contains_key(health::PSOXY_HEALTH_HEADER);
-        let asked = psoxy
-            || (target.path == health::HEALTH_PATH
-                && matches!(*req.method(), Method::GET | Method::HEAD));
-        if !asked {
-            return None;
-        }
-        let h = &self.inner.config.health;
-        let status = if h.healthy() {
-            StatusCode::OK
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
+            normalize::normalize_target(req.uri(), limits)?
         };
-        if self.authenticate(req, ctx).await.is_err() {
-            // Anyone who can reach Veil: whether it is up, nothing more.
-            let body = Bytes::from(health::public_json(h.healthy()).to_string());
-            return Some(respond::json_response(status, body, Vec::new(), false));
-        }
-        let tokens = &self.inner.tokens;
-        let graph_token = tokens
-            .status()
-            .to_json(tokens.kind(), tokens.development_only());
-        let (status, mut report) = if psoxy {
-            (
-                h.psoxy_status(),
-                h.to_psoxy_json(ctx.remote_ip, graph_token),
-            )
-        } else {
-            let mut report = h.to_json();
-            report["graphToken"] = graph_token;
-            (status, report)
-        };
-        if tokens.development_only() {
-            // The warning that says where this deployment's token comes from.
-            if let Some(w) = h
-                .warnings
-                .iter()
-                .find(|w| w.starts_with(WARN_DEVELOPMENT_TOKEN))
-            {
-                report["graphToken"]["warning"] = w.as_str().into();
+        match normalize::target_from_headers(req.headers(), &target, limits)? {
+            Some(named) => {
+                out.target_from_headers = true;
+                Ok(named)
             }
+            None => Ok(target),
         }
-        let body = Bytes::from(serde_json::to_vec_pretty(&report).unwrap_or_default());
-        Some(respond::json_response(
-            status,
-            body,
-            self.veil_headers(),
-            false,
-        ))
     }
 
     /// The caller IP allowlist (before everything else but normalization,

@@ -5,11 +5,14 @@ use std::io::Write;
 use std::sync::LazyLock;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use regex::Regex;
 use serde_json::Value;
 
+use super::access::Outcome;
 use super::error::{ErrorKind, Phase, ProxyError};
+use super::upstream::UpstreamResponse;
+use super::Proxy;
 use veil_engine::{BodyOptions, CompiledEndpoint, Pseudonymizer, SanitizeReport};
 
 /// Response headers of Graph's that pass to the caller.
@@ -258,6 +261,70 @@ pub fn error_response(e: &ProxyError, extra: Vec<(HeaderName, HeaderValue)>) -> 
     ));
     let body = serde_json::to_vec(&e.body()).unwrap_or_default();
     json_response(e.status(), Bytes::from(body), headers, false)
+}
+
+impl Proxy {
+    /// Phase 8: a 2xx body through the sanitizer, anything else reduced to
+    /// Graph's error code and a fixed message; Veil's headers and the few of
+    /// Graph's that pass.
+    pub(super) fn answer(
+        &self,
+        req: &Request<Bytes>,
+        endpoint: &CompiledEndpoint,
+        upstream: UpstreamResponse,
+        out: &mut Outcome,
+    ) -> Result<Response<Bytes>, ProxyError> {
+        // A 403 for missing consent: drop the cached token (no retry here).
+        let consent_error = (upstream.status == StatusCode::FORBIDDEN)
+            .then(|| missing_consent_code(&upstream.body))
+            .flatten();
+        if let Some(code) = consent_error {
+            let evicted = self.inner.tokens.invalidate_after_forbidden();
+            tracing::warn!(
+                target: "veil::token",
+                graph_error = code,
+                token_provider = self.inner.tokens.kind(),
+                evicted_cached_token = evicted,
+                "{}",
+                CONSENT_HINT
+            );
+        }
+        let mut headers = self.veil_headers();
+        headers.extend(passed_headers(&upstream.headers));
+        let gzip_ok = accepts_gzip(req.headers());
+        if upstream.status.is_success() {
+            let (body, report) = sanitize_body(
+                endpoint,
+                &upstream.body,
+                &self.inner.pseudonymizer,
+                &self.inner.config.body,
+            )?;
+            out.report = Some(report);
+            out.transform_kinds = endpoint.sanitizer.transform_names();
+            let body = if req.method() == Method::HEAD {
+                Bytes::new()
+            } else {
+                body
+            };
+            Ok(json_response(upstream.status, body, headers, gzip_ok))
+        } else {
+            let mut reduced = reduce_error_body(&upstream.body);
+            if consent_error.is_some() {
+                append_hint(&mut reduced, CONSENT_HINT);
+            }
+            headers.push((
+                HeaderName::from_static(HEADER_PSOXY_ERROR),
+                HeaderValue::from_static("API_ERROR"),
+            ));
+            let body = Bytes::from(serde_json::to_vec(&reduced).unwrap_or_default());
+            let status = if upstream.status.is_redirection() {
+                StatusCode::BAD_GATEWAY
+            } else {
+                upstream.status
+            };
+            Ok(json_response(status, body, headers, false))
+        }
+    }
 }
 
 #[cfg(test)]
