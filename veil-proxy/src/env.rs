@@ -234,6 +234,19 @@ pub(crate) fn lookup(pairs: &[(&str, &str)]) -> MapEnv {
     MapEnv::new(pairs)
 }
 
+/// Both results, or the problems of either, one a line (a provider that
+/// checks its settings and its AWS client reports both at once).
+pub fn both<A, B>(a: Result<A, String>, b: Result<B, String>) -> Result<(A, B), String> {
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (a, b) => Err([a.err(), b.err()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("\n")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -171,17 +171,11 @@ impl AwsCognito {
         // Every problem at once: the settings' and the AWS client's.
         let settings = CognitoSettings::from_lookup(env).map_err(String::from);
         let config = AwsConfig::from_lookup(env).map_err(|e| format!("aws-cognito: {e}"));
-        match (settings, config) {
-            (Ok(settings), Ok(config)) => Ok(AwsCognito {
-                client: AwsClient::new(http, config),
-                settings,
-            }),
-            (settings, config) => Err([settings.err(), config.err()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join("\n")),
-        }
+        let (settings, config) = crate::env::both(settings, config)?;
+        Ok(AwsCognito {
+            client: AwsClient::new(http, config),
+            settings,
+        })
     }
 
     pub fn settings(&self) -> &CognitoSettings {

@@ -166,18 +166,12 @@ impl AwsSts {
                     .to_string();
                 Ok((config, region))
             });
-        match (settings, config) {
-            (Ok(settings), Ok((config, region))) => Ok(AwsSts {
-                client: AwsClient::new(http, config),
-                region,
-                settings,
-            }),
-            (settings, config) => Err([settings.err(), config.err()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join("\n")),
-        }
+        let (settings, (config, region)) = crate::env::both(settings, config)?;
+        Ok(AwsSts {
+            client: AwsClient::new(http, config),
+            region,
+            settings,
+        })
     }
 
     pub fn settings(&self) -> &StsSettings {

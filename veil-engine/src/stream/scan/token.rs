@@ -126,11 +126,8 @@ pub(super) fn number_at(b: &[u8], start: usize) -> (usize, Option<(bool, usize, 
     let mut plain_int = true;
     if b.get(i) == Some(&b'.') {
         plain_int = false;
-        i += 1;
-        let d = i;
-        while matches!(b.get(i), Some(b'0'..=b'9')) {
-            i += 1;
-        }
+        let d = i + 1;
+        i = digits_end(b, d);
         if i == d {
             return (i, None);
         }
@@ -144,14 +141,21 @@ pub(super) fn number_at(b: &[u8], start: usize) -> (usize, Option<(bool, usize, 
             i += 1;
         }
         let d = i;
-        while matches!(b.get(i), Some(b'0'..=b'9')) {
-            i += 1;
-        }
+        i = digits_end(b, d);
         if i == d {
             return (i, None);
         }
     }
     (i, Some((plain_int, int_digits, exponent)))
+}
+
+/// Where the run of ASCII digits from `i` ends.
+#[inline]
+fn digits_end(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b'0'..=b'9')) {
+        i += 1;
+    }
+    i
 }
 
 /// Whether the escapes inside a string (without its quotes; its end was
