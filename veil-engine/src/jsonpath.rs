@@ -144,24 +144,49 @@ fn refers_to_root_inside(path: &str) -> bool {
     false
 }
 
+/// A JSONPath that cannot be compiled; each variant names the path as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonPathError {
+    #[error("invalid JSONPath `{path}`: it must start with `$`")]
+    NoRoot { path: String },
+    /// The parser's complaint, on one line.
+    #[error("invalid JSONPath `{path}`: {message}")]
+    Syntax { path: String, message: String },
+    #[error("JSONPath `{path}`: the Jayway filter operator `{op}` is not supported; write the filter with ==, !=, <, >, &&, || or match()/search()")]
+    JaywayOperator { path: String, op: &'static str },
+    #[error("JSONPath `{path}`: filters that refer to the document root (`$` inside a filter) are not supported")]
+    RootInFilter { path: String },
+    #[error("JSONPath `{path}`: nested descendant segment")]
+    NestedDescendant { path: String },
+    #[error("JSONPath `{path}`: empty selector")]
+    EmptySelector { path: String },
+    #[error("JSONPath `{path}`: slice step 0")]
+    SliceStepZero { path: String },
+    #[error("JSONPath `{path}`: a bracket may not mix names, indexes, slices and filters")]
+    MixedBracket { path: String },
+}
+
 /// Parses and compiles a JSONPath as rule files write it.
-pub fn compile(path: &str) -> Result<CompiledPath, String> {
+pub fn compile(path: &str) -> Result<CompiledPath, JsonPathError> {
     let trimmed = path.trim();
+    let path_owned = || path.to_string();
     if !trimmed.starts_with('$') {
-        return Err(format!("invalid JSONPath `{path}`: it must start with `$`"));
+        return Err(JsonPathError::NoRoot { path: path_owned() });
     }
     let normalized = normalize(trimmed);
-    let query = jsonpath_rust::parser::parse_json_path(&normalized)
-        .map_err(|e| format!("invalid JSONPath `{path}`: {}", first_line(&e.to_string())))?;
+    let query =
+        jsonpath_rust::parser::parse_json_path(&normalized).map_err(|e| JsonPathError::Syntax {
+            path: path_owned(),
+            message: first_line(&e.to_string()),
+        })?;
     if let Some(op) = jayway_only_operator(&normalized) {
-        return Err(format!(
-            "JSONPath `{path}`: the Jayway filter operator `{op}` is not supported; write the filter with ==, !=, <, >, &&, || or match()/search()"
-        ));
+        return Err(JsonPathError::JaywayOperator {
+            path: path_owned(),
+            op,
+        });
     }
     if refers_to_root_inside(&normalized) {
-        return Err(format!(
-            "JSONPath `{path}`: filters that refer to the document root (`$` inside a filter) are not supported"
-        ));
+        return Err(JsonPathError::RootInFilter { path: path_owned() });
     }
     let mut steps = Vec::with_capacity(query.segments.len());
     for seg in &query.segments {
@@ -185,24 +210,25 @@ fn first_line(s: &str) -> String {
         .join(" ")
 }
 
-fn selector_of(seg: &Segment, path: &str) -> Result<Sel, String> {
+fn selector_of(seg: &Segment, path: &str) -> Result<Sel, JsonPathError> {
     match seg {
         Segment::Selector(s) => sel(std::slice::from_ref(s), path),
         Segment::Selectors(list) => sel(list, path),
-        Segment::Descendant(_) => Err(format!("JSONPath `{path}`: nested descendant segment")),
+        Segment::Descendant(_) => Err(JsonPathError::NestedDescendant {
+            path: path.to_string(),
+        }),
     }
 }
 
-fn sel(list: &[Selector], path: &str) -> Result<Sel, String> {
-    let mixed =
-        || format!("JSONPath `{path}`: a bracket may not mix names, indexes, slices and filters");
+fn sel(list: &[Selector], path: &str) -> Result<Sel, JsonPathError> {
+    let path = || path.to_string();
     match list {
-        [] => Err(format!("JSONPath `{path}`: empty selector")),
+        [] => Err(JsonPathError::EmptySelector { path: path() }),
         [Selector::Wildcard] => Ok(Sel::Wildcard),
         [Selector::Slice(a, b, c)] => {
             let step = c.unwrap_or(1);
             if step == 0 {
-                return Err(format!("JSONPath `{path}`: slice step 0"));
+                return Err(JsonPathError::SliceStepZero { path: path() });
             }
             Ok(Sel::Slice(*a, *b, step))
         }
@@ -223,7 +249,7 @@ fn sel(list: &[Selector], path: &str) -> Result<Sel, String> {
                 })
                 .collect(),
         )),
-        _ => Err(mixed()),
+        _ => Err(JsonPathError::MixedBracket { path: path() }),
     }
 }
 

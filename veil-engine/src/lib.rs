@@ -59,14 +59,14 @@ pub use stream::{
 };
 pub use stream::{
     sanitize_read_to as sanitize_body_read_to, sanitize_to as sanitize_body_to,
-    sanitize_with as sanitize_body_with, BodyError, BodyOptions, PublicBase, SanitizerPath,
-    WriteError as BodyWriteError,
+    sanitize_with as sanitize_body_with, BodyError, BodyOptions, PublicBase, PublicBaseError,
+    SanitizerPath, WriteError as BodyWriteError,
 };
 
 // ---- Pseudonyms, reversible tokens and re-identification ----
 pub use pseudonym::{
     check_strength as check_secret_strength, DomainPolicy, EmailPolicy, PseudonymConfig,
-    PseudonymizeOptions, Pseudonymizer, Scheme, TokenKind,
+    PseudonymizeOptions, Pseudonymizer, Scheme, TokenKind, UnknownScheme, UnknownTokenKind,
 };
 pub use reidentify::{reidentify, reidentify_for};
 
@@ -77,4 +77,4 @@ pub use secret::{Secret, WITHHELD_FINGERPRINT};
 pub use detect::{
     find as find_personal_data, find_in_json as find_personal_data_in_json, Leak, Planted,
 };
-pub use jsonpath::{compile as compile_jsonpath, normalize as normalize_jsonpath};
+pub use jsonpath::{compile as compile_jsonpath, normalize as normalize_jsonpath, JsonPathError};

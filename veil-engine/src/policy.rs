@@ -65,29 +65,62 @@ fn is_param_name(n: &str) -> bool {
     !n.is_empty() && n.chars().all(|c| c.is_alphanumeric() || c == '_')
 }
 
+/// A path template that cannot be used; each variant names the template.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TemplateError {
+    #[error("path template `{template}` must start with `/`")]
+    NoLeadingSlash { template: String },
+    #[error("path template `{template}` has an unbalanced brace in segment `{segment}`")]
+    UnbalancedBrace { template: String, segment: String },
+    #[error("path template `{template}` has an empty segment")]
+    EmptySegment { template: String },
+    /// `inner` is what stands between the braces.
+    #[error("path template `{template}`: `{{{inner}}}` is not a parameter (names are letters, digits and `_`)")]
+    NotAParameter { template: String, inner: String },
+    #[error("path template `{template}` uses `{{{name}}}` twice")]
+    Repeated { template: String, name: String },
+    #[error("path template `{template}`: segment `{segment}` has two parameters with nothing between them")]
+    Adjacent { template: String, segment: String },
+    #[error("path template `{template}`: only the last segment can be optional (`{{{name}?}}`)")]
+    OptionalNotLast { template: String, name: String },
+    /// The segment's matcher could not be built.
+    #[error("path template `{template}`: {error}")]
+    Regex {
+        template: String,
+        error: regex::Error,
+    },
+}
+
 impl PathPattern {
     /// Parses `/v1.0/users/{userId}/messages`, and Psoxy's forms:
     /// parameters inside a segment (`calls(from={start},to={end})`) and an
     /// optional last segment (`/events/{eventId?}`).
-    pub fn template(t: &str) -> Result<PathPattern, String> {
+    pub fn template(t: &str) -> Result<PathPattern, TemplateError> {
+        let template = || t.to_string();
         if !t.starts_with('/') {
-            return Err(format!("path template `{t}` must start with `/`"));
+            return Err(TemplateError::NoLeadingSlash {
+                template: template(),
+            });
         }
         let mut segs = Vec::new();
         let mut seen: Vec<String> = Vec::new();
         let pieces: Vec<&str> = t[1..].split('/').collect();
         let last = pieces.len() - 1;
         for (n, raw) in pieces.into_iter().enumerate() {
+            let unbalanced = || TemplateError::UnbalancedBrace {
+                template: template(),
+                segment: raw.to_string(),
+            };
             let opens = raw.matches('{').count();
             let closes = raw.matches('}').count();
             if opens != closes {
-                return Err(format!(
-                    "path template `{t}` has an unbalanced brace in segment `{raw}`"
-                ));
+                return Err(unbalanced());
             }
             if opens == 0 {
                 if raw.is_empty() && n != last {
-                    return Err(format!("path template `{t}` has an empty segment"));
+                    return Err(TemplateError::EmptySegment {
+                        template: template(),
+                    });
                 }
                 segs.push(TemplateSegment::Literal(raw.to_string()));
                 continue;
@@ -96,13 +129,9 @@ impl PathPattern {
             let mut parts: Vec<(bool, String, bool)> = Vec::new(); // (is_param, text, optional)
             let mut rest = raw;
             while let Some(i) = rest.find('{') {
-                let j = rest[i..].find('}').map(|j| i + j).ok_or_else(|| {
-                    format!("path template `{t}` has an unbalanced brace in segment `{raw}`")
-                })?;
+                let j = rest[i..].find('}').map(|j| i + j).ok_or_else(unbalanced)?;
                 if rest[..i].contains('}') {
-                    return Err(format!(
-                        "path template `{t}` has an unbalanced brace in segment `{raw}`"
-                    ));
+                    return Err(unbalanced());
                 }
                 if i > 0 {
                     parts.push((false, rest[..i].to_string(), false));
@@ -113,35 +142,39 @@ impl PathPattern {
                     None => (inner, false),
                 };
                 if !is_param_name(name) {
-                    return Err(format!(
-                        "path template `{t}`: `{{{inner}}}` is not a parameter (names are letters, digits and `_`)"
-                    ));
+                    return Err(TemplateError::NotAParameter {
+                        template: template(),
+                        inner: inner.to_string(),
+                    });
                 }
                 if seen.iter().any(|s| s == name) {
-                    return Err(format!("path template `{t}` uses `{{{name}}}` twice"));
+                    return Err(TemplateError::Repeated {
+                        template: template(),
+                        name: name.to_string(),
+                    });
                 }
                 if parts.last().is_some_and(|p| p.0) {
-                    return Err(format!(
-                        "path template `{t}`: segment `{raw}` has two parameters with nothing between them"
-                    ));
+                    return Err(TemplateError::Adjacent {
+                        template: template(),
+                        segment: raw.to_string(),
+                    });
                 }
                 seen.push(name.to_string());
                 parts.push((true, name.to_string(), optional));
                 rest = &rest[j + 1..];
             }
             if rest.contains('}') {
-                return Err(format!(
-                    "path template `{t}` has an unbalanced brace in segment `{raw}`"
-                ));
+                return Err(unbalanced());
             }
             if !rest.is_empty() {
                 parts.push((false, rest.to_string(), false));
             }
             if let [(true, name, optional)] = parts.as_slice() {
                 if *optional && n != last {
-                    return Err(format!(
-                        "path template `{t}`: only the last segment can be optional (`{{{name}?}}`)"
-                    ));
+                    return Err(TemplateError::OptionalNotLast {
+                        template: template(),
+                        name: name.clone(),
+                    });
                 }
                 segs.push(TemplateSegment::Param {
                     name: name.clone(),
@@ -160,7 +193,10 @@ impl PathPattern {
                 }
             }
             re.push('$');
-            let regex = Regex::new(&re).map_err(|e| format!("path template `{t}`: {e}"))?;
+            let regex = Regex::new(&re).map_err(|error| TemplateError::Regex {
+                template: template(),
+                error,
+            })?;
             segs.push(TemplateSegment::Mixed { regex, names });
         }
         Ok(PathPattern::Template(segs))
@@ -304,18 +340,39 @@ pub struct ParamSchema {
     pub token_kind: Option<crate::pseudonym::TokenKind>,
 }
 
+/// Why a parameter's value does not fit its schema; the text follows the
+/// parameter's name (`path parameter `id` must be of type integer`) and
+/// never quotes the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueRefusal {
+    #[error("must be a reversible pseudonym (`p~…`)")]
+    NotAToken,
+    #[error("must be of type {}", format!("{:?}", .0).to_lowercase())]
+    Type(ParamKind),
+    /// The pattern the rule file allows, without the anchoring Veil adds.
+    #[error("does not match the allowed pattern `{0}`")]
+    Pattern(String),
+    #[error("must be one of: {}", .0.join(", "))]
+    NotListed(Vec<String>),
+    #[error("fits none of the allowed schemas (`anyOf`)")]
+    NoAlternative,
+    /// A reversible path parameter sent empty.
+    #[error("must not be empty")]
+    Empty,
+}
+
 impl ParamSchema {
     /// Checks a (percent-decoded) value the client sent.
-    pub fn check(&self, value: &str) -> Result<(), String> {
+    pub fn check(&self, value: &str) -> Result<(), ValueRefusal> {
         if self.reversible && !crate::pseudonym::encoding::is_token(value) {
-            return Err("must be a reversible pseudonym (`p~…`)".into());
+            return Err(ValueRefusal::NotAToken);
         }
         match self.kind {
             ParamKind::String => {}
             ParamKind::Integer if value.parse::<i64>().is_ok() => {}
             ParamKind::Number if value.parse::<f64>().is_ok_and(f64::is_finite) => {}
             ParamKind::Boolean if value == "true" || value == "false" => {}
-            k => return Err(format!("must be of type {k:?}").to_lowercase()),
+            k => return Err(ValueRefusal::Type(k)),
         }
         // A reversible parameter's pattern is for the decrypted value.
         if let Some(re) = self.pattern.as_ref().filter(|_| !self.reversible) {
@@ -325,11 +382,11 @@ impl ParamSchema {
         }
         if let Some(allowed) = &self.allowed {
             if !allowed.iter().any(|a| a == value) {
-                return Err(format!("must be one of: {}", allowed.join(", ")));
+                return Err(ValueRefusal::NotListed(allowed.clone()));
             }
         }
         if !self.any_of.is_empty() && !self.any_of.iter().any(|s| s.check(value).is_ok()) {
-            return Err("fits none of the allowed schemas (`anyOf`)".into());
+            return Err(ValueRefusal::NoAlternative);
         }
         Ok(())
     }
@@ -338,13 +395,13 @@ impl ParamSchema {
 /// The refusal of a value that does not match `re`: it shows the pattern
 /// the rule file allows (without the anchoring Veil adds), so the caller
 /// can see what is accepted, e.g. `$filter` values of a given form.
-fn pattern_refusal(re: &Regex) -> String {
+fn pattern_refusal(re: &Regex) -> ValueRefusal {
     let full = re.as_str();
     let shown = full
         .strip_prefix("^(?:")
         .and_then(|s| s.strip_suffix(")$"))
         .unwrap_or(full);
-    format!("does not match the allowed pattern `{shown}`")
+    ValueRefusal::Pattern(shown.to_string())
 }
 
 /// Whose request is being matched.
@@ -426,8 +483,13 @@ pub fn split_url(url: &str) -> (String, Option<String>) {
     (path, query)
 }
 
+/// A query string with a name or value that is not UTF-8 once decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a query parameter is not valid UTF-8 after percent-decoding")]
+pub(crate) struct QueryNotUtf8;
+
 /// Splits and percent-decodes a raw query string.
-pub(crate) fn parse_query(raw: &str) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn parse_query(raw: &str) -> Result<Vec<(String, String)>, QueryNotUtf8> {
     let mut out = Vec::new();
     for piece in raw.split('&').filter(|p| !p.is_empty()) {
         let (n, v) = piece.split_once('=').unwrap_or((piece, ""));
@@ -435,9 +497,7 @@ pub(crate) fn parse_query(raw: &str) -> Result<Vec<(String, String)>, String> {
             percent_decode_str(&s.replace('+', " "))
                 .decode_utf8()
                 .map(|c| c.into_owned())
-                .map_err(|_| {
-                    "a query parameter is not valid UTF-8 after percent-decoding".to_string()
-                })
+                .map_err(|_| QueryNotUtf8)
         };
         out.push((dec(n)?, dec(v)?));
     }
@@ -604,7 +664,10 @@ mod tests {
             token_kind: None,
         };
         assert!(f.check("createdDateTime ge 2026-01-01T00:00:00Z").is_ok());
-        let err = f.check("startswith(displayName,'A')").unwrap_err();
+        let err = f
+            .check("startswith(displayName,'A')")
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "does not match the allowed pattern `(?i)^createdDateTime ge [0-9TZ:.+-]+$`"

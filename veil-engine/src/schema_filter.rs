@@ -51,9 +51,46 @@ pub struct SchemaFilter {
     root: usize,
 }
 
+/// A `responseSchema` that cannot be used: the place in the schema
+/// (`responseSchema.properties.a`, `definitions.X`) and what is wrong there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{at}: {problem}")]
+pub struct SchemaError {
+    pub at: String,
+    pub problem: SchemaProblem,
+}
+
+/// What is wrong at one place of a `responseSchema`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaProblem {
+    #[error("`$ref` must look like `#/definitions/Name`, found `{0}`")]
+    RefForm(String),
+    #[error("`$ref` to undefined `#/definitions/{0}`")]
+    UndefinedRef(String),
+    #[error("`definitions` are only allowed at the top of responseSchema")]
+    NestedDefinitions,
+    #[error("unknown type `{0}`")]
+    UnknownType(String),
+    #[error("`properties` needs `type: object`")]
+    PropertiesWithoutObject,
+    #[error("`items` needs `type: array`")]
+    ItemsWithoutArray,
+    #[error("give `anyOf` or `oneOf`, not both")]
+    AnyOfAndOneOf,
+    #[error("`additionalProperties: true` is not supported: Veil passes only the properties a schema declares")]
+    AdditionalProperties,
+}
+
+fn problem(at: &str, problem: SchemaProblem) -> SchemaError {
+    SchemaError {
+        at: at.to_string(),
+        problem,
+    }
+}
+
 impl SchemaFilter {
     /// Compiles a schema; errors name the place in the schema.
-    pub fn compile(spec: &SchemaSpec) -> Result<SchemaFilter, String> {
+    pub fn compile(spec: &SchemaSpec) -> Result<SchemaFilter, SchemaError> {
         let mut c = Compiler {
             nodes: Vec::new(),
             defs: HashMap::new(),
@@ -76,7 +113,7 @@ impl SchemaFilter {
             let target = *c
                 .defs
                 .get(&name)
-                .ok_or_else(|| format!("{at}: `$ref` to undefined `#/definitions/{name}`"))?;
+                .ok_or_else(|| problem(&at, SchemaProblem::UndefinedRef(name.clone())))?;
             c.nodes[node].reference = Some(target);
         }
         Ok(SchemaFilter {
@@ -446,17 +483,15 @@ impl Compiler {
         self.nodes.len() - 1
     }
 
-    fn fill(&mut self, id: usize, s: &SchemaSpec, at: &str) -> Result<(), String> {
+    fn fill(&mut self, id: usize, s: &SchemaSpec, at: &str) -> Result<(), SchemaError> {
         if let Some(r) = &s.reference {
-            let name = r.strip_prefix("#/definitions/").ok_or_else(|| {
-                format!("{at}: `$ref` must look like `#/definitions/Name`, found `{r}`")
-            })?;
+            let name = r
+                .strip_prefix("#/definitions/")
+                .ok_or_else(|| problem(at, SchemaProblem::RefForm(r.clone())))?;
             self.pending.push((id, name.to_string(), at.to_string()));
         }
         if s.definitions.is_some() && at != "responseSchema" {
-            return Err(format!(
-                "{at}: `definitions` are only allowed at the top of responseSchema"
-            ));
+            return Err(problem(at, SchemaProblem::NestedDefinitions));
         }
         let kind = match s.kind.as_deref() {
             None => None,
@@ -467,13 +502,13 @@ impl Compiler {
             Some("number") => Some(Kind::Number),
             Some("boolean") => Some(Kind::Boolean),
             Some("null") => Some(Kind::Null),
-            Some(other) => return Err(format!("{at}: unknown type `{other}`")),
+            Some(other) => return Err(problem(at, SchemaProblem::UnknownType(other.to_string()))),
         };
         if s.properties.is_some() && kind != Some(Kind::Object) {
-            return Err(format!("{at}: `properties` needs `type: object`"));
+            return Err(problem(at, SchemaProblem::PropertiesWithoutObject));
         }
         if s.items.is_some() && kind != Some(Kind::Array) {
-            return Err(format!("{at}: `items` needs `type: array`"));
+            return Err(problem(at, SchemaProblem::ItemsWithoutArray));
         }
         let mut node = Node {
             kind,
@@ -494,7 +529,7 @@ impl Compiler {
             node.items = Some(cid);
         }
         if s.any_of.is_some() && s.one_of.is_some() {
-            return Err(format!("{at}: give `anyOf` or `oneOf`, not both"));
+            return Err(problem(at, SchemaProblem::AnyOfAndOneOf));
         }
         for (key, alts) in [("anyOf", &s.any_of), ("oneOf", &s.one_of)] {
             for (i, alt) in alts.iter().flatten().enumerate() {
@@ -504,9 +539,7 @@ impl Compiler {
             }
         }
         if s.additional_properties == Some(true) {
-            return Err(format!(
-                "{at}: `additionalProperties: true` is not supported: Veil passes only the properties a schema declares"
-            ));
+            return Err(problem(at, SchemaProblem::AdditionalProperties));
         }
         node.constant = s.constant.clone();
         let pending_ref = self.nodes[id].reference;

@@ -277,7 +277,7 @@ fn public_base_urls_are_checked() {
         ("https://veil_example.com", "is not a host"),
         ("https://\"veil\".com", "is not a host"),
     ] {
-        let err = PublicBase::parse(url).unwrap_err();
+        let err = PublicBase::parse(url).unwrap_err().to_string();
         assert!(err.contains(says), "{url}: {err}");
     }
 }

@@ -82,7 +82,7 @@ pub fn pseudonym_settings(
         (None, None) => Some(Scheme::default()),
         (None, Some(name)) => problems.check(
             name.parse()
-                .map_err(|e: String| ConfigError::invalid(ENV_SCHEME, e)),
+                .map_err(|e: veil_engine::UnknownScheme| ConfigError::invalid(ENV_SCHEME, e)),
         ),
     };
     let domain = match env.get(ENV_EMAIL_DOMAIN) {

@@ -238,11 +238,16 @@ pub struct DomainList {
     domains: Vec<String>,
 }
 
+/// An entry of a [`DomainList`] that is neither `*` nor a domain name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a domain name (write `contoso.example`; it covers its subdomains)")]
+pub struct NotADomain(pub String);
+
 impl DomainList {
     /// Builds the list; an entry that is neither `*` nor a domain name
     /// (letters, digits, `-`, dot-separated labels; a leading `*.` or `@` is
-    /// not accepted) is returned as the error.
-    pub fn new<S: AsRef<str>>(entries: &[S]) -> Result<DomainList, String> {
+    /// not accepted) is returned (trimmed) in the error.
+    pub fn new<S: AsRef<str>>(entries: &[S]) -> Result<DomainList, NotADomain> {
         let mut list = DomainList::default();
         for e in entries {
             let e = e.as_ref().trim();
@@ -251,7 +256,7 @@ impl DomainList {
                 continue;
             }
             if e.starts_with('[') || !is_domain(e) {
-                return Err(e.to_string());
+                return Err(NotADomain(e.to_string()));
             }
             list.domains.push(e.to_lowercase());
         }
@@ -493,7 +498,7 @@ mod tests {
         ] {
             assert_eq!(
                 DomainList::new(&[bad]),
-                Err(bad.trim().to_string()),
+                Err(NotADomain(bad.trim().to_string())),
                 "{bad}"
             );
         }

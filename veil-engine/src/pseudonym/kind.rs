@@ -94,13 +94,18 @@ impl std::fmt::Display for TokenKind {
     }
 }
 
+/// A name that is no [`TokenKind`]; the text lists the known ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown token kind `{0}` (known: {names})", names = TokenKind::names())]
+pub struct UnknownTokenKind(pub String);
+
 impl std::str::FromStr for TokenKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownTokenKind;
+    fn from_str(s: &str) -> Result<Self, UnknownTokenKind> {
         TokenKind::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown token kind `{s}` (known: {})", TokenKind::names()))
+            .ok_or_else(|| UnknownTokenKind(s.to_string()))
     }
 }
 
@@ -116,7 +121,7 @@ mod tests {
         }
         assert_eq!(TokenKind::from_code(0), None);
         assert_eq!(TokenKind::from_code(9), None);
-        let e = "usr".parse::<TokenKind>().unwrap_err();
+        let e = "usr".parse::<TokenKind>().unwrap_err().to_string();
         assert!(
             e.contains("unknown token kind `usr`") && e.contains("user, group"),
             "{e}"

@@ -25,7 +25,7 @@ pub(crate) mod hmac_scheme;
 pub(crate) mod kind;
 pub(crate) mod psoxy_scheme;
 
-pub use kind::TokenKind;
+pub use kind::{TokenKind, UnknownTokenKind};
 
 use crate::secret::Secret;
 
@@ -37,15 +37,18 @@ pub enum Scheme {
     Psoxy,
 }
 
+/// A name that is no [`Scheme`] (kept lower-cased, as the text shows it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown pseudonym scheme '{0}': expected 'hmac' or 'psoxy'")]
+pub struct UnknownScheme(pub String);
+
 impl std::str::FromStr for Scheme {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownScheme;
+    fn from_str(s: &str) -> Result<Self, UnknownScheme> {
         match s.to_ascii_lowercase().as_str() {
             "hmac" => Ok(Scheme::Hmac),
             "psoxy" => Ok(Scheme::Psoxy),
-            other => Err(format!(
-                "unknown pseudonym scheme '{other}': expected 'hmac' or 'psoxy'"
-            )),
+            other => Err(UnknownScheme(other.to_string())),
         }
     }
 }

@@ -8,13 +8,26 @@
 
 use regex::Regex;
 
+/// A Java regex that cannot be used; each variant names the pattern.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum RegexError {
+    /// A construct Veil refuses rather than change its meaning.
+    #[error("regex `{pattern}` uses {what}, which Veil cannot translate")]
+    Unsupported { pattern: String, what: String },
+    #[error("regex `{pattern}` ends with a lone backslash")]
+    LoneBackslash { pattern: String },
+    /// The `regex` crate's complaint, on one line.
+    #[error("invalid regex `{pattern}`: {message}")]
+    Invalid { pattern: String, message: String },
+}
+
 /// Translates `pattern` and compiles it. `case_insensitive` adds `(?i)`;
 /// `anchored` requires the match to cover the whole input.
 pub(crate) fn compile(
     pattern: &str,
     case_insensitive: bool,
     anchored: bool,
-) -> Result<Regex, String> {
+) -> Result<Regex, RegexError> {
     let translated = translate(pattern)?;
     let mut full = String::with_capacity(translated.len() + 12);
     if case_insensitive {
@@ -27,8 +40,10 @@ pub(crate) fn compile(
     } else {
         full.push_str(&translated);
     }
-    Regex::new(&full)
-        .map_err(|e| format!("invalid regex `{pattern}`: {}", one_line(&e.to_string())))
+    Regex::new(&full).map_err(|e| RegexError::Invalid {
+        pattern: pattern.to_string(),
+        message: one_line(&e.to_string()),
+    })
 }
 
 fn one_line(s: &str) -> String {
@@ -40,11 +55,12 @@ fn one_line(s: &str) -> String {
 }
 
 /// Translates a Java regex into the `regex` crate's syntax.
-pub(crate) fn translate(pattern: &str) -> Result<String, String> {
+pub(crate) fn translate(pattern: &str) -> Result<String, RegexError> {
     let unsupported = |what: &str| {
-        Err(format!(
-            "regex `{pattern}` uses {what}, which Veil cannot translate"
-        ))
+        Err(RegexError::Unsupported {
+            pattern: pattern.to_string(),
+            what: what.to_string(),
+        })
     };
     let mut out = String::with_capacity(pattern.len() + 8);
     let chars: Vec<char> = pattern.chars().collect();
@@ -54,7 +70,9 @@ pub(crate) fn translate(pattern: &str) -> Result<String, String> {
         let c = chars[i];
         if c == '\\' {
             let Some(&n) = chars.get(i + 1) else {
-                return Err(format!("regex `{pattern}` ends with a lone backslash"));
+                return Err(RegexError::LoneBackslash {
+                    pattern: pattern.to_string(),
+                });
             };
             match n {
                 'Q' => {
@@ -204,7 +222,7 @@ mod tests {
             r"(a)\1",
             r"\p{javaLowerCase}",
         ] {
-            let err = compile(p, false, false).unwrap_err();
+            let err = compile(p, false, false).unwrap_err().to_string();
             assert!(err.contains(p), "{err}");
         }
     }
@@ -220,7 +238,7 @@ mod tests {
 
     #[test]
     fn invalid_regex_names_the_pattern() {
-        let err = compile("a(b", false, false).unwrap_err();
+        let err = compile("a(b", false, false).unwrap_err().to_string();
         assert!(err.contains("`a(b`"), "{err}");
     }
 }

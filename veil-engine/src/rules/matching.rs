@@ -7,7 +7,7 @@
 use percent_encoding::percent_decode_str;
 
 use super::{CompiledEndpoint, RuleSet};
-use crate::policy::{parse_query, Check, Refusal, Request, Side};
+use crate::policy::{parse_query, Check, Refusal, Request, Side, ValueRefusal};
 use crate::schema_filter::SchemaFilter;
 
 /// A request an endpoint allows.
@@ -111,7 +111,7 @@ fn check_endpoint<'r>(
         })?;
         let result = if side == Side::Upstream && schema.reversible {
             if value.is_empty() {
-                Err("must not be empty".to_string())
+                Err(ValueRefusal::Empty)
             } else {
                 Ok(())
             }
@@ -126,7 +126,7 @@ fn check_endpoint<'r>(
         })?;
     }
     let query = match req.query {
-        Some(q) => parse_query(q).map_err(|m| refuse(Check::Query, m))?,
+        Some(q) => parse_query(q).map_err(|e| refuse(Check::Query, e.to_string()))?,
         None => Vec::new(),
     };
     let mut seen: Vec<String> = Vec::new();
@@ -217,22 +217,61 @@ fn reserved_segment(raw: &str) -> Option<&'static str> {
     }
 }
 
+/// Why a `$select` or `$expand` does not fit the endpoint's `responseSchema`
+/// (under `defaultDeny`); the text follows the parameter's name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum ODataRefusal {
+    #[error("`$select` has an empty property name")]
+    EmptySelect,
+    /// `returns`: the properties the endpoint does return.
+    #[error("`{option}` names `{name}`, which this endpoint does not return (it returns: {})", .returns.join(", "))]
+    NotReturned {
+        option: &'static str,
+        name: String,
+        returns: Vec<String>,
+    },
+    #[error("`$expand` is nested too deeply")]
+    TooDeep,
+    #[error("`$expand` item `{0}` is malformed")]
+    Malformed(String),
+    #[error("`$expand` must name the properties to expand")]
+    Unnamed,
+    #[error("`$expand` option `{0}` is not allowed (allowed: $select, $expand, $top)")]
+    Option(String),
+    #[error("`$expand` has unbalanced parentheses")]
+    Unbalanced,
+}
+
+fn not_returned(
+    option: &'static str,
+    schema: &SchemaFilter,
+    node: crate::schema_filter::SchemaNode,
+    name: &str,
+) -> ODataRefusal {
+    ODataRefusal::NotReturned {
+        option,
+        name: name.to_string(),
+        returns: schema
+            .property_names(node)
+            .into_iter()
+            .map(|n| n.to_string())
+            .collect(),
+    }
+}
+
 /// `$select=a,b`: each name must be a property the endpoint's
 /// `responseSchema` keeps.
 fn check_select(
     schema: &SchemaFilter,
     node: crate::schema_filter::SchemaNode,
     value: &str,
-) -> Result<(), String> {
+) -> Result<(), ODataRefusal> {
     for name in value.split(',').map(str::trim) {
         if name.is_empty() {
-            return Err("`$select` has an empty property name".into());
+            return Err(ODataRefusal::EmptySelect);
         }
         if schema.property(node, name).is_none() {
-            return Err(format!(
-                "`$select` names `{name}`, which this endpoint does not return (it returns: {})",
-                schema.property_names(node).join(", ")
-            ));
+            return Err(not_returned("$select", schema, node, name));
         }
     }
     Ok(())
@@ -247,27 +286,24 @@ fn check_expand(
     node: crate::schema_filter::SchemaNode,
     value: &str,
     depth: usize,
-) -> Result<(), String> {
+) -> Result<(), ODataRefusal> {
     if depth > 4 {
-        return Err("`$expand` is nested too deeply".into());
+        return Err(ODataRefusal::TooDeep);
     }
     for item in split_top(value, ',')? {
         let item = item.trim();
         let (name, options) = match item.find('(') {
             Some(i) if item.ends_with(')') => (&item[..i], Some(&item[i + 1..item.len() - 1])),
-            Some(_) => return Err(format!("`$expand` item `{item}` is malformed")),
+            Some(_) => return Err(ODataRefusal::Malformed(item.to_string())),
             None => (item, None),
         };
         let name = name.trim();
         if name.is_empty() || name == "*" {
-            return Err("`$expand` must name the properties to expand".into());
+            return Err(ODataRefusal::Unnamed);
         }
-        let child = schema.property(node, name).ok_or_else(|| {
-            format!(
-                "`$expand` names `{name}`, which this endpoint does not return (it returns: {})",
-                schema.property_names(node).join(", ")
-            )
-        })?;
+        let child = schema
+            .property(node, name)
+            .ok_or_else(|| not_returned("$expand", schema, node, name))?;
         for opt in options
             .map(|o| split_top(o, ';'))
             .transpose()?
@@ -278,11 +314,7 @@ fn check_expand(
                 "$select" => check_select(schema, child, v)?,
                 "$expand" => check_expand(schema, child, v, depth + 1)?,
                 "$top" if v.trim().parse::<u32>().is_ok() => {}
-                other => {
-                    return Err(format!(
-                    "`$expand` option `{other}` is not allowed (allowed: $select, $expand, $top)"
-                ))
-                }
+                other => return Err(ODataRefusal::Option(other.to_string())),
             }
         }
     }
@@ -290,17 +322,13 @@ fn check_expand(
 }
 
 /// Splits at `sep` outside parentheses; unbalanced parentheses are an error.
-fn split_top(s: &str, sep: char) -> Result<Vec<&str>, String> {
+fn split_top(s: &str, sep: char) -> Result<Vec<&str>, ODataRefusal> {
     let mut out = Vec::new();
     let (mut depth, mut start) = (0usize, 0usize);
     for (i, c) in s.char_indices() {
         match c {
             '(' => depth += 1,
-            ')' => {
-                depth = depth
-                    .checked_sub(1)
-                    .ok_or_else(|| "`$expand` has unbalanced parentheses".to_string())?
-            }
+            ')' => depth = depth.checked_sub(1).ok_or(ODataRefusal::Unbalanced)?,
             c if c == sep && depth == 0 => {
                 out.push(&s[start..i]);
                 start = i + 1;
@@ -309,7 +337,7 @@ fn split_top(s: &str, sep: char) -> Result<Vec<&str>, String> {
         }
     }
     if depth != 0 {
-        return Err("`$expand` has unbalanced parentheses".into());
+        return Err(ODataRefusal::Unbalanced);
     }
     out.push(&s[start..]);
     Ok(out)

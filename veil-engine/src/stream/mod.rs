@@ -168,7 +168,9 @@ mod options;
 mod scan;
 mod tx;
 
-pub use options::{BodyOptions, PublicBase, SanitizerPath, GRAPH_BASE, PAGING_LINKS};
+pub use options::{
+    BodyOptions, PublicBase, PublicBaseError, SanitizerPath, GRAPH_BASE, PAGING_LINKS,
+};
 use tx::*;
 
 use std::fmt;

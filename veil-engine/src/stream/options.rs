@@ -54,28 +54,42 @@ fn is_loopback_ipv4(host: &str) -> bool {
         })
 }
 
+/// A public base URL that cannot be used; each variant names the URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublicBaseError {
+    #[error("public base URL `{url}` must start with https:// (e.g. https://veil.example.com)")]
+    Scheme { url: String },
+    #[error("public base URL `{url}` must be scheme://host[:port] with no path, query or fragment: Veil serves Graph's paths at its root")]
+    NotJustTheOrigin { url: String },
+    #[error("public base URL `{url}` must not carry user information")]
+    UserInfo { url: String },
+    #[error("public base URL `{url}`: `{port}` is not a port")]
+    Port { url: String, port: String },
+    #[error("public base URL `{url}`: `{host}` is not a host name or address")]
+    Host { url: String, host: String },
+    #[error(
+        "public base URL `{url}` must use https:// (plain http:// only for a loopback address)"
+    )]
+    PlainHttp { url: String },
+}
+
 impl PublicBase {
     /// Checks `url`; the error says what is wrong with it.
-    pub fn parse(url: &str) -> Result<PublicBase, String> {
+    pub fn parse(url: &str) -> Result<PublicBase, PublicBaseError> {
+        let u = || url.to_string();
         let (scheme, authority) = if let Some(a) = url.strip_prefix("https://") {
             ("https", a)
         } else if let Some(a) = url.strip_prefix("http://") {
             ("http", a)
         } else {
-            return Err(format!(
-                "public base URL `{url}` must start with https:// (e.g. https://veil.example.com)"
-            ));
+            return Err(PublicBaseError::Scheme { url: u() });
         };
         let authority = authority.strip_suffix('/').unwrap_or(authority);
         if authority.contains(['/', '?', '#']) {
-            return Err(format!(
-                "public base URL `{url}` must be scheme://host[:port] with no path, query or fragment: Veil serves Graph's paths at its root"
-            ));
+            return Err(PublicBaseError::NotJustTheOrigin { url: u() });
         }
         if authority.contains('@') {
-            return Err(format!(
-                "public base URL `{url}` must not carry user information"
-            ));
+            return Err(PublicBaseError::UserInfo { url: u() });
         }
         let (host, port) = match authority.rfind(':') {
             Some(i) if authority.starts_with('[') && !authority[..i].ends_with(']') => {
@@ -89,7 +103,10 @@ impl PublicBase {
                 || !p.bytes().all(|b| b.is_ascii_digit())
                 || !p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n))
             {
-                return Err(format!("public base URL `{url}`: `{p}` is not a port"));
+                return Err(PublicBaseError::Port {
+                    url: u(),
+                    port: p.to_string(),
+                });
             }
         }
         let ipv6 = host.starts_with('[') && host.ends_with(']');
@@ -111,16 +128,15 @@ impl PublicBase {
                 })
         };
         if !host_ok {
-            return Err(format!(
-                "public base URL `{url}`: `{host}` is not a host name or address"
-            ));
+            return Err(PublicBaseError::Host {
+                url: u(),
+                host: host.to_string(),
+            });
         }
         let loopback =
             host.eq_ignore_ascii_case("localhost") || host == "[::1]" || is_loopback_ipv4(host);
         if scheme == "http" && !loopback {
-            return Err(format!(
-                "public base URL `{url}` must use https:// (plain http:// only for a loopback address)"
-            ));
+            return Err(PublicBaseError::PlainHttp { url: u() });
         }
         Ok(PublicBase(format!(
             "{scheme}://{}",

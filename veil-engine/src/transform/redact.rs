@@ -39,16 +39,25 @@ pub struct ExceptPhrases {
     pub phrases: Vec<Regex>,
 }
 
+/// A list of `allowedPhrases` that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PhraseError {
+    #[error("allowedPhrases contains an empty phrase")]
+    Empty,
+    /// The phrase's matcher could not be built (e.g. too large).
+    #[error(transparent)]
+    Regex(#[from] regex::Error),
+}
+
 impl ExceptPhrases {
     /// Builds each phrase's matcher.
-    pub fn new(phrases: &[String]) -> Result<Self, String> {
+    pub fn new(phrases: &[String]) -> Result<Self, PhraseError> {
         let mut out = Vec::with_capacity(phrases.len());
         for p in phrases {
             if p.trim().is_empty() {
-                return Err("allowedPhrases contains an empty phrase".into());
+                return Err(PhraseError::Empty);
             }
-            let re = Regex::new(&format!(r"(?i)\b({})[\s:]*\b", regex::escape(p)))
-                .map_err(|e| e.to_string())?;
+            let re = Regex::new(&format!(r"(?i)\b({})[\s:]*\b", regex::escape(p)))?;
             out.push(re);
         }
         Ok(ExceptPhrases { phrases: out })

@@ -125,16 +125,14 @@ pub(crate) fn compile(name: &str, text: &str, model: RuleFile) -> Result<RuleSet
             }
             _ => spec,
         };
-        endpoints.push(
-            compile_endpoint(i, spec, default_deny).map_err(|(ctx, msg)| {
-                let ctx = if ctx.is_empty() {
-                    format!("endpoints[{i}]")
-                } else {
-                    format!("endpoints[{i}].{ctx}")
-                };
-                err(ctx, msg)
-            })?,
-        );
+        endpoints.push(compile_endpoint(i, spec, default_deny).map_err(|e| {
+            let ctx = if e.field.is_empty() {
+                format!("endpoints[{i}]")
+            } else {
+                format!("endpoints[{i}].{}", e.field)
+            };
+            err(ctx, e.message)
+        })?);
     }
     let warnings = overlaps(&endpoints);
     let sha256 = hex(&Sha256::digest(text.as_bytes()));
@@ -152,17 +150,35 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-type CompileErr = (String, String);
+/// What is wrong with one field of an endpoint or transform: the field's
+/// place below it (`jsonPaths[1]`; empty: the whole thing) and the message.
+/// [`compile`] turns it into a [`RuleError`] naming the place in the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub(super) struct FieldError {
+    pub field: String,
+    pub message: String,
+}
 
-fn at(ctx: &str) -> impl Fn(String) -> CompileErr + '_ {
-    move |msg| (ctx.to_string(), msg)
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl ToString) -> FieldError {
+        FieldError {
+            field: field.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// A problem of the field `ctx`, from any error whose text is the message.
+fn at<E: ToString>(ctx: &str) -> impl Fn(E) -> FieldError + '_ {
+    move |e| FieldError::new(ctx, e)
 }
 
 fn compile_endpoint(
     index: usize,
     spec: &EndpointSpec,
     default_deny: bool,
-) -> Result<CompiledEndpoint, CompileErr> {
+) -> Result<CompiledEndpoint, FieldError> {
     let (path, label) = match (&spec.path_template, &spec.path_regex) {
         (Some(t), None) => (
             PathPattern::template(t).map_err(at("pathTemplate"))?,
@@ -173,19 +189,23 @@ fn compile_endpoint(
             r.clone(),
         ),
         (Some(_), Some(_)) => {
-            return Err(at("")(
-                "give either `pathTemplate` or `pathRegex`, not both".into(),
+            return Err(FieldError::new(
+                "",
+                "give either `pathTemplate` or `pathRegex`, not both",
             ))
         }
         (None, None) => {
-            return Err(at("")(
-                "an endpoint needs `pathTemplate` or `pathRegex`".into(),
+            return Err(FieldError::new(
+                "",
+                "an endpoint needs `pathTemplate` or `pathRegex`",
             ))
         }
     };
     let methods: Vec<String> = match &spec.allowed_methods {
         None => vec!["GET".into(), "HEAD".into()],
-        Some(m) if m.is_empty() => return Err(at("allowedMethods")("the list is empty".into())),
+        Some(m) if m.is_empty() => {
+            return Err(FieldError::new("allowedMethods", "the list is empty"))
+        }
         Some(m) => {
             let mut out = Vec::new();
             for x in m {
@@ -193,7 +213,10 @@ fn compile_endpoint(
                 if !["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
                     .contains(&up.as_str())
                 {
-                    return Err(at("allowedMethods")(format!("unknown HTTP method `{x}`")));
+                    return Err(FieldError::new(
+                        "allowedMethods",
+                        format!("unknown HTTP method `{x}`"),
+                    ));
                 }
                 out.push(up);
             }
@@ -205,10 +228,13 @@ fn compile_endpoint(
         let params = path.params();
         for (name, s) in schemas {
             if !params.contains(&name.as_str()) {
-                return Err(at("pathParameterSchemas")(format!(
-                    "`{name}` is not a parameter of the path template (parameters: {})",
-                    params.join(", ")
-                )));
+                return Err(FieldError::new(
+                    "pathParameterSchemas",
+                    format!(
+                        "`{name}` is not a parameter of the path template (parameters: {})",
+                        params.join(", ")
+                    ),
+                ));
             }
             path_param_schemas.push((
                 name.clone(),
@@ -232,8 +258,9 @@ fn compile_endpoint(
         None => None,
     };
     if default_deny && spec.response_schema.is_none() {
-        return Err(at("")(
-            "`defaultDeny: true` requires a `responseSchema` on every endpoint: declare the properties this endpoint may return (everything else is dropped)".into(),
+        return Err(FieldError::new(
+            "",
+            "`defaultDeny: true` requires a `responseSchema` on every endpoint: declare the properties this endpoint may return (everything else is dropped)",
         ));
     }
     let allowed_headers = spec
@@ -250,14 +277,14 @@ fn compile_endpoint(
     let mut owners = Vec::new();
     for (ti, t) in spec.transforms.iter().enumerate() {
         let ctx = format!("transforms[{ti}]");
-        let (mut rt, tpaths) = compile_transform(t).map_err(|(c, m)| {
-            (
-                if c.is_empty() {
+        let (mut rt, tpaths) = compile_transform(t).map_err(|e| {
+            FieldError::new(
+                if e.field.is_empty() {
                     ctx.clone()
                 } else {
-                    format!("{ctx}.{c}")
+                    format!("{ctx}.{}", e.field)
                 },
-                format!("({}) {m}", t.method),
+                format!("({}) {}", t.method, e.message),
             )
         })?;
         for p in tpaths {
@@ -283,46 +310,66 @@ fn compile_endpoint(
     })
 }
 
-fn param_schema(s: &ParameterSchema) -> Result<ParamSchema, String> {
+/// A parameter schema (`pathParameterSchemas.x`, `queryParamSchemas.x`)
+/// that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum ParamSchemaError {
+    #[error("unknown type `{0}` (string, integer, number, boolean)")]
+    UnknownType(String),
+    #[error("unknown format `{0}` (known: reversible-pseudonym)")]
+    UnknownFormat(String),
+    #[error("`format: reversible-pseudonym` cannot be combined with `enum`, `anyOf` or a `type` other than string: the client sends a `p~` token (a `pattern` applies to the decrypted value)")]
+    ReversibleCombined,
+    #[error("`kind` needs `format: reversible-pseudonym`")]
+    KindWithoutReversible,
+    #[error(transparent)]
+    Kind(#[from] crate::pseudonym::UnknownTokenKind),
+    #[error("`anyOf` is empty")]
+    EmptyAnyOf,
+    /// One of the `anyOf` alternatives; the text names it and says why.
+    #[error("anyOf[{index}]: {problem}")]
+    AnyOf {
+        index: usize,
+        problem: Box<ParamSchemaError>,
+    },
+    #[error(transparent)]
+    Pattern(#[from] java_regex::RegexError),
+}
+
+fn param_schema(s: &ParameterSchema) -> Result<ParamSchema, ParamSchemaError> {
     let kind = match s.kind.as_deref() {
         None | Some("string") => ParamKind::String,
         Some("integer") => ParamKind::Integer,
         Some("number") => ParamKind::Number,
         Some("boolean") => ParamKind::Boolean,
-        Some(o) => {
-            return Err(format!(
-                "unknown type `{o}` (string, integer, number, boolean)"
-            ))
-        }
+        Some(o) => return Err(ParamSchemaError::UnknownType(o.to_string())),
     };
     let reversible = match s.format.as_deref() {
         None => false,
         Some("reversible-pseudonym") => true,
-        Some(o) => {
-            return Err(format!(
-                "unknown format `{o}` (known: reversible-pseudonym)"
-            ))
-        }
+        Some(o) => return Err(ParamSchemaError::UnknownFormat(o.to_string())),
     };
     // Psoxy writes `type: string` next to the format; nothing else fits a
     // token. A `pattern` applies to the decrypted value.
     if reversible && (s.allowed.is_some() || s.any_of.is_some() || kind != ParamKind::String) {
-        return Err(
-            "`format: reversible-pseudonym` cannot be combined with `enum`, `anyOf` or a `type` other than string: the client sends a `p~` token (a `pattern` applies to the decrypted value)"
-                .into(),
-        );
+        return Err(ParamSchemaError::ReversibleCombined);
     }
     let token_kind = match &s.token_kind {
         None => None,
-        Some(_) if !reversible => return Err("`kind` needs `format: reversible-pseudonym`".into()),
+        Some(_) if !reversible => return Err(ParamSchemaError::KindWithoutReversible),
         Some(k) => Some(k.parse::<crate::pseudonym::TokenKind>()?),
     };
     let any_of = match &s.any_of {
-        Some(list) if list.is_empty() => return Err("`anyOf` is empty".into()),
+        Some(list) if list.is_empty() => return Err(ParamSchemaError::EmptyAnyOf),
         Some(list) => list
             .iter()
             .enumerate()
-            .map(|(i, sub)| param_schema(sub).map_err(|e| format!("anyOf[{i}]: {e}")))
+            .map(|(i, sub)| {
+                param_schema(sub).map_err(|e| ParamSchemaError::AnyOf {
+                    index: i,
+                    problem: Box::new(e),
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?,
         None => Vec::new(),
     };

@@ -3,7 +3,7 @@
 
 use regex::Regex;
 
-use super::CompileErr;
+use super::FieldError;
 use crate::jsonpath::{self, CompiledPath};
 use crate::pseudonym::{Encoding, PseudonymizeOptions};
 use crate::rules::java_regex;
@@ -34,7 +34,7 @@ fn allowed_options(method: &str) -> &'static [&'static str] {
 
 pub(super) fn compile_transform(
     t: &TransformSpec,
-) -> Result<(RuleTransform, Vec<CompiledPath>), CompileErr> {
+) -> Result<(RuleTransform, Vec<CompiledPath>), FieldError> {
     let o = &t.options;
     let set: Vec<(&str, bool)> = vec![
         ("redactions", o.redactions.is_some()),
@@ -58,8 +58,8 @@ pub(super) fn compile_transform(
             } else {
                 allowed.join(", ")
             };
-            return Err((
-                name.into(),
+            return Err(FieldError::new(
+                name,
                 format!(
                     "`{name}` is not an option of `{}` (its options: {valid})",
                     t.method
@@ -68,26 +68,27 @@ pub(super) fn compile_transform(
         }
     }
     if o.json_paths.is_empty() {
-        return Err((
-            "jsonPaths".into(),
-            "`jsonPaths` is empty: the transform would do nothing".into(),
+        return Err(FieldError::new(
+            "jsonPaths",
+            "`jsonPaths` is empty: the transform would do nothing",
         ));
     }
     let mut paths = Vec::new();
     for (i, p) in o.json_paths.iter().enumerate() {
-        paths.push(jsonpath::compile(p).map_err(|m| (format!("jsonPaths[{i}]"), m))?);
+        paths
+            .push(jsonpath::compile(p).map_err(|e| FieldError::new(format!("jsonPaths[{i}]"), e))?);
     }
     let apply_only_when = match &o.apply_only_when {
-        Some(p) => Some(jsonpath::compile(p).map_err(|m| ("applyOnlyWhen".to_string(), m))?),
+        Some(p) => Some(jsonpath::compile(p).map_err(|e| FieldError::new("applyOnlyWhen", e))?),
         None => None,
     };
     let regexes = |list: &Option<Vec<String>>,
                    field: &str,
                    anchored: bool|
-     -> Result<Vec<Regex>, CompileErr> {
+     -> Result<Vec<Regex>, FieldError> {
         let list = list.as_deref().unwrap_or_default();
         if list.is_empty() {
-            return Err((
+            return Err(FieldError::new(
                 field.to_string(),
                 format!("`{field}` must list at least one regex"),
             ));
@@ -95,12 +96,13 @@ pub(super) fn compile_transform(
         list.iter()
             .enumerate()
             .map(|(i, r)| {
-                java_regex::compile(r, false, anchored).map_err(|m| (format!("{field}[{i}]"), m))
+                java_regex::compile(r, false, anchored)
+                    .map_err(|e| FieldError::new(format!("{field}[{i}]"), e))
             })
             .collect()
     };
     let one_regex = |r: &str, field: &str| {
-        java_regex::compile(r, false, false).map_err(|m| (field.to_string(), m))
+        java_regex::compile(r, false, false).map_err(|e| FieldError::new(field, e))
     };
     let transform = match t.method.as_str() {
         "redact" => Transform::Redact,
@@ -110,11 +112,14 @@ pub(super) fn compile_transform(
         "redactExceptPhrases" => {
             let phrases = o.allowed_phrases.clone().unwrap_or_default();
             if phrases.is_empty() {
-                return Err(("allowedPhrases".into(), "`allowedPhrases` is empty".into()));
+                return Err(FieldError::new(
+                    "allowedPhrases",
+                    "`allowedPhrases` is empty",
+                ));
             }
             Transform::RedactExceptPhrases(
                 transform::redact::ExceptPhrases::new(&phrases)
-                    .map_err(|m| ("allowedPhrases".to_string(), m))?,
+                    .map_err(|e| FieldError::new("allowedPhrases", e))?,
             )
         }
         "redactExceptSubstringsMatchingRegexes" => {
@@ -132,8 +137,8 @@ pub(super) fn compile_transform(
                 Some("URL_SAFE_HASH_ONLY") => Encoding::UrlSafeHashOnly,
                 Some("JSON") => Encoding::Json,
                 Some(x) => {
-                    return Err((
-                        "encoding".into(),
+                    return Err(FieldError::new(
+                        "encoding",
                         format!(
                             "unknown encoding `{x}` (URL_SAFE_TOKEN, URL_SAFE_HASH_ONLY, JSON)"
                         ),
@@ -142,16 +147,16 @@ pub(super) fn compile_transform(
             };
             let include_original = o.include_original.unwrap_or(false);
             if include_original && encoding != Encoding::Json {
-                return Err((
-                    "includeOriginal".into(),
-                    "`includeOriginal: true` needs `encoding: JSON` (a URL-safe token cannot carry the original)".into(),
+                return Err(FieldError::new(
+                    "includeOriginal",
+                    "`includeOriginal: true` needs `encoding: JSON` (a URL-safe token cannot carry the original)",
                 ));
             }
             let include_reversible = o.include_reversible.unwrap_or(false);
             if include_reversible && encoding == Encoding::UrlSafeHashOnly {
-                return Err((
-                    "includeReversible".into(),
-                    "`includeReversible: true` does not work with URL_SAFE_HASH_ONLY".into(),
+                return Err(FieldError::new(
+                    "includeReversible",
+                    "`includeReversible: true` does not work with URL_SAFE_HASH_ONLY",
                 ));
             }
             Transform::Pseudonymize(transform::pseudonymize::Pseudonymize {
@@ -186,10 +191,13 @@ pub(super) fn compile_transform(
             kind: o
                 .kind
                 .as_deref()
-                .map(|k| k.parse().map_err(|e| ("kind".to_string(), e)))
+                .map(|k| {
+                    k.parse()
+                        .map_err(|e: crate::pseudonym::UnknownTokenKind| FieldError::new("kind", e))
+                })
                 .transpose()?,
         }),
-        other => return Err((String::new(), format!("unknown transform `{other}`"))),
+        other => return Err(FieldError::new("", format!("unknown transform `{other}`"))),
     };
     Ok((
         RuleTransform {
@@ -201,12 +209,12 @@ pub(super) fn compile_transform(
     ))
 }
 
-fn with_group(r: Option<&str>, method: &str) -> Result<Regex, CompileErr> {
-    let r = r.ok_or_else(|| ("regex".to_string(), format!("`{method}` needs `regex`")))?;
-    let re = java_regex::compile(r, false, false).map_err(|m| ("regex".to_string(), m))?;
+fn with_group(r: Option<&str>, method: &str) -> Result<Regex, FieldError> {
+    let r = r.ok_or_else(|| FieldError::new("regex", format!("`{method}` needs `regex`")))?;
+    let re = java_regex::compile(r, false, false).map_err(|e| FieldError::new("regex", e))?;
     if re.captures_len() < 2 {
-        return Err((
-            "regex".into(),
+        return Err(FieldError::new(
+            "regex",
             format!("regex `{r}` needs a capture group: group 1 is what gets replaced"),
         ));
     }
@@ -218,42 +226,37 @@ fn with_group(r: Option<&str>, method: &str) -> Result<Regex, CompileErr> {
 fn email_domains(
     spec: &crate::rules::transform_spec::EmailDomainsSpec,
     encoding: crate::pseudonym::Encoding,
-) -> Result<EmailDomains, (String, String)> {
+) -> Result<EmailDomains, FieldError> {
     use crate::pseudonym::email::DomainList;
     use transform::pseudonymize::OtherDomain;
     if encoding != crate::pseudonym::Encoding::UrlSafeToken {
-        return Err((
-            "emailDomains".into(),
-            "`emailDomains` needs the URL_SAFE_TOKEN encoding (the other encodings write no domain after the hash)".into(),
+        return Err(FieldError::new(
+            "emailDomains",
+            "`emailDomains` needs the URL_SAFE_TOKEN encoding (the other encodings write no domain after the hash)",
         ));
     }
     let list = |field: &str, entries: &[String]| {
-        DomainList::new(entries).map_err(|bad| {
-            (
-                format!("emailDomains.{field}"),
-                format!("`{bad}` is not a domain name (write `contoso.example`; it covers its subdomains)"),
-            )
-        })
+        DomainList::new(entries).map_err(|e| FieldError::new(format!("emailDomains.{field}"), e))
     };
     let internal = list("internal", &spec.internal)?;
     if internal.is_empty() {
-        return Err((
-            "emailDomains.internal".into(),
-            "`internal` must list the tenant's own domains".into(),
+        return Err(FieldError::new(
+            "emailDomains.internal",
+            "`internal` must list the tenant's own domains",
         ));
     }
     if spec.internal.iter().any(|d| d.trim() == "*") {
-        return Err((
-            "emailDomains.internal".into(),
-            "`*` cannot be internal: no address would be external".into(),
+        return Err(FieldError::new(
+            "emailDomains.internal",
+            "`*` cannot be internal: no address would be external",
         ));
     }
     let other = match spec.other_external.as_deref() {
         None | Some("tokenize") => OtherDomain::Tokenize,
         Some("redact") => OtherDomain::Redact,
         Some(x) => {
-            return Err((
-                "emailDomains.otherExternal".into(),
+            return Err(FieldError::new(
+                "emailDomains.otherExternal",
                 format!("unknown `otherExternal` `{x}` (tokenize, redact)"),
             ))
         }
