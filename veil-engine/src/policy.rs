@@ -652,6 +652,44 @@ mod tests {
     }
 
     #[test]
+    fn refusals_and_template_errors_keep_their_text() {
+        let integer = ParamSchema {
+            kind: ParamKind::Integer,
+            pattern: None,
+            allowed: None,
+            reversible: false,
+            any_of: Vec::new(),
+            required: false,
+            token_kind: None,
+        };
+        assert_eq!(
+            integer.check("ten").unwrap_err().to_string(),
+            "must be of type integer"
+        );
+        let listed = ParamSchema {
+            kind: ParamKind::String,
+            allowed: Some(vec!["a".into(), "b".into()]),
+            ..integer
+        };
+        assert_eq!(
+            listed.check("c").unwrap_err().to_string(),
+            "must be one of: a, b"
+        );
+        assert_eq!(
+            PathPattern::template("/x/{a}{b}").unwrap_err().to_string(),
+            "path template `/x/{a}{b}`: segment `{a}{b}` has two parameters with nothing between them"
+        );
+        assert_eq!(
+            PathPattern::template("/x/{a?}/y").unwrap_err().to_string(),
+            "path template `/x/{a?}/y`: only the last segment can be optional (`{a?}`)"
+        );
+        assert_eq!(
+            parse_query("a=%ff").unwrap_err().to_string(),
+            "a query parameter is not valid UTF-8 after percent-decoding"
+        );
+    }
+
+    #[test]
     fn a_refused_value_shows_the_allowed_pattern() {
         let f = ParamSchema {
             kind: ParamKind::String,

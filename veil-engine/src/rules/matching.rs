@@ -425,6 +425,15 @@ endpoints:
             let err = try_get(&rules, bad).unwrap_err();
             assert!(err.contains(needle), "{bad}: {err}");
         }
+        // The whole text, as callers see it.
+        assert_eq!(
+            try_get(&rules, "/v1.0/users/u1?$select=id,x").unwrap_err(),
+            "query parameter `$select`: `$select` names `x`, which this endpoint does not return (it returns: id, mail, manager) (closest endpoint: /v1.0/users/{userId})"
+        );
+        assert_eq!(
+            try_get(&rules, "/v1.0/users/u1?$expand=manager($count=true)").unwrap_err(),
+            "query parameter `$expand`: `$expand` option `$count` is not allowed (allowed: $select, $expand, $top) (closest endpoint: /v1.0/users/{userId})"
+        );
         // No `allowedQueryParams`: none allowed.
         let err = try_get(&rules, "/v1.0/users?$top=5").unwrap_err();
         assert!(err.contains("not allowed"), "{err}");
