@@ -9,16 +9,19 @@
 use regex::Regex;
 
 /// A Java regex that cannot be used; each variant names the pattern.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub(crate) enum RegexError {
     /// A construct Veil refuses rather than change its meaning.
     #[error("regex `{pattern}` uses {what}, which Veil cannot translate")]
     Unsupported { pattern: String, what: String },
     #[error("regex `{pattern}` ends with a lone backslash")]
     LoneBackslash { pattern: String },
-    /// The `regex` crate's complaint, on one line.
-    #[error("invalid regex `{pattern}`: {message}")]
-    Invalid { pattern: String, message: String },
+    /// The `regex` crate's complaint (shown on one line).
+    #[error("invalid regex `{pattern}`: {}", one_line(&.error.to_string()))]
+    Invalid {
+        pattern: String,
+        error: regex::Error,
+    },
 }
 
 /// Translates `pattern` and compiles it. `case_insensitive` adds `(?i)`;
@@ -40,9 +43,9 @@ pub(crate) fn compile(
     } else {
         full.push_str(&translated);
     }
-    Regex::new(&full).map_err(|e| RegexError::Invalid {
+    Regex::new(&full).map_err(|error| RegexError::Invalid {
         pattern: pattern.to_string(),
-        message: one_line(&e.to_string()),
+        error,
     })
 }
 

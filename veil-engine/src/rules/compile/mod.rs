@@ -312,7 +312,7 @@ fn compile_endpoint(
 
 /// A parameter schema (`pathParameterSchemas.x`, `queryParamSchemas.x`)
 /// that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 enum ParamSchemaError {
     #[error("unknown type `{0}` (string, integer, number, boolean)")]
     UnknownType(String),
