@@ -277,7 +277,7 @@ fn upstream_config(opts: &Options, env: Lookup<'_>) -> Result<UpstreamConfig, Co
         if let Err(e) = Upstream::new(cfg.clone()) {
             // The base URL passed its check: what is left is the proxy's.
             let name = match &base {
-                Some((_, name)) if !e.contains("egress proxy") => name,
+                Some((_, name)) if !e.is_egress_proxy() => name,
                 _ => "HTTPS_PROXY",
             };
             problems.add(ConfigError::invalid(name, e));
@@ -356,7 +356,7 @@ fn assemble(parts: Parts, body: BodyOptions, ip_allowlist: Vec<IpNet>) -> anyhow
         .ok()
         .and_then(|u| u.host_str().map(String::from))
         .unwrap_or_default();
-    let upstream = Upstream::new(parts.upstream).map_err(|e| anyhow!(e))?;
+    let upstream = Upstream::new(parts.upstream)?;
     let health = HealthInfo {
         connector: parts.connector.clone(),
         rules_source: parts.rules.source.clone(),

@@ -194,11 +194,15 @@ impl Problems {
 
     /// The value, or `None` after recording the problem `message` (which
     /// names `setting`); a message of several lines is several problems.
-    pub fn check_message<T>(&mut self, setting: &str, result: Result<T, String>) -> Option<T> {
+    pub fn check_message<T, E: std::fmt::Display>(
+        &mut self,
+        setting: &str,
+        result: Result<T, E>,
+    ) -> Option<T> {
         match result {
             Ok(value) => Some(value),
             Err(message) => {
-                for line in message.lines().filter(|l| !l.trim().is_empty()) {
+                for line in message.to_string().lines().filter(|l| !l.trim().is_empty()) {
                     self.add(ConfigError::new(setting, line));
                 }
                 None

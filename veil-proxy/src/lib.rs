@@ -37,7 +37,7 @@ mod token;
 pub use proxy::health::HealthInfo;
 pub use proxy::upstream::{
     check_base_url as check_upstream_base_url, BodyBudget, Upstream, UpstreamConfig,
-    DEFAULT_BODY_BUDGET_BYTES, DEFAULT_MAX_BODY_BYTES,
+    UpstreamConfigError, DEFAULT_BODY_BUDGET_BYTES, DEFAULT_MAX_BODY_BYTES,
 };
 pub use proxy::{
     CallerAuthMode, Proxy, ProxyConfig, RequestContext, MAX_REQUEST_BODY, WARN_DEVELOPMENT_TOKEN,
@@ -85,7 +85,7 @@ pub use token::gcp::{
 pub use token::{HostIdentity, StaticToken, TokenProvider, ENV_UPSTREAM_TOKEN};
 
 // ---- Pseudonym secrets and settings ----
-pub use config::{ENV_ENCRYPTION_KEY, ENV_SALT, ENV_SCHEME};
+pub use config::{SettingError, ENV_ENCRYPTION_KEY, ENV_SALT, ENV_SCHEME};
 pub use secrets::{
     load_local_with as load_local_pseudonym_config, load_pseudonym_config_opts, SecretOptions,
     SecretsPlan, SecretsReport,

@@ -241,7 +241,7 @@ pub fn parse_response(xml: &str) -> Result<Secret, TokenError> {
             "WebIdentityToken",
         ],
     )
-    .map_err(invalid)?
+    .map_err(|e| invalid(e.to_string()))?
     .filter(|t| !t.is_empty())
     .ok_or_else(|| invalid("it holds no WebIdentityToken".into()))?;
     Ok(Secret::from(token.as_str()))
