@@ -89,8 +89,12 @@ pub(super) fn federation_from(
         "static" => return Ok(None),
         "aws-sts" => AwsSts::from_lookup(http.clone(), env).map(|h| Arc::new(h) as _),
         "aws-cognito" => AwsCognito::from_lookup(http.clone(), env).map(|h| Arc::new(h) as _),
-        "gcp" => gcp_identity_from_lookup(env).map(|h| Arc::new(h) as _),
-        _ => file_identity_from_lookup(env).map(|h| Arc::new(h) as _),
+        "gcp" => gcp_identity_from_lookup(env)
+            .map(|h| Arc::new(h) as _)
+            .map_err(|e| e.to_string()),
+        _ => file_identity_from_lookup(env)
+            .map(|h| Arc::new(h) as _)
+            .map_err(|e| e.to_string()),
     };
     let exchange = EntraConfig::from_lookup(env).map(|c| EntraExchange::new(c, http.clone()));
     // Each line of a provider's message is one problem, named with the provider.

@@ -82,7 +82,9 @@ pub use token::gcp::{
     from_env as gcp_identity_from_env, from_lookup as gcp_identity_from_lookup, ENV_GCP_AUDIENCE,
     ENV_METADATA_HOST as ENV_GCP_METADATA_HOST,
 };
-pub use token::{HostIdentity, StaticToken, TokenProvider, ENV_UPSTREAM_TOKEN};
+pub use token::{
+    HostIdentity, ProviderConfigError, StaticToken, TokenProvider, ENV_UPSTREAM_TOKEN,
+};
 
 // ---- Pseudonym secrets and settings ----
 pub use config::{SettingError, ENV_ENCRYPTION_KEY, ENV_SALT, ENV_SCHEME};

@@ -34,6 +34,27 @@ pub struct TokenError {
     pub retryable: bool,
 }
 
+/// Why a host identity cannot be built from its settings. The message
+/// names the variable to set or fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderConfigError {
+    #[error(
+        "the `file` token provider needs {} (or {}): the path of a projected service account token",
+        file::ENV_FEDERATED_TOKEN_FILE,
+        file::ENV_AZURE_FEDERATED_TOKEN_FILE
+    )]
+    NoTokenFile,
+    #[error(
+        "{} must be `host` or `host:port` (no scheme or path), got `{got}`",
+        gcp::ENV_METADATA_HOST
+    )]
+    MetadataHost { got: String },
+    #[error("{} must not be empty", gcp::ENV_GCP_AUDIENCE)]
+    EmptyAudience,
+    #[error("cannot build the metadata HTTP client: {0}")]
+    MetadataClient(reqwest::Error),
+}
+
 impl From<crate::aws::AwsError> for TokenError {
     fn from(e: crate::aws::AwsError) -> TokenError {
         TokenError {
