@@ -56,7 +56,7 @@ pub use proxy::respond::error_response;
 pub use proxy::retry_after;
 
 // ---- Caller authentication ----
-pub use auth::{CallerAuth, CallerAuthConfig};
+pub use auth::{CallerAuth, CallerAuthConfig, OidcConfigError};
 
 // ---- Graph tokens: providers, host identities and the Entra exchange ----
 pub use refresh::{Clock, SystemClock};
