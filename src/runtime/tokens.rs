@@ -106,7 +106,10 @@ pub(super) fn federation_from(
     };
     let mut problems = Problems::new();
     let host = problems.check_message(ENV_TOKEN_PROVIDER, host.map_err(named));
-    let exchange = problems.check_message(ENV_TOKEN_PROVIDER, exchange.map_err(named));
+    let exchange = problems.check_message(
+        ENV_TOKEN_PROVIDER,
+        exchange.map_err(|e| named(e.to_string())),
+    );
     problems.finish(|| {
         let exchange = exchange.expect("checked");
         Some(Federation {

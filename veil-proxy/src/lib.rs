@@ -71,8 +71,8 @@ pub use token::aws_sts::{
 };
 pub use token::cache::FederatedTokens;
 pub use token::entra::{
-    unverified_claims as unverified_jwt_claims, EntraConfig, EntraExchange, ENV_CLIENT_ID,
-    ENV_ENTRA_AUTHORITY, ENV_GRAPH_SCOPE, ENV_TENANT_ID,
+    unverified_claims as unverified_jwt_claims, EntraConfig, EntraConfigError, EntraExchange,
+    EntraProblem, ENV_CLIENT_ID, ENV_ENTRA_AUTHORITY, ENV_GRAPH_SCOPE, ENV_TENANT_ID,
 };
 pub use token::file::{
     from_env as file_identity_from_env, from_lookup as file_identity_from_lookup,
