@@ -85,16 +85,12 @@ pub(super) fn federation_from(
     env: Lookup<'_>,
 ) -> Result<Option<Federation>, ConfigErrors> {
     let kind = provider_kind(env)?;
-    let host: Result<Arc<dyn HostIdentity>, String> = match kind {
+    let host: Result<Arc<dyn HostIdentity>, ProviderConfigError> = match kind {
         "static" => return Ok(None),
         "aws-sts" => AwsSts::from_lookup(http.clone(), env).map(|h| Arc::new(h) as _),
         "aws-cognito" => AwsCognito::from_lookup(http.clone(), env).map(|h| Arc::new(h) as _),
-        "gcp" => gcp_identity_from_lookup(env)
-            .map(|h| Arc::new(h) as _)
-            .map_err(|e| e.to_string()),
-        _ => file_identity_from_lookup(env)
-            .map(|h| Arc::new(h) as _)
-            .map_err(|e| e.to_string()),
+        "gcp" => gcp_identity_from_lookup(env).map(|h| Arc::new(h) as _),
+        _ => file_identity_from_lookup(env).map(|h| Arc::new(h) as _),
     };
     let exchange = EntraConfig::from_lookup(env).map(|c| EntraExchange::new(c, http.clone()));
     // Each line of a provider's message is one problem, named with the provider.
@@ -105,7 +101,7 @@ pub(super) fn federation_from(
             .join("\n")
     };
     let mut problems = Problems::new();
-    let host = problems.check_message(ENV_TOKEN_PROVIDER, host.map_err(named));
+    let host = problems.check_message(ENV_TOKEN_PROVIDER, host.map_err(|e| named(e.to_string())));
     let exchange = problems.check_message(
         ENV_TOKEN_PROVIDER,
         exchange.map_err(|e| named(e.to_string())),

@@ -53,6 +53,21 @@ pub enum ProviderConfigError {
     EmptyAudience,
     #[error("cannot build the metadata HTTP client: {0}")]
     MetadataClient(reqwest::Error),
+    /// The provider's own settings (`VEIL_AWS_STS_*`, `VEIL_COGNITO_*`).
+    #[error("{0}")]
+    Settings(crate::env::ConfigErrors),
+    /// The AWS client's settings (credentials, region, endpoint), with
+    /// the provider's name.
+    #[error("{provider}: {cause}")]
+    Aws {
+        provider: &'static str,
+        cause: crate::aws::AwsError,
+    },
+    #[error("aws-sts: {0}; GetWebIdentityToken exists only on the regional STS endpoints")]
+    StsRegion(crate::aws::AwsError),
+    /// Several problems, one a line.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<ProviderConfigError>),
 }
 
 impl From<crate::aws::AwsError> for TokenError {
