@@ -153,7 +153,7 @@ fn setting(
 
 /// Loads the rules: a file when given, else the shipped rules of the connector.
 pub fn load_rules(opts: &Options) -> anyhow::Result<(String, RuleSet)> {
-    rules_from(opts, &ProcessEnv).map_err(|e| anyhow!(e))
+    Ok(rules_from(opts, &ProcessEnv)?)
 }
 
 /// [`load_rules`] with the variables read through `env`; the error names
@@ -203,8 +203,7 @@ fn rules_from(opts: &Options, env: Lookup<'_>) -> Result<(String, RuleSet), Conf
 /// `veil_proxy::secrets`) and are checked (present, long enough, not one
 /// of [`WELL_KNOWN_SECRETS`]).
 pub async fn load_secrets(http: &reqwest::Client) -> anyhow::Result<Vec<String>> {
-    let plan = SecretsPlan::from_lookup(http, &ProcessEnv, SecretOptions::default())
-        .map_err(|e| anyhow!(e))?;
+    let plan = SecretsPlan::from_lookup(http, &ProcessEnv, SecretOptions::default())?;
     let (_, report) = plan
         .load(&ProcessEnv, WELL_KNOWN_SECRETS)
         .await

@@ -75,7 +75,7 @@ fn provider_kind(env: Lookup<'_>) -> Result<&'static str, ConfigError> {
 /// The federation from the process environment; `None` when the `static`
 /// development token is configured.
 pub fn federation(http: &reqwest::Client) -> anyhow::Result<Option<Federation>> {
-    federation_from(http, &ProcessEnv).map_err(|e| anyhow!(e))
+    Ok(federation_from(http, &ProcessEnv)?)
 }
 
 /// [`federation`] with the variables read through `env`: the provider's
@@ -130,7 +130,7 @@ pub(super) fn token_http() -> anyhow::Result<reqwest::Client> {
 /// The Graph token provider from the process environment: one per process
 /// (its cache is shared by every request).
 pub fn token_provider() -> anyhow::Result<Arc<dyn TokenProvider>> {
-    tokens_from(&token_http()?, &ProcessEnv).map_err(|e| anyhow!(e))
+    Ok(tokens_from(&token_http()?, &ProcessEnv)?)
 }
 
 /// [`token_provider`] with the variables read through `env`.
