@@ -568,29 +568,46 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     JWT_LIKE.replace_all(&out, "<jwt>").into_owned()
 }
 
-fn parse_success(body: &[u8]) -> Result<GraphToken, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|_| "the body is not JSON".to_string())?;
+/// Why a successful-looking token answer cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum UnusableAnswer {
+    #[error("the body is not JSON")]
+    NotJson,
+    #[error("no `access_token`")]
+    NoAccessToken,
+    #[error("token_type `{0}` is not Bearer")]
+    NotBearer(String),
+    #[error("the access token has characters a header cannot carry")]
+    BadCharacters,
+    #[error("no `expires_in`")]
+    NoExpiresIn,
+    #[error("`expires_in` is 0")]
+    ZeroExpiresIn,
+}
+
+fn parse_success(body: &[u8]) -> Result<GraphToken, UnusableAnswer> {
+    let v: Value = serde_json::from_slice(body).map_err(|_| UnusableAnswer::NotJson)?;
     let token = v
         .get("access_token")
         .and_then(Value::as_str)
         .filter(|t| !t.is_empty())
-        .ok_or("no `access_token`")?;
+        .ok_or(UnusableAnswer::NoAccessToken)?;
     if let Some(tt) = v.get("token_type").and_then(Value::as_str) {
         if !tt.eq_ignore_ascii_case("bearer") {
-            return Err(format!("token_type `{}` is not Bearer", printable(tt)));
+            return Err(UnusableAnswer::NotBearer(printable(tt)));
         }
     }
     if token.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
-        return Err("the access token has characters a header cannot carry".into());
+        return Err(UnusableAnswer::BadCharacters);
     }
     let expires_in = match v.get("expires_in") {
         Some(Value::Number(n)) => n.as_u64(),
         Some(Value::String(s)) => s.parse::<u64>().ok(),
         _ => None,
     }
-    .ok_or("no `expires_in`")?;
+    .ok_or(UnusableAnswer::NoExpiresIn)?;
     if expires_in == 0 {
-        return Err("`expires_in` is 0".into());
+        return Err(UnusableAnswer::ZeroExpiresIn);
     }
     Ok(GraphToken {
         access_token: Secret::from(token),
