@@ -210,7 +210,9 @@ async fn aws_sts_configuration_errors_name_the_variable() {
         if name == "AWS_ACCESS_KEY_ID" {
             env.push(("AWS_SECRET_ACCESS_KEY", ""));
         }
-        let e = AwsSts::from_lookup(client(), &sts_env(&server, &env)).unwrap_err();
+        let e = AwsSts::from_lookup(client(), &sts_env(&server, &env))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with(want), "{name}: {e}");
     }
 }
@@ -241,7 +243,9 @@ async fn aws_cognito_gets_a_developer_identity_token_from_moto() {
         ("VEIL_COGNITO_DEVELOPER_PROVIDER", "login.veil.e2e"),
         ("VEIL_COGNITO_LOGIN", "veil-outlook-mail"),
     ]);
-    let e = AwsCognito::from_lookup(client(), &env).unwrap_err();
+    let e = AwsCognito::from_lookup(client(), &env)
+        .unwrap_err()
+        .to_string();
     assert!(
         e.starts_with("VEIL_COGNITO_IDENTITY_POOL_ID: `not-a-pool-id` is not an identity pool id"),
         "{e}"

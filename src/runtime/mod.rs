@@ -30,8 +30,8 @@ use veil_proxy::{
     check_upstream_base_url, file_identity_from_lookup, gcp_identity_from_lookup, AwsCognito,
     AwsSts, BodyBudget, CallerAuth, CallerAuthConfig, CallerAuthMode, ConfigError, ConfigErrors,
     EntraConfig, EntraExchange, FederatedTokens, HealthInfo, HostIdentity, Lookup, Problems,
-    ProcessEnv, Proxy, ProxyConfig, RequestLimits, SecretOptions, SecretsPlan, SecretsReport,
-    StaticToken, TokenProvider, Upstream, UpstreamConfig, DEFAULT_BODY_BUDGET_BYTES,
+    ProcessEnv, ProviderConfigError, Proxy, ProxyConfig, RequestLimits, SecretOptions, SecretsPlan,
+    SecretsReport, StaticToken, TokenProvider, Upstream, UpstreamConfig, DEFAULT_BODY_BUDGET_BYTES,
     DEFAULT_MAX_BODY_BYTES, ENV_AWS_STS_AUDIENCE, ENV_AZURE_FEDERATED_TOKEN_FILE, ENV_CLIENT_ID,
     ENV_COGNITO_DEVELOPER_PROVIDER, ENV_COGNITO_IDENTITY_POOL_ID, ENV_COGNITO_LOGIN,
     ENV_ENCRYPTION_KEY, ENV_ENTRA_AUTHORITY, ENV_FEDERATED_TOKEN_FILE, ENV_GCP_AUDIENCE,
@@ -153,7 +153,7 @@ fn setting(
 
 /// Loads the rules: a file when given, else the shipped rules of the connector.
 pub fn load_rules(opts: &Options) -> anyhow::Result<(String, RuleSet)> {
-    rules_from(opts, &ProcessEnv).map_err(|e| anyhow!(e))
+    Ok(rules_from(opts, &ProcessEnv)?)
 }
 
 /// [`load_rules`] with the variables read through `env`; the error names
@@ -203,8 +203,7 @@ fn rules_from(opts: &Options, env: Lookup<'_>) -> Result<(String, RuleSet), Conf
 /// `veil_proxy::secrets`) and are checked (present, long enough, not one
 /// of [`WELL_KNOWN_SECRETS`]).
 pub async fn load_secrets(http: &reqwest::Client) -> anyhow::Result<Vec<String>> {
-    let plan = SecretsPlan::from_lookup(http, &ProcessEnv, SecretOptions::default())
-        .map_err(|e| anyhow!(e))?;
+    let plan = SecretsPlan::from_lookup(http, &ProcessEnv, SecretOptions::default())?;
     let (_, report) = plan
         .load(&ProcessEnv, WELL_KNOWN_SECRETS)
         .await
@@ -277,7 +276,7 @@ fn upstream_config(opts: &Options, env: Lookup<'_>) -> Result<UpstreamConfig, Co
         if let Err(e) = Upstream::new(cfg.clone()) {
             // The base URL passed its check: what is left is the proxy's.
             let name = match &base {
-                Some((_, name)) if !e.contains("egress proxy") => name,
+                Some((_, name)) if !e.is_egress_proxy() => name,
                 _ => "HTTPS_PROXY",
             };
             problems.add(ConfigError::invalid(name, e));
@@ -356,7 +355,7 @@ fn assemble(parts: Parts, body: BodyOptions, ip_allowlist: Vec<IpNet>) -> anyhow
         .ok()
         .and_then(|u| u.host_str().map(String::from))
         .unwrap_or_default();
-    let upstream = Upstream::new(parts.upstream).map_err(|e| anyhow!(e))?;
+    let upstream = Upstream::new(parts.upstream)?;
     let health = HealthInfo {
         connector: parts.connector.clone(),
         rules_source: parts.rules.source.clone(),

@@ -75,7 +75,7 @@ fn provider_kind(env: Lookup<'_>) -> Result<&'static str, ConfigError> {
 /// The federation from the process environment; `None` when the `static`
 /// development token is configured.
 pub fn federation(http: &reqwest::Client) -> anyhow::Result<Option<Federation>> {
-    federation_from(http, &ProcessEnv).map_err(|e| anyhow!(e))
+    Ok(federation_from(http, &ProcessEnv)?)
 }
 
 /// [`federation`] with the variables read through `env`: the provider's
@@ -85,7 +85,7 @@ pub(super) fn federation_from(
     env: Lookup<'_>,
 ) -> Result<Option<Federation>, ConfigErrors> {
     let kind = provider_kind(env)?;
-    let host: Result<Arc<dyn HostIdentity>, String> = match kind {
+    let host: Result<Arc<dyn HostIdentity>, ProviderConfigError> = match kind {
         "static" => return Ok(None),
         "aws-sts" => AwsSts::from_lookup(http.clone(), env).map(|h| Arc::new(h) as _),
         "aws-cognito" => AwsCognito::from_lookup(http.clone(), env).map(|h| Arc::new(h) as _),
@@ -101,8 +101,11 @@ pub(super) fn federation_from(
             .join("\n")
     };
     let mut problems = Problems::new();
-    let host = problems.check_message(ENV_TOKEN_PROVIDER, host.map_err(named));
-    let exchange = problems.check_message(ENV_TOKEN_PROVIDER, exchange.map_err(named));
+    let host = problems.check_message(ENV_TOKEN_PROVIDER, host.map_err(|e| named(e.to_string())));
+    let exchange = problems.check_message(
+        ENV_TOKEN_PROVIDER,
+        exchange.map_err(|e| named(e.to_string())),
+    );
     problems.finish(|| {
         let exchange = exchange.expect("checked");
         Some(Federation {
@@ -127,7 +130,7 @@ pub(super) fn token_http() -> anyhow::Result<reqwest::Client> {
 /// The Graph token provider from the process environment: one per process
 /// (its cache is shared by every request).
 pub fn token_provider() -> anyhow::Result<Arc<dyn TokenProvider>> {
-    tokens_from(&token_http()?, &ProcessEnv).map_err(|e| anyhow!(e))
+    Ok(tokens_from(&token_http()?, &ProcessEnv)?)
 }
 
 /// [`token_provider`] with the variables read through `env`.

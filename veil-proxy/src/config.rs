@@ -28,9 +28,22 @@ pub const ENV_ALLOW_LEGACY_SHORT_SALT: &str = "VEIL_ALLOW_LEGACY_SHORT_SALT";
 /// The key id used for `VEIL_ENCRYPTION_KEY`.
 pub const DEFAULT_KEY_ID: &str = "k1";
 
+/// A setting whose value cannot be read: the message names the variable
+/// (or the source) and never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingError {
+    #[error("{origin}: item {item} is not `keyid:secret`")]
+    NotAKeyPair { origin: String, item: usize },
+    #[error("{name}: expected `true` or `false`")]
+    NotAFlag { name: String },
+}
+
 /// Parses `kid:secret,kid:secret` (newest first); errors name `origin`
 /// (a variable or a [`crate::secrets::Source`]) and never the secret.
-pub fn parse_key_list_from(origin: &str, list: &str) -> Result<Vec<(String, Secret)>, String> {
+pub fn parse_key_list_from(
+    origin: &str,
+    list: &str,
+) -> Result<Vec<(String, Secret)>, SettingError> {
     let mut out = Vec::new();
     for (i, item) in list
         .split(',')
@@ -40,7 +53,10 @@ pub fn parse_key_list_from(origin: &str, list: &str) -> Result<Vec<(String, Secr
     {
         let (kid, secret) = item
             .split_once(':')
-            .ok_or_else(|| format!("{origin}: item {} is not `keyid:secret`", i + 1))?;
+            .ok_or_else(|| SettingError::NotAKeyPair {
+                origin: origin.to_string(),
+                item: i + 1,
+            })?;
         out.push((kid.trim().to_string(), Secret::from(secret.trim())));
     }
     Ok(out)
@@ -48,12 +64,14 @@ pub fn parse_key_list_from(origin: &str, list: &str) -> Result<Vec<(String, Secr
 
 /// Whether a boolean variable is set to `true`, `1` or `yes`; any other
 /// non-empty value is an error that names the variable.
-pub fn parse_flag(name: &str, value: Option<String>) -> Result<bool, String> {
+pub fn parse_flag(name: &str, value: Option<String>) -> Result<bool, SettingError> {
     match value.as_deref().map(|v| v.trim().to_ascii_lowercase()) {
         None => Ok(false),
         Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => Ok(true),
         Some(v) if matches!(v.as_str(), "false" | "0" | "no") => Ok(false),
-        Some(_) => Err(format!("{name}: expected `true` or `false`")),
+        Some(_) => Err(SettingError::NotAFlag {
+            name: name.to_string(),
+        }),
     }
 }
 

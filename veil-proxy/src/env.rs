@@ -194,11 +194,15 @@ impl Problems {
 
     /// The value, or `None` after recording the problem `message` (which
     /// names `setting`); a message of several lines is several problems.
-    pub fn check_message<T>(&mut self, setting: &str, result: Result<T, String>) -> Option<T> {
+    pub fn check_message<T, E: std::fmt::Display>(
+        &mut self,
+        setting: &str,
+        result: Result<T, E>,
+    ) -> Option<T> {
         match result {
             Ok(value) => Some(value),
             Err(message) => {
-                for line in message.lines().filter(|l| !l.trim().is_empty()) {
+                for line in message.to_string().lines().filter(|l| !l.trim().is_empty()) {
                     self.add(ConfigError::new(setting, line));
                 }
                 None
@@ -234,16 +238,12 @@ pub(crate) fn lookup(pairs: &[(&str, &str)]) -> MapEnv {
     MapEnv::new(pairs)
 }
 
-/// Both results, or the problems of either, one a line (a provider that
+/// Both results, or the problems of either, in order (a provider that
 /// checks its settings and its AWS client reports both at once).
-pub fn both<A, B>(a: Result<A, String>, b: Result<B, String>) -> Result<(A, B), String> {
+pub fn both<A, B, E>(a: Result<A, E>, b: Result<B, E>) -> Result<(A, B), Vec<E>> {
     match (a, b) {
         (Ok(a), Ok(b)) => Ok((a, b)),
-        (a, b) => Err([a.err(), b.err()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join("\n")),
+        (a, b) => Err([a.err(), b.err()].into_iter().flatten().collect()),
     }
 }
 

@@ -37,7 +37,7 @@ mod token;
 pub use proxy::health::HealthInfo;
 pub use proxy::upstream::{
     check_base_url as check_upstream_base_url, BodyBudget, Upstream, UpstreamConfig,
-    DEFAULT_BODY_BUDGET_BYTES, DEFAULT_MAX_BODY_BYTES,
+    UpstreamConfigError, DEFAULT_BODY_BUDGET_BYTES, DEFAULT_MAX_BODY_BYTES,
 };
 pub use proxy::{
     CallerAuthMode, Proxy, ProxyConfig, RequestContext, MAX_REQUEST_BODY, WARN_DEVELOPMENT_TOKEN,
@@ -56,7 +56,7 @@ pub use proxy::respond::error_response;
 pub use proxy::retry_after;
 
 // ---- Caller authentication ----
-pub use auth::{CallerAuth, CallerAuthConfig};
+pub use auth::{CallerAuth, CallerAuthConfig, OidcConfigError};
 
 // ---- Graph tokens: providers, host identities and the Entra exchange ----
 pub use refresh::{Clock, SystemClock};
@@ -71,8 +71,8 @@ pub use token::aws_sts::{
 };
 pub use token::cache::FederatedTokens;
 pub use token::entra::{
-    unverified_claims as unverified_jwt_claims, EntraConfig, EntraExchange, ENV_CLIENT_ID,
-    ENV_ENTRA_AUTHORITY, ENV_GRAPH_SCOPE, ENV_TENANT_ID,
+    unverified_claims as unverified_jwt_claims, EntraConfig, EntraConfigError, EntraExchange,
+    EntraProblem, ENV_CLIENT_ID, ENV_ENTRA_AUTHORITY, ENV_GRAPH_SCOPE, ENV_TENANT_ID,
 };
 pub use token::file::{
     from_env as file_identity_from_env, from_lookup as file_identity_from_lookup,
@@ -82,10 +82,12 @@ pub use token::gcp::{
     from_env as gcp_identity_from_env, from_lookup as gcp_identity_from_lookup, ENV_GCP_AUDIENCE,
     ENV_METADATA_HOST as ENV_GCP_METADATA_HOST,
 };
-pub use token::{HostIdentity, StaticToken, TokenProvider, ENV_UPSTREAM_TOKEN};
+pub use token::{
+    HostIdentity, ProviderConfigError, StaticToken, TokenProvider, ENV_UPSTREAM_TOKEN,
+};
 
 // ---- Pseudonym secrets and settings ----
-pub use config::{ENV_ENCRYPTION_KEY, ENV_SALT, ENV_SCHEME};
+pub use config::{SettingError, ENV_ENCRYPTION_KEY, ENV_SALT, ENV_SCHEME};
 pub use secrets::{
     load_local_with as load_local_pseudonym_config, load_pseudonym_config_opts, SecretOptions,
     SecretsPlan, SecretsReport,

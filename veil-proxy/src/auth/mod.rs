@@ -17,7 +17,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-pub use oidc::{CallerAuth, CallerAuthConfig};
+pub use oidc::{CallerAuth, CallerAuthConfig, OidcConfigError};
 
 use crate::error::{ErrorKind, Phase, ProxyError, Refusal};
 

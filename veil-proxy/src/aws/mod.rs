@@ -69,12 +69,17 @@ impl Service {
     ];
 }
 
+/// A document that is not XML.
+#[derive(Debug, thiserror::Error)]
+#[error("not XML: {0}")]
+pub(crate) struct NotXml(roxmltree::Error);
+
 /// The text of the element at `path` (local names, namespaces ignored),
 /// starting with the root element: `["GetWebIdentityTokenResponse",
 /// "GetWebIdentityTokenResult", "WebIdentityToken"]`. `Ok(None)` when the
 /// element is absent; `Err` when the document is not XML.
-pub(crate) fn xml_text(xml: &str, path: &[&str]) -> Result<Option<String>, String> {
-    let doc = roxmltree::Document::parse(xml).map_err(|e| format!("not XML: {e}"))?;
+pub(crate) fn xml_text(xml: &str, path: &[&str]) -> Result<Option<String>, NotXml> {
+    let doc = roxmltree::Document::parse(xml).map_err(NotXml)?;
     let Some((first, rest)) = path.split_first() else {
         return Ok(None);
     };

@@ -203,7 +203,8 @@ impl SecretOptions {
         let from_env = config::parse_flag(
             ENV_ALLOW_LEGACY_SHORT_SALT,
             env.get(ENV_ALLOW_LEGACY_SHORT_SALT),
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
         Ok(SecretOptions {
             allow_legacy_short_salt: self.allow_legacy_short_salt || from_env,
         })
@@ -300,7 +301,7 @@ fn parse_keys(source: &Source, content: &str) -> Result<Vec<(String, Secret)>, S
         _ => content.contains(':'),
     };
     if list {
-        config::parse_key_list_from(&source.to_string(), content)
+        config::parse_key_list_from(&source.to_string(), content).map_err(|e| e.to_string())
     } else {
         Ok(vec![(DEFAULT_KEY_ID.to_string(), Secret::from(content))])
     }

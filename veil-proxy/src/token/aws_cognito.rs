@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::aws::{AwsClient, AwsConfig, AwsError, Call, Lookup, Service};
 use crate::env::{ConfigError, ConfigErrors, Problems};
-use crate::token::{BoxFuture, HostIdentity, TokenError};
+use crate::token::{BoxFuture, HostIdentity, ProviderConfigError, TokenError};
 use veil_engine::Secret;
 
 /// The identity pool id, `<region>:<uuid>`.
@@ -158,7 +158,7 @@ pub struct AwsCognito {
 }
 
 /// From the process environment.
-pub fn from_env(http: reqwest::Client) -> Result<Arc<dyn HostIdentity>, String> {
+pub fn from_env(http: reqwest::Client) -> Result<Arc<dyn HostIdentity>, ProviderConfigError> {
     Ok(Arc::new(AwsCognito::from_lookup(
         http,
         &crate::env::ProcessEnv,
@@ -167,11 +167,18 @@ pub fn from_env(http: reqwest::Client) -> Result<Arc<dyn HostIdentity>, String> 
 
 impl AwsCognito {
     /// Reads credentials, endpoint and `VEIL_COGNITO_*`.
-    pub fn from_lookup(http: reqwest::Client, env: Lookup<'_>) -> Result<AwsCognito, String> {
+    pub fn from_lookup(
+        http: reqwest::Client,
+        env: Lookup<'_>,
+    ) -> Result<AwsCognito, ProviderConfigError> {
         // Every problem at once: the settings' and the AWS client's.
-        let settings = CognitoSettings::from_lookup(env).map_err(String::from);
-        let config = AwsConfig::from_lookup(env).map_err(|e| format!("aws-cognito: {e}"));
-        let (settings, config) = crate::env::both(settings, config)?;
+        let settings = CognitoSettings::from_lookup(env).map_err(ProviderConfigError::Settings);
+        let config = AwsConfig::from_lookup(env).map_err(|cause| ProviderConfigError::Aws {
+            provider: "aws-cognito",
+            cause,
+        });
+        let (settings, config) =
+            crate::env::both(settings, config).map_err(ProviderConfigError::Several)?;
         Ok(AwsCognito {
             client: AwsClient::new(http, config),
             settings,
@@ -328,7 +335,9 @@ mod tests {
             .into_iter()
             .filter(|(k, _)| !k.starts_with("AWS_"))
             .collect();
-        let e = AwsCognito::from_lookup(reqwest::Client::new(), &lookup(&pairs)).unwrap_err();
+        let e = AwsCognito::from_lookup(reqwest::Client::new(), &lookup(&pairs))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("aws-cognito: no AWS credentials in the environment"),
             "{e}"

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::aws::{self, AwsClient, AwsConfig, AwsErrorKind, Call, Lookup, Service};
 use crate::env::{ConfigError, ConfigErrors, Problems};
-use crate::token::{BoxFuture, HostIdentity, TokenError};
+use crate::token::{BoxFuture, HostIdentity, ProviderConfigError, TokenError};
 use veil_engine::Secret;
 
 /// The `aud` of the token (default `api://AzureADTokenExchange`, what Entra
@@ -141,7 +141,7 @@ pub struct AwsSts {
 }
 
 /// From the process environment.
-pub fn from_env(http: reqwest::Client) -> Result<Arc<dyn HostIdentity>, String> {
+pub fn from_env(http: reqwest::Client) -> Result<Arc<dyn HostIdentity>, ProviderConfigError> {
     Ok(Arc::new(AwsSts::from_lookup(
         http,
         &crate::env::ProcessEnv,
@@ -150,23 +150,26 @@ pub fn from_env(http: reqwest::Client) -> Result<Arc<dyn HostIdentity>, String> 
 
 impl AwsSts {
     /// Reads credentials, region, endpoint and `VEIL_AWS_STS_*`.
-    pub fn from_lookup(http: reqwest::Client, env: Lookup<'_>) -> Result<AwsSts, String> {
+    pub fn from_lookup(
+        http: reqwest::Client,
+        env: Lookup<'_>,
+    ) -> Result<AwsSts, ProviderConfigError> {
         // Every problem at once: the settings' and the AWS client's.
-        let settings = StsSettings::from_lookup(env).map_err(String::from);
+        let settings = StsSettings::from_lookup(env).map_err(ProviderConfigError::Settings);
         let config = AwsConfig::from_lookup(env)
-            .map_err(|e| format!("aws-sts: {e}"))
+            .map_err(|cause| ProviderConfigError::Aws {
+                provider: "aws-sts",
+                cause,
+            })
             .and_then(|config| {
                 let region = config
                     .region()
-                    .map_err(|e| {
-                        format!(
-                            "aws-sts: {e}; GetWebIdentityToken exists only on the regional STS endpoints"
-                        )
-                    })?
+                    .map_err(ProviderConfigError::StsRegion)?
                     .to_string();
                 Ok((config, region))
             });
-        let (settings, (config, region)) = crate::env::both(settings, config)?;
+        let (settings, (config, region)) =
+            crate::env::both(settings, config).map_err(ProviderConfigError::Several)?;
         Ok(AwsSts {
             client: AwsClient::new(http, config),
             region,
@@ -241,7 +244,7 @@ pub fn parse_response(xml: &str) -> Result<Secret, TokenError> {
             "WebIdentityToken",
         ],
     )
-    .map_err(invalid)?
+    .map_err(|e| invalid(e.to_string()))?
     .filter(|t| !t.is_empty())
     .ok_or_else(|| invalid("it holds no WebIdentityToken".into()))?;
     Ok(Secret::from(token.as_str()))
@@ -338,11 +341,14 @@ mod tests {
     #[test]
     fn from_lookup_needs_credentials_and_region() {
         let http = reqwest::Client::new();
-        let e = AwsSts::from_lookup(http.clone(), &lookup(&[])).unwrap_err();
+        let e = AwsSts::from_lookup(http.clone(), &lookup(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no AWS credentials in the environment"), "{e}");
         // A bad setting and missing credentials: both, one a line.
-        let e =
-            AwsSts::from_lookup(http.clone(), &lookup(&[(ENV_DURATION_SECS, "5m")])).unwrap_err();
+        let e = AwsSts::from_lookup(http.clone(), &lookup(&[(ENV_DURATION_SECS, "5m")]))
+            .unwrap_err()
+            .to_string();
         let lines: Vec<&str> = e.lines().collect();
         assert!(
             lines.len() == 2
@@ -354,7 +360,9 @@ mod tests {
             ("AWS_ACCESS_KEY_ID", "AKID"),
             ("AWS_SECRET_ACCESS_KEY", "secret"),
         ];
-        let e = AwsSts::from_lookup(http.clone(), &lookup(&creds)).unwrap_err();
+        let e = AwsSts::from_lookup(http.clone(), &lookup(&creds))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no AWS region: set AWS_REGION"), "{e}");
         let mut pairs = creds.to_vec();
         pairs.push(("AWS_REGION", "eu-west-1"));

@@ -83,7 +83,7 @@ impl EntraConfig {
         tenant_id: &str,
         client_id: &str,
         scope: &str,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, EntraConfigError> {
         EntraConfig::checked(authority, Some(tenant_id), Some(client_id), scope)
     }
 
@@ -94,7 +94,7 @@ impl EntraConfig {
         tenant_id: Option<&str>,
         client_id: Option<&str>,
         scope: &str,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, EntraConfigError> {
         let mut problems = Vec::new();
         let authority = authority.trim().trim_end_matches('/').to_string();
         if let Err(e) = check_authority(&authority) {
@@ -106,35 +106,24 @@ impl EntraConfig {
             .map(|(n, _)| n)
             .collect();
         if !missing.is_empty() {
-            problems.push(format!(
-                "workload identity federation needs {}: {ENV_TENANT_ID} is the Directory (tenant) ID of the Microsoft 365 tenant, {ENV_CLIENT_ID} the Application (client) ID of Veil's app registration",
-                missing.join(" and ")
-            ));
+            problems.push(EntraProblem::MissingIds(missing.join(" and ")));
         }
         let tenant_id = tenant_id.unwrap_or_default().trim().to_string();
         if !missing.contains(&ENV_TENANT_ID)
             && (!TENANT.is_match(&tenant_id) || tenant_id.contains(".."))
         {
-            problems.push(format!(
-                "{ENV_TENANT_ID} must be the Directory (tenant) ID of the Microsoft 365 tenant (a GUID, from Entra ID → Overview), got `{}`",
-                printable(&tenant_id)
-            ));
+            problems.push(EntraProblem::TenantId(printable(&tenant_id)));
         }
         let client_id = client_id.unwrap_or_default().trim().to_string();
         if !missing.contains(&ENV_CLIENT_ID) && !GUID.is_match(&client_id) {
-            problems.push(format!(
-                "{ENV_CLIENT_ID} must be the Application (client) ID of Veil's app registration (a GUID, from App registrations → Overview), got `{}`",
-                printable(&client_id)
-            ));
+            problems.push(EntraProblem::ClientId(printable(&client_id)));
         }
         let scope = scope.trim().to_string();
         if scope.is_empty() || scope.chars().any(char::is_whitespace) {
-            problems.push(format!(
-                "{ENV_GRAPH_SCOPE} must be one scope such as `{DEFAULT_SCOPE}`"
-            ));
+            problems.push(EntraProblem::Scope);
         }
         if !problems.is_empty() {
-            return Err(problems.join("\n"));
+            return Err(EntraConfigError(problems));
         }
         Ok(EntraConfig {
             authority,
@@ -146,12 +135,12 @@ impl EntraConfig {
 
     /// From `VEIL_TENANT_ID`, `VEIL_CLIENT_ID`, `VEIL_ENTRA_AUTHORITY`,
     /// `VEIL_GRAPH_SCOPE` in the process environment.
-    pub fn from_env() -> Result<Self, String> {
+    pub fn from_env() -> Result<Self, EntraConfigError> {
         EntraConfig::from_lookup(&ProcessEnv)
     }
 
     /// [`EntraConfig::from_env`] from any [`Lookup`].
-    pub fn from_lookup(env: Lookup<'_>) -> Result<Self, String> {
+    pub fn from_lookup(env: Lookup<'_>) -> Result<Self, EntraConfigError> {
         EntraConfig::checked(
             &env.get(ENV_ENTRA_AUTHORITY)
                 .unwrap_or_else(|| DEFAULT_AUTHORITY.into()),
@@ -168,30 +157,46 @@ impl EntraConfig {
     }
 }
 
-fn check_authority(authority: &str) -> Result<(), String> {
+/// Every problem of the Entra exchange's settings, one a line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct EntraConfigError(pub Vec<EntraProblem>);
+
+/// One problem of the Entra exchange's settings; the message names the
+/// variable and the value expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntraProblem {
+    #[error("{ENV_ENTRA_AUTHORITY} must start with https:// (plain http only for a local test server), got `{0}`")]
+    AuthorityNotHttps(String),
+    #[error("{ENV_ENTRA_AUTHORITY} must be a URL such as `{DEFAULT_AUTHORITY}`, got `{0}`")]
+    AuthorityNotAUrl(String),
+    #[error("{ENV_ENTRA_AUTHORITY} must be a plain URL such as `{DEFAULT_AUTHORITY}` (no query, fragment or user info), got `{0}`")]
+    AuthorityNotPlain(String),
+    #[error("workload identity federation needs {0}: {ENV_TENANT_ID} is the Directory (tenant) ID of the Microsoft 365 tenant, {ENV_CLIENT_ID} the Application (client) ID of Veil's app registration")]
+    MissingIds(String),
+    #[error("{ENV_TENANT_ID} must be the Directory (tenant) ID of the Microsoft 365 tenant (a GUID, from Entra ID → Overview), got `{0}`")]
+    TenantId(String),
+    #[error("{ENV_CLIENT_ID} must be the Application (client) ID of Veil's app registration (a GUID, from App registrations → Overview), got `{0}`")]
+    ClientId(String),
+    #[error("{ENV_GRAPH_SCOPE} must be one scope such as `{DEFAULT_SCOPE}`")]
+    Scope,
+}
+
+fn check_authority(authority: &str) -> Result<(), EntraProblem> {
     let rest = if let Some(rest) = authority.strip_prefix("https://") {
         rest
     } else if let Some(rest) = authority.strip_prefix("http://") {
         let host = rest.split('/').next().unwrap_or("");
         let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
         if !crate::net::is_loopback_host(host) {
-            return Err(format!(
-                "{ENV_ENTRA_AUTHORITY} must start with https:// (plain http only for a local test server), got `{}`",
-                printable(authority)
-            ));
+            return Err(EntraProblem::AuthorityNotHttps(printable(authority)));
         }
         rest
     } else {
-        return Err(format!(
-            "{ENV_ENTRA_AUTHORITY} must be a URL such as `{DEFAULT_AUTHORITY}`, got `{}`",
-            printable(authority)
-        ));
+        return Err(EntraProblem::AuthorityNotAUrl(printable(authority)));
     };
     if rest.is_empty() || rest.contains(['?', '#', '@']) || rest.chars().any(char::is_whitespace) {
-        return Err(format!(
-            "{ENV_ENTRA_AUTHORITY} must be a plain URL such as `{DEFAULT_AUTHORITY}` (no query, fragment or user info), got `{}`",
-            printable(authority)
-        ));
+        return Err(EntraProblem::AuthorityNotPlain(printable(authority)));
     }
     Ok(())
 }
@@ -359,7 +364,7 @@ impl EntraExchange {
     }
 
     /// From the environment (see [`EntraConfig::from_env`]).
-    pub fn from_env(http: reqwest::Client) -> Result<Self, String> {
+    pub fn from_env(http: reqwest::Client) -> Result<Self, EntraConfigError> {
         Ok(EntraExchange::new(EntraConfig::from_env()?, http))
     }
 
@@ -563,29 +568,46 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     JWT_LIKE.replace_all(&out, "<jwt>").into_owned()
 }
 
-fn parse_success(body: &[u8]) -> Result<GraphToken, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|_| "the body is not JSON".to_string())?;
+/// Why a successful-looking token answer cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum UnusableAnswer {
+    #[error("the body is not JSON")]
+    NotJson,
+    #[error("no `access_token`")]
+    NoAccessToken,
+    #[error("token_type `{0}` is not Bearer")]
+    NotBearer(String),
+    #[error("the access token has characters a header cannot carry")]
+    BadCharacters,
+    #[error("no `expires_in`")]
+    NoExpiresIn,
+    #[error("`expires_in` is 0")]
+    ZeroExpiresIn,
+}
+
+fn parse_success(body: &[u8]) -> Result<GraphToken, UnusableAnswer> {
+    let v: Value = serde_json::from_slice(body).map_err(|_| UnusableAnswer::NotJson)?;
     let token = v
         .get("access_token")
         .and_then(Value::as_str)
         .filter(|t| !t.is_empty())
-        .ok_or("no `access_token`")?;
+        .ok_or(UnusableAnswer::NoAccessToken)?;
     if let Some(tt) = v.get("token_type").and_then(Value::as_str) {
         if !tt.eq_ignore_ascii_case("bearer") {
-            return Err(format!("token_type `{}` is not Bearer", printable(tt)));
+            return Err(UnusableAnswer::NotBearer(printable(tt)));
         }
     }
     if token.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
-        return Err("the access token has characters a header cannot carry".into());
+        return Err(UnusableAnswer::BadCharacters);
     }
     let expires_in = match v.get("expires_in") {
         Some(Value::Number(n)) => n.as_u64(),
         Some(Value::String(s)) => s.parse::<u64>().ok(),
         _ => None,
     }
-    .ok_or("no `expires_in`")?;
+    .ok_or(UnusableAnswer::NoExpiresIn)?;
     if expires_in == 0 {
-        return Err("`expires_in` is 0".into());
+        return Err(UnusableAnswer::ZeroExpiresIn);
     }
     Ok(GraphToken {
         access_token: Secret::from(token),
@@ -601,7 +623,9 @@ mod tests {
     #[test]
     fn config_from_lookup_names_every_missing_id() {
         use crate::env::MapEnv;
-        let e = EntraConfig::from_lookup(&MapEnv::default()).unwrap_err();
+        let e = EntraConfig::from_lookup(&MapEnv::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("needs VEIL_TENANT_ID and VEIL_CLIENT_ID"), "{e}");
         // A missing id, a bad authority and a bad scope: all three, one a line.
         let e = EntraConfig::from_lookup(&MapEnv::new(&[
@@ -609,7 +633,8 @@ mod tests {
             (ENV_ENTRA_AUTHORITY, "login.example"),
             (ENV_GRAPH_SCOPE, "a b"),
         ]))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         let lines: Vec<&str> = e.lines().collect();
         assert!(
             lines.len() == 3
@@ -826,13 +851,16 @@ mod tests {
             format!("https://login.microsoftonline.com/{TENANT_ID}/oauth2/v2.0/token")
         );
         let e = EntraConfig::new(DEFAULT_AUTHORITY, TENANT_ID, "not-a-guid", DEFAULT_SCOPE)
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("Application (client) ID"), "{e}");
-        let e =
-            EntraConfig::new(DEFAULT_AUTHORITY, "../evil", CLIENT_ID, DEFAULT_SCOPE).unwrap_err();
+        let e = EntraConfig::new(DEFAULT_AUTHORITY, "../evil", CLIENT_ID, DEFAULT_SCOPE)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(ENV_TENANT_ID), "{e}");
         let e = EntraConfig::new("http://login.example", TENANT_ID, CLIENT_ID, DEFAULT_SCOPE)
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("https://"), "{e}");
         assert!(
             EntraConfig::new("http://127.0.0.1:9/", TENANT_ID, CLIENT_ID, DEFAULT_SCOPE).is_ok()

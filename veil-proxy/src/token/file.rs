@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::entra::looks_like_jwt;
-use super::{BoxFuture, HostIdentity, TokenError};
+use super::{BoxFuture, HostIdentity, ProviderConfigError, TokenError};
 use crate::env::{Lookup, ProcessEnv};
 use veil_engine::Secret;
 
@@ -136,21 +136,17 @@ impl HostIdentity for TokenFile {
 
 /// From `VEIL_FEDERATED_TOKEN_FILE`, else `AZURE_FEDERATED_TOKEN_FILE`.
 /// The file need not exist yet; each fetch reads it.
-pub fn from_env(_http: reqwest::Client) -> Result<Arc<dyn HostIdentity>, String> {
+pub fn from_env(_http: reqwest::Client) -> Result<Arc<dyn HostIdentity>, ProviderConfigError> {
     Ok(Arc::new(from_lookup(&ProcessEnv)?))
 }
 
 /// [`from_env`] from any [`Lookup`].
-pub fn from_lookup(env: Lookup<'_>) -> Result<TokenFile, String> {
+pub fn from_lookup(env: Lookup<'_>) -> Result<TokenFile, ProviderConfigError> {
     let (path, source) = match env.get(ENV_FEDERATED_TOKEN_FILE) {
         Some(p) => (p, ENV_FEDERATED_TOKEN_FILE),
         None => match env.get(ENV_AZURE_FEDERATED_TOKEN_FILE) {
             Some(p) => (p, ENV_AZURE_FEDERATED_TOKEN_FILE),
-            None => {
-                return Err(format!(
-                    "the `file` token provider needs {ENV_FEDERATED_TOKEN_FILE} (or {ENV_AZURE_FEDERATED_TOKEN_FILE}): the path of a projected service account token"
-                ))
-            }
+            None => return Err(ProviderConfigError::NoTokenFile),
         },
     };
     Ok(TokenFile::new(path, source))
@@ -177,7 +173,7 @@ mod tests {
             from_lookup(&azure).unwrap().source,
             ENV_AZURE_FEDERATED_TOKEN_FILE
         );
-        let e = from_lookup(&MapEnv::default()).unwrap_err();
+        let e = from_lookup(&MapEnv::default()).unwrap_err().to_string();
         assert!(e.contains(ENV_FEDERATED_TOKEN_FILE), "{e}");
     }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::entra::{error_chain, looks_like_jwt};
-use super::{BoxFuture, HostIdentity, TokenError};
+use super::{BoxFuture, HostIdentity, ProviderConfigError, TokenError};
 use crate::env::{Lookup, ProcessEnv};
 use veil_engine::Secret;
 
@@ -43,24 +43,24 @@ pub struct GcpMetadata {
 
 impl GcpMetadata {
     /// `host` is `host[:port]` without scheme.
-    pub fn new(host: &str, audience: &str) -> Result<Self, String> {
+    pub fn new(host: &str, audience: &str) -> Result<Self, ProviderConfigError> {
         let host = host.trim().to_string();
         let valid = !host.is_empty()
             && host
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
         if !valid {
-            return Err(format!(
-                "{ENV_METADATA_HOST} must be `host` or `host:port` (no scheme or path), got `{}`",
-                host.chars()
+            return Err(ProviderConfigError::MetadataHost {
+                got: host
+                    .chars()
                     .filter(|c| !c.is_control())
                     .take(100)
-                    .collect::<String>()
-            ));
+                    .collect::<String>(),
+            });
         }
         let audience = audience.trim().to_string();
         if audience.is_empty() {
-            return Err(format!("{ENV_GCP_AUDIENCE} must not be empty"));
+            return Err(ProviderConfigError::EmptyAudience);
         }
         // The metadata server is link-local: never through a proxy.
         let http = reqwest::Client::builder()
@@ -69,7 +69,7 @@ impl GcpMetadata {
             .connect_timeout(TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| format!("cannot build the metadata HTTP client: {e}"))?;
+            .map_err(ProviderConfigError::MetadataClient)?;
         Ok(GcpMetadata {
             http,
             host,
@@ -154,12 +154,12 @@ impl HostIdentity for GcpMetadata {
 /// From `GCE_METADATA_HOST` and `VEIL_GCP_AUDIENCE`. The metadata server is
 /// called with its own proxy-free client, so `_http` is not used; the
 /// parameter keeps the shape every provider's `from_env` has.
-pub fn from_env(_http: reqwest::Client) -> Result<Arc<dyn HostIdentity>, String> {
+pub fn from_env(_http: reqwest::Client) -> Result<Arc<dyn HostIdentity>, ProviderConfigError> {
     Ok(Arc::new(from_lookup(&ProcessEnv)?))
 }
 
 /// [`from_env`] from any [`Lookup`].
-pub fn from_lookup(env: Lookup<'_>) -> Result<GcpMetadata, String> {
+pub fn from_lookup(env: Lookup<'_>) -> Result<GcpMetadata, ProviderConfigError> {
     let host = env
         .get(ENV_METADATA_HOST)
         .unwrap_or_else(|| DEFAULT_METADATA_HOST.into());

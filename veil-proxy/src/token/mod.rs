@@ -34,6 +34,42 @@ pub struct TokenError {
     pub retryable: bool,
 }
 
+/// Why a host identity cannot be built from its settings. The message
+/// names the variable to set or fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderConfigError {
+    #[error(
+        "the `file` token provider needs {} (or {}): the path of a projected service account token",
+        file::ENV_FEDERATED_TOKEN_FILE,
+        file::ENV_AZURE_FEDERATED_TOKEN_FILE
+    )]
+    NoTokenFile,
+    #[error(
+        "{} must be `host` or `host:port` (no scheme or path), got `{got}`",
+        gcp::ENV_METADATA_HOST
+    )]
+    MetadataHost { got: String },
+    #[error("{} must not be empty", gcp::ENV_GCP_AUDIENCE)]
+    EmptyAudience,
+    #[error("cannot build the metadata HTTP client: {0}")]
+    MetadataClient(reqwest::Error),
+    /// The provider's own settings (`VEIL_AWS_STS_*`, `VEIL_COGNITO_*`).
+    #[error("{0}")]
+    Settings(crate::env::ConfigErrors),
+    /// The AWS client's settings (credentials, region, endpoint), with
+    /// the provider's name.
+    #[error("{provider}: {cause}")]
+    Aws {
+        provider: &'static str,
+        cause: crate::aws::AwsError,
+    },
+    #[error("aws-sts: {0}; GetWebIdentityToken exists only on the regional STS endpoints")]
+    StsRegion(crate::aws::AwsError),
+    /// Several problems, one a line.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<ProviderConfigError>),
+}
+
 impl From<crate::aws::AwsError> for TokenError {
     fn from(e: crate::aws::AwsError) -> TokenError {
         TokenError {

@@ -55,25 +55,48 @@ pub(super) enum KeyLocation {
     Discovery(Url),
 }
 
+/// Why the caller-authentication settings cannot be used: the first
+/// problem ([`CallerAuthConfig::problems`] lists them all).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OidcConfigError {
+    /// A field at fault (`issuer`, `audiences`, …) and what is wrong.
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("caller authentication: no place to fetch the keys from")]
+    NoKeyLocation,
+}
+
+/// Why a URL keys would be fetched from is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(super) enum FetchUrlError {
+    #[error("not a valid URL")]
+    NotAUrl,
+    #[error("must be an https URL")]
+    NotHttps,
+}
+
 /// Parses a URL keys may be fetched from: HTTPS, or HTTP to a loopback host.
-pub(super) fn fetch_url(url: &str) -> Result<Url, String> {
-    let url = Url::parse(url).map_err(|_| "not a valid URL".to_string())?;
+pub(super) fn fetch_url(url: &str) -> Result<Url, FetchUrlError> {
+    let url = Url::parse(url).map_err(|_| FetchUrlError::NotAUrl)?;
     let loopback = url.host_str().is_some_and(crate::net::is_loopback_host);
     match url.scheme() {
         "https" if url.host_str().is_some() => Ok(url),
         "http" if loopback => Ok(url),
-        _ => Err("must be an https URL".into()),
+        _ => Err(FetchUrlError::NotHttps),
     }
 }
 
 /// Checks the configuration; returns where the keys are (the first
 /// problem otherwise; [`CallerAuthConfig::problems`] lists them all).
-pub(super) fn validate(config: &CallerAuthConfig) -> Result<KeyLocation, String> {
+pub(super) fn validate(config: &CallerAuthConfig) -> Result<KeyLocation, OidcConfigError> {
     let (location, problems) = check(config);
     match (location, problems.into_iter().next()) {
         (Some(location), None) => Ok(location),
-        (_, Some((_, problem))) => Err(problem),
-        (None, None) => Err("caller authentication: no place to fetch the keys from".into()),
+        (_, Some((field, message))) => Err(OidcConfigError::Invalid { field, message }),
+        (None, None) => Err(OidcConfigError::NoKeyLocation),
     }
 }
 
@@ -200,7 +223,7 @@ mod tests {
         );
         // The first one is what `validate` reports, as before.
         assert_eq!(
-            validate(&config).err().as_deref(),
+            validate(&config).err().map(|e| e.to_string()).as_deref(),
             Some("caller authentication: at least one audience is required")
         );
         let good = CallerAuthConfig {

@@ -48,7 +48,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-pub use config::CallerAuthConfig;
+pub use config::{CallerAuthConfig, OidcConfigError};
 use jose::TokenHeader;
 use jwks::{select_key, selection_error, KeySet, Selection};
 use key_source::KeySource;
@@ -78,7 +78,7 @@ struct Inner {
 
 impl CallerAuth {
     /// Checks the configuration; makes no request (keys are fetched on first use).
-    pub fn new(config: CallerAuthConfig, http: reqwest::Client) -> Result<Self, String> {
+    pub fn new(config: CallerAuthConfig, http: reqwest::Client) -> Result<Self, OidcConfigError> {
         CallerAuth::with_clock(config, http, Arc::new(SystemClock))
     }
 
@@ -87,7 +87,7 @@ impl CallerAuth {
         config: CallerAuthConfig,
         http: reqwest::Client,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, OidcConfigError> {
         let location = config::validate(&config)?;
         let keys = KeySource::new(config.issuer.clone(), http, location, clock);
         Ok(CallerAuth {

@@ -55,16 +55,15 @@ pub(super) fn route(
     http: TcpConnector,
     base: &http::Uri,
     proxies: &hyper_util::client::proxy::matcher::Matcher,
-) -> Result<Route, String> {
+) -> Result<Route, UpstreamConfigError> {
     let Some(proxy) = proxies.intercept(base) else {
         return Ok(Route::Direct(http));
     };
     let proxy_uri = proxy.uri().clone();
     if proxy_uri.scheme_str() != Some("http") {
-        return Err(format!(
-            "the egress proxy for Graph must be an http:// proxy (a CONNECT tunnel carries the TLS to Graph); got `{}://…`",
-            proxy_uri.scheme_str().unwrap_or("?")
-        ));
+        return Err(UpstreamConfigError::EgressProxy {
+            scheme: proxy_uri.scheme_str().unwrap_or("?").to_string(),
+        });
     }
     tracing::info!(target: "veil::upstream",
         proxy = %format!("{}:{}", proxy_uri.host().unwrap_or("?"), proxy_uri.port_u16().unwrap_or(80)),

@@ -161,36 +161,51 @@ impl std::fmt::Debug for Upstream {
     }
 }
 
+/// Why the upstream client cannot be built: a base URL Veil refuses, the
+/// TLS configuration, or the egress proxy. Each message names the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamConfigError {
+    #[error("the upstream base URL `{0}` is not a URL: give one such as {DEFAULT_BASE_URL} (--upstream or VEIL_UPSTREAM)")]
+    NotAUrl(String),
+    #[error("the upstream base URL `{0}` must be a plain URL such as {DEFAULT_BASE_URL} (no user info, query or fragment)")]
+    NotPlain(String),
+    #[error("the upstream base URL `{0}` is plain http to a host that is not loopback: the Graph token would travel in clear; use https:// (plain http is accepted only for a local test server on 127.0.0.1, ::1 or localhost)")]
+    PlainHttp(String),
+    #[error("the upstream base URL must start with https:// (got `{0}`)")]
+    NotHttps(String),
+    #[error("the upstream base URL `{0}` is not a URL Veil can call")]
+    NotCallable(String),
+    #[error("cannot build the upstream TLS configuration: {0}")]
+    Tls(tokio_rustls::rustls::Error),
+    #[error("the egress proxy for Graph must be an http:// proxy (a CONNECT tunnel carries the TLS to Graph); got `{scheme}://…`")]
+    EgressProxy { scheme: String },
+}
+
+impl UpstreamConfigError {
+    /// Whether the egress proxy (`HTTPS_PROXY`, …) is at fault rather
+    /// than the base URL.
+    pub fn is_egress_proxy(&self) -> bool {
+        matches!(self, UpstreamConfigError::EgressProxy { .. })
+    }
+}
+
 /// Whether `base` is an acceptable Graph base URL: `https://` for any host,
 /// `http://` only for a loopback address. The error names the fix.
-pub fn check_base_url(base: &str) -> Result<(), String> {
-    let url = reqwest::Url::parse(base).map_err(|_| {
-        format!(
-            "the upstream base URL `{}` is not a URL: give one such as {DEFAULT_BASE_URL} (--upstream or VEIL_UPSTREAM)",
-            printable(base)
-        )
-    })?;
+pub fn check_base_url(base: &str) -> Result<(), UpstreamConfigError> {
+    let url =
+        reqwest::Url::parse(base).map_err(|_| UpstreamConfigError::NotAUrl(printable(base)))?;
     if !url.username().is_empty()
         || url.password().is_some()
         || url.query().is_some()
         || url.fragment().is_some()
     {
-        return Err(format!(
-            "the upstream base URL `{}` must be a plain URL such as {DEFAULT_BASE_URL} (no user info, query or fragment)",
-            printable(base)
-        ));
+        return Err(UpstreamConfigError::NotPlain(printable(base)));
     }
     match url.scheme() {
         "https" => Ok(()),
         "http" if url.host_str().is_some_and(crate::net::is_loopback_host) => Ok(()),
-        "http" => Err(format!(
-            "the upstream base URL `{}` is plain http to a host that is not loopback: the Graph token would travel in clear; use https:// (plain http is accepted only for a local test server on 127.0.0.1, ::1 or localhost)",
-            printable(base)
-        )),
-        _ => Err(format!(
-            "the upstream base URL must start with https:// (got `{}`)",
-            printable(base)
-        )),
+        "http" => Err(UpstreamConfigError::PlainHttp(printable(base))),
+        _ => Err(UpstreamConfigError::NotHttps(printable(base))),
     }
 }
 
@@ -200,7 +215,7 @@ fn printable(s: &str) -> String {
 }
 
 impl Upstream {
-    pub fn new(config: UpstreamConfig) -> Result<Self, String> {
+    pub fn new(config: UpstreamConfig) -> Result<Self, UpstreamConfigError> {
         Upstream::with_proxies(
             config,
             hyper_util::client::proxy::matcher::Matcher::from_env(),
@@ -212,22 +227,19 @@ impl Upstream {
     pub(crate) fn with_proxies(
         config: UpstreamConfig,
         proxies: hyper_util::client::proxy::matcher::Matcher,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, UpstreamConfigError> {
         let base = config.base_url.trim_end_matches('/').to_string();
         check_base_url(&base)?;
-        let base_uri = base.parse::<http::Uri>().map_err(|_| {
-            format!(
-                "the upstream base URL `{}` is not a URL Veil can call",
-                printable(&base)
-            )
-        })?;
+        let base_uri = base
+            .parse::<http::Uri>()
+            .map_err(|_| UpstreamConfigError::NotCallable(printable(&base)))?;
         let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_webpki_roots(tokio_rustls::rustls::crypto::ring::default_provider())
-            .map_err(|e| format!("cannot build the upstream TLS configuration: {e}"))?
+            .map_err(UpstreamConfigError::Tls)?
             // Plain http only reaches a loopback test server (check_base_url).
             .https_or_http()
             .enable_http1()
@@ -461,10 +473,12 @@ mod tests {
             "https://user:pw@graph.microsoft.com",
             "https://graph.microsoft.com/?x=1",
         ] {
-            let e = check_base_url(bad).unwrap_err();
+            let e = check_base_url(bad).unwrap_err().to_string();
             assert!(!e.is_empty(), "{bad}");
         }
-        let e = check_base_url("http://graph.example").unwrap_err();
+        let e = check_base_url("http://graph.example")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("https://") && e.contains("in clear"), "{e}");
         assert!(Upstream::new(UpstreamConfig {
             base_url: "http://graph.example".into(),
