@@ -623,27 +623,27 @@ mod tests {
         assert!(parse_query("a=%ff").is_err());
     }
 
-    #[test]
-    fn param_schema_checks() {
-        let s = ParamSchema {
-            kind: ParamKind::Integer,
+    /// A parameter schema of `kind` with nothing else set.
+    fn schema(kind: ParamKind) -> ParamSchema {
+        ParamSchema {
+            kind,
             pattern: None,
             allowed: None,
             reversible: false,
             any_of: Vec::new(),
             required: false,
             token_kind: None,
-        };
+        }
+    }
+
+    #[test]
+    fn param_schema_checks() {
+        let s = schema(ParamKind::Integer);
         assert!(s.check("10").is_ok());
         assert!(s.check("ten").is_err());
         let r = ParamSchema {
-            kind: ParamKind::String,
-            pattern: None,
-            allowed: None,
             reversible: true,
-            any_of: Vec::new(),
-            required: false,
-            token_kind: None,
+            ..schema(ParamKind::String)
         };
         assert!(r.check("p~abcdefghijklmnop-_09").is_ok());
         assert!(r.check("p~abc").is_err(), "too short to be a token");
@@ -653,15 +653,7 @@ mod tests {
 
     #[test]
     fn refusals_and_template_errors_keep_their_text() {
-        let integer = ParamSchema {
-            kind: ParamKind::Integer,
-            pattern: None,
-            allowed: None,
-            reversible: false,
-            any_of: Vec::new(),
-            required: false,
-            token_kind: None,
-        };
+        let integer = schema(ParamKind::Integer);
         assert_eq!(
             integer.check("ten").unwrap_err().to_string(),
             "must be of type integer"
