@@ -121,7 +121,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             column,
             message,
         } => not_json(line, column, &message),
-        BodyError::Transform(e) => failed(&e),
+        e @ (BodyError::Transform(_) | BodyError::TooDeep { .. }) => failed(&e),
     };
     let mut stdout = std::io::stdout().lock();
     let written = if a.compact {

@@ -321,6 +321,8 @@ fn body_options(opts: &Options, env: Lookup<'_>) -> Result<BodyOptions, ConfigEr
         } else {
             SanitizerPath::Streaming
         },
+        // Set by the proxy from its upstream's limit.
+        max_depth: None,
     })
 }
 

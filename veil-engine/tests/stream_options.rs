@@ -9,8 +9,9 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 use veil_engine::{
-    sanitize_body_to, sanitize_body_with, split_url, BodyError, BodyOptions, BodyWriteError,
-    CompiledEndpoint, PolicyRequest, PublicBase, RequestSide, RuleSet, SanitizerPath, Scheme,
+    sanitize_body_read_to, sanitize_body_to, sanitize_body_with, split_url, BodyError, BodyOptions,
+    BodyWriteError, CompiledEndpoint, PolicyRequest, PublicBase, RequestSide, RuleSet,
+    SanitizerPath, Scheme,
 };
 
 fn root() -> &'static Path {
@@ -36,6 +37,7 @@ fn opts(base: Option<&str>, path: SanitizerPath) -> BodyOptions {
     BodyOptions {
         public_base: base.map(|b| PublicBase::parse(b).unwrap()),
         path,
+        max_depth: None,
     }
 }
 
@@ -279,5 +281,106 @@ fn public_base_urls_are_checked() {
     ] {
         let err = PublicBase::parse(url).unwrap_err().to_string();
         assert!(err.contains(says), "{url}: {err}");
+    }
+}
+
+/// A host's nesting limit (`max_depth`) refuses a body that nests deeper,
+/// on both paths and written to a sink or read in pieces: wherever the
+/// nesting is (in a member the rules drop, in one they buffer, after a
+/// duplicate member name that sends the body to the DOM path). At the
+/// limit the body is sanitized as without one.
+#[test]
+fn a_nesting_limit_refuses_deeper_bodies_on_every_path() {
+    let rules = common::rules(
+        "      - !<redact>\n        jsonPaths: [\"$..subject\"]\n      - !<pseudonymize>\n        jsonPaths: [\"$..address\"]\n",
+    );
+    let e = &rules.endpoints[0];
+    let p = common::pseudonymizer(Scheme::Hmac);
+    let nest = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+    // Each body holds `n` arrays inside three containers.
+    let bodies = |n: usize| {
+        [
+            format!(
+                r#"{{"value":[{{"address":"a@b.example","deep":{}}}]}}"#,
+                nest(n)
+            ),
+            format!(
+                r#"{{"value":[{{"subject":{},"address":"a@b.example"}}]}}"#,
+                nest(n)
+            ),
+            format!(
+                r#"{{"value":[{{"address":"a@b.example","address":"c@d.example","deep":{}}}]}}"#,
+                nest(n)
+            ),
+        ]
+    };
+    let max = 8;
+    for path in [SanitizerPath::Streaming, SanitizerPath::Dom] {
+        let limited = BodyOptions {
+            max_depth: Some(max),
+            ..opts(None, path)
+        };
+        for body in bodies(max - 3) {
+            let free = sanitize_body_with(
+                &e.sanitizer,
+                body.as_bytes(),
+                p,
+                &e.label,
+                &opts(None, path),
+            );
+            let capped = sanitize_body_with(&e.sanitizer, body.as_bytes(), p, &e.label, &limited);
+            assert_eq!(
+                capped.map(|(out, _)| out),
+                free.map(|(out, _)| out),
+                "{path:?}: {body}"
+            );
+        }
+        for body in bodies(max - 2) {
+            let case = format!("{path:?}: {body}");
+            let err = sanitize_body_with(&e.sanitizer, body.as_bytes(), p, &e.label, &limited)
+                .unwrap_err();
+            assert_eq!(err, BodyError::TooDeep { max }, "{case}");
+            let mut written = Vec::new();
+            let err = sanitize_body_to(
+                &e.sanitizer,
+                body.as_bytes(),
+                p,
+                &e.label,
+                &limited,
+                &mut written,
+            )
+            .unwrap_err();
+            assert!(
+                matches!(err, BodyWriteError::Body(BodyError::TooDeep { max: 8 })),
+                "{case}: {err}"
+            );
+            assert!(written.is_empty(), "{case}");
+            let err = sanitize_body_read_to(
+                &e.sanitizer,
+                || Ok(body.as_bytes()),
+                p,
+                &e.label,
+                &limited,
+                &mut written,
+            )
+            .unwrap_err();
+            assert!(
+                matches!(err, BodyWriteError::Body(BodyError::TooDeep { max: 8 })),
+                "{case}: {err}"
+            );
+            assert!(written.is_empty(), "{case}");
+            // Without the limit, serde_json's 127 levels: accepted.
+            assert!(
+                sanitize_body_with(
+                    &e.sanitizer,
+                    body.as_bytes(),
+                    p,
+                    &e.label,
+                    &opts(None, path)
+                )
+                .is_ok(),
+                "{case}"
+            );
+        }
     }
 }

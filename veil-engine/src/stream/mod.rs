@@ -198,6 +198,9 @@ pub enum BodyError {
     },
     /// A transform could not handle a value.
     Transform(SanitizeError),
+    /// The body nests deeper than the host's limit
+    /// ([`BodyOptions::max_depth`]).
+    TooDeep { max: usize },
 }
 
 impl fmt::Display for BodyError {
@@ -212,6 +215,9 @@ impl fmt::Display for BodyError {
                 "the response is not valid JSON (line {line}, column {column}): {message}"
             ),
             BodyError::Transform(e) => e.fmt(f),
+            BodyError::TooDeep { max } => {
+                write!(f, "the response nests deeper than {max} levels")
+            }
         }
     }
 }
@@ -249,14 +255,45 @@ pub fn sanitize_with(
 ) -> Result<(Vec<u8>, Report), BodyError> {
     let links = opts.public_base.as_ref();
     if opts.path == SanitizerPath::Dom {
-        return dom_with(san, body, p, endpoint, links);
+        return dom_opts(san, body, p, endpoint, opts);
     }
     let active = vec![true; san.transforms().len()];
-    let mut tx = Tx::new(san, Scanner::new(body), body.len(), p, &active, links, None);
-    match stream_inner(san, body, p, endpoint, &mut tx)? {
+    let sc = Scanner::new(body).with_max_depth(depth_limit(opts));
+    let mut tx = Tx::new(san, sc, body.len(), p, &active, links, None);
+    match stream_inner(san, body, p, endpoint, opts.max_depth, &mut tx)? {
         Some(report) => Ok((tx.out, report)),
-        None => dom_with(san, body, p, endpoint, links),
+        None => dom_opts(san, body, p, endpoint, opts),
     }
+}
+
+/// The scanner's nesting limit for these options.
+fn depth_limit(opts: &BodyOptions) -> usize {
+    opts.max_depth.unwrap_or(MAX_DEPTH)
+}
+
+/// [`BodyError::TooDeep`] when `body` nests deeper than `max` before
+/// anything else is wrong with it (what the streaming pass would find).
+fn check_depth(body: &[u8], max: usize) -> Result<(), BodyError> {
+    let mut sc = Scanner::new(body).with_max_depth(max);
+    if sc.utf8_ok() && sc.skip(0).is_err() && sc.too_deep() {
+        return Err(BodyError::TooDeep { max });
+    }
+    Ok(())
+}
+
+/// The DOM path under the host's options: its nesting limit checked first
+/// (a scan of the body), then paging links pointed at the public base.
+fn dom_opts(
+    san: &EndpointSanitizer,
+    body: &[u8],
+    p: &Pseudonymizer,
+    endpoint: &str,
+    opts: &BodyOptions,
+) -> Result<(Vec<u8>, Report), BodyError> {
+    if let Some(max) = opts.max_depth {
+        check_depth(body, max)?;
+    }
+    dom_with(san, body, p, endpoint, opts.public_base.as_ref())
 }
 
 /// Sanitizes a response body into `w`, holding only a bounded part of the
@@ -280,7 +317,7 @@ pub fn sanitize_to(
 ) -> Result<Report, WriteError> {
     let links = opts.public_base.as_ref();
     let whole = |w: &mut dyn Write| -> Result<Report, WriteError> {
-        let (out, report) = dom_with(san, body, p, endpoint, links).map_err(WriteError::Body)?;
+        let (out, report) = dom_opts(san, body, p, endpoint, opts).map_err(WriteError::Body)?;
         w.write_all(&out).map_err(WriteError::Io)?;
         Ok(report)
     };
@@ -291,14 +328,14 @@ pub fn sanitize_to(
     let mut discard = std::io::sink();
     let mut proof = Tx::new(
         san,
-        Scanner::new(body),
+        Scanner::new(body).with_max_depth(depth_limit(opts)),
         body.len(),
         p,
         &active,
         links,
         Some(&mut discard),
     );
-    if stream_inner(san, body, p, endpoint, &mut proof)
+    if stream_inner(san, body, p, endpoint, opts.max_depth, &mut proof)
         .map_err(WriteError::Body)?
         .is_none()
     {
@@ -307,14 +344,14 @@ pub fn sanitize_to(
     drop(proof);
     let mut tx = Tx::new(
         san,
-        Scanner::new(body),
+        Scanner::new(body).with_max_depth(depth_limit(opts)),
         body.len(),
         p,
         &active,
         links,
         Some(w),
     );
-    let result = stream_inner(san, body, p, endpoint, &mut tx);
+    let result = stream_inner(san, body, p, endpoint, opts.max_depth, &mut tx);
     let io = tx.io_error.take();
     match (result, io) {
         (_, Some(e)) => Err(WriteError::Io(e)),
@@ -371,7 +408,7 @@ pub fn sanitize_read_to<R: Read>(
     let mut input = open().map_err(WriteError::Read)?;
     let mut proof = Tx::new(
         san,
-        Scanner::reader(&mut input),
+        Scanner::reader(&mut input).with_max_depth(depth_limit(opts)),
         0,
         p,
         &active,
@@ -399,7 +436,7 @@ pub fn sanitize_read_to<R: Read>(
     let mut input = open().map_err(WriteError::Read)?;
     let mut tx = Tx::new(
         san,
-        Scanner::reader(&mut input),
+        Scanner::reader(&mut input).with_max_depth(depth_limit(opts)),
         0,
         p,
         &active,
@@ -511,7 +548,8 @@ pub fn stream_only(
 ) -> Result<Option<(Vec<u8>, Report)>, BodyError> {
     let active = vec![true; san.transforms().len()];
     let mut tx = Tx::new(san, Scanner::new(body), body.len(), p, &active, None, None);
-    Ok(stream_inner(san, body, p, endpoint, &mut tx)?.map(|r| (std::mem::take(&mut tx.out), r)))
+    Ok(stream_inner(san, body, p, endpoint, None, &mut tx)?
+        .map(|r| (std::mem::take(&mut tx.out), r)))
 }
 
 /// The streaming path alone over a body read in pieces, in one pass with
@@ -542,6 +580,14 @@ pub fn stream_read_only(
     })
 }
 
+/// Options with only a nesting limit.
+fn limit_only(max_depth: Option<usize>) -> BodyOptions {
+    BodyOptions {
+        max_depth,
+        ..BodyOptions::default()
+    }
+}
+
 /// The report of a streaming pass that ran to the end.
 fn take_report(san: &EndpointSanitizer, tx: &mut Tx<'_, '_, '_>) -> Report {
     Report {
@@ -552,27 +598,32 @@ fn take_report(san: &EndpointSanitizer, tx: &mut Tx<'_, '_, '_>) -> Report {
     }
 }
 
+/// The streaming pass over a body in memory. `max_depth`: the host's
+/// nesting limit (the scanner in `tx` enforces it); when the pass cannot
+/// answer alone (`Ok(None)`) the caller's DOM path checks it.
 fn stream_inner(
     san: &EndpointSanitizer,
     body: &[u8],
     p: &Pseudonymizer,
     endpoint: &str,
+    max_depth: Option<usize>,
     tx: &mut Tx<'_, '_, '_>,
 ) -> Result<Option<Report>, BodyError> {
     if !san.streams() {
         return Ok(None);
     }
-    let result = if std::str::from_utf8(body).is_err() {
-        Err(Stop::Bad)
-    } else {
-        tx.run()
-    };
+    let result = tx.run();
+    if let (Err(_), Some(max)) = (&result, max_depth) {
+        if tx.sc.too_deep() {
+            return Err(BodyError::TooDeep { max });
+        }
+    }
     match result {
         Ok(()) => Ok(Some(take_report(san, tx))),
         // A transform failed. The DOM path gives the error: it names the
         // same value, and a duplicate member name later in the body (which
         // the DOM path resolves to the last value) cannot make the two differ.
-        Err(Stop::Fail) => match dom(san, body, p, endpoint) {
+        Err(Stop::Fail) => match dom_opts(san, body, p, endpoint, &limit_only(max_depth)) {
             Err(e) => Err(e),
             Ok(_) => Ok(None),
         },

@@ -22,6 +22,11 @@ pub struct BodyOptions {
     /// Psoxy clients expect).
     pub public_base: Option<PublicBase>,
     pub path: SanitizerPath,
+    /// A nesting limit tighter than serde_json's 127 containers: a body
+    /// that nests deeper is refused with [`BodyError::TooDeep`], on either
+    /// path, before anything of it is sanitized. The check is part of the
+    /// streaming pass (no pass of its own); the DOM path scans for it first.
+    pub max_depth: Option<usize>,
 }
 
 /// Graph's base URL, as paging links carry it.

@@ -222,6 +222,9 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
     }
 
     pub(super) fn run(&mut self) -> Result<(), Stop> {
+        if !self.sc.utf8_ok() {
+            return Err(Stop::Bad);
+        }
         let (mut states, mut matched) = (Vec::new(), Vec::new());
         self.paths.initial(&mut states, &mut matched);
         let sch = match self.schema {
@@ -389,12 +392,11 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
         Ok(true)
     }
 
-    /// Opens a container at `depth` (refused past [`MAX_DEPTH`]), writing
-    /// its opening byte; `true` when it is empty (then closed as well).
+    /// Opens a container at `depth` (refused past the scanner's nesting
+    /// limit), writing its opening byte; `true` when it is empty (then
+    /// closed as well).
     fn open(&mut self, open: u8, close: u8, depth: usize) -> Result<bool, Stop> {
-        if depth + 1 > MAX_DEPTH {
-            return Err(Stop::Bad);
-        }
+        self.sc.deeper(depth)?;
         self.sc.expect(open)?;
         self.out.push(open);
         if self.sc.empty(close)? {

@@ -134,8 +134,11 @@ impl Proxy {
         pseudonymizer: Arc<Pseudonymizer>,
         tokens: Arc<dyn TokenProvider>,
         upstream: Upstream,
-        config: ProxyConfig,
+        mut config: ProxyConfig,
     ) -> Self {
+        // The sanitizer checks a 2xx body's nesting as it reads it, under
+        // the upstream's limit (the upstream checks only other bodies).
+        config.body.max_depth = Some(upstream.config().max_depth);
         Proxy::with_graph_client(rules, pseudonymizer, tokens, Arc::new(upstream), config)
     }
 
@@ -148,6 +151,10 @@ impl Proxy {
         upstream: Arc<dyn GraphClient>,
         mut config: ProxyConfig,
     ) -> Self {
+        config
+            .body
+            .max_depth
+            .get_or_insert(upstream::DEFAULT_MAX_DEPTH);
         let rules_sha =
             HeaderValue::from_str(&rules.sha256).unwrap_or(HeaderValue::from_static("unknown"));
         config.health.caller_auth = config.caller_auth.describe();

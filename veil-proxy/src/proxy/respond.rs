@@ -63,6 +63,7 @@ pub fn sanitize_body(
             ErrorKind::SanitizeFailed,
             format!("the response could not be sanitized, nothing of it is returned: {e}"),
         ),
+        veil_engine::BodyError::TooDeep { max } => super::upstream::too_deep(max),
     })?;
     Ok((Bytes::from(out), report))
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
-use veil_engine::{EmailPolicy, PseudonymConfig, Pseudonymizer, RuleSet, Scheme, Secret};
+use veil_engine::{
+    EmailPolicy, PseudonymConfig, Pseudonymizer, RuleSet, SanitizerPath, Scheme, Secret,
+};
 
 use super::upstream::{GraphClient, UpstreamResponse};
 use super::*;
@@ -282,4 +284,56 @@ async fn a_refused_request_never_reaches_graph() {
     }
     assert!(graph.calls().is_empty());
     assert_eq!(tokens.issued.load(Ordering::SeqCst), 0, "no token fetched");
+}
+
+/// A 2xx body's nesting is checked by the sanitizer as it reads the body
+/// (the upstream checks only other bodies): past the limit the caller gets
+/// 502 `upstream_response_too_large` and nothing of the body, on the
+/// streaming and on the DOM path, also where the nesting hides in a member
+/// the rules drop and after a duplicate member name (which sends the body to
+/// the DOM path). At the limit the body is answered.
+#[tokio::test]
+async fn a_2xx_body_nesting_past_the_limit_is_refused_on_every_path() {
+    let nest = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    let max = upstream::DEFAULT_MAX_DEPTH;
+    // The page, its list and the user are three containers; `x` is not kept
+    // by the rules.
+    let deep_in_dropped = |n: usize| {
+        format!(
+            r#"{{"value":[{{"id":"1","displayName":"Priya Raman","x":{}}}]}}"#,
+            nest(n)
+        )
+    };
+    let after_duplicate = |n: usize| {
+        format!(
+            r#"{{"value":[{{"id":"1","id":"2","displayName":"Priya Raman","x":{}}}]}}"#,
+            nest(n)
+        )
+    };
+    for path in [SanitizerPath::Streaming, SanitizerPath::Dom] {
+        for (name, body, refused) in [
+            ("dropped member", deep_in_dropped(max - 3), false),
+            ("dropped member", deep_in_dropped(max - 2), true),
+            ("after a duplicate", after_duplicate(max - 3), false),
+            ("after a duplicate", after_duplicate(max - 2), true),
+        ] {
+            let body: &'static str = Box::leak(body.into_boxed_str());
+            let graph = ScriptedGraph::new(vec![(StatusCode::OK, body)]);
+            let mut proxy = proxy(graph, Arc::new(CountingTokens::default()));
+            Arc::get_mut(&mut proxy.inner).unwrap().config.body.path = path;
+            let (status, _, answer) = get(&proxy, "/v1.0/users").await;
+            let case = format!("{path:?}, {name}, refused {refused}: {answer}");
+            assert!(!answer.contains("Priya"), "{case}");
+            if refused {
+                assert_eq!(status, StatusCode::BAD_GATEWAY, "{case}");
+                assert!(answer.contains("upstream_response_too_large"), "{case}");
+                assert!(
+                    answer.contains(&format!("nests deeper than Veil accepts ({max} levels)")),
+                    "{case}"
+                );
+            } else {
+                assert_eq!(status, StatusCode::OK, "{case}");
+            }
+        }
+    }
 }

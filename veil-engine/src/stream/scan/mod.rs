@@ -47,6 +47,23 @@ static STR_CLASS: [u8; 256] = {
     t
 };
 
+/// How many bytes of a string [`Scanner::string`] looks at one by one
+/// before it searches the rest.
+const SHORT_STRING: usize = 16;
+
+/// Whether `b` has a byte below 0x20. No early exit: the loop over
+/// fixed-size chunks compiles to vector compares.
+#[inline]
+fn has_control(b: &[u8]) -> bool {
+    let mut chunks = b.chunks_exact(32);
+    for c in &mut chunks {
+        if c.iter().fold(0u8, |acc, &x| acc | u8::from(x < 0x20)) != 0 {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&x| x < 0x20)
+}
+
 /// How much is asked of the reader at a time (and the window's first size).
 pub(crate) const PIECE: usize = 64 * 1024;
 
@@ -77,20 +94,32 @@ struct Pieces<'a> {
 /// until the next scanning call.
 pub(crate) struct Scanner<'a> {
     b: Cow<'a, [u8]>,
+    /// A body in memory, as text when it is UTF-8 (checked once, whole):
+    /// a string token's text is then a slice of it, not checked again.
+    text: Option<&'a str>,
     /// The window is `b[..end]` (the rest of `b` is room to read into).
     end: usize,
     pub pos: usize,
     src: Option<Pieces<'a>>,
+    /// The most containers that may nest ([`MAX_DEPTH`] unless the host
+    /// set a tighter limit).
+    max_depth: usize,
+    /// The nesting went past `max_depth` (then the scanner said [`Bad`]).
+    too_deep: bool,
 }
 
 impl<'a> Scanner<'a> {
-    /// Scans a body held in memory.
+    /// Scans a body held in memory. It is checked to be UTF-8 here, whole
+    /// (one fast pass); if it is not, [`Scanner::utf8_ok`] says so.
     pub fn new(b: &'a [u8]) -> Self {
         Scanner {
             end: b.len(),
+            text: std::str::from_utf8(b).ok(),
             b: Cow::Borrowed(b),
             pos: 0,
             src: None,
+            max_depth: MAX_DEPTH,
+            too_deep: false,
         }
     }
 
@@ -99,6 +128,7 @@ impl<'a> Scanner<'a> {
     pub fn reader(r: &'a mut dyn Read) -> Self {
         Scanner {
             b: Cow::Owned(vec![0; PIECE]),
+            text: None,
             end: 0,
             pos: 0,
             src: Some(Pieces {
@@ -108,7 +138,36 @@ impl<'a> Scanner<'a> {
                 hold: NO_HOLD,
                 error: None,
             }),
+            max_depth: MAX_DEPTH,
+            too_deep: false,
         }
+    }
+
+    /// Refuses nesting past `max` containers (at most [`MAX_DEPTH`]).
+    pub fn with_max_depth(mut self, max: usize) -> Self {
+        self.max_depth = max.min(MAX_DEPTH);
+        self
+    }
+
+    /// Whether the scanner stopped because the nesting went too deep.
+    pub fn too_deep(&self) -> bool {
+        self.too_deep
+    }
+
+    /// A container may open with `depth` containers around it.
+    #[inline]
+    pub fn deeper(&mut self, depth: usize) -> Result<(), Bad> {
+        if depth + 1 > self.max_depth {
+            self.too_deep = true;
+            return Err(Bad);
+        }
+        Ok(())
+    }
+
+    /// False for a body in memory that is not UTF-8 (then it is not JSON);
+    /// a body read in pieces is checked as it is read.
+    pub fn utf8_ok(&self) -> bool {
+        self.src.is_some() || self.text.is_some()
     }
 
     /// The reader's error, when reading failed.
@@ -145,6 +204,9 @@ impl<'a> Scanner<'a> {
         StrRef {
             raw: &self.b[s.start..s.end],
             escaped: s.escaped,
+            // Quotes are ASCII: slicing between them cannot split a
+            // character.
+            text: self.text.map(|t| &t[s.start + 1..s.end - 1]),
         }
     }
 
@@ -285,6 +347,13 @@ impl<'a> Scanner<'a> {
 
     /// A string at the current position (after blanks), checked; its
     /// escapes are decoded only when its text is needed.
+    ///
+    /// Most of a page's bytes are string content, so the loop jumps from
+    /// one quote or backslash to the next (`memchr2`, many bytes at a
+    /// time) and checks the bytes it passed for control characters (an
+    /// error in JSON) in a loop the compiler vectorizes. A short string's
+    /// first bytes are looked at one by one, where a search costs more than
+    /// it saves.
     #[inline]
     pub fn string(&mut self) -> Result<Str, Bad> {
         if self.peek()? != b'"' {
@@ -295,25 +364,32 @@ impl<'a> Scanner<'a> {
         let mut escaped = false;
         loop {
             let b = self.win();
-            while let Some(&c) = b.get(i) {
-                match STR_CLASS[c as usize] {
+            let near = (i + SHORT_STRING).min(b.len());
+            while i < near {
+                match STR_CLASS[b[i] as usize] {
                     0 => i += 1,
-                    1 => {
-                        if escaped && !escapes_valid(&b[start + 1..i]) {
-                            return Err(Bad);
-                        }
-                        self.pos = i + 1;
-                        return Ok(Str {
-                            start,
-                            end: i + 1,
-                            escaped,
-                        });
-                    }
+                    1 => return self.string_end(start, i, escaped),
                     2 => {
                         escaped = true;
                         i += 2;
                     }
                     _ => return Err(Bad),
+                }
+            }
+            while i < b.len() {
+                let rest = &b[i..];
+                let k = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+                if has_control(&rest[..k]) {
+                    return Err(Bad);
+                }
+                i += k;
+                match b.get(i) {
+                    Some(b'"') => return self.string_end(start, i, escaped),
+                    Some(_) => {
+                        escaped = true;
+                        i += 2;
+                    }
+                    None => {}
                 }
             }
             if self.at_eof() {
@@ -323,6 +399,20 @@ impl<'a> Scanner<'a> {
             start -= moved;
             i -= moved;
         }
+    }
+
+    /// The string from `start` ends with the quote at `quote`.
+    #[inline]
+    fn string_end(&mut self, start: usize, quote: usize, escaped: bool) -> Result<Str, Bad> {
+        if escaped && !escapes_valid(&self.b[start + 1..quote]) {
+            return Err(Bad);
+        }
+        self.pos = quote + 1;
+        Ok(Str {
+            start,
+            end: quote + 1,
+            escaped,
+        })
     }
 
     /// A number at the current position (after blanks): RFC 8259 grammar,
@@ -398,9 +488,7 @@ impl<'a> Scanner<'a> {
     pub fn skip(&mut self, depth: usize) -> Result<(), Bad> {
         match self.peek()? {
             b'{' => {
-                if depth + 1 > MAX_DEPTH {
-                    return Err(Bad);
-                }
+                self.deeper(depth)?;
                 self.pos += 1;
                 if !self.empty(b'}')? {
                     loop {
@@ -414,9 +502,7 @@ impl<'a> Scanner<'a> {
                 }
             }
             b'[' => {
-                if depth + 1 > MAX_DEPTH {
-                    return Err(Bad);
-                }
+                self.deeper(depth)?;
                 self.pos += 1;
                 if !self.empty(b']')? {
                     loop {
@@ -452,6 +538,47 @@ mod tests {
             buf[..n].copy_from_slice(&self.0[..n]);
             self.0 = &self.0[n..];
             Ok(n)
+        }
+    }
+
+    /// Strings of every length up to past two vector chunks, with a
+    /// control character, an escape, an invalid escape or a multi-byte
+    /// character at every position: accepted exactly when serde_json
+    /// accepts them, in memory and in pieces.
+    #[test]
+    fn strings_are_checked_at_every_position_like_serde_json() {
+        let specials: [&[u8]; 7] = [
+            b"\x01",
+            b"\x1f",
+            b"\\n",
+            b"\\q",
+            b"\\u00e9",
+            b"\xc3\xa9",
+            b"\xc3(",
+        ];
+        for len in 0..80 {
+            for at in 0..=len {
+                for sp in specials {
+                    let mut doc = b"\"".to_vec();
+                    doc.extend(std::iter::repeat_n(b'a', at));
+                    doc.extend_from_slice(sp);
+                    doc.extend(std::iter::repeat_n(b'b', len - at));
+                    doc.push(b'"');
+                    let serde = serde_json::from_slice::<serde_json::Value>(&doc).is_ok();
+                    let mut sc = Scanner::new(&doc);
+                    let memory = sc.utf8_ok() && sc.string().and_then(|_| sc.end()).is_ok();
+                    assert_eq!(memory, serde, "{:?}", String::from_utf8_lossy(&doc));
+                    let mut r = Pieces(&doc, 7);
+                    let mut sc = Scanner::reader(&mut r);
+                    let pieces = sc.string().and_then(|_| sc.end()).is_ok();
+                    assert_eq!(
+                        pieces,
+                        serde,
+                        "in pieces: {:?}",
+                        String::from_utf8_lossy(&doc)
+                    );
+                }
+            }
         }
     }
 

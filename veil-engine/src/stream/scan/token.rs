@@ -24,6 +24,9 @@ pub(crate) struct StrRef<'b> {
     /// The token with its quotes.
     pub raw: &'b [u8],
     pub escaped: bool,
+    /// The text between the quotes, when the whole body is known to be
+    /// UTF-8 (a body in memory).
+    pub text: Option<&'b str>,
 }
 
 impl<'b> StrRef<'b> {
@@ -33,7 +36,10 @@ impl<'b> StrRef<'b> {
         if self.escaped {
             return None;
         }
-        std::str::from_utf8(&self.raw[1..self.raw.len() - 1]).ok()
+        match self.text {
+            Some(t) => Some(t),
+            None => std::str::from_utf8(&self.raw[1..self.raw.len() - 1]).ok(),
+        }
     }
 
     /// The decoded text.
@@ -175,11 +181,8 @@ pub(super) fn escapes_valid(b: &[u8]) -> bool {
         Some(n)
     };
     let mut i = 0;
-    while i < b.len() {
-        if b[i] != b'\\' {
-            i += 1;
-            continue;
-        }
+    while let Some(k) = memchr::memchr(b'\\', &b[i..]) {
+        i += k;
         match b.get(i + 1) {
             Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
             Some(b'u') => {

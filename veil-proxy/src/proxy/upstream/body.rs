@@ -25,7 +25,9 @@ impl std::error::Error for Limit {}
 pub(super) struct Sink {
     buf: Vec<u8>,
     max: usize,
-    depth: DepthScanner,
+    /// Nesting is checked here only for bodies that are not sanitized (the
+    /// sanitizer checks a 2xx body's nesting as it reads it).
+    depth: Option<DepthScanner>,
     reservation: Reservation,
 }
 
@@ -35,7 +37,7 @@ impl std::io::Write for Sink {
         if self.buf.len() + data.len() > self.max {
             return Err(fail(Limit::Size));
         }
-        if !self.depth.feed(data) {
+        if self.depth.as_mut().is_some_and(|d| !d.feed(data)) {
             return Err(fail(Limit::Depth));
         }
         if !self.reservation.cover(self.buf.len() + data.len()) {
@@ -65,8 +67,14 @@ pub(super) enum Decode {
 impl BodyReader {
     /// `announced`: the body's `Content-Length`, if any; a plain body's
     /// buffer is sized for it at once (never over the size limit), so it is
-    /// not copied as it grows.
-    pub(super) fn new(config: &UpstreamConfig, gzip: bool, announced: Option<u64>) -> Self {
+    /// not copied as it grows. `check_depth`: check the nesting here (for a
+    /// body the sanitizer will not read, whose nesting it cannot check).
+    pub(super) fn new(
+        config: &UpstreamConfig,
+        gzip: bool,
+        announced: Option<u64>,
+        check_depth: bool,
+    ) -> Self {
         let capacity = match announced {
             Some(n) if !gzip => (n as usize).min(config.max_body_bytes),
             _ => 0,
@@ -74,7 +82,7 @@ impl BodyReader {
         let sink = Sink {
             buf: Vec::with_capacity(capacity),
             max: config.max_body_bytes,
-            depth: DepthScanner::new(config.max_depth),
+            depth: check_depth.then(|| DepthScanner::new(config.max_depth)),
             reservation: config.budget.reserve(),
         };
         BodyReader {
@@ -119,13 +127,7 @@ impl BodyReader {
 pub(super) fn read_error(e: &std::io::Error, max_body: usize, max_depth: usize) -> ProxyError {
     match e.get_ref().and_then(|i| i.downcast_ref::<Limit>()) {
         Some(Limit::Size) => too_large(max_body),
-        Some(Limit::Depth) => ProxyError::new(
-            Phase::Upstream,
-            ErrorKind::UpstreamTooLarge,
-            format!("Graph's response nests deeper than Veil accepts ({max_depth} levels); nothing of it is returned"),
-        )
-        .upstream_cause(UpstreamCause::Body)
-        .with_detail(format!("JSON nesting over {max_depth}")),
+        Some(Limit::Depth) => too_deep(max_depth),
         Some(Limit::Budget) => ProxyError::new(
             Phase::Upstream,
             ErrorKind::Overloaded,
@@ -139,6 +141,18 @@ pub(super) fn read_error(e: &std::io::Error, max_body: usize, max_depth: usize) 
         .upstream_cause(UpstreamCause::Body)
         .caused_by(e),
     }
+}
+
+/// Graph's body nests deeper than `max` (found while reading it, or by the
+/// sanitizer for a 2xx body).
+pub(in crate::proxy) fn too_deep(max: usize) -> ProxyError {
+    ProxyError::new(
+        Phase::Upstream,
+        ErrorKind::UpstreamTooLarge,
+        format!("Graph's response nests deeper than Veil accepts ({max} levels); nothing of it is returned"),
+    )
+    .upstream_cause(UpstreamCause::Body)
+    .with_detail(format!("JSON nesting over {max}"))
 }
 
 pub(super) fn too_large(max: usize) -> ProxyError {

@@ -7,9 +7,11 @@
 //! - Veil asks for gzip and inflates it itself, **while** the body arrives
 //!   (never the whole compressed body first), so a small compressed body
 //!   cannot become a large one unnoticed: reading stops as soon as the
-//!   inflated size passes [`UpstreamConfig::max_body_bytes`] or the JSON
-//!   nesting passes [`UpstreamConfig::max_depth`] (checked by a scanner
-//!   fed with the inflated bytes). Either gives 502
+//!   inflated size passes [`UpstreamConfig::max_body_bytes`]. The JSON
+//!   nesting may not pass [`UpstreamConfig::max_depth`]: a 2xx body's is
+//!   checked by the sanitizer as it reads the body (no pass of its own; the
+//!   proxy gives the sanitizer this limit), any other body's by a scanner
+//!   fed with the inflated bytes. Either gives 502
 //!   `upstream_response_too_large` and nothing of the body.
 //! - Every body in flight holds a share of one process-wide
 //!   [`BodyBudget`], taken as its bytes arrive and given back when the
@@ -44,6 +46,7 @@ mod budget;
 mod cause;
 mod connect;
 
+pub(super) use body::too_deep;
 use body::*;
 pub use budget::{BodyBudget, Reservation};
 use cause::*;
@@ -388,7 +391,10 @@ impl Upstream {
         if announced.is_some_and(|n| n > self.config.max_body_bytes as u64) {
             return Err(too_large(self.config.max_body_bytes));
         }
-        let mut reader = BodyReader::new(&self.config, gzip, announced);
+        // A 2xx body is sanitized, and the sanitizer checks its nesting as
+        // it reads it (the proxy sets its limit to `max_depth`); any other
+        // body's nesting is checked here.
+        let mut reader = BodyReader::new(&self.config, gzip, announced, !status.is_success());
         let read_timeout = self.config.read_timeout;
         loop {
             use http_body_util::BodyExt as _;
@@ -443,7 +449,7 @@ mod tests {
     }
 
     fn read(cfg: &UpstreamConfig, gz: bool, body: &[u8]) -> Result<Vec<u8>, ProxyError> {
-        let mut r = BodyReader::new(cfg, gz, None);
+        let mut r = BodyReader::new(cfg, gz, None, true);
         for chunk in body.chunks(1000) {
             r.feed(chunk)?;
         }
@@ -553,7 +559,7 @@ mod tests {
     fn the_budget_is_shared_and_given_back() {
         let cfg = config(1 << 20, 64, 256 * 1024);
         let body = vec![b'1'; 200 * 1024];
-        let mut first = BodyReader::new(&cfg, false, None);
+        let mut first = BodyReader::new(&cfg, false, None, true);
         first.feed(&body).unwrap();
         let (_, held) = first.finish().unwrap();
         assert!(held.bytes() >= body.len());
