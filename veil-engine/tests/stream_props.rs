@@ -560,3 +560,46 @@ fn edge_tokens_agree_with_serde_json() {
     }
     assert!(cases > 600);
 }
+
+/// Objects in a list repeat their members in order, and the streaming path
+/// takes each member's decision from the object before while the names
+/// match. Whatever follows such a run — the same members, fewer, more,
+/// reordered, a duplicate (plain or escaped, among few or many members,
+/// in the object or one inside it) — the answer is the DOM path's, and a
+/// duplicate still sends the body to the DOM path.
+#[test]
+fn repeated_objects_reuse_decisions_and_still_find_duplicates() {
+    let rules = common::rules("      - !<redact>\n        jsonPaths: ['$..d', '$.value[*].b.x']\n");
+    let many = |extra: &str| {
+        let names: Vec<String> = (0..40).map(|i| format!(r#""k{i}":{i}"#)).collect();
+        format!("{{{}{extra}}}", names.join(","))
+    };
+    let base = r#"{"a":1,"b":{"c":2,"x":"y"},"d":3}"#;
+    let cases: Vec<(String, bool)> = vec![
+        (base.to_string(), false),
+        (r#"{"a":1,"b":{"c":2,"x":"y"},"d":3,"a":4}"#.into(), true),
+        (r#"{"a":1,"\u0062":{"c":2,"x":"y"},"d":3}"#.into(), false),
+        (r#"{"a":1,"\u0061":5}"#.into(), true),
+        (r#"{"a":1,"b":{"c":2,"x":"y"}}"#.into(), false),
+        (r#"{"a":1,"b":{"c":2,"x":"y"},"d":3,"e":4}"#.into(), false),
+        (r#"{"d":3,"a":1}"#.into(), false),
+        (r#"{"a":1,"b":{"c":2,"x":"y","c":3},"d":3}"#.into(), true),
+        (r#"{"a":1,"b":{"c":2,"x":"y"},"d":3,"b":1}"#.into(), true),
+        (many(""), false),
+        (many(r#","k5":0"#), true),
+        (many(r#","k40":0,"k39":1"#), true),
+        (many(r#","k40":0"#), false),
+    ];
+    for (tail, duplicate) in &cases {
+        for before in [vec![base.to_string(); 3], vec![many(""); 2], vec![]] {
+            let mut items = before.clone();
+            items.push(tail.clone());
+            // And the same run once more after it: the members kept must
+            // be the last object's.
+            items.extend(before.iter().cloned());
+            let body = format!(r#"{{"value":[{}]}}"#, items.join(","));
+            let streamed = check(&rules, body.as_bytes()).unwrap();
+            assert_eq!(streamed, !duplicate, "{body}");
+        }
+    }
+}

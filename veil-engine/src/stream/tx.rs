@@ -34,75 +34,6 @@ pub(super) enum Scalar {
     Lit(&'static [u8]),
 }
 
-/// Member names of one object, to find duplicates. The names are copied
-/// (the scanner's window moves on while the object is read): one string of
-/// all names, compared in turn while there are few, and their hashes once
-/// there are many (a hash seen before is confirmed by comparing names).
-#[derive(Default)]
-pub(super) struct Seen {
-    names: String,
-    /// Where each name ends in `names`.
-    ends: Vec<usize>,
-    hashes: HashSet<u64>,
-    hasher: foldhash::fast::RandomState,
-}
-
-impl Seen {
-    pub(super) fn clear(&mut self) {
-        self.names.clear();
-        self.ends.clear();
-        self.hashes.clear();
-    }
-
-    /// Whether `key` is among the names.
-    fn contains(&self, key: &[u8]) -> bool {
-        let names = self.names.as_bytes();
-        let mut start = 0;
-        for &end in &self.ends {
-            if end - start == key.len() && names[start..end] == *key {
-                return true;
-            }
-            start = end;
-        }
-        false
-    }
-
-    /// The name inserted last.
-    pub(super) fn last(&self) -> &str {
-        let n = self.ends.len();
-        let start = if n > 1 { self.ends[n - 2] } else { 0 };
-        &self.names[start..]
-    }
-
-    /// False when `key` was seen before.
-    pub(super) fn insert(&mut self, key: &str) -> bool {
-        use std::hash::BuildHasher;
-        let n = self.ends.len();
-        if n < 32 {
-            if self.contains(key.as_bytes()) {
-                return false;
-            }
-        } else {
-            if n == 32 {
-                let mut start = 0;
-                for &end in &self.ends {
-                    let h = self.hasher.hash_one(&self.names.as_bytes()[start..end]);
-                    self.hashes.insert(h);
-                    start = end;
-                }
-            }
-            if !self.hashes.insert(self.hasher.hash_one(key.as_bytes()))
-                && self.contains(key.as_bytes())
-            {
-                return false;
-            }
-        }
-        self.names.push_str(key);
-        self.ends.push(self.names.len());
-        true
-    }
-}
-
 /// With a sink: the output is handed to it in pieces of about this size.
 pub(super) const FLUSH_AT: usize = 64 * 1024;
 
@@ -123,8 +54,10 @@ pub(super) struct Tx<'a, 's, 'o> {
     pub(super) w: Walk<'s>,
     pub(super) schema_changes: usize,
     pub(super) order: Vec<usize>,
-    /// Per depth: the member names of the object being read.
-    pub(super) seen: Vec<Seen>,
+    /// The members of the last object read per schema node ...
+    pub(super) by_node: Vec<Members>,
+    /// ... and per depth where no schema node filters the members.
+    pub(super) by_depth: Vec<Members>,
     /// Per depth: automaton states and matched paths of the current child.
     pub(super) bufs: Vec<(Vec<State>, Vec<u32>)>,
 }
@@ -160,7 +93,8 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
             w: san.new_walk(p, active),
             schema_changes: 0,
             order: Vec::new(),
-            seen: Vec::new(),
+            by_node: Vec::new(),
+            by_depth: Vec::new(),
             bufs: Vec::new(),
         }
     }
@@ -415,60 +349,88 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
         if self.open(b'{', b'}', depth)? {
             return Ok(());
         }
-        if self.seen.len() <= depth {
-            self.seen.resize_with(depth + 1, Default::default);
+        let (slots, slot, context) = match verdict {
+            Verdict::Object { id, depth: d } => (&mut self.by_node, id, Some((id, d))),
+            _ => (&mut self.by_depth, depth, None),
+        };
+        if slots.len() <= slot {
+            slots.resize_with(slot + 1, Default::default);
         }
+        let mut members = std::mem::take(&mut slots[slot]);
+        let predicted = members.start(context, states);
         if self.bufs.len() <= depth {
             self.bufs.resize_with(depth + 1, Default::default);
         }
-        let mut seen = std::mem::take(&mut self.seen[depth]);
-        seen.clear();
         let (mut next, mut matched) = std::mem::take(&mut self.bufs[depth]);
-        let r = self.members(verdict, states, depth, &mut seen, &mut next, &mut matched);
-        self.seen[depth] = seen;
+        let r = self.members(
+            verdict,
+            states,
+            depth,
+            (&mut members, predicted),
+            &mut next,
+            &mut matched,
+        );
+        match verdict {
+            Verdict::Object { id, .. } => self.by_node[id] = members,
+            _ => self.by_depth[depth] = members,
+        }
         self.bufs[depth] = (next, matched);
         r?;
         self.out.push(b'}');
         Ok(())
     }
 
+    /// The members of an object, after its `{`. `members`: the last object's
+    /// read in the same place, and whether they may predict this one's
+    /// (see [`Members`]); they are this object's when it ends.
     pub(super) fn members(
         &mut self,
         verdict: Verdict,
         states: &[State],
         depth: usize,
-        seen: &mut Seen,
+        (members, mut predicted): (&mut Members, bool),
         next: &mut Vec<State>,
         matched: &mut Vec<u32>,
     ) -> Result<(), Stop> {
         let mut pos = 0;
         let mut first = true;
+        let mut i = 0;
         loop {
-            // The name is copied for what comes after the value; the token
-            // `k` is valid until the scanner reads on (the `:`).
             let k = self.sc.string()?;
-            if !seen.insert(&self.sc.str_ref(k).text()?) {
-                return Err(Stop::Dup);
+            let token = self.sc.str_ref(k);
+            // The name as the last object had it at this place: its
+            // decision holds, and it is no duplicate.
+            predicted = predicted && i < members.len() && token.plain() == Some(members.name(i));
+            if !predicted {
+                members.truncate(i);
+                let key = token.text()?;
+                if members.contains(&key) {
+                    return Err(Stop::Dup);
+                }
+                let child = match verdict {
+                    Verdict::Object { id, depth: d } => self
+                        .schema
+                        .and_then(|s| s.member_id(id, &key))
+                        .map(|cid| Sch::Node(cid, d)),
+                    _ => Some(Sch::Off),
+                };
+                next.clear();
+                matched.clear();
+                if child.is_some() {
+                    self.paths
+                        .advance(states, Key::Name(&key), pos, None, next, matched);
+                }
+                members.push(&key, child, next, matched);
             }
-            let key = seen.last();
-            let child = match verdict {
-                Verdict::Object { id, depth: d } => self
-                    .schema
-                    .and_then(|s| s.member_id(id, key))
-                    .map(|cid| Sch::Node(cid, d)),
-                _ => Some(Sch::Off),
-            };
-            match child {
+            let (member, next, matched) = members.get(i);
+            i += 1;
+            match member.child {
                 None => {
                     self.sc.expect(b':')?;
                     self.schema_changes += 1;
                     self.sc.skip(depth + 1)?;
                 }
                 Some(child) => {
-                    next.clear();
-                    matched.clear();
-                    self.paths
-                        .advance(states, Key::Name(key), pos, None, next, matched);
                     pos += 1;
                     self.maybe_flush()?;
                     let mark = self.mark();
@@ -482,7 +444,10 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
                     let kept = self.value(child, matched, next, depth + 1)?;
                     if kept {
                         first = false;
-                        if depth == 0 && self.links.is_some() && PAGING_LINKS.contains(&key) {
+                        if depth == 0
+                            && self.links.is_some()
+                            && PAGING_LINKS.contains(&members.name(i - 1))
+                        {
                             self.rewrite_link(start);
                         }
                     } else {
@@ -491,6 +456,7 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
                 }
             }
             if !self.sc.next_or_close(b'}')? {
+                members.truncate(i);
                 return Ok(());
             }
         }

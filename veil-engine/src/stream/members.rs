@@ -1,0 +1,148 @@
+//! The member names of the object being read, and what the rules decided
+//! for each (its schema node and its automaton states), kept for the next
+//! object read in the same place.
+//!
+//! A page's objects of one kind repeat the same members in the same order
+//! (every message of a `value[]` has the same forty names). So [`Members`]
+//! keeps the last object's members, and while the next object's names match
+//! them one for one, each decision is taken from there: no schema lookup,
+//! no automaton step, and no duplicate check (names equal to the last
+//! object's are distinct, as they were there). At the first name that
+//! differs, the object goes on the slow way: the names so far are this
+//! object's, and the rest is decided and checked one by one, as it comes.
+//! Measured with the proxy bench (40 messages a page, 16 requests at a
+//! time): Veil's CPU time per request fell 11 % (0.321 → 0.287 ms).
+
+use std::hash::BuildHasher;
+use std::ops::Range;
+
+use foldhash::HashSet;
+
+use super::tx::Sch;
+use crate::jsonpath::State;
+
+/// The rules' decision for one member: its schema node (`None`: not
+/// declared, skipped) and, when kept, the automaton states of its value.
+#[derive(Debug, Clone)]
+pub(super) struct Member {
+    /// Where the name ends in [`Members::names`].
+    end: usize,
+    pub child: Option<Sch>,
+    next: Range<usize>,
+    matched: Range<usize>,
+}
+
+/// The members of one object (see the module documentation), kept per
+/// place: where the object's members are filtered by one schema node, or
+/// at one depth when no schema node filters them.
+#[derive(Default)]
+pub(super) struct Members {
+    /// The object the members belong to: its schema node and depth, and
+    /// the automaton states it was read with. Decisions are reused only for
+    /// an object read with the same.
+    context: Option<(usize, usize)>,
+    states: Vec<State>,
+    /// All names, one after another.
+    names: String,
+    list: Vec<Member>,
+    /// The members' automaton states, one after another.
+    next: Vec<State>,
+    matched: Vec<u32>,
+    /// Hashes of the first `hashed` names, once there are many.
+    hashes: HashSet<u64>,
+    hashed: usize,
+    hasher: foldhash::fast::RandomState,
+}
+
+/// More names than this are compared by hash, not one by one.
+const LINEAR: usize = 32;
+
+impl Members {
+    /// Starts an object. Returns whether the kept members were read in the
+    /// same place (then they predict this object's); if not, they are
+    /// dropped.
+    pub(super) fn start(&mut self, context: Option<(usize, usize)>, states: &[State]) -> bool {
+        if self.context == context && self.states == states {
+            return true;
+        }
+        self.context = context;
+        self.states.clear();
+        self.states.extend_from_slice(states);
+        self.truncate(0);
+        false
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// The `i`-th name.
+    pub(super) fn name(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.list[i - 1].end };
+        &self.names[start..self.list[i].end]
+    }
+
+    /// The `i`-th member's decision.
+    pub(super) fn get(&self, i: usize) -> (&Member, &[State], &[u32]) {
+        let m = &self.list[i];
+        (
+            m,
+            &self.next[m.next.clone()],
+            &self.matched[m.matched.clone()],
+        )
+    }
+
+    /// Keeps the first `n` members only.
+    pub(super) fn truncate(&mut self, n: usize) {
+        if n >= self.list.len() {
+            return;
+        }
+        match n.checked_sub(1).map(|i| &self.list[i]) {
+            Some(last) => {
+                self.names.truncate(last.end);
+                self.next.truncate(last.next.end);
+                self.matched.truncate(last.matched.end);
+            }
+            None => {
+                self.names.clear();
+                self.next.clear();
+                self.matched.clear();
+            }
+        }
+        self.list.truncate(n);
+        if self.hashed > n {
+            self.hashes.clear();
+            self.hashed = 0;
+        }
+    }
+
+    /// Whether `key` is among the names.
+    pub(super) fn contains(&mut self, key: &str) -> bool {
+        let n = self.list.len();
+        if n < LINEAR {
+            return (0..n).any(|i| self.name(i) == key);
+        }
+        while self.hashed < n {
+            let h = self.hasher.hash_one(self.name(self.hashed).as_bytes());
+            self.hashes.insert(h);
+            self.hashed += 1;
+        }
+        self.hashes.contains(&self.hasher.hash_one(key.as_bytes()))
+            && (0..n).any(|i| self.name(i) == key)
+    }
+
+    /// Adds a member and the rules' decision for it.
+    pub(super) fn push(&mut self, key: &str, child: Option<Sch>, next: &[State], matched: &[u32]) {
+        self.names.push_str(key);
+        let n = self.next.len();
+        self.next.extend_from_slice(next);
+        let m = self.matched.len();
+        self.matched.extend_from_slice(matched);
+        self.list.push(Member {
+            end: self.names.len(),
+            child,
+            next: n..self.next.len(),
+            matched: m..self.matched.len(),
+        });
+    }
+}
