@@ -77,6 +77,7 @@ impl Members {
     }
 
     /// The `i`-th name.
+    #[inline]
     pub(super) fn name(&self, i: usize) -> &str {
         let start = if i == 0 { 0 } else { self.list[i - 1].end };
         &self.names[start..self.list[i].end]

@@ -51,6 +51,15 @@ static STR_CLASS: [u8; 256] = {
 /// before it searches the rest.
 const SHORT_STRING: usize = 16;
 
+/// Whether the byte after a backslash makes a one-character escape.
+#[inline]
+fn simple_escape(c: Option<&u8>) -> bool {
+    matches!(
+        c,
+        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't')
+    )
+}
+
 /// Whether `b` has a byte below 0x20. No early exit: the loop over
 /// fixed-size chunks compiles to vector compares.
 #[inline]
@@ -362,15 +371,20 @@ impl<'a> Scanner<'a> {
         let mut start = self.pos;
         let mut i = start + 1;
         let mut escaped = false;
+        // Set by an escape other than `\"`, `\\`, `\/`, `\b`, `\f`, `\n`, `\r`,
+        // `\t` (a `\u` escape, an invalid one, or one the window ends in):
+        // the escapes are then checked whole at the end.
+        let mut check = false;
         loop {
             let b = self.win();
             let near = (i + SHORT_STRING).min(b.len());
             while i < near {
                 match STR_CLASS[b[i] as usize] {
                     0 => i += 1,
-                    1 => return self.string_end(start, i, escaped),
+                    1 => return self.string_end(start, i, escaped, check),
                     2 => {
                         escaped = true;
+                        check |= !simple_escape(b.get(i + 1));
                         i += 2;
                     }
                     _ => return Err(Bad),
@@ -384,9 +398,10 @@ impl<'a> Scanner<'a> {
                 }
                 i += k;
                 match b.get(i) {
-                    Some(b'"') => return self.string_end(start, i, escaped),
+                    Some(b'"') => return self.string_end(start, i, escaped, check),
                     Some(_) => {
                         escaped = true;
+                        check |= !simple_escape(b.get(i + 1));
                         i += 2;
                     }
                     None => {}
@@ -401,10 +416,17 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// The string from `start` ends with the quote at `quote`.
+    /// The string from `start` ends with the quote at `quote`; `check`: its
+    /// escapes must be checked.
     #[inline]
-    fn string_end(&mut self, start: usize, quote: usize, escaped: bool) -> Result<Str, Bad> {
-        if escaped && !escapes_valid(&self.b[start + 1..quote]) {
+    fn string_end(
+        &mut self,
+        start: usize,
+        quote: usize,
+        escaped: bool,
+        check: bool,
+    ) -> Result<Str, Bad> {
+        if check && !escapes_valid(&self.b[start + 1..quote]) {
             return Err(Bad);
         }
         self.pos = quote + 1;
@@ -547,7 +569,10 @@ mod tests {
     /// accepts them, in memory and in pieces.
     #[test]
     fn strings_are_checked_at_every_position_like_serde_json() {
-        let specials: [&[u8]; 7] = [
+        let specials: [&[u8]; 10] = [
+            b"\\ud800",
+            b"\\u12",
+            b"\\ud83d\\ude00",
             b"\x01",
             b"\x1f",
             b"\\n",
