@@ -72,6 +72,13 @@ pub(crate) struct Fail {
     pub(crate) at: Vec<String>,
 }
 
+/// A transform's output for one string input, and its JSON text once the
+/// streaming path wrote it from the memo (the next time it is copied).
+struct Remembered {
+    value: Value,
+    json: Option<Box<[u8]>>,
+}
+
 pub(crate) struct Walk<'a> {
     p: &'a Pseudonymizer,
     active: &'a [bool],
@@ -80,7 +87,7 @@ pub(crate) struct Walk<'a> {
     /// Per transform: outputs already computed for a string input. Pages
     /// repeat the same addresses and ids many times; keyed hashing and
     /// encryption run once per distinct value.
-    memo: Vec<HashMap<String, Value>>,
+    memo: Vec<HashMap<String, Remembered>>,
     /// Reusable buffers, one per depth.
     bufs: Vec<(Vec<State>, Vec<u32>, Vec<usize>)>,
 }
@@ -138,7 +145,7 @@ impl EndpointSanitizer {
             active,
             matches: vec![0; self.transforms.len()],
             changes: vec![0; self.transforms.len()],
-            memo: vec![HashMap::new(); self.transforms.len()],
+            memo: (0..self.transforms.len()).map(|_| HashMap::new()).collect(),
             bufs: Vec::new(),
         }
     }
@@ -239,16 +246,19 @@ impl EndpointSanitizer {
         {
             return false;
         }
-        let Some(remembered) = w.memo[t].get(s) else {
+        let Some(remembered) = w.memo[t].get_mut(s) else {
             return false;
         };
-        let mark = out.len();
-        if serde_json::to_writer(&mut *out, remembered).is_err() {
-            out.truncate(mark);
-            return false;
-        }
+        let json = match &mut remembered.json {
+            Some(json) => json,
+            empty => match serde_json::to_vec(&remembered.value) {
+                Ok(json) => empty.insert(json.into_boxed_slice()),
+                Err(_) => return false,
+            },
+        };
+        out.extend_from_slice(json);
         w.matches[t] += 1;
-        if !matches!(remembered, Value::String(r) if r == s) {
+        if !matches!(&remembered.value, Value::String(r) if r == s) {
             w.changes[t] += 1;
         }
         true
@@ -280,7 +290,7 @@ impl EndpointSanitizer {
             let transform = &self.transforms[t].transform;
             let memo_key = match v {
                 Value::String(s) if transform.is_deterministic_on_strings() => {
-                    if let Some(out) = w.memo[t].get(s.as_str()) {
+                    if let Some(Remembered { value: out, .. }) = w.memo[t].get(s.as_str()) {
                         if out != v {
                             *v = out.clone();
                             w.changes[t] += 1;
@@ -293,7 +303,13 @@ impl EndpointSanitizer {
             };
             let result = transform.apply(v, w.p);
             if let (Some(key), Ok(Outcome::Unchanged | Outcome::Changed)) = (memo_key, &result) {
-                w.memo[t].insert(key, v.clone());
+                w.memo[t].insert(
+                    key,
+                    Remembered {
+                        value: v.clone(),
+                        json: None,
+                    },
+                );
             }
             match result {
                 Ok(Outcome::Unchanged) => {}

@@ -55,9 +55,10 @@ pub(super) struct Tx<'a, 's, 'o> {
     pub(super) schema_changes: usize,
     pub(super) order: Vec<usize>,
     /// The members of the last object read per schema node ...
-    pub(super) by_node: Vec<Members>,
+    /// (Boxed: taken out and put back per object, which moves a pointer.)
+    pub(super) by_node: Vec<Option<Box<Members>>>,
     /// ... and per depth where no schema node filters the members.
-    pub(super) by_depth: Vec<Members>,
+    pub(super) by_depth: Vec<Option<Box<Members>>>,
     /// Per depth: automaton states and matched paths of the current child.
     pub(super) bufs: Vec<(Vec<State>, Vec<u32>)>,
 }
@@ -356,7 +357,8 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
         if slots.len() <= slot {
             slots.resize_with(slot + 1, Default::default);
         }
-        let mut members = std::mem::take(&mut slots[slot]);
+        // Empty when an object of the same place encloses this one.
+        let mut members = slots[slot].take().unwrap_or_default();
         let predicted = members.start(context, states);
         if self.bufs.len() <= depth {
             self.bufs.resize_with(depth + 1, Default::default);
@@ -371,8 +373,8 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
             &mut matched,
         );
         match verdict {
-            Verdict::Object { id, .. } => self.by_node[id] = members,
-            _ => self.by_depth[depth] = members,
+            Verdict::Object { id, .. } => self.by_node[id] = Some(members),
+            _ => self.by_depth[depth] = Some(members),
         }
         self.bufs[depth] = (next, matched);
         r?;
