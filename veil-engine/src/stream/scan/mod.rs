@@ -51,6 +51,21 @@ static STR_CLASS: [u8; 256] = {
 /// before it searches the rest.
 const SHORT_STRING: usize = 16;
 
+/// A word of eight string bytes (little-endian) → the high bit set in each
+/// byte that is a quote, a backslash or below 0x20, exact up to the first
+/// such byte (the bits above it may be set by a borrow). Bytes from 0x80 on
+/// are never flagged.
+#[inline]
+fn special_bytes(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let quote = zero_in(w ^ (ONES * u64::from(b'"')));
+    let backslash = zero_in(w ^ (ONES * u64::from(b'\\')));
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    quote | backslash | control
+}
+
 /// Whether the byte after a backslash makes a one-character escape.
 #[inline]
 fn simple_escape(c: Option<&u8>) -> bool {
@@ -379,6 +394,17 @@ impl<'a> Scanner<'a> {
             let b = self.win();
             let near = (i + SHORT_STRING).min(b.len());
             while i < near {
+                // Eight bytes at a time while none of them is special.
+                if let Some(w) = b.get(i..i + 8) {
+                    let special = special_bytes(u64::from_le_bytes([
+                        w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7],
+                    ]));
+                    if special == 0 {
+                        i += 8;
+                        continue;
+                    }
+                    i += special.trailing_zeros() as usize / 8;
+                }
                 match STR_CLASS[b[i] as usize] {
                     0 => i += 1,
                     1 => return self.string_end(start, i, escaped, check),
