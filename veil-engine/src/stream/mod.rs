@@ -58,10 +58,12 @@
 //! The result is the complete sanitized body or an error, never part of
 //! one: output is collected in memory (it is much smaller than the input
 //! when the schema drops most of a page) and returned only when the whole
-//! body was read. Invalid JSON, nesting deeper than 127 and transform
-//! failures are errors. When a transform fails, the body is sanitized once
-//! more by the DOM path, whose error (endpoint, transform, JSON path) is the
-//! one returned: failures are rare, and so the error is the reference's.
+//! body was read. Invalid JSON, nesting deeper than 127 (or than the host's
+//! tighter limit, [`BodyOptions::max_depth`], checked as the body is
+//! scanned; Veil's proxy sets 64) and transform failures are errors. When
+//! a transform fails, the body is sanitized once more by the DOM path,
+//! whose error (endpoint, transform, JSON path) is the one returned:
+//! failures are rare, and so the error is the reference's.
 //! There is no size limit here: the caller's limit on the body bounds the
 //! input, and a buffered subtree is part of it.
 //!
