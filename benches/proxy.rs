@@ -64,36 +64,47 @@
 //! one run (the old one as the "baseline"), 3 rounds, medians.
 //!
 //! Against `fc63e7d` (5 rounds of 4 s, medians; 109,012-byte page, answer
-//! 62,065 bytes today, 67,104 bytes by `fc63e7d`'s rules of the day):
+//! 62,065 bytes today, 67,104 bytes by `fc63e7d`'s rules of the day; a quiet
+//! machine):
 //!
 //! | | req/s, c=16 | p50 / p99 ms, c=16 | CPU ms/request | p50 ms, c=1 |
 //! | --- | --- | --- | --- | --- |
-//! | direct | 14,193 | 0.51 / 12.9 | – | 0.03 |
-//! | `fc63e7d` (B) | 611 | 21.2 / 103.6 | 0.81 | 0.69 |
-//! | DOM path (b) | 672 | 21.9 / 58.7 | 0.82 | 0.84 |
-//! | streaming (c) | 1,132 | 12.4 / 41.5 | 0.45 | 0.42 |
+//! | direct | 60,507 | 0.26 / 0.43 | – | 0.03 |
+//! | `fc63e7d` (B) | 2,466 | 6.44 / 10.70 | 0.715 | 0.82 |
+//! | DOM path (b) | 3,221 | 4.86 / 8.76 | 0.544 | 0.64 |
+//! | streaming (c) | 5,849 | 2.65 / 5.24 | 0.273 | 0.38 |
 //!
-//! Streaming over `fc63e7d`: 1.85× the requests/s, 1.81× less CPU per
-//! request (target 4×: missed); added p50 at c=1: 0.40 ms (target 0.5 ms:
-//! met; `fc63e7d` 0.66 ms). Where Veil's CPU goes under the c=16 load
-//! (`perf record` on the streaming instance, self time): the streaming
-//! sanitizer about 60 % (its scanner's strings 11 %, the member loop 8 %,
-//! UTF-8 checks 6 %, schema member lookups 3 %, the path automaton 2 %;
-//! pseudonyms ≈ 16 % inclusive: email parsing and canonical form ≈ 6 %,
-//! HMAC-SHA-256 4 %), libc 16 % (malloc/free ≈ 9 %, memcmp/memmove 5 %),
-//! the kernel 11 % (socket reads and writes), the upstream body's depth
-//! check 8.5 %, the access log 2 %. The per-request work outside the
-//! sanitizer and the socket calls is a few per cent: no fixed cost is left
-//! whose removal could bring 4×.
+//! Streaming over `fc63e7d`: 2.37× the requests/s, 2.62× less CPU per
+//! request (target 4×: missed); added p50 at c=1: 0.35 ms (target 0.5 ms:
+//! met; `fc63e7d` 0.79 ms). 4× would need Veil at about 0.15 ms of CPU per
+//! request: the load generator and the test Graph take about 0.03 ms of the
+//! two cores per request, and 4 × 2,466 req/s leaves 0.18 ms in all.
 //!
-//! Kept (each: CPU per request, old → new, same run): the upstream depth
-//! check jumping through strings with `memchr2` and a body buffer sized from
-//! `Content-Length`, with schema member lookups by foldhash instead of
-//! SipHash: c=1 0.410 → 0.383 ms (−7 %), c=16 0.410 → 0.408 ms; in the
-//! profile the depth check went from 11.3 % to 8.5 % and SipHash (3 %)
-//! away. Short strings looked at byte by byte before `memchr2`, and the
-//! email checks by `match`: c=1 0.430 → 0.420, c=16 0.432 → 0.430 (within
-//! the noise; kept, they cost nothing).
+//! Where Veil's CPU goes under the c=16 load (`perf record` on the
+//! streaming instance, self time): the kernel 17 % (socket reads and
+//! writes, wake-ups), the scanner's strings 11.5 % (with `memchr` 4 %), the
+//! member loop 7.5 %, the value dispatch 3.3 %, schema verdicts 1.7 %,
+//! pseudonyms ≈ 17 % inclusive (HMAC-SHA-256 6.5 %, e-mail parsing and the
+//! canonical form ≈ 8 %, base64 0.5 %), mimalloc ≈ 4 %, memmove/memcmp
+//! 5.6 %, the whole body's UTF-8 check 1.2 %.
+//!
+//! Kept, each measured as CPU per request at c=16 against the binary just
+//! before it, in one run (3 rounds of 4 s, medians):
+//!
+//! | change | before → after, ms |
+//! | --- | --- |
+//! | nesting limit checked by the sanitizer's scan, not a pass of its own; strings searched by `memchr2` with a vectorized control-character check; escapes found by `memchr`; the body's text sliced, not re-checked per string | 0.404 → 0.341 |
+//! | mimalloc instead of glibc's malloc | 0.352 → 0.299 |
+//! | members predicted by the last object read in the same place | 0.321 → 0.287 |
+//! | one-character escapes checked as they are passed | 0.314 → 0.277 |
+//! | a remembered pseudonym's JSON text kept; member lists boxed | 0.271 → 0.261 |
+//! | a string's first bytes looked at eight at a time | 0.289 → 0.260 |
+//!
+//! (The "before" of one row is not the "after" of the one above: each pair
+//! is its own run, and runs differ by up to 10 %.) Tried and dropped, no
+//! difference measured: comparing a predicted member name in place instead
+//! of scanning it; byte-wise checks of ASCII e-mail local parts and
+//! domains.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

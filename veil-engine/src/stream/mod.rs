@@ -80,9 +80,10 @@
 //! input and a piece of the output, not the page. Peak RSS of the whole
 //! `veil sanitize --compact FILE` process on the 10.3 MB Sent Items page of
 //! `benches/sanitize.rs` (shipped mail rules): 22.7–23.1 MB when the file
-//! was held in memory, 13.3–13.7 MB read in pieces, where a 13-byte input
-//! takes 13.0–13.6 MB. Time is unchanged: the bench's streaming path reads
-//! the page in 64 KiB pieces as fast as from memory (its `pieces` column).
+//! was held in memory, 12.9–13.4 MB read in pieces, where a 3-byte input
+//! takes 12.7–12.8 MB (0.05 s for both passes over the 10.3 MB file). The
+//! bench's streaming path reads the page in 64 KiB pieces nearly as fast as
+//! from memory (its `pieces` column).
 //!
 //! - The window. The scanner works on one contiguous slice, as it does on a
 //!   body in memory, so its loops are the same; positions are indices into
@@ -156,15 +157,12 @@
 //! faulting in the input and output buffers (~20 %).
 //!
 //! Under `veil serve` (perf, `cargo bench --bench proxy`, 109 KB page,
-//! streaming, c=16): the streaming sanitizer is about 60 % of Veil's CPU —
-//! this scanner's strings (~11 %), the member loop (~8 %), UTF-8 checks
-//! (~6 %), schema member lookups (~3 %), the path automaton (~2 %), and
-//! pseudonyms (~16 % with what they call: e-mail parsing ~6 %, HMAC ~4 %).
-//! Outside it: malloc/free (~9 %), socket reads and writes in the kernel
-//! (~11 %), the upstream body's depth check (~8.5 %), the access log
-//! (~2 %). Against the code the streaming sanitizer replaced (commit
-//! `fc63e7d`, measured in the same run): 1.85× the requests per second,
-//! 1.81× less CPU per request.
+//! streaming, c=16): the kernel's socket work about 17 % of Veil's CPU,
+//! this scanner's strings ~15 %, the member loop ~8 % (after the member
+//! prediction of `members.rs`), pseudonyms ~17 % (HMAC ~6.5 %, e-mail
+//! parsing ~8 %). Against the code the streaming sanitizer replaced (commit
+//! `fc63e7d`, measured in the same run): 2.37× the requests per second,
+//! 2.62× less CPU per request (`benches/proxy.rs` has the table).
 
 mod members;
 mod options;
