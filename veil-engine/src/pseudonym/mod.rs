@@ -17,8 +17,10 @@
 //!
 //! Module map: [`email`] (detection, canonicalization), [`hmac_scheme`],
 //! [`psoxy_scheme`], [`kind`] (token kinds), [`encoding`] (output strings:
-//! `t~`, `p~`, `h~`, `e~`, JSON).
+//! `t~`, `p~`, `h~`, `e~`, JSON), [`cache`] (pseudonyms remembered across
+//! documents, keyed so that no plaintext is kept).
 
+pub(crate) mod cache;
 pub(crate) mod email;
 pub(crate) mod encoding;
 pub(crate) mod hmac_scheme;
@@ -26,6 +28,10 @@ pub(crate) mod kind;
 pub(crate) mod psoxy_scheme;
 
 pub use kind::{TokenKind, UnknownTokenKind};
+
+use hkdf::Hkdf;
+use sha2::Sha256;
+use zeroize::Zeroizing;
 
 use crate::secret::Secret;
 
@@ -96,6 +102,19 @@ pub struct PseudonymizeOptions {
     pub include_reversible: bool,
 }
 
+impl PseudonymizeOptions {
+    /// One byte naming the options an output depends on (all but
+    /// `include_original`, whose outputs are not cached).
+    fn cache_tag(self) -> u8 {
+        let encoding = match self.encoding {
+            Encoding::UrlSafeToken => 0,
+            Encoding::UrlSafeHashOnly => 1,
+            Encoding::Json => 2,
+        };
+        encoding | u8::from(self.include_reversible) << 2
+    }
+}
+
 /// Key material and policies for building a [`Pseudonymizer`].
 #[derive(Clone, Debug)]
 pub struct PseudonymConfig {
@@ -149,6 +168,8 @@ pub struct Pseudonymizer {
     scheme: Scheme,
     email: EmailPolicy,
     keys: Keys,
+    /// [`Self::pseudonymize`]'s outputs, remembered across documents.
+    cache: cache::Cache,
 }
 
 enum Keys {
@@ -276,10 +297,17 @@ impl Pseudonymizer {
                 encryption_keys.first().map(|(_, k)| k),
             )),
         };
+        let mut cache_key = Zeroizing::new([0u8; 16]);
+        Hkdf::<Sha256>::new(None, salt.expose())
+            .expand(cache::CACHE_KEY_INFO, &mut cache_key[..])
+            .map_err(|_| {
+                CryptoError::WeakSecret("the pseudonymization salt cannot key the cache".into())
+            })?;
         Ok(Pseudonymizer {
             scheme,
             email,
             keys,
+            cache: cache::Cache::new(*cache_key, cache::ENTRIES),
         })
     }
 
@@ -321,7 +349,28 @@ impl Pseudonymizer {
     /// Full pseudonym string for `value` per the options (`t~…@domain`,
     /// bare hash, `p~…`, or the JSON string form). `value` must be non-blank:
     /// callers map blank strings to null before calling.
+    ///
+    /// Outputs are remembered across calls ([`cache`]), except those that
+    /// hold the value itself (`include_original`).
     pub fn pseudonymize(
+        &self,
+        value: &str,
+        opts: PseudonymizeOptions,
+    ) -> Result<String, CryptoError> {
+        if opts.include_original {
+            return self.compute_pseudonym(value, opts);
+        }
+        let key = self.cache.key(opts.cache_tag(), value);
+        if let Some(hit) = self.cache.get(key) {
+            return Ok(hit);
+        }
+        let out = self.compute_pseudonym(value, opts)?;
+        self.cache.put(key, &out);
+        Ok(out)
+    }
+
+    /// [`Self::pseudonymize`] without the cache.
+    fn compute_pseudonym(
         &self,
         value: &str,
         opts: PseudonymizeOptions,
@@ -538,6 +587,68 @@ mod tests {
     static PSOXY: LazyLock<Pseudonymizer> = LazyLock::new(|| {
         Pseudonymizer::new(config(Scheme::Psoxy, "salt", &[("k", "secret")])).unwrap()
     });
+    /// Every option set the cache keys, and `include_original`, which it
+    /// never caches.
+    fn all_options() -> Vec<PseudonymizeOptions> {
+        let mut all = Vec::new();
+        for encoding in [
+            Encoding::UrlSafeToken,
+            Encoding::UrlSafeHashOnly,
+            Encoding::Json,
+        ] {
+            for include_reversible in [false, true] {
+                for include_original in [false, true] {
+                    all.push(PseudonymizeOptions {
+                        encoding,
+                        include_original,
+                        include_reversible,
+                    });
+                }
+            }
+        }
+        all
+    }
+
+    const CACHE_PROBES: [&str; 6] = [
+        "alice@contoso.example",
+        "Alice <ALICE@Contoso.example>",
+        "a.b+news@contoso.example",
+        "\"q u\"@contoso.example",
+        "not an address",
+        "8f0e3c52-6a1d-4b8e-9c2f-1d7a5e4b3c21",
+    ];
+
+    #[test]
+    fn cached_pseudonyms_are_the_computed_ones() {
+        let fresh = hmac_with(EmailPolicy::default());
+        for p in [&fresh, &*PSOXY] {
+            for opts in all_options() {
+                for v in CACHE_PROBES {
+                    let computed = p.compute_pseudonym(v, opts).unwrap();
+                    assert_eq!(p.pseudonymize(v, opts).unwrap(), computed, "{v} {opts:?}");
+                    assert_eq!(p.pseudonymize(v, opts).unwrap(), computed, "{v} {opts:?}");
+                }
+            }
+        }
+        // One entry per value and option set, none with the original in it.
+        let cached = all_options().iter().filter(|o| !o.include_original).count();
+        assert_eq!(fresh.cache.len(), CACHE_PROBES.len() * cached);
+    }
+
+    #[test]
+    fn the_cache_is_per_secret() {
+        let a = hmac_with(EmailPolicy::default());
+        let b =
+            Pseudonymizer::new(config(Scheme::Hmac, &SALT32.repeat(2), &[("a", KEY_A)])).unwrap();
+        let opts = PseudonymizeOptions::default();
+        let v = "alice@contoso.example";
+        assert_ne!(
+            a.pseudonymize(v, opts).unwrap(),
+            b.pseudonymize(v, opts).unwrap()
+        );
+        assert_ne!(a.cache.key(0, v), b.cache.key(0, v));
+    }
+
     static PSOXY_OTHER_KEY: LazyLock<Pseudonymizer> = LazyLock::new(|| {
         Pseudonymizer::new(config(Scheme::Psoxy, "salt", &[("k", "other")])).unwrap()
     });
