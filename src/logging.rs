@@ -117,8 +117,10 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A process-unique request id.
 pub fn request_id() -> String {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{:x}-{n:06x}", std::process::id())
+    // The process id, asked of the kernel once, not per request.
+    format!("{:x}-{n:06x}", PID.get_or_init(std::process::id))
 }
 
 #[cfg(test)]

@@ -64,6 +64,8 @@ pub struct EndpointSanitizer {
 /// hundred addresses and ids many times; values seen once (message ids)
 /// would otherwise fill the memo with the page's size.
 const MEMO_MAX: usize = 1024;
+/// Room a transform's memo gets once it holds more than a few values.
+const MEMO_START: usize = 256;
 
 pub(crate) struct Fail {
     pub(crate) transform: usize,
@@ -303,6 +305,13 @@ impl EndpointSanitizer {
             };
             let result = transform.apply(v, w.p);
             if let (Some(key), Ok(Outcome::Unchanged | Outcome::Changed)) = (memo_key, &result) {
+                let memo = &mut w.memo[t];
+                if memo.len() >= 3 && memo.len() == memo.capacity() && memo.len() < MEMO_START {
+                    // A memo past a handful of values grows once to a
+                    // page's worth, not by doubling (and rehashing) its way
+                    // there on every page.
+                    memo.reserve(MEMO_START - memo.len());
+                }
                 w.memo[t].insert(
                     key,
                     Remembered {

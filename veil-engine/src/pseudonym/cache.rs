@@ -46,10 +46,15 @@ pub(crate) const CACHE_KEY_INFO: &[u8] = b"veil/pseudonym-cache/v1";
 
 type Shard = HashMap<u128, Box<str>, foldhash::fast::FixedState>;
 
+/// A shard's lock on cache lines of its own, so that two threads using
+/// two shards do not contend for one line.
+#[repr(align(128))]
+struct Padded(Mutex<Shard>);
+
 /// See the module docs.
 pub(crate) struct Cache {
     key: SipHasher13,
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[Padded]>,
     per_shard: usize,
 }
 
@@ -64,7 +69,7 @@ impl Cache {
         Cache {
             key: SipHasher13::new_with_keys(word(k0), word(k1)),
             shards: (0..if per_shard == 0 { 0 } else { SHARDS })
-                .map(|_| Mutex::new(Shard::default()))
+                .map(|_| Padded(Mutex::new(Shard::default())))
                 .collect(),
             per_shard,
         }
@@ -82,7 +87,7 @@ impl Cache {
         // The key is uniformly distributed: its top bits pick the shard,
         // its low bits the bucket inside it.
         let i = (key >> 64) as usize % SHARDS.max(1);
-        self.shards.get(i)
+        self.shards.get(i).map(|p| &p.0)
     }
 
     /// The pseudonym remembered for `key`.
@@ -109,7 +114,7 @@ impl Cache {
     pub(crate) fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().map_or(0, |s| s.len()))
+            .map(|s| s.0.lock().map_or(0, |s| s.len()))
             .sum()
     }
 }
