@@ -29,8 +29,9 @@
 //!
 //! [`ENTRIES`] entries in all (about 1.5 MB when full), in [`SHARDS`]
 //! shards behind their own locks, so threads seldom wait for each other. A
-//! full shard is emptied and starts again; no entry outlives the
-//! [`super::Pseudonymizer`], which a secrets reload replaces.
+//! full shard is emptied and starts again. The cache belongs to its
+//! [`super::Pseudonymizer`] (one per process, built at start from the
+//! secrets) and goes with it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
