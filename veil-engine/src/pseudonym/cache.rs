@@ -27,25 +27,38 @@
 //!
 //! # Bounds
 //!
-//! [`ENTRIES`] entries in all (about 1.5 MB when full), in [`SHARDS`]
-//! shards behind their own locks, so threads seldom wait for each other. A
-//! full shard is emptied and starts again. The cache belongs to its
-//! [`super::Pseudonymizer`] (one per process, built at start from the
-//! secrets) and goes with it.
+//! [`ENTRIES`] slots in all (about 2 MB when full), in [`SHARDS`] shards
+//! behind their own locks, so threads seldom wait for each other. The
+//! cache is direct-mapped: a key has one slot, and a new entry replaces
+//! whatever held it (reusing its string's memory). So a page of values
+//! never seen before costs one slot write each, never an eviction sweep or
+//! a table growing. A shard's slots are allocated when it is first written.
+//! The cache belongs to its [`super::Pseudonymizer`] (one per process,
+//! built at start from the secrets) and goes with it.
+//!
+//! # Cost
+//!
+//! A hit saves the address parsing, the canonical form, HMAC-SHA-256 and
+//! base64: in the proxy bench (a page seen before) the CPU per request fell
+//! from 0.263 to 0.203 ms. A miss adds the SipHash and two visits to a
+//! slot that is usually not in the CPU's caches: on 400,000 addresses
+//! never seen before (`veil sanitize --compact`, two passes) 598 ms
+//! instead of 533 ms, about 80 ns per value.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use siphasher::sip128::{Hasher128, SipHasher13};
 
-/// Most entries in the cache (all shards together).
+/// Slots in the cache (all shards together).
 pub(crate) const ENTRIES: usize = 16_384;
 /// Independently locked parts of the cache; a power of two.
 pub(crate) const SHARDS: usize = 16;
 /// HKDF info string for the cache key.
 pub(crate) const CACHE_KEY_INFO: &[u8] = b"veil/pseudonym-cache/v1";
 
-type Shard = HashMap<u128, Box<str>, foldhash::fast::FixedState>;
+/// A shard's slots: an entry key and its pseudonym; an empty pseudonym is
+/// an empty slot (no pseudonym is empty).
+type Shard = Vec<(u128, String)>;
 
 /// A shard's lock on cache lines of its own, so that two threads using
 /// two shards do not contend for one line.
@@ -60,9 +73,8 @@ pub(crate) struct Cache {
 }
 
 impl Cache {
-    /// An empty cache keyed by `key` (16 secret bytes), holding at most
-    /// `entries` pseudonyms (rounded down to a multiple of [`SHARDS`]);
-    /// 0 turns it off.
+    /// An empty cache keyed by `key` (16 secret bytes), with `entries`
+    /// slots (rounded down to a multiple of [`SHARDS`]); 0 turns it off.
     pub(crate) fn new(key: [u8; 16], entries: usize) -> Cache {
         let (k0, k1) = key.split_at(8);
         let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
@@ -70,7 +82,7 @@ impl Cache {
         Cache {
             key: SipHasher13::new_with_keys(word(k0), word(k1)),
             shards: (0..if per_shard == 0 { 0 } else { SHARDS })
-                .map(|_| Padded(Mutex::new(Shard::default())))
+                .map(|_| Padded(Mutex::new(Shard::new())))
                 .collect(),
             per_shard,
         }
@@ -84,30 +96,41 @@ impl Cache {
         h.finish128().as_u128()
     }
 
-    fn shard(&self, key: u128) -> Option<&Mutex<Shard>> {
-        // The key is uniformly distributed: its top bits pick the shard,
-        // its low bits the bucket inside it.
-        let i = (key >> 64) as usize % SHARDS.max(1);
-        self.shards.get(i).map(|p| &p.0)
+    /// The shard and the slot in it of `key`. The key is uniformly
+    /// distributed: its top half picks the shard, its low half the slot.
+    fn place(&self, key: u128) -> Option<(&Mutex<Shard>, usize)> {
+        let shard = self.shards.get((key >> 64) as usize % SHARDS)?;
+        Some((&shard.0, key as u64 as usize % self.per_shard))
     }
 
     /// The pseudonym remembered for `key`.
     pub(crate) fn get(&self, key: u128) -> Option<String> {
+        let (shard, slot) = self.place(key)?;
         // A poisoned lock (a panic while it was held) counts as a miss: the
-        // value is then computed again, never taken from a broken map.
-        let shard = self.shard(key)?.lock().ok()?;
-        shard.get(&key).map(|s| String::from(&**s))
+        // value is then computed again, never taken from a broken shard.
+        let shard = shard.lock().ok()?;
+        match shard.get(slot) {
+            Some((k, p)) if *k == key && !p.is_empty() => Some(p.clone()),
+            _ => None,
+        }
     }
 
-    /// Remembers `pseudonym` for `key`, emptying the shard first when full.
+    /// Remembers `pseudonym` for `key`, in place of what held its slot.
     pub(crate) fn put(&self, key: u128, pseudonym: &str) {
-        let Some(Ok(mut shard)) = self.shard(key).map(Mutex::lock) else {
+        let Some((shard, slot)) = self.place(key) else {
             return;
         };
-        if shard.len() >= self.per_shard {
-            shard.clear();
+        let Ok(mut shard) = shard.lock() else {
+            return;
+        };
+        if shard.is_empty() {
+            shard.resize(self.per_shard, (0, String::new()));
         }
-        shard.insert(key, pseudonym.into());
+        if let Some((k, p)) = shard.get_mut(slot) {
+            *k = key;
+            p.clear();
+            p.push_str(pseudonym);
+        }
     }
 
     /// Entries alive now.
@@ -115,7 +138,10 @@ impl Cache {
     pub(crate) fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.0.lock().map_or(0, |s| s.len()))
+            .map(|s| {
+                s.0.lock()
+                    .map_or(0, |s| s.iter().filter(|(_, p)| !p.is_empty()).count())
+            })
             .sum()
     }
 }
@@ -153,6 +179,28 @@ mod tests {
         }
         // The last value put is always there.
         assert_eq!(c.get(c.key(0, "9999")).as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn a_replaced_entry_is_gone_never_mistaken() {
+        // One slot per shard: two keys of one shard share a slot.
+        let c = Cache::new([5; 16], SHARDS);
+        let first = c.key(0, "value-0");
+        let same_slot = (1..)
+            .map(|i| c.key(0, &format!("value-{i}")))
+            .find(|k| (k >> 64) as usize % SHARDS == (first >> 64) as usize % SHARDS)
+            .unwrap();
+        c.put(first, "t~first");
+        c.put(same_slot, "t~second");
+        assert_eq!(
+            c.get(first),
+            None,
+            "another key's pseudonym must not answer"
+        );
+        assert_eq!(c.get(same_slot).as_deref(), Some("t~second"));
+        c.put(first, "t~first-again");
+        assert_eq!(c.get(first).as_deref(), Some("t~first-again"));
+        assert_eq!(c.get(same_slot), None);
     }
 
     #[test]
