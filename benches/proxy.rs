@@ -64,23 +64,23 @@
 //! one run (the old one as the "baseline"), 3 rounds, medians.
 //!
 //! Against `fc63e7d` (5 rounds of 4 s, medians; 109,012-byte page, answer
-//! 62,065 bytes today, 67,104 bytes by `fc63e7d`'s rules of the day; the
-//! machine was quiet, but the direct case moved from 40,000 to 55,000 req/s
-//! between rounds):
+//! 62,065 bytes today, 67,104 bytes by `fc63e7d`'s rules of the day; a quiet
+//! machine):
 //!
 //! | | req/s, c=16 | p50 / p99 ms, c=16 | CPU ms/request | p50 ms, c=1 |
 //! | --- | --- | --- | --- | --- |
-//! | direct | 40,788 | 0.39 / 0.62 | – | 0.03 |
-//! | `fc63e7d` (B) | 2,447 | 6.47 / 10.79 | 0.722 | 0.77 |
-//! | DOM path (b) | 3,821 | 4.13 / 7.25 | 0.461 | 0.58 |
-//! | streaming (c) | 8,196 | 1.92 / 3.38 | 0.189 | 0.32 |
+//! | direct | 61,630 | 0.26 / 0.43 | – | 0.03 |
+//! | `fc63e7d` (B) | 2,603 | 6.08 / 10.52 | 0.679 | 0.81 |
+//! | DOM path (b) | 3,747 | 4.22 / 7.33 | 0.467 | 0.61 |
+//! | streaming (c) | 8,084 | 1.95 / 3.38 | 0.190 | 0.31 |
 //!
-//! Streaming over `fc63e7d`: 3.35× the requests/s, 3.83× less CPU per
-//! request (target 4×: missed); added p50 at c=1: 0.29 ms (target 0.5 ms:
-//! met; `fc63e7d` 0.74 ms). 4× would need Veil at about 0.16 ms of CPU
-//! per request: 4 × 2,447 req/s leaves 0.20 ms of the two cores per
-//! request in all, and the load generator and the test Graph take 0.03 to
-//! 0.05 ms of it (2 cores ÷ the direct case's 40,000 to 60,000 req/s).
+//! Streaming over `fc63e7d`: 3.11× the requests/s (another run the same
+//! day: 3.35×), 3.57× less CPU per request (target 4×: missed); added p50
+//! at c=1: 0.28 ms (target 0.5 ms: met; `fc63e7d` 0.78 ms). 4× would need
+//! Veil at about 0.16 ms of CPU per request: 4 × 2,603 req/s leaves
+//! 0.19 ms of the two cores per request in all, and the load generator and
+//! the test Graph take 0.03 to 0.05 ms of it (2 cores ÷ the direct case's
+//! 40,000 to 60,000 req/s).
 //!
 //! This page is the same on every request, so from the second request on
 //! every pseudonym comes from the pseudonym cache
