@@ -21,9 +21,9 @@
 //! Outputs that contain the input itself (`includeOriginal`) are never
 //! cached.
 //!
-//! Two inputs share an entry only if their 128-bit keys collide: with at
-//! most [`ENTRIES`] entries alive, the chance per lookup is about
-//! 2^-114, and an outsider cannot aim for one without the key.
+//! A lookup answers only when the entry in its key's slot has the same
+//! 128-bit key: another input's pseudonym answers with a chance of 2^-128
+//! per lookup, and an outsider cannot aim for a collision without the key.
 //!
 //! # Bounds
 //!
