@@ -118,7 +118,9 @@
 //! of scanning it; byte-wise checks of ASCII e-mail local parts and
 //! domains; word-at-a-time scanning after each escape inside long strings
 //! (HTML bodies escape every few bytes): the same time on this page ×100
-//! through `veil sanitize` (39 vs 38–40 ms, best of 12).
+//! through `veil sanitize` (39 vs 38–40 ms, best of 12); a direct path for
+//! a matched string the memo has not seen (one lookup and one copy fewer):
+//! 0.202 vs 0.199 ms per request.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
