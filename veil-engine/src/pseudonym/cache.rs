@@ -76,11 +76,10 @@ impl Cache {
     /// An empty cache keyed by `key` (16 secret bytes), with `entries`
     /// slots (rounded down to a multiple of [`SHARDS`]); 0 turns it off.
     pub(crate) fn new(key: [u8; 16], entries: usize) -> Cache {
-        let (k0, k1) = key.split_at(8);
-        let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+        let key = u128::from_le_bytes(key);
         let per_shard = entries / SHARDS;
         Cache {
-            key: SipHasher13::new_with_keys(word(k0), word(k1)),
+            key: SipHasher13::new_with_keys(key as u64, (key >> 64) as u64),
             shards: (0..if per_shard == 0 { 0 } else { SHARDS })
                 .map(|_| Padded(Mutex::new(Shard::new())))
                 .collect(),
