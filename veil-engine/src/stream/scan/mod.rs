@@ -15,6 +15,10 @@
 //! [`Scanner`]); the scanning loops work on a contiguous slice either way.
 //!
 //! Errors carry no detail: the caller asks serde_json for the diagnostic.
+//!
+//! UTF-8 is checked by `simdutf8` (the same verdicts as `std::str::from_utf8`,
+//! vectorized): on the proxy bench's 109 KB page 0.8 µs instead of 2.9 µs,
+//! which was 1.3 % of Veil's CPU per request.
 
 use std::borrow::Cow;
 use std::io::Read;
@@ -138,7 +142,7 @@ impl<'a> Scanner<'a> {
     pub fn new(b: &'a [u8]) -> Self {
         Scanner {
             end: b.len(),
-            text: std::str::from_utf8(b).ok(),
+            text: simdutf8::compat::from_utf8(b).ok(),
             b: Cow::Borrowed(b),
             pos: 0,
             src: None,
@@ -281,7 +285,7 @@ impl<'a> Scanner<'a> {
             }
             // serde_json checks UTF-8 only inside strings, but outside
             // them a byte above 0x7F is an error anyway.
-            match std::str::from_utf8(&buf[src.checked..self.end]) {
+            match simdutf8::compat::from_utf8(&buf[src.checked..self.end]) {
                 Ok(_) => src.checked = self.end,
                 Err(e) => {
                     src.checked += e.valid_up_to();
