@@ -69,18 +69,18 @@
 //!
 //! | | req/s, c=16 | p50 / p99 ms, c=16 | CPU ms/request | p50 ms, c=1 |
 //! | --- | --- | --- | --- | --- |
-//! | direct | 61,630 | 0.26 / 0.43 | – | 0.03 |
-//! | `fc63e7d` (B) | 2,603 | 6.08 / 10.52 | 0.679 | 0.81 |
-//! | DOM path (b) | 3,747 | 4.22 / 7.33 | 0.467 | 0.61 |
-//! | streaming (c) | 8,084 | 1.95 / 3.38 | 0.190 | 0.31 |
+//! | direct | 59,615 | 0.27 / 0.44 | – | 0.03 |
+//! | `fc63e7d` (B) | 2,586 | 6.14 / 10.39 | 0.686 | 0.81 |
+//! | DOM path (b) | 3,648 | 4.34 / 7.36 | 0.481 | 0.61 |
+//! | streaming (c) | 7,729 | 2.02 / 3.81 | 0.200 | 0.32 |
 //!
-//! Streaming over `fc63e7d`: 3.11× the requests/s (another run the same
-//! day: 3.35×), 3.57× less CPU per request (target 4×: missed); added p50
-//! at c=1: 0.28 ms (target 0.5 ms: met; `fc63e7d` 0.78 ms). 4× would need
-//! Veil at about 0.16 ms of CPU per request: 4 × 2,603 req/s leaves
-//! 0.19 ms of the two cores per request in all, and the load generator and
-//! the test Graph take 0.03 to 0.05 ms of it (2 cores ÷ the direct case's
-//! 40,000 to 60,000 req/s).
+//! Streaming over `fc63e7d`: 2.99× the requests/s (earlier runs on other
+//! days: 3.11× and 3.35×), 3.43× less CPU per request (target 4×:
+//! missed); added p50 at c=1: 0.29 ms (target 0.5 ms: met; `fc63e7d`
+//! 0.78 ms). 4× would need Veil at about 0.14 to 0.16 ms of CPU per
+//! request: 4 × 2,586 req/s leaves 0.19 ms of the two cores per request in
+//! all, and the load generator and the test Graph take 0.03 to 0.05 ms of
+//! it (2 cores ÷ the direct case's 40,000 to 60,000 req/s).
 //!
 //! This page is the same on every request, so from the second request on
 //! every pseudonym comes from the pseudonym cache
@@ -92,12 +92,14 @@
 //!
 //! Where Veil's CPU goes under the c=16 load (`perf record` on the
 //! streaming instance, self time): the kernel 20 % (socket reads and
-//! writes, the loopback's delivery to the receiver, wake-ups), the
-//! scanner's strings 15 % (with `memchr` 5 %), the member loop 9.6 %, the
-//! value dispatch 3.9 %, schema verdicts 1.6 %, mimalloc ≈ 5 %,
-//! memmove/memcmp 6 %, serde_json writing transform outputs 2 %, the whole
-//! body's UTF-8 check 1.5 %, pseudonyms 4.4 % (the cache's lookups: its
-//! lock 1.4 %, SipHash 1.3 %), hyper, tokio and the access log 4 %.
+//! writes, the loopback's delivery to the receiver, wake-ups and task
+//! switches, about 8 % of it), the scanner's strings 14 % (with `memchr`
+//! 5 %), the member loop 8.5 %, the value dispatch 4.2 %, schema verdicts
+//! 1.8 %, mimalloc ≈ 5 %, memmove/memcmp 6 %, serde_json writing
+//! transform outputs 1.7 %, UTF-8 checks 2 % (the whole body and the
+//! pseudonyms read from the cache), pseudonyms 3.5 % (the cache's lookups
+//! 2 %, SipHash 1.3 %), the paging links' regex 1.2 %, hyper, tokio and
+//! the access log 4 %.
 //!
 //! Kept, each measured as CPU per request at c=16 against the binary just
 //! before it, in one run (3 rounds of 4 s, medians):
@@ -111,6 +113,7 @@
 //! | a remembered pseudonym's JSON text kept; member lists boxed | 0.271 → 0.261 |
 //! | a string's first bytes looked at eight at a time | 0.289 → 0.260 |
 //! | pseudonyms remembered across requests (SipHash-keyed cache, no plaintext) | 0.263 → 0.203 |
+//! | the cache's slots read without a lock (sequence locks of atomics); the body's UTF-8 checked by `simdutf8` | 0.201 → 0.198 (5 rounds; `perf`: the cache's `get` 3.6 % → 2.0 %) |
 //!
 //! (The "before" of one row is not the "after" of the one above: each pair
 //! is its own run, and runs differ by up to 10 %.) Tried and dropped, no

@@ -162,8 +162,9 @@
 //! (after the member prediction of `members.rs`), pseudonyms ~4 % (the
 //! page repeats, so they come from the pseudonym cache; computed, they
 //! were ~17 %). Against the code the streaming sanitizer replaced (commit
-//! `fc63e7d`, measured in the same run): 3.1× the requests per second,
-//! 3.6× less CPU per request (`benches/proxy.rs` has the table).
+//! `fc63e7d`, measured in the same run): 3.0× to 3.35× the requests per
+//! second, 3.4× to 3.8× less CPU per request, between runs
+//! (`benches/proxy.rs` has the table).
 
 mod members;
 mod options;
