@@ -163,10 +163,9 @@ impl Cache {
         if self.entries == 0 || pseudonym.is_empty() || pseudonym.len() > MAX_TEXT {
             return;
         }
-        let slots = self
-            .slots
+        self.slots
             .get_or_init(|| (0..self.entries).map(|_| Slot::default()).collect());
-        let Some(slot) = slots.get(key as u64 as usize % slots.len()) else {
+        let Some(slot) = self.slot(key) else {
             return;
         };
         let seq = slot.seq.load(Ordering::Relaxed);
