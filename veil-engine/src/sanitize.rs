@@ -312,7 +312,7 @@ impl EndpointSanitizer {
                     // there on every page.
                     memo.reserve(MEMO_START - memo.len());
                 }
-                w.memo[t].insert(
+                memo.insert(
                     key,
                     Remembered {
                         value: v.clone(),
