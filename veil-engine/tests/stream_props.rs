@@ -603,3 +603,33 @@ fn repeated_objects_reuse_decisions_and_still_find_duplicates() {
         }
     }
 }
+
+/// A member name read with escapes is never matched byte for byte against
+/// the next object's names: its text may hold a quote or a backslash, and
+/// the same bytes unescaped are another name or not JSON at all.
+#[test]
+fn names_with_escapes_are_not_matched_as_bytes() {
+    let rules = common::rules("      - !<redact>\n        jsonPaths: ['$..d']\n");
+    // (the run before, the object after, whether it is JSON)
+    let cases: &[(&str, &str, bool)] = &[
+        (r#"{"a\"b":1,"d":2}"#, r#"{"a"b":1,"d":2}"#, false),
+        (r#"{"a\\b":1,"d":2}"#, r#"{"a\b":1,"d":2}"#, true),
+        (r#"{"a\u0022b":1}"#, r#"{"a"b":1}"#, false),
+        (r#"{"\u0061":1,"d":2}"#, r#"{"a":1,"d":2}"#, true),
+        (r#"{"a":1,"d":2}"#, r#"{"\u0061":1,"d":2}"#, true),
+        (r#"{"a":1,"d":2}"#, r#"{ "a" :1, "d" : 2}"#, true),
+        (r#"{"ab":1,"d":2}"#, r#"{"a":1,"d":2}"#, true),
+        (r#"{"a":1,"d":2}"#, r#"{"ab":1,"d":2}"#, true),
+        (r#"{"a":1,"d":2}"#, r#"{"a"#, false),
+    ];
+    for (run, after, json) in cases {
+        let body = format!(r#"{{"value":[{run},{run},{after},{run}]}}"#);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&body).is_ok(),
+            *json,
+            "{body}"
+        );
+        let streamed = check(&rules, body.as_bytes()).unwrap();
+        assert_eq!(streamed, *json, "{body}");
+    }
+}

@@ -27,6 +27,10 @@ use crate::jsonpath::State;
 pub(super) struct Member {
     /// Where the name ends in [`Members::names`].
     end: usize,
+    /// The name was written without escapes (so it holds no quote,
+    /// backslash or control character): a name in the body matches it
+    /// when its bytes are the same ([`Members::exact`]).
+    plain: bool,
     pub child: Option<Sch>,
     next: Range<usize>,
     matched: Range<usize>,
@@ -83,6 +87,13 @@ impl Members {
         &self.names[start..self.list[i].end]
     }
 
+    /// The `i`-th name when it may be matched byte for byte (see
+    /// [`Member::plain`]).
+    #[inline]
+    pub(super) fn exact(&self, i: usize) -> Option<&str> {
+        self.list[i].plain.then(|| self.name(i))
+    }
+
     /// The `i`-th member's decision.
     pub(super) fn get(&self, i: usize) -> (&Member, &[State], &[u32]) {
         let m = &self.list[i];
@@ -132,8 +143,16 @@ impl Members {
             && (0..n).any(|i| self.name(i) == key)
     }
 
-    /// Adds a member and the rules' decision for it.
-    pub(super) fn push(&mut self, key: &str, child: Option<Sch>, next: &[State], matched: &[u32]) {
+    /// Adds a member and the rules' decision for it. `plain`: the name was
+    /// written without escapes.
+    pub(super) fn push(
+        &mut self,
+        key: &str,
+        plain: bool,
+        child: Option<Sch>,
+        next: &[State],
+        matched: &[u32],
+    ) {
         self.names.push_str(key);
         let n = self.next.len();
         self.next.extend_from_slice(next);
@@ -141,6 +160,7 @@ impl Members {
         self.matched.extend_from_slice(matched);
         self.list.push(Member {
             end: self.names.len(),
+            plain,
             child,
             next: n..self.next.len(),
             matched: m..self.matched.len(),

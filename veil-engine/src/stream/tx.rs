@@ -398,13 +398,25 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
         let mut first = true;
         let mut i = 0;
         loop {
-            let k = self.sc.string()?;
-            let token = self.sc.str_ref(k);
-            // The name as the last object had it at this place: its
-            // decision holds, and it is no duplicate.
-            predicted = predicted && i < members.len() && token.plain() == Some(members.name(i));
+            // The name as the last object had it at this place, byte for
+            // byte: its decision holds, and it is no duplicate.
+            let exact = match predicted && i < members.len() {
+                true => match members.exact(i) {
+                    Some(name) => self.sc.exact_string(name.as_bytes())?,
+                    None => None,
+                },
+                false => None,
+            };
+            let k = match exact {
+                Some(k) => k,
+                None => {
+                    predicted = false;
+                    self.sc.string()?
+                }
+            };
             if !predicted {
                 members.truncate(i);
+                let token = self.sc.str_ref(k);
                 let key = token.text()?;
                 if members.contains(&key) {
                     return Err(Stop::Dup);
@@ -422,7 +434,7 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
                     self.paths
                         .advance(states, Key::Name(&key), pos, None, next, matched);
                 }
-                members.push(&key, child, next, matched);
+                members.push(&key, !k.escaped, child, next, matched);
             }
             let (member, next, matched) = members.get(i);
             i += 1;
