@@ -225,12 +225,18 @@ impl EndpointSanitizer {
         })
     }
 
-    /// The streaming fast path for a string a transform has seen before in
-    /// this document: when the `matched` paths belong to one active
-    /// transform whose output depends only on the string, and its memo holds
-    /// `s`, writes the remembered output to `out` (counted as
+    /// The streaming fast path for a string a transform has seen before:
+    /// when the `matched` paths belong to one active transform whose output
+    /// depends only on the string, and either the pseudonymizer's cache
+    /// holds its pseudonym (a `pseudonymize` without options that need the
+    /// value itself, seen in any request) or the transform's memo holds `s`
+    /// (seen in this document), writes the output to `out` (counted as
     /// [`Self::apply_matched`] counts it) and returns true. Otherwise
     /// writes nothing and returns false.
+    ///
+    /// The cache comes first: a page's addresses and message ids were
+    /// mostly pseudonymized in earlier requests, and a cache hit builds no
+    /// `Value` and fills no memo.
     pub(crate) fn write_remembered(
         &self,
         s: &str,
@@ -247,6 +253,13 @@ impl EndpointSanitizer {
             || !self.transforms[t].transform.is_deterministic_on_strings()
         {
             return false;
+        }
+        if let Transform::Pseudonymize(x) = &self.transforms[t].transform {
+            if let Some(changed) = x.write_cached(s, w.p, out) {
+                w.matches[t] += 1;
+                w.changes[t] += usize::from(changed);
+                return true;
+            }
         }
         let Some(remembered) = w.memo[t].get_mut(s) else {
             return false;

@@ -633,3 +633,44 @@ fn names_with_escapes_are_not_matched_as_bytes() {
         assert_eq!(streamed, *json, "{body}");
     }
 }
+
+/// A `pseudonymize` whose output the pseudonymizer's cache holds is
+/// written from the cache. Whether nothing was cached yet (the first of
+/// repeated addresses computed, the rest from the cache), or everything
+/// was: the same bytes and the same report as the DOM path, for a plain
+/// `pseudonymize` and for the options the cache leaves to the transform.
+#[test]
+fn cached_pseudonyms_stream_as_computed_ones() {
+    let body = br#"{"value":[{"a":"x@contoso.example","b":"x@contoso.example"},{"a":"y@fabrikam.example","b":"  "},{"a":"x@contoso.example","b":"Q@X.example"},{"a":7,"b":"q@x.example"}]}"#;
+    let transforms = [
+        "      - !<pseudonymize>\n        jsonPaths: ['$..a', '$..b']\n",
+        "      - !<pseudonymize>\n        jsonPaths: ['$..a', '$..b']\n        encoding: URL_SAFE_HASH_ONLY\n",
+        "      - !<pseudonymize>\n        jsonPaths: ['$..a', '$..b']\n        includeReversible: true\n",
+        "      - !<pseudonymize>\n        jsonPaths: ['$..a', '$..b']\n        encoding: JSON\n",
+        "      - !<pseudonymize>\n        jsonPaths: ['$..a', '$..b']\n        encoding: JSON\n        includeOriginal: true\n",
+        "      - !<pseudonymize>\n        jsonPaths: ['$..a', '$..b']\n        onlyIfRegex: '^x'\n",
+        "      - !<pseudonymize>\n        jsonPaths: ['$..a']\n      - !<pseudonymize>\n        jsonPaths: ['$..b']\n",
+    ];
+    for scheme in [Scheme::Hmac, Scheme::Psoxy] {
+        for t in transforms {
+            let rules = common::rules(t);
+            let e = &rules.endpoints[0];
+            let p = common::build(scheme);
+            let cold = sanitize_body_streaming(&e.sanitizer, body, &p, &e.label)
+                .unwrap()
+                .unwrap();
+            let warm = sanitize_body_streaming(&e.sanitizer, body, &p, &e.label)
+                .unwrap()
+                .unwrap();
+            let dom = sanitize_body_dom(&e.sanitizer, body, &p, &e.label).unwrap();
+            let show = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            assert_eq!(show(&cold.0), show(&dom.0), "{t}");
+            assert_eq!(show(&warm.0), show(&dom.0), "{t}");
+            assert_eq!(cold.1, dom.1, "{t}");
+            assert_eq!(warm.1, dom.1, "{t}");
+            if !t.contains("includeOriginal") {
+                assert!(!show(&warm.0).contains("x@contoso"), "{}", show(&warm.0));
+            }
+        }
+    }
+}

@@ -129,6 +129,34 @@ impl Cache {
 
     /// The pseudonym remembered for `key`.
     pub(crate) fn get(&self, key: u128) -> Option<String> {
+        let (text, len) = self.read(key)?;
+        String::from_utf8(text[..len].to_vec()).ok()
+    }
+
+    /// Appends the pseudonym remembered for `key` to `out` as a JSON string
+    /// (in quotes), when it is one serde_json writes without escapes (no
+    /// quote, backslash or control character); else appends nothing.
+    /// Returns whether it appended.
+    pub(crate) fn get_json(&self, key: u128, out: &mut Vec<u8>) -> bool {
+        let Some((text, len)) = self.read(key) else {
+            return false;
+        };
+        let text = &text[..len];
+        if std::str::from_utf8(text).is_err()
+            || text.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        {
+            return false;
+        }
+        out.reserve(len + 2);
+        out.push(b'"');
+        out.extend_from_slice(text);
+        out.push(b'"');
+        true
+    }
+
+    /// The bytes remembered for `key` and their length, read whole (or a
+    /// miss).
+    fn read(&self, key: u128) -> Option<([u8; MAX_TEXT], usize)> {
         let slot = self.slot(key)?;
         let seq = slot.seq.load(Ordering::Acquire);
         if seq & 1 == 1 {
@@ -155,7 +183,7 @@ impl Cache {
         if slot.seq.load(Ordering::Relaxed) != seq {
             return None;
         }
-        String::from_utf8(text[..len].to_vec()).ok()
+        Some((text, len))
     }
 
     /// Remembers `pseudonym` for `key`, in place of what held its slot.
@@ -283,6 +311,26 @@ mod tests {
         c.put(a, "t~abc@contoso.example");
         assert_eq!(c.get(a).as_deref(), Some("t~abc@contoso.example"));
         assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn get_json_writes_only_what_needs_no_escapes() {
+        let c = Cache::new([8; 16], ENTRIES);
+        let mut out = b"[".to_vec();
+        let a = c.key(0, "a");
+        assert!(!c.get_json(a, &mut out), "a miss");
+        c.put(a, "t~abc@contoso.example");
+        assert!(c.get_json(a, &mut out));
+        assert_eq!(out, br#"["t~abc@contoso.example""#);
+        for text in ["{\"h\":1}", "a\\b", "a\u{1f}b", "a\nb"] {
+            let k = c.key(0, text);
+            c.put(k, text);
+            assert_eq!(c.get(k).as_deref(), Some(text));
+            assert!(!c.get_json(k, &mut out), "{text:?} needs escapes");
+        }
+        c.put(c.key(0, "é"), "p~é");
+        assert!(c.get_json(c.key(0, "é"), &mut out));
+        assert_eq!(out, r#"["t~abc@contoso.example""p~é""#.as_bytes());
     }
 
     #[test]

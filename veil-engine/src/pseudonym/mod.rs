@@ -369,6 +369,22 @@ impl Pseudonymizer {
         Ok(out)
     }
 
+    /// Appends the pseudonym of `value` to `out` as a JSON string when the
+    /// cache holds it and it needs no escapes (see [`cache::Cache::get_json`]);
+    /// returns whether it did. The streaming sanitizer's way to a
+    /// pseudonym seen before, without building a string for it.
+    pub(crate) fn write_cached_json(
+        &self,
+        value: &str,
+        opts: PseudonymizeOptions,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        !opts.include_original
+            && self
+                .cache
+                .get_json(self.cache.key(opts.cache_tag(), value), out)
+    }
+
     /// [`Self::pseudonymize`] without the cache.
     fn compute_pseudonym(
         &self,

@@ -97,6 +97,29 @@ impl Pseudonymize {
     }
 }
 
+impl Pseudonymize {
+    /// [`Self::apply`] to the string `text`, written to `out` as JSON, when
+    /// its pseudonym is cached and needs nothing else (no `onlyIfRegex`, no
+    /// `emailDomains`; not blank). Returns whether the output differs from
+    /// `text`, or `None` when nothing was written (then [`Self::apply`]
+    /// decides).
+    pub(crate) fn write_cached(
+        &self,
+        text: &str,
+        p: &Pseudonymizer,
+        out: &mut Vec<u8>,
+    ) -> Option<bool> {
+        if self.only_if.is_some() || self.domains.is_some() || text.trim().is_empty() {
+            return None;
+        }
+        let start = out.len();
+        if !p.write_cached_json(text, self.options, out) {
+            return None;
+        }
+        Some(&out[start + 1..out.len() - 1] != text.as_bytes())
+    }
+}
+
 /// `pseudonymizeRegexMatches`: capture group 1 of the first match is
 /// pseudonymized in place; no match → null.
 #[derive(Debug)]

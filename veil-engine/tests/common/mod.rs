@@ -11,7 +11,8 @@ use veil_engine::{
 pub const SALT: &str = "test-salt-0123456789-0123456789-0123456789";
 pub const KEY: &str = "test-key-0123456789-0123456789-0123456789";
 
-fn build(scheme: Scheme) -> Pseudonymizer {
+/// A pseudonymizer of its own (nothing cached yet), with the shared secrets.
+pub fn build(scheme: Scheme) -> Pseudonymizer {
     Pseudonymizer::new(PseudonymConfig {
         scheme,
         salt: Secret::from(SALT),
