@@ -77,6 +77,11 @@ const TEXT_WORDS: usize = 13;
 /// of hash leave 58 bytes for the domain).
 pub(crate) const MAX_TEXT: usize = TEXT_WORDS * 8;
 
+/// In a slot's `len`: the text has no quote, backslash or control
+/// character (serde_json writes it between quotes as it is). Decided when
+/// the text is written, so a lookup for the output need not look at it.
+const JSON_PLAIN: u32 = 1 << 31;
+
 /// One entry: 128 bytes, two cache lines of its own.
 #[derive(Default)]
 #[repr(align(64))]
@@ -85,7 +90,8 @@ struct Slot {
     /// (It wraps after 2^31 writes; a reader would have to stall through
     /// exactly that many writes of its slot to be fooled.)
     seq: AtomicU32,
-    /// The text's length in bytes; 0: the slot is empty.
+    /// The text's length in bytes (0: the slot is empty), and
+    /// [`JSON_PLAIN`] when the text needs no escapes in a JSON string.
     len: AtomicU32,
     /// The entry key, low half first.
     key: [AtomicU64; 2],
@@ -129,7 +135,7 @@ impl Cache {
 
     /// The pseudonym remembered for `key`.
     pub(crate) fn get(&self, key: u128) -> Option<String> {
-        let (text, len) = self.read(key)?;
+        let (text, len, _) = self.read(key)?;
         String::from_utf8(text[..len].to_vec()).ok()
     }
 
@@ -138,31 +144,29 @@ impl Cache {
     /// quote, backslash or control character); else appends nothing.
     /// Returns whether it appended.
     pub(crate) fn get_json(&self, key: u128, out: &mut Vec<u8>) -> bool {
-        let Some((text, len)) = self.read(key) else {
+        // A read is whole (one write's bytes, a `&str` when written), so
+        // the text is UTF-8 as it was then.
+        let Some((text, len, true)) = self.read(key) else {
             return false;
         };
-        let text = &text[..len];
-        if std::str::from_utf8(text).is_err()
-            || text.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
-        {
-            return false;
-        }
         out.reserve(len + 2);
         out.push(b'"');
-        out.extend_from_slice(text);
+        out.extend_from_slice(&text[..len]);
         out.push(b'"');
         true
     }
 
-    /// The bytes remembered for `key` and their length, read whole (or a
-    /// miss).
-    fn read(&self, key: u128) -> Option<([u8; MAX_TEXT], usize)> {
+    /// The bytes remembered for `key`, their length and whether they are
+    /// [`JSON_PLAIN`], read whole (or a miss).
+    fn read(&self, key: u128) -> Option<([u8; MAX_TEXT], usize, bool)> {
         let slot = self.slot(key)?;
         let seq = slot.seq.load(Ordering::Acquire);
         if seq & 1 == 1 {
             return None;
         }
-        let len = slot.len.load(Ordering::Relaxed) as usize;
+        let len = slot.len.load(Ordering::Relaxed);
+        let plain = len & JSON_PLAIN != 0;
+        let len = (len & !JSON_PLAIN) as usize;
         if slot.key[0].load(Ordering::Relaxed) != key as u64
             || slot.key[1].load(Ordering::Relaxed) != (key >> 64) as u64
             || len == 0
@@ -183,7 +187,7 @@ impl Cache {
         if slot.seq.load(Ordering::Relaxed) != seq {
             return None;
         }
-        Some((text, len))
+        Some((text, len, plain))
     }
 
     /// Remembers `pseudonym` for `key`, in place of what held its slot.
@@ -216,7 +220,13 @@ impl Cache {
         fence(Ordering::Release);
         slot.key[0].store(key as u64, Ordering::Relaxed);
         slot.key[1].store((key >> 64) as u64, Ordering::Relaxed);
-        slot.len.store(pseudonym.len() as u32, Ordering::Relaxed);
+        let plain = !pseudonym
+            .bytes()
+            .any(|b| b < 0x20 || b == b'"' || b == b'\\');
+        slot.len.store(
+            pseudonym.len() as u32 | if plain { JSON_PLAIN } else { 0 },
+            Ordering::Relaxed,
+        );
         let mut words = pseudonym.as_bytes().chunks(8);
         for word in &slot.text {
             let mut bytes = [0u8; 8];
