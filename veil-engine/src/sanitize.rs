@@ -227,16 +227,16 @@ impl EndpointSanitizer {
 
     /// The streaming fast path for a string a transform has seen before:
     /// when the `matched` paths belong to one active transform whose output
-    /// depends only on the string, and either the pseudonymizer's cache
+    /// depends only on the string, and either the transform's memo holds
+    /// `s` (computed earlier in this document) or the pseudonymizer's cache
     /// holds its pseudonym (a `pseudonymize` without options that need the
-    /// value itself, seen in any request) or the transform's memo holds `s`
-    /// (seen in this document), writes the output to `out` (counted as
-    /// [`Self::apply_matched`] counts it) and returns true. Otherwise
-    /// writes nothing and returns false.
+    /// value itself, seen in any request), writes the output to `out`
+    /// (counted as [`Self::apply_matched`] counts it) and returns true.
+    /// Otherwise writes nothing and returns false.
     ///
-    /// The cache comes first: a page's addresses and message ids were
-    /// mostly pseudonymized in earlier requests, and a cache hit builds no
-    /// `Value` and fills no memo.
+    /// A cache hit builds no `Value` and fills no memo: under `veil serve`
+    /// a page's addresses and message ids were mostly pseudonymized in
+    /// earlier requests, so the memo stays small and its lookups cheap.
     pub(crate) fn write_remembered(
         &self,
         s: &str,
@@ -254,14 +254,14 @@ impl EndpointSanitizer {
         {
             return false;
         }
-        if let Transform::Pseudonymize(x) = &self.transforms[t].transform {
-            if let Some(changed) = x.write_cached(s, w.p, out) {
-                w.matches[t] += 1;
-                w.changes[t] += usize::from(changed);
-                return true;
-            }
-        }
         let Some(remembered) = w.memo[t].get_mut(s) else {
+            if let Transform::Pseudonymize(x) = &self.transforms[t].transform {
+                if let Some(changed) = x.write_cached(s, w.p, out) {
+                    w.matches[t] += 1;
+                    w.changes[t] += usize::from(changed);
+                    return true;
+                }
+            }
             return false;
         };
         let json = match &mut remembered.json {
