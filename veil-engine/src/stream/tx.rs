@@ -527,20 +527,15 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
         matched: &mut Vec<u32>,
     ) -> Result<(), Stop> {
         let mut first = true;
-        let mut pos = 0;
+        // An array is streamed only when no live selector looks at the
+        // position or the length (`value` buffers it otherwise:
+        // `needs_container`), so every element gets the first one's states.
+        debug_assert!(!self.paths.needs_container(states));
+        next.clear();
+        matched.clear();
+        self.paths
+            .advance(states, Key::Index(0, usize::MAX), 0, None, next, matched);
         loop {
-            next.clear();
-            matched.clear();
-            // The length is only read by index and slice selectors, which
-            // make `value` buffer the whole array instead.
-            self.paths.advance(
-                states,
-                Key::Index(pos, usize::MAX),
-                pos,
-                None,
-                next,
-                matched,
-            );
             self.maybe_flush()?;
             let mark = self.mark();
             if !first {
@@ -552,7 +547,6 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
             } else {
                 self.truncate(mark)?;
             }
-            pos += 1;
             if !self.sc.next_or_close(b']')? {
                 return Ok(());
             }
