@@ -79,6 +79,28 @@ fn simple_escape(c: Option<&u8>) -> bool {
     )
 }
 
+/// `a == b`, inline for the lengths of member names: two overlapping
+/// word (or half-word) comparisons instead of a call to `memcmp`, which
+/// cost more than the comparison itself.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    match a.len() {
+        8..=16 => {
+            a.first_chunk::<8>() == b.first_chunk::<8>()
+                && a.last_chunk::<8>() == b.last_chunk::<8>()
+        }
+        4..=7 => {
+            a.first_chunk::<4>() == b.first_chunk::<4>()
+                && a.last_chunk::<4>() == b.last_chunk::<4>()
+        }
+        0..=3 => a.iter().zip(b).all(|(x, y)| x == y),
+        _ => a == b,
+    }
+}
+
 /// Whether a quote, a backslash or a byte below 0x20 is among `w`. No
 /// early exit: the fold compiles to vector compares.
 #[inline]
@@ -381,7 +403,7 @@ impl<'a> Scanner<'a> {
         let start = self.pos;
         let end = start + name.len() + 2;
         match self.win().get(start..end) {
-            Some([b'"', inner @ .., b'"']) if inner == name => {
+            Some([b'"', inner @ .., b'"']) if same(inner, name) => {
                 self.pos = end;
                 Ok(Some(Str {
                     start,
@@ -636,6 +658,20 @@ mod tests {
             buf[..n].copy_from_slice(&self.0[..n]);
             self.0 = &self.0[n..];
             Ok(n)
+        }
+    }
+
+    #[test]
+    fn same_compares_every_byte_at_every_length() {
+        for n in 0..40usize {
+            let a: Vec<u8> = (0..n as u8).map(|i| b'a' + i % 26).collect();
+            assert!(same(&a, &a.clone()), "{n}");
+            assert!(!same(&a, &a[..n.saturating_sub(1)]) || n == 0, "{n}");
+            for i in 0..n {
+                let mut b = a.clone();
+                b[i] ^= 0x20;
+                assert!(!same(&a, &b), "{n} bytes, differing at {i}");
+            }
         }
     }
 
