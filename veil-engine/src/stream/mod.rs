@@ -157,14 +157,14 @@
 //! faulting in the input and output buffers (~20 %).
 //!
 //! Under `veil serve` (perf, `cargo bench --bench proxy`, 109 KB page,
-//! streaming, c=16): the kernel's socket work about 20 % of Veil's CPU,
-//! this scanner's strings ~20 % (with `memchr`), the member loop ~10 %
-//! (after the member prediction of `members.rs`), pseudonyms ~4 % (the
-//! page repeats, so they come from the pseudonym cache; computed, they
-//! were ~17 %). Against the code the streaming sanitizer replaced (commit
-//! `fc63e7d`, measured in the same run): 3.0× to 3.35× the requests per
-//! second, 3.4× to 3.8× less CPU per request, between runs
-//! (`benches/proxy.rs` has the table).
+//! streaming, c=16): the kernel's socket work about 18 % of Veil's CPU,
+//! this scanner's strings ~12 %, the member loop ~11 % (after the member
+//! prediction of `members.rs`, which also takes a repeated name by its
+//! bytes), pseudonyms ~7 % (the page repeats, so they are written straight
+//! from the pseudonym cache; computed, they were ~17 %). Against the code
+//! the streaming sanitizer replaced (commit `fc63e7d`, measured in the same
+//! run): 3.86× to 3.92× the requests per second, 4.65× to 4.81× less CPU
+//! per request, in the last two runs (`benches/proxy.rs` has the table).
 
 mod members;
 mod options;
