@@ -118,7 +118,7 @@
 //! | a member name the object before had in the same place matched by its bytes (quote, name, quote), not scanned | 0.197 → 0.185 |
 //! | past a string's first 16 bytes, 32 bytes tested at a time (a vectorized fold), the first special byte found a word at a time; `memchr2` started over after every escape | 0.192 → 0.184 |
 //! | a cached pseudonym written straight into the output: no `String`, `Value`, memo entry or serializer | 0.171 → 0.155 |
-//! | the cache decides when writing whether a pseudonym needs JSON escapes; the memo looked at before the cache; the output buffer sized to the body; the path automaton stepped once per array; member names compared inline, not by `memcmp` | each within noise here; counted by `callgrind` (`veil sanitize --compact`, 2,000 messages): 111.9M → 102.3M, → 98.1M (1,000 messages), 522.4M → 521.5M, → 520.2M instructions |
+//! | the cache decides when writing whether a pseudonym needs JSON escapes; the memo looked at before the cache; the output buffer sized to the body; the path automaton stepped once per array; member names compared inline, not by `memcmp` | each within noise here. Counted by `callgrind` instead (`veil sanitize --compact` of this page's messages, a fresh process): per 1,000 messages 111.9M → 102.3M (the escape flag) → 98.1M (memo first) instructions; then the whole run of 2,000 messages 522.4M → 521.5M (arrays) → 520.2M (inline names) |
 //!
 //! (The "before" of one row is not the "after" of the one above: each pair
 //! is its own run, and runs differ by up to 10 %.) Tried and dropped, no
