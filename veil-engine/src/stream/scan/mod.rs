@@ -70,6 +70,35 @@ fn special_bytes(w: u64) -> u64 {
     quote | backslash | control
 }
 
+/// [`special_bytes`] of the eight bytes `w` starts with (it has eight).
+#[inline]
+fn special_word(w: &[u8]) -> u64 {
+    w.first_chunk::<8>()
+        .map_or(0, |w| special_bytes(u64::from_le_bytes(*w)))
+}
+
+/// The string byte at `i` (plain, or one the fast loops stopped at): the
+/// index after it (after both bytes of an escape, noting the escape), or
+/// `None` for the closing quote; a control character is an error.
+#[inline(always)]
+fn string_byte(
+    b: &[u8],
+    i: usize,
+    escaped: &mut bool,
+    check: &mut bool,
+) -> Result<Option<usize>, Bad> {
+    match STR_CLASS[b[i] as usize] {
+        0 => Ok(Some(i + 1)),
+        1 => Ok(None),
+        2 => {
+            *escaped = true;
+            *check |= !simple_escape(b.get(i + 1));
+            Ok(Some(i + 2))
+        }
+        _ => Err(Bad),
+    }
+}
+
 /// Whether the byte after a backslash makes a one-character escape.
 #[inline]
 fn simple_escape(c: Option<&u8>) -> bool {
@@ -444,24 +473,16 @@ impl<'a> Scanner<'a> {
             while i < near {
                 // Eight bytes at a time while none of them is special.
                 if let Some(w) = b.get(i..i + 8) {
-                    let special = special_bytes(u64::from_le_bytes([
-                        w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7],
-                    ]));
+                    let special = special_word(w);
                     if special == 0 {
                         i += 8;
                         continue;
                     }
                     i += special.trailing_zeros() as usize / 8;
                 }
-                match STR_CLASS[b[i] as usize] {
-                    0 => i += 1,
-                    1 => return self.string_end(start, i, escaped, check),
-                    2 => {
-                        escaped = true;
-                        check |= !simple_escape(b.get(i + 1));
-                        i += 2;
-                    }
-                    _ => return Err(Bad),
+                match string_byte(b, i, &mut escaped, &mut check)? {
+                    Some(next) => i = next,
+                    None => return self.string_end(start, i, escaped, check),
                 }
             }
             // Then 32 bytes at a time while none of them is special (one
@@ -473,36 +494,23 @@ impl<'a> Scanner<'a> {
                     continue;
                 }
                 for word in w.chunks_exact(8) {
-                    let special = special_bytes(u64::from_le_bytes([
-                        word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
-                    ]));
+                    let special = special_word(word);
                     if special != 0 {
                         i += special.trailing_zeros() as usize / 8;
                         break;
                     }
                     i += 8;
                 }
-                match STR_CLASS[b[i] as usize] {
-                    1 => return self.string_end(start, i, escaped, check),
-                    2 => {
-                        escaped = true;
-                        check |= !simple_escape(b.get(i + 1));
-                        i += 2;
-                    }
-                    _ => return Err(Bad),
+                match string_byte(b, i, &mut escaped, &mut check)? {
+                    Some(next) => i = next,
+                    None => return self.string_end(start, i, escaped, check),
                 }
             }
             // The window's last bytes, one by one.
-            while let Some(&c) = b.get(i) {
-                match STR_CLASS[c as usize] {
-                    0 => i += 1,
-                    1 => return self.string_end(start, i, escaped, check),
-                    2 => {
-                        escaped = true;
-                        check |= !simple_escape(b.get(i + 1));
-                        i += 2;
-                    }
-                    _ => return Err(Bad),
+            while i < b.len() {
+                match string_byte(b, i, &mut escaped, &mut check)? {
+                    Some(next) => i = next,
+                    None => return self.string_end(start, i, escaped, check),
                 }
             }
             if self.at_eof() {
