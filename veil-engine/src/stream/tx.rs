@@ -403,12 +403,14 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
         loop {
             // The name as the last object had it at this place, byte for
             // byte: its decision holds, and it is no duplicate.
-            let exact = match predicted && i < members.len() {
-                true => match members.exact(i) {
-                    Some(name) => self.sc.exact_string(name.as_bytes())?,
-                    None => None,
-                },
-                false => None,
+            let name = if predicted && i < members.len() {
+                members.exact(i)
+            } else {
+                None
+            };
+            let exact = match name {
+                Some(name) => self.sc.exact_string(name.as_bytes())?,
+                None => None,
             };
             let k = match exact {
                 Some(k) => k,

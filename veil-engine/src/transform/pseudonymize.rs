@@ -95,9 +95,7 @@ impl Pseudonymize {
         }
         Ok(set(value, Value::String(out)))
     }
-}
 
-impl Pseudonymize {
     /// [`Self::apply`] to the string `text`, written to `out` as JSON, when
     /// its pseudonym is cached and needs nothing else (no `onlyIfRegex`, no
     /// `emailDomains`; not blank). Returns whether the output differs from
