@@ -255,14 +255,12 @@ impl EndpointSanitizer {
             return false;
         }
         let Some(remembered) = w.memo[t].get_mut(s) else {
-            if let Transform::Pseudonymize(x) = &self.transforms[t].transform {
-                if let Some(changed) = x.write_cached(s, w.p, out) {
-                    w.matches[t] += 1;
-                    w.changes[t] += usize::from(changed);
-                    return true;
-                }
-            }
-            return false;
+            let Some(changed) = self.transforms[t].transform.write_cached(s, w.p, out) else {
+                return false;
+            };
+            w.matches[t] += 1;
+            w.changes[t] += usize::from(changed);
+            return true;
         };
         let json = match &mut remembered.json {
             Some(json) => json,

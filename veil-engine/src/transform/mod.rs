@@ -88,6 +88,23 @@ impl Transform {
         )
     }
 
+    /// Writes the output for the string `text` to `out` as JSON when it can
+    /// be had without computing it (a `pseudonymize` whose pseudonym the
+    /// cache holds: see [`pseudonymize::Pseudonymize::write_cached`]);
+    /// returns whether it differs from `text`, or `None` when nothing was
+    /// written.
+    pub(crate) fn write_cached(
+        &self,
+        text: &str,
+        p: &Pseudonymizer,
+        out: &mut Vec<u8>,
+    ) -> Option<bool> {
+        match self {
+            Transform::Pseudonymize(t) => t.write_cached(text, p, out),
+            _ => None,
+        }
+    }
+
     /// Applies the transform to `value` in place.
     pub fn apply(&self, value: &mut Value, p: &Pseudonymizer) -> Result<Outcome, Failure> {
         match self {
