@@ -54,9 +54,11 @@ pub(super) struct Tx<'a, 's, 'o> {
     pub(super) w: Walk<'s>,
     pub(super) schema_changes: usize,
     pub(super) order: Vec<usize>,
-    /// The members of the last object read per schema node ...
+    /// The members of the last object read per schema node and filter
+    /// depth (one node is met at several: a message's `from` and each
+    /// element of its `toRecipients` are both recipients) ...
     /// (Boxed: taken out and put back per object, which moves a pointer.)
-    pub(super) by_node: Vec<Option<Box<Members>>>,
+    pub(super) by_node: Vec<Vec<Option<Box<Members>>>>,
     /// ... and per depth where no schema node filters the members.
     pub(super) by_depth: Vec<Option<Box<Members>>>,
     /// Per depth: automaton states and matched paths of the current child.
@@ -353,15 +355,12 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
         if self.open(b'{', b'}', depth)? {
             return Ok(());
         }
-        let (slots, slot, context) = match verdict {
-            Verdict::Object { id, depth: d } => (&mut self.by_node, id, Some((id, d))),
-            _ => (&mut self.by_depth, depth, None),
+        let context = match verdict {
+            Verdict::Object { id, depth: d } => Some((id, d)),
+            _ => None,
         };
-        if slots.len() <= slot {
-            slots.resize_with(slot + 1, Default::default);
-        }
         // Empty when an object of the same place encloses this one.
-        let mut members = slots[slot].take().unwrap_or_default();
+        let mut members = self.slot(context, depth).take().unwrap_or_default();
         let predicted = members.start(context, states);
         if self.bufs.len() <= depth {
             self.bufs.resize_with(depth + 1, Default::default);
@@ -375,14 +374,29 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
             &mut next,
             &mut matched,
         );
-        match verdict {
-            Verdict::Object { id, .. } => self.by_node[id] = Some(members),
-            _ => self.by_depth[depth] = Some(members),
-        }
+        *self.slot(context, depth) = Some(members);
         self.bufs[depth] = (next, matched);
         r?;
         self.out.push(b'}');
         Ok(())
+    }
+
+    /// Where the members of an object read in `context` (its schema node
+    /// and filter depth), or at `depth` without one, are kept.
+    fn slot(&mut self, context: Option<(usize, usize)>, depth: usize) -> &mut Option<Box<Members>> {
+        let (slots, i) = match context {
+            Some((id, d)) => {
+                if self.by_node.len() <= id {
+                    self.by_node.resize_with(id + 1, Vec::new);
+                }
+                (&mut self.by_node[id], d)
+            }
+            None => (&mut self.by_depth, depth),
+        };
+        if slots.len() <= i {
+            slots.resize_with(i + 1, Default::default);
+        }
+        &mut slots[i]
     }
 
     /// The members of an object, after its `{`. `members`: the last object's
