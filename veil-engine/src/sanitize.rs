@@ -58,6 +58,8 @@ pub struct EndpointSanitizer {
     paths: PathSet,
     /// Path number → transform number.
     owners: Vec<usize>,
+    /// What the streaming passes learned of this endpoint's objects.
+    layouts: crate::stream::Layouts,
 }
 
 /// Most values remembered per transform and document. Pages repeat a few
@@ -106,7 +108,13 @@ impl EndpointSanitizer {
             transforms,
             paths,
             owners,
+            layouts: Default::default(),
         }
+    }
+
+    /// What the streaming passes learned of this endpoint's objects.
+    pub(crate) fn layouts(&self) -> &crate::stream::Layouts {
+        &self.layouts
     }
 
     pub fn transforms(&self) -> &[RuleTransform] {

@@ -566,7 +566,9 @@ fn edge_tokens_agree_with_serde_json() {
 /// match. Whatever follows such a run — the same members, fewer, more,
 /// reordered, a duplicate (plain or escaped, among few or many members,
 /// in the object or one inside it) — the answer is the DOM path's, and a
-/// duplicate still sends the body to the DOM path.
+/// duplicate still sends the body to the DOM path. The same holds for the
+/// first object of the next response, which the members kept from the
+/// passes before predict.
 #[test]
 fn repeated_objects_reuse_decisions_and_still_find_duplicates() {
     let rules = common::rules("      - !<redact>\n        jsonPaths: ['$..d', '$.value[*].b.x']\n");
@@ -600,6 +602,11 @@ fn repeated_objects_reuse_decisions_and_still_find_duplicates() {
             let body = format!(r#"{{"value":[{}]}}"#, items.join(","));
             let streamed = check(&rules, body.as_bytes()).unwrap();
             assert_eq!(streamed, !duplicate, "{body}");
+            // The next response alone: its first object is predicted by
+            // the members the passes over this one left for the endpoint.
+            let next = format!(r#"{{"value":[{tail}]}}"#);
+            let streamed = check(&rules, next.as_bytes()).unwrap();
+            assert_eq!(streamed, !duplicate, "{next}");
         }
     }
 }

@@ -171,7 +171,8 @@ mod options;
 mod scan;
 mod tx;
 
-use members::Members;
+pub(crate) use members::Layouts;
+use members::{Layout, Members};
 pub use options::{
     BodyOptions, PublicBase, PublicBaseError, SanitizerPath, GRAPH_BASE, PAGING_LINKS,
 };
@@ -264,7 +265,7 @@ pub fn sanitize_with(
     let sc = Scanner::new(body).with_max_depth(depth_limit(opts));
     let mut tx = Tx::new(san, sc, body.len(), p, &active, links, None);
     match stream_inner(san, body, p, endpoint, opts.max_depth, &mut tx)? {
-        Some(report) => Ok((tx.out, report)),
+        Some(report) => Ok((std::mem::take(&mut tx.out), report)),
         None => dom_opts(san, body, p, endpoint, opts),
     }
 }

@@ -54,15 +54,19 @@ pub(super) struct Tx<'a, 's, 'o> {
     pub(super) w: Walk<'s>,
     pub(super) schema_changes: usize,
     pub(super) order: Vec<usize>,
-    /// The members of the last object read per schema node and filter
-    /// depth (one node is met at several: a message's `from` and each
-    /// element of its `toRecipients` are both recipients) ...
-    /// (Boxed: taken out and put back per object, which moves a pointer.)
-    pub(super) by_node: Vec<Vec<Option<Box<Members>>>>,
-    /// ... and per depth where no schema node filters the members.
-    pub(super) by_depth: Vec<Option<Box<Members>>>,
-    /// Per depth: automaton states and matched paths of the current child.
-    pub(super) bufs: Vec<(Vec<State>, Vec<u32>)>,
+    /// The members of the last object read per place (per schema node
+    /// and filter depth: a message's `from` and each element of its
+    /// `toRecipients` are both recipients, one level apart), and buffers;
+    /// taken from the endpoint's kept layouts, and given back at the end.
+    /// (Members are boxed: taken out and put back per object, which moves
+    /// a pointer.)
+    pub(super) layout: Layout,
+}
+
+impl Drop for Tx<'_, '_, '_> {
+    fn drop(&mut self) {
+        self.san.layouts().put(std::mem::take(&mut self.layout));
+    }
 }
 
 impl<'a, 's, 'o> Tx<'a, 's, 'o> {
@@ -99,9 +103,7 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
             w: san.new_walk(p, active),
             schema_changes: 0,
             order: Vec::new(),
-            by_node: Vec::new(),
-            by_depth: Vec::new(),
-            bufs: Vec::new(),
+            layout: san.layouts().take(),
         }
     }
 
@@ -362,10 +364,10 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
         // Empty when an object of the same place encloses this one.
         let mut members = self.slot(context, depth).take().unwrap_or_default();
         let predicted = members.start(context, states);
-        if self.bufs.len() <= depth {
-            self.bufs.resize_with(depth + 1, Default::default);
+        if self.layout.bufs.len() <= depth {
+            self.layout.bufs.resize_with(depth + 1, Default::default);
         }
-        let (mut next, mut matched) = std::mem::take(&mut self.bufs[depth]);
+        let (mut next, mut matched) = std::mem::take(&mut self.layout.bufs[depth]);
         let r = self.members(
             verdict,
             states,
@@ -375,7 +377,7 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
             &mut matched,
         );
         *self.slot(context, depth) = Some(members);
-        self.bufs[depth] = (next, matched);
+        self.layout.bufs[depth] = (next, matched);
         r?;
         self.out.push(b'}');
         Ok(())
@@ -384,14 +386,15 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
     /// Where the members of an object read in `context` (its schema node
     /// and filter depth), or at `depth` without one, are kept.
     fn slot(&mut self, context: Option<(usize, usize)>, depth: usize) -> &mut Option<Box<Members>> {
+        let l = &mut self.layout;
         let (slots, i) = match context {
             Some((id, d)) => {
-                if self.by_node.len() <= id {
-                    self.by_node.resize_with(id + 1, Vec::new);
+                if l.by_node.len() <= id {
+                    l.by_node.resize_with(id + 1, Vec::new);
                 }
-                (&mut self.by_node[id], d)
+                (&mut l.by_node[id], d)
             }
-            None => (&mut self.by_depth, depth),
+            None => (&mut l.by_depth, depth),
         };
         if slots.len() <= i {
             slots.resize_with(i + 1, Default::default);
@@ -523,12 +526,12 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
             }
             _ => Sch::Off,
         };
-        if self.bufs.len() <= depth {
-            self.bufs.resize_with(depth + 1, Default::default);
+        if self.layout.bufs.len() <= depth {
+            self.layout.bufs.resize_with(depth + 1, Default::default);
         }
-        let (mut next, mut matched) = std::mem::take(&mut self.bufs[depth]);
+        let (mut next, mut matched) = std::mem::take(&mut self.layout.bufs[depth]);
         let r = self.elements(child, states, depth, &mut next, &mut matched);
-        self.bufs[depth] = (next, matched);
+        self.layout.bufs[depth] = (next, matched);
         r?;
         self.out.push(b']');
         Ok(())
