@@ -486,25 +486,34 @@ impl<'a> Scanner<'a> {
                 }
             }
             // Then 32 bytes at a time while none of them is special (one
-            // vector test), and the first special byte of a chunk found
-            // eight bytes at a time: an escape costs a step, not a new search.
+            // vector test). A chunk with special bytes is taken eight bytes
+            // at a time, and each flagged byte in turn, from the word's
+            // bits: an escape costs a step, not a new search. (HTML bodies
+            // have an escape every dozen bytes; searching the chunk again
+            // after each cost 2 % more instructions on a Sent Items page.)
+            // A flagged byte may be plain (a borrow, see `special_bytes`):
+            // it is then passed as such, as every byte before it is plain.
+            // One taken already, as the second byte of an escape, is
+            // passed over.
             while let Some(w) = b.get(i..).and_then(<[u8]>::first_chunk::<32>) {
-                if !any_special(w) {
-                    i += 32;
-                    continue;
-                }
-                for word in w.chunks_exact(8) {
-                    let special = special_word(word);
-                    if special != 0 {
-                        i += special.trailing_zeros() as usize / 8;
-                        break;
+                let base = i;
+                if any_special(w) {
+                    for (k, word) in w.chunks_exact(8).enumerate() {
+                        let mut special = special_word(word);
+                        while special != 0 {
+                            let j = base + k * 8 + special.trailing_zeros() as usize / 8;
+                            special &= special - 1;
+                            if j < i {
+                                continue;
+                            }
+                            match string_byte(b, j, &mut escaped, &mut check)? {
+                                Some(next) => i = next,
+                                None => return self.string_end(start, j, escaped, check),
+                            }
+                        }
                     }
-                    i += 8;
                 }
-                match string_byte(b, i, &mut escaped, &mut check)? {
-                    Some(next) => i = next,
-                    None => return self.string_end(start, i, escaped, check),
-                }
+                i = i.max(base + 32);
             }
             // The window's last bytes, one by one.
             while i < b.len() {
@@ -744,6 +753,48 @@ mod tests {
                         "in pieces: {:?}",
                         String::from_utf8_lossy(&doc)
                     );
+                }
+            }
+        }
+    }
+
+    /// Two special bytes or escapes in one string, at every pair of
+    /// positions across the 32-byte chunks: an escaped quote or backslash
+    /// right before or after another, and the bytes a borrow flags (`#`
+    /// after a quote, `]` after a backslash). The string ends where
+    /// serde_json ends it, and reads as serde_json reads it.
+    #[test]
+    fn strings_with_many_escapes_end_and_read_like_serde_json() {
+        let specials: [&[u8]; 9] = [
+            b"\\\\",
+            b"\\\\\\\"",
+            b"\\\"#",
+            b"\\\\]",
+            b"#",
+            b"\\n",
+            b"\x1f",
+            b"\\u0022",
+            b"\xc3\xa9",
+        ];
+        for at in 0..66 {
+            for gap in 0..34 {
+                for a in specials {
+                    for b in specials {
+                        let mut doc = b"\"".to_vec();
+                        doc.extend(std::iter::repeat_n(b'x', at));
+                        doc.extend_from_slice(a);
+                        doc.extend(std::iter::repeat_n(b'y', gap));
+                        doc.extend_from_slice(b);
+                        doc.extend_from_slice(b"z\"");
+                        let serde = serde_json::from_slice::<String>(&doc).ok();
+                        let mut sc = Scanner::new(&doc);
+                        let read = sc.utf8_ok().then(|| sc.string().ok()).flatten();
+                        let text = read
+                            .filter(|_| sc.end().is_ok())
+                            .and_then(|s| sc.str_ref(s).text().ok())
+                            .map(|t| t.into_owned());
+                        assert_eq!(text, serde, "{:?}", String::from_utf8_lossy(&doc));
+                    }
                 }
             }
         }
