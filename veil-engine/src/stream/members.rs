@@ -182,8 +182,11 @@ pub(super) struct Layout {
     pub by_node: Vec<Vec<Option<Box<Members>>>>,
     /// Per depth, where no schema node filters the members.
     pub by_depth: Vec<Option<Box<Members>>>,
-    /// Per depth: automaton states and matched paths of the current child.
+    /// Per depth of an array: the automaton states and matched paths of
+    /// its elements.
     pub bufs: Vec<(Vec<State>, Vec<u32>)>,
+    /// A member's automaton states and matched paths, as they are decided.
+    pub scratch: (Vec<State>, Vec<u32>),
 }
 
 impl Layout {

@@ -364,20 +364,8 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
         // Empty when an object of the same place encloses this one.
         let mut members = self.slot(context, depth).take().unwrap_or_default();
         let predicted = members.start(context, states);
-        if self.layout.bufs.len() <= depth {
-            self.layout.bufs.resize_with(depth + 1, Default::default);
-        }
-        let (mut next, mut matched) = std::mem::take(&mut self.layout.bufs[depth]);
-        let r = self.members(
-            verdict,
-            states,
-            depth,
-            (&mut members, predicted),
-            &mut next,
-            &mut matched,
-        );
+        let r = self.members(verdict, states, depth, (&mut members, predicted));
         *self.slot(context, depth) = Some(members);
-        self.layout.bufs[depth] = (next, matched);
         r?;
         self.out.push(b'}');
         Ok(())
@@ -411,8 +399,6 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
         states: &[State],
         depth: usize,
         (members, mut predicted): (&mut Members, bool),
-        next: &mut Vec<State>,
-        matched: &mut Vec<u32>,
     ) -> Result<(), Stop> {
         let mut pos = 0;
         let mut first = true;
@@ -450,6 +436,9 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
                         .map(|cid| Sch::Node(cid, d)),
                     _ => Some(Sch::Off),
                 };
+                // The decision goes straight into the member table: one
+                // pair of buffers serves every object.
+                let (next, matched) = &mut self.layout.scratch;
                 next.clear();
                 matched.clear();
                 if child.is_some() {
@@ -473,9 +462,14 @@ impl<'a, 's, 'o> Tx<'a, 's, 'o> {
                     if !first {
                         self.out.push(b',');
                     }
-                    self.sc.str_ref(k).write(&mut self.out)?;
-                    self.sc.expect(b':')?;
-                    self.out.push(b':');
+                    match self.sc.name_and_colon(k) {
+                        Some(raw) => self.out.extend_from_slice(raw),
+                        None => {
+                            self.sc.str_ref(k).write(&mut self.out)?;
+                            self.sc.expect(b':')?;
+                            self.out.push(b':');
+                        }
+                    }
                     let start = self.mark();
                     let kept = self.value(child, matched, next, depth + 1)?;
                     if kept {

@@ -373,6 +373,25 @@ impl<'a> Scanner<'a> {
         self.win().get(self.pos).copied().ok_or(Bad)
     }
 
+    /// A member name `k` just read, written without escapes and followed
+    /// right away by its `:` (compact JSON): the bytes `"name":`, read. Any
+    /// other case (escapes, blanks, the window ending) is `None`, and
+    /// nothing is read.
+    #[inline]
+    pub fn name_and_colon(&mut self, k: Str) -> Option<&[u8]> {
+        if k.escaped || self.pos != k.end {
+            return None;
+        }
+        let at = k.end;
+        match self.win().get(at) {
+            Some(b':') => {
+                self.pos = at + 1;
+                Some(&self.win()[k.start..=at])
+            }
+            _ => None,
+        }
+    }
+
     /// Consumes `c` after blanks.
     #[inline]
     pub fn expect(&mut self, c: u8) -> Result<(), Bad> {
@@ -756,6 +775,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn name_and_colon_takes_a_plain_name_right_before_its_colon() {
+        let doc = br#"{"ab":1,"c" :2,"\u0064":3,"e""#;
+        let mut sc = Scanner::new(doc);
+        sc.expect(b'{').unwrap();
+        let k = sc.string().unwrap();
+        assert_eq!(sc.name_and_colon(k), Some(&br#""ab":"#[..]));
+        assert_eq!(sc.pos, 6);
+        assert_eq!(sc.name_and_colon(k), None, "only right after the name");
+        // A blank before the colon, an escaped name: nothing read.
+        for at in [8, 15] {
+            sc.pos = at;
+            let k = sc.string().unwrap();
+            let end = sc.pos;
+            assert_eq!(sc.name_and_colon(k), None);
+            assert_eq!(sc.pos, end);
+            sc.expect(b':').unwrap();
+        }
+        // The document (or the window read so far) ends after the name.
+        sc.pos = 26;
+        let k = sc.string().unwrap();
+        assert_eq!(sc.name_and_colon(k), None);
+        assert_eq!(sc.pos, doc.len());
     }
 
     /// Two special bytes or escapes in one string, at every pair of
