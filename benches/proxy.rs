@@ -69,20 +69,23 @@
 //!
 //! | | req/s, c=16 | p50 / p99 ms, c=16 | CPU ms/request | p50 ms, c=1 |
 //! | --- | --- | --- | --- | --- |
-//! | direct | 49,977 | 0.30 / 0.61 | – | 0.03 |
-//! | `fc63e7d` (B) | 2,554 | 6.21 / 10.47 | 0.694 | 0.77 |
-//! | DOM path (b) | 3,900 | 4.04 / 7.02 | 0.449 | 0.57 |
-//! | streaming (c) | 10,014 | 1.56 / 2.92 | 0.144 | 0.27 |
+//! | direct | 58,513 | 0.26 / 0.53 | – | 0.03 |
+//! | `fc63e7d` (B) | 2,590 | 6.14 / 10.07 | 0.690 | 0.80 |
+//! | DOM path (b) | 3,867 | 4.08 / 7.16 | 0.452 | 0.57 |
+//! | streaming (c) | 11,138 | 1.39 / 2.62 | 0.124 | 0.25 |
 //!
-//! Streaming over `fc63e7d`: 3.92× the requests/s (3.86× in a run earlier
-//! the same day; 2.99× to 3.35× on other days, before the last changes in
-//! the table below), 4.81× less CPU per request (4.65×). Target 4×: missed
-//! by 2 % in this run (4 × 2,554 = 10,216 req/s). Added p50 at c=1:
-//! 0.24 ms (target 0.5 ms: met; `fc63e7d` 0.74 ms). The throughput ratio
-//! is bounded by more than Veil: the load generator and the test Graph
-//! share the two cores (2 cores ÷ the direct case's 40,000 to 60,000 req/s
-//! is 0.03 to 0.05 ms per request), and the kernel's loopback delivery of
-//! Veil's answers runs on Veil's own time.
+//! Streaming over `fc63e7d`: 4.30× the requests/s and 5.56× less CPU per
+//! request in this run; 3.97× (10,645 vs 2,679 req/s) and 5.13× in the next
+//! run of the same binaries. Target 4×: met in one of the two, short by
+//! 1 % in the other. Earlier the same day, before the last row of the table
+//! below: 3.98× and 4.00× (CPU 4.97× and 5.10× less). The ratio moves by
+//! up to 8 % from run to run, mostly with `fc63e7d`'s own figure (2,420 to
+//! 2,680 req/s). Added p50 at c=1: 0.23 ms (target 0.5 ms: met;
+//! `fc63e7d` 0.78 ms). The throughput ratio is bounded by more than Veil:
+//! the load generator and the test Graph share the two cores (2 cores ÷
+//! the direct case's 50,000 to 60,000 req/s is 0.03 to 0.04 ms per
+//! request), and the kernel's loopback delivery of Veil's answers runs on
+//! Veil's own time.
 //!
 //! This page is the same on every request, so from the second request on
 //! every pseudonym comes from the pseudonym cache
@@ -93,14 +96,16 @@
 //! 80 ns per new value for the lookup (see the cache's docs).
 //!
 //! Where Veil's CPU goes under the c=16 load (`perf record` on the
-//! streaming instance, self time): the kernel about 18 % (socket reads and
-//! writes with the loopback's delivery to the receiver, wake-ups and task
-//! switches), the scanner's strings 12 %, the member loop 11 %, the value
-//! dispatch 5 %, memmove 4.4 % (output writes, the body's copy), the
-//! pseudonym cache's slot reads 4.3 % and its SipHash keys 2.9 %, memcmp
-//! 2.8 % (before member names were compared inline), schema verdicts
-//! 1.7 %, mimalloc ≈ 2 %, the paging links' regex 0.6 %, hyper, tokio and
-//! the access log about 4 %.
+//! streaming instance, self time, before the last two rows of the table
+//! below): the kernel about 20 % (socket reads and writes with the
+//! loopback's delivery to the receiver, wake-ups and task switches), the
+//! scanner's strings 13 %, the member loop 12 %, the value dispatch 6 %,
+//! memmove 4.3 % (output writes, the body's copy), the pseudonym cache's
+//! slot reads 3.9 % and its SipHash keys 3.3 %, the paging links'
+//! `tokenize` 2.5 % (two regexes with captures and an encryption per
+//! request), schema verdicts 2 % (before their table), re-identifying the
+//! request's token 1.9 %, the access log 1.5 %, mimalloc ≈ 2 %, hyper and
+//! tokio the rest.
 //!
 //! Kept, each measured as CPU per request at c=16 against the binary just
 //! before it, in one run (3 rounds of 4 s, medians):
@@ -119,6 +124,9 @@
 //! | past a string's first 16 bytes, 32 bytes tested at a time (a vectorized fold), the first special byte found a word at a time; `memchr2` started over after every escape | 0.192 → 0.184 |
 //! | a cached pseudonym written straight into the output: no `String`, `Value`, memo entry or serializer | 0.171 → 0.155 |
 //! | the cache decides when writing whether a pseudonym needs JSON escapes; the memo looked at before the cache; the output buffer sized to the body; the path automaton stepped once per array; member names compared inline, not by `memcmp` | each within noise here. Counted by `callgrind` instead (`veil sanitize --compact` of this page's messages, a fresh process): per 1,000 messages 111.9M → 102.3M (the escape flag) → 98.1M (memo first) instructions; then the whole run of 2,000 messages 522.4M → 521.5M (arrays) → 520.2M (inline names) |
+//! | the access log's line written as its fields are read, not built as a `serde_json::Map`; a request target's segment or value without `~` or `%` not searched for tokens | 0.149 → 0.142 (5 rounds; `perf`: the log 2.7 % → 1.5 %, re-identifying 2.6 % → 1.9 %) |
+//! | member tables kept per schema node *and* filter depth: a message's `from` (one depth) and its `toRecipients` elements (one deeper) had taken turns in one table, each finding the other's members | 0.142 → 0.139; the names decided the slow way on a 40-message page 271 → 40 |
+//! | an endpoint's member tables kept for its next responses (bounded; names and decisions, no values); schema verdicts looked up in a table built when the schema is compiled; a 32-byte chunk's special bytes taken in turn from the words' bits; one pair of scratch buffers for a member's decision; a plain member name and its colon copied in one step | 0.134–0.141 → 0.124, across full runs of one day, not one A/B run (`fc63e7d` ÷ streaming CPU 4.97×–5.10× → 5.56×). By `callgrind` (a fresh `veil sanitize --compact` of 2,000 messages, whole process): 509.5M → 501.7M (verdicts) → 497.7M (bits) → 493.8M (scratch) → 483.3M (name and colon) instructions; the kept tables: 2 % fewer in a pass after the first (1.976M → 1.935M) |
 //!
 //! (The "before" of one row is not the "after" of the one above: each pair
 //! is its own run, and runs differ by up to 10 %.) Tried and dropped, no
@@ -131,7 +139,10 @@
 //! instructions for 1,000 messages; a direct path for a matched string the
 //! memo has not seen (one lookup and one copy fewer): 0.202 vs 0.199 ms per
 //! request; two or three Tokio workers instead of one per core: the same
-//! CPU per request.
+//! CPU per request; `lto = "fat"` with one codegen unit: 0.141 ms per
+//! request against 0.137 with the thin LTO kept (no gain; a 13.1 MB binary
+//! instead of 16.7 MB, and twice the build time); looking at the byte at the position before the loop
+//! over blanks: 0.1 % fewer instructions.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

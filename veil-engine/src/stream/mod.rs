@@ -157,14 +157,14 @@
 //! faulting in the input and output buffers (~20 %).
 //!
 //! Under `veil serve` (perf, `cargo bench --bench proxy`, 109 KB page,
-//! streaming, c=16): the kernel's socket work about 18 % of Veil's CPU,
-//! this scanner's strings ~12 %, the member loop ~11 % (after the member
+//! streaming, c=16): the kernel's socket work about 20 % of Veil's CPU,
+//! this scanner's strings ~13 %, the member loop ~12 % (after the member
 //! prediction of `members.rs`, which also takes a repeated name by its
 //! bytes), pseudonyms ~7 % (the page repeats, so they are written straight
 //! from the pseudonym cache; computed, they were ~17 %). Against the code
 //! the streaming sanitizer replaced (commit `fc63e7d`, measured in the same
-//! run): 3.86× to 3.92× the requests per second, 4.65× to 4.81× less CPU
-//! per request, in the last two runs (`benches/proxy.rs` has the table).
+//! run): 4.30× the requests per second and 5.56× less CPU per request in
+//! the last run (`benches/proxy.rs` has the table and the runs before).
 
 mod members;
 mod options;
