@@ -67,8 +67,9 @@ fn line(event: &Event<'_>) -> String {
     line.member("target", meta.target());
     let mut bytes = line.0;
     bytes.extend_from_slice(b"}\n");
-    // Only `serde_json` output and ASCII punctuation were written.
-    String::from_utf8(bytes).unwrap_or_default()
+    // Only `serde_json` output and ASCII punctuation were written, so the
+    // bytes are UTF-8; were they not, the line is still written.
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// A line being written: `{` and the members so far.
