@@ -24,6 +24,7 @@
 mod detect;
 mod error;
 mod jsonpath;
+mod members;
 mod policy;
 mod pseudonym;
 mod reidentify;

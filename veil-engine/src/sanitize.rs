@@ -59,7 +59,7 @@ pub struct EndpointSanitizer {
     /// Path number → transform number.
     owners: Vec<usize>,
     /// What the streaming passes learned of this endpoint's objects.
-    layouts: crate::stream::Layouts,
+    layouts: crate::members::Layouts,
 }
 
 /// Most values remembered per transform and document. Pages repeat a few
@@ -113,7 +113,7 @@ impl EndpointSanitizer {
     }
 
     /// What the streaming passes learned of this endpoint's objects.
-    pub(crate) fn layouts(&self) -> &crate::stream::Layouts {
+    pub(crate) fn layouts(&self) -> &crate::members::Layouts {
         &self.layouts
     }
 

@@ -159,20 +159,18 @@
 //! Under `veil serve` (perf, `cargo bench --bench proxy`, 109 KB page,
 //! streaming, c=16): the kernel's socket work about 20 % of Veil's CPU,
 //! this scanner's strings ~13 %, the member loop ~12 % (after the member
-//! prediction of `members.rs`, which also takes a repeated name by its
+//! prediction of `crate::members`, which also takes a repeated name by its
 //! bytes), pseudonyms ~7 % (the page repeats, so they are written straight
 //! from the pseudonym cache; computed, they were ~17 %). Against the code
 //! the streaming sanitizer replaced (commit `fc63e7d`, measured in the same
 //! run): 4.30× the requests per second and 5.56× less CPU per request in
 //! the last run (`benches/proxy.rs` has the table and the runs before).
 
-mod members;
 mod options;
 mod scan;
 mod tx;
 
-pub(crate) use members::Layouts;
-use members::{Layout, Members};
+use crate::members::{Layout, Members, Sch};
 pub use options::{
     BodyOptions, PublicBase, PublicBaseError, SanitizerPath, GRAPH_BASE, PAGING_LINKS,
 };

@@ -20,13 +20,6 @@ impl From<Bad> for Stop {
     }
 }
 
-/// The schema node a value is filtered by, and the filter's depth there.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Sch {
-    Off,
-    Node(usize, usize),
-}
-
 /// A scalar token (its bytes are in the scanner's window).
 pub(super) enum Scalar {
     Str(Str),

@@ -2,6 +2,11 @@
 //! for each (its schema node and its automaton states), kept for the next
 //! object read in the same place.
 //!
+//! The streaming sanitizer (`crate::stream`) reads and writes these
+//! tables; each endpoint's sanitizer (`crate::sanitize`) keeps the ones its
+//! passes leave ([`Layouts`]). So they are a module of their own, which
+//! both use.
+//!
 //! A page's objects of one kind repeat the same members in the same order
 //! (every message of a `value[]` has the same forty names). So [`Members`]
 //! keeps the last object's members, and while the next object's names match
@@ -19,13 +24,19 @@ use std::sync::Mutex;
 
 use foldhash::HashSet;
 
-use super::tx::Sch;
 use crate::jsonpath::State;
+
+/// The schema node a value is filtered by, and the filter's depth there.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Sch {
+    Off,
+    Node(usize, usize),
+}
 
 /// The rules' decision for one member: its schema node (`None`: not
 /// declared, skipped) and, when kept, the automaton states of its value.
 #[derive(Debug, Clone)]
-pub(super) struct Member {
+pub(crate) struct Member {
     /// Where the name ends in [`Members::names`].
     end: usize,
     /// The name was written without escapes (so it holds no quote,
@@ -46,7 +57,7 @@ pub(super) struct Member {
 /// decided the slow way. Keyed by both, it has 40: the page's own and the
 /// first message's.)
 #[derive(Default)]
-pub(super) struct Members {
+pub(crate) struct Members {
     /// The object the members belong to: its schema node and depth, and
     /// the automaton states it was read with. Decisions are reused only for
     /// an object read with the same.
@@ -71,7 +82,7 @@ impl Members {
     /// Starts an object. Returns whether the kept members were read in the
     /// same place (then they predict this object's); if not, they are
     /// dropped.
-    pub(super) fn start(&mut self, context: Option<(usize, usize)>, states: &[State]) -> bool {
+    pub(crate) fn start(&mut self, context: Option<(usize, usize)>, states: &[State]) -> bool {
         if self.context == context && self.states == states {
             return true;
         }
@@ -82,13 +93,13 @@ impl Members {
         false
     }
 
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.list.len()
     }
 
     /// The `i`-th name.
     #[inline]
-    pub(super) fn name(&self, i: usize) -> &str {
+    pub(crate) fn name(&self, i: usize) -> &str {
         let start = if i == 0 { 0 } else { self.list[i - 1].end };
         &self.names[start..self.list[i].end]
     }
@@ -96,12 +107,12 @@ impl Members {
     /// The `i`-th name when it may be matched byte for byte (see
     /// [`Member::plain`]).
     #[inline]
-    pub(super) fn exact(&self, i: usize) -> Option<&str> {
+    pub(crate) fn exact(&self, i: usize) -> Option<&str> {
         self.list[i].plain.then(|| self.name(i))
     }
 
     /// The `i`-th member's decision.
-    pub(super) fn get(&self, i: usize) -> (&Member, &[State], &[u32]) {
+    pub(crate) fn get(&self, i: usize) -> (&Member, &[State], &[u32]) {
         let m = &self.list[i];
         (
             m,
@@ -111,7 +122,7 @@ impl Members {
     }
 
     /// Keeps the first `n` members only.
-    pub(super) fn truncate(&mut self, n: usize) {
+    pub(crate) fn truncate(&mut self, n: usize) {
         if n >= self.list.len() {
             return;
         }
@@ -135,7 +146,7 @@ impl Members {
     }
 
     /// Whether `key` is among the names.
-    pub(super) fn contains(&mut self, key: &str) -> bool {
+    pub(crate) fn contains(&mut self, key: &str) -> bool {
         let n = self.list.len();
         if n < LINEAR {
             return (0..n).any(|i| self.name(i) == key);
@@ -151,7 +162,7 @@ impl Members {
 
     /// Adds a member and the rules' decision for it. `plain`: the name was
     /// written without escapes.
-    pub(super) fn push(
+    pub(crate) fn push(
         &mut self,
         key: &str,
         plain: bool,
@@ -177,7 +188,7 @@ impl Members {
 /// What one pass learned of its endpoint's objects (the member tables per
 /// place), and its buffers per depth.
 #[derive(Default)]
-pub(super) struct Layout {
+pub(crate) struct Layout {
     /// Per schema node, per filter depth.
     pub by_node: Vec<Vec<Option<Box<Members>>>>,
     /// Per depth, where no schema node filters the members.
@@ -238,13 +249,13 @@ impl std::fmt::Debug for Layouts {
 
 impl Layouts {
     /// A layout left by an earlier pass, or an empty one.
-    pub(super) fn take(&self) -> Layout {
+    pub(crate) fn take(&self) -> Layout {
         let kept = self.0.lock().ok().and_then(|mut v| v.pop());
         kept.unwrap_or_default()
     }
 
     /// Keeps a layout for a later pass, within the bounds.
-    pub(super) fn put(&self, layout: Layout) {
+    pub(crate) fn put(&self, layout: Layout) {
         let (bytes, names) = layout.size();
         if bytes > KEPT_BYTES || names > KEPT_NAMES {
             return;
