@@ -76,8 +76,8 @@
 //!
 //! Streaming over `fc63e7d`: 4.30× the requests/s and 5.56× less CPU per
 //! request in this run; 3.97× (10,645 vs 2,679 req/s) and 5.13× in the next
-//! run of the same binaries. Target 4×: met in one of the two, short by
-//! 1 % in the other. Earlier the same day, before the last row of the table
+//! run of the same code, and 4.16× (10,813 vs 2,602) and 5.28× in a third.
+//! Target 4×: met by the median of the three (4.16×), short by 1 % in one. Earlier the same day, before the last row of the table
 //! below: 3.98× and 4.00× (CPU 4.97× and 5.10× less). The ratio moves by
 //! up to 8 % from run to run, mostly with `fc63e7d`'s own figure (2,420 to
 //! 2,680 req/s). Added p50 at c=1: 0.23 ms (target 0.5 ms: met;
